@@ -1,0 +1,87 @@
+"""What the training runner expects of an agent.
+
+Agents hold only their algorithm. The runner (``rlwb.train``) owns the loop: engine steps,
+when to update, evaluation, logging, checkpoints. Two shapes of agent exist:
+
+* :class:`StepAgent` (DDPG, TD-MPC, GDG, MPC agents): the runner calls ``act`` on a batch
+  of observations, steps the engine, hands the transition to ``observe`` and calls
+  ``update`` at the configured update-to-data ratio.
+* :class:`IterationAgent` (Deep GA, other population methods): the runner calls
+  ``iterate(engine)`` (one generation), which uses ``engine.rollout`` itself.
+
+Both are built as ``AgentClass(config, spec, device)`` where ``config`` is the agent's
+dataclass and ``spec`` the :class:`rlwb.engine.EngineSpec` of the training engine, so a
+checkpoint (which stores the class path, config and spec) rebuilds any agent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from rlwb.engine.base import Engine, EngineSpec
+
+
+class Agent(ABC):
+    """Common part: construction, acting, state for checkpoints."""
+
+    config: Any
+    spec: EngineSpec
+    device: torch.device
+
+    @abstractmethod
+    def __init__(self, config: Any, spec: EngineSpec, device: torch.device) -> None: ...
+
+    @abstractmethod
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        """``obs[B, ...] -> action[B, A]`` on the agent's device; deterministic unless
+        ``explore``."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (networks, optimizers, replay, RNG, counters)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """The part needed to act (for small evaluation checkpoints); default: everything."""
+        return self.state_dict()
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state)
+
+
+class StepAgent(Agent):
+    """An agent trained from a stream of transitions."""
+
+    @abstractmethod
+    def observe(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+    ) -> None:
+        """Store one batched transition. ``next_obs`` is the true next observation (the final
+        observation for members that finished, not the autoreset one)."""
+
+    @abstractmethod
+    def update(self, num_updates: int) -> dict[str, float]:
+        """Run ``num_updates`` gradient updates; return scalars to log under ``losses/``."""
+
+    def episode_start(self, members: torch.Tensor) -> None:  # noqa: B027 - optional hook
+        """Members (bool mask ``[B]``) that start a new episode (e.g. reset OU noise)."""
+
+
+class IterationAgent(Agent):
+    """An agent trained in whole iterations (a GA generation) over the engine."""
+
+    @abstractmethod
+    def iterate(self, engine: Engine) -> dict[str, float]:
+        """One iteration; returns scalars to log. Must count env steps it used in
+        ``self.env_steps``."""

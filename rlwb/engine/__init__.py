@@ -1,0 +1,127 @@
+"""The vectorized rollout engine: ``make_engine(task, num_envs, backend="auto")``.
+
+Backends (see ``BACKENDS``): ``mujoco`` (native MuJoCo on CPU threads), ``warp`` (MuJoCo
+Warp, GPU), ``torch`` (analytic tasks written in torch) and ``gym`` (any Gymnasium id via
+``gymnasium.vector``). All return the same :class:`Engine` API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+
+from rlwb import tasks
+from rlwb.engine.base import Engine, EngineSpec, Policy, RolloutResult
+from rlwb.errors import BackendUnavailableError, ConfigError, UnknownTaskError
+
+BACKENDS: dict[str, str] = {
+    "mujoco": "rlwb.engine.mujoco_backend:MujocoEngine",
+    "warp": "rlwb.engine.warp_backend:WarpEngine",
+    "torch": "rlwb.engine.torch_backend:TorchEngine",
+    "gym": "rlwb.engine.gym_backend:GymEngine",
+}
+
+__all__ = [
+    "BACKENDS",
+    "Engine",
+    "EngineSpec",
+    "Policy",
+    "RolloutResult",
+    "backend_class",
+    "backend_status",
+    "make_engine",
+]
+
+
+def backend_class(name: str) -> type[Engine]:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    module_name, _, attr = BACKENDS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"backend {name!r} cannot be imported here: {exc}") from exc
+    return getattr(module, attr)
+
+
+def backend_status(name: str, device: str | torch.device | None = None) -> tuple[bool, str]:
+    """(available, reason) for a backend on this machine and device."""
+    try:
+        cls = backend_class(name)
+    except BackendUnavailableError as exc:
+        return False, str(exc)
+    return cls.available(None if device is None else torch.device(device))
+
+
+def _gym_registered(task_id: str) -> bool:
+    import gymnasium
+
+    return task_id in gymnasium.registry
+
+
+def make_engine(
+    task: str,
+    num_envs: int = 1,
+    backend: str = "auto",
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    **task_kwargs: Any,
+) -> Engine:
+    """Build a batched engine of ``num_envs`` members of ``task``.
+
+    ``backend="auto"`` picks the first of the task's native backends that works here (MuJoCo
+    tasks: ``warp`` with CUDA, else ``mujoco``), falling back to ``gym`` for any other
+    registered Gymnasium id. ``dtype`` is the dtype of observations, rewards and actions
+    (physics always runs in the backend's own precision). ``task_kwargs`` go to the task's
+    constructor (Gymnasium's env arguments, e.g. ``frame_skip=4``).
+    """
+    if not isinstance(task, str):
+        raise ConfigError(f"task must be a task id string, got {type(task).__name__}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ConfigError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dev = torch.device(device) if device is not None else None
+    entry = tasks.find(task)
+    if backend == "auto":
+        backend = _pick_backend(task, entry, dev)
+    elif backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    elif backend == "gym":
+        if not _gym_registered(entry.gym_id if entry and entry.gym_id else task):
+            raise UnknownTaskError(tasks.unknown_task_message(task))
+    elif entry is None:
+        if _gym_registered(task):
+            raise BackendUnavailableError(
+                f"task {task!r} is a Gymnasium env without an rlwb definition; use backend='gym'"
+            )
+        raise UnknownTaskError(tasks.unknown_task_message(task))
+    elif backend not in entry.backends:
+        raise BackendUnavailableError(
+            f"task {task!r} does not run on backend {backend!r}; it runs on: "
+            f"{', '.join(entry.backends + (('gym',) if entry.gym_id else ()))}"
+        )
+    cls = backend_class(backend)
+    ok, why = cls.available(dev)
+    if not ok:
+        raise BackendUnavailableError(f"backend {backend!r} is unavailable here: {why}")
+    return cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **task_kwargs)
+
+
+def _pick_backend(task: str, entry: tasks.TaskEntry | None, device: torch.device | None) -> str:
+    if entry is not None:
+        reasons = []
+        for name in entry.backends:
+            ok, why = backend_status(name, device)
+            if ok:
+                return name
+            reasons.append(f"{name}: {why}")
+        if entry.gym_id and _gym_registered(entry.gym_id):
+            return "gym"
+        raise BackendUnavailableError(f"no backend can run {task!r} here ({'; '.join(reasons)})")
+    if _gym_registered(task):
+        return "gym"
+    raise UnknownTaskError(tasks.unknown_task_message(task))
