@@ -5,11 +5,31 @@ the backend steps the physics (``frame_skip`` MuJoCo steps per env step, with th
 written to ``ctrl``), gathers the MjData arrays the task names in ``fields`` into a
 :class:`PhysicsView` of ``[B, ...]`` float64 tensors, and the task turns those into
 observation, reward (with components) and termination. Reset noise is drawn from the
-engine's ``torch.Generator`` with Gymnasium's distributions.
+engine's ``torch.Generator`` with Gymnasium's distributions. (The ``warp`` backend
+simulates in float32 and casts the fields to float64 for the view, so tasks never see the
+difference; Warp's ``Data`` arrays have the same per-member shapes as ``MjData``'s.)
+
+Backend protocol, in order:
+
+1. ``task.setup(model)`` once with the ``mujoco.MjModel`` (tasks read constants such as body
+   masses or body ids here; nothing backend-specific is kept).
+2. Reset: ``qpos, qvel = task.reset_state(init_qpos, init_qvel, n, generator)``; the backend
+   does what Gymnasium's ``reset`` does (``mj_resetData``, set qpos/qvel, ``mj_forward``)
+   and gathers the view.
+3. Step: ``pre`` is the view gathered after the previous step or reset restricted to
+   ``pre_fields`` (a backend may simply keep the last view: the fields only change by
+   stepping). The backend writes ``ctrl``, runs ``frame_skip`` steps, calls
+   ``mj_rnePostConstraint`` when ``needs_rne_post`` (Gymnasium calls it after every env
+   step; it only changes ``cacc``/``cfrc_int``/``cfrc_ext``), gathers ``post`` and calls
+   ``task.evaluate(pre, post, action, dt)``.
+
+View tensors may be strided views of a backend's buffers (e.g. qpos as columns of a state
+array) and are overwritten by the next step: tasks read them and return new tensors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -18,12 +38,16 @@ import torch
 
 # Fields a backend must be able to provide. Names and shapes follow mujoco.MjData
 # (per member): qpos[nq], qvel[nv], xpos[nbody, 3], xipos[nbody, 3], cinert[nbody, 10],
-# cvel[nbody, 6], qfrc_actuator[nv], cfrc_ext[nbody, 6], site_xpos[nsite, 3], ctrl[nu].
-# cfrc_ext and cvel need mj_rnePostConstraint after the step, as Gymnasium calls it.
+# cvel[nbody, 6], qfrc_actuator[nv], cfrc_ext[nbody, 6], site_xpos[nsite, 3], ctrl[nu],
+# qfrc_constraint[nv], ten_length[ntendon], ten_velocity[ntendon].
+# cfrc_ext needs mj_rnePostConstraint after the step, as Gymnasium calls it.
 KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
-    "site_xpos", "ctrl",
+    "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
 )  # fmt: skip
+
+# Fields that are only up to date after mj_rnePostConstraint.
+RNE_POST_FIELDS = ("cfrc_ext", "cfrc_int", "cacc")
 
 PhysicsView = dict[str, torch.Tensor]
 
@@ -38,34 +62,86 @@ def gymnasium_asset(name: str) -> str:
     return str(path)
 
 
+def resolve_xml(xml_file: str) -> str:
+    """Gymnasium's rule: a path starting with ``/``, ``.`` or ``~`` is a file, else an asset."""
+    if xml_file.startswith(("/", ".", "~")):
+        path = Path(xml_file).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"model file {xml_file!r} does not exist")
+        return str(path)
+    return gymnasium_asset(xml_file)
+
+
+def body_id(model, name: str) -> int:  # noqa: ANN001 - mujoco.MjModel
+    """Index of a body by name (raises a clear error when the model lacks it)."""
+    import mujoco
+
+    idx = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+    if idx < 0:
+        raise ValueError(f"model has no body named {name!r}")
+    return int(idx)
+
+
+def uniform(
+    generator: torch.Generator, shape: tuple[int, ...], low: float, high: float, like: torch.Tensor
+) -> torch.Tensor:
+    """``U[low, high)`` float64 samples drawn on the generator's device, moved next to
+    ``like`` (so a CUDA generator and a CPU generator both work)."""
+    u = torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device)
+    return (low + (high - low) * u).to(like.device)
+
+
+def normal(generator: torch.Generator, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Standard normal float64 samples drawn on the generator's device."""
+    z = torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
+    return z.to(like.device)
+
+
+def in_open_range(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    """``low < x < high`` elementwise, Gymnasium's healthy-range test (strict bounds)."""
+    low, high = bounds
+    return (x > low) & (x < high)
+
+
 @dataclass
 class MujocoTask:
     """Base of every MuJoCo task definition; subclasses are dataclasses whose fields are
     Gymnasium's constructor arguments with Gymnasium's defaults.
 
     Subclasses set ``gym_id``, ``max_episode_steps``, ``fields`` (MjData arrays read after
-    the step), ``pre_fields`` (arrays read before the step, e.g. the x position used for
-    forward velocity, or the whole reward for Reacher/Pusher, which Gymnasium computes
-    before simulating) and implement the four methods.
+    the step), ``pre_fields`` (arrays whose pre-step value the reward needs, e.g. qpos for
+    the forward velocity; a subset of ``fields``) and implement the four methods.
     """
 
     xml_file: str = ""
     frame_skip: int = 5
 
-    # ClassVar: plain class attributes, not constructor fields (a dataclass field here would
-    # silently override a subclass's ``fields = (...)``). A task whose needs depend on its
-    # arguments may also set ``self.fields`` / ``self.pre_fields`` in ``__post_init__``.
     gym_id: ClassVar[str] = ""
-    max_episode_steps: ClassVar[int] = 1000
+    max_episode_steps: ClassVar[int | None] = 1000
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")
     pre_fields: ClassVar[tuple[str, ...]] = ()
 
-    def bind(self, model) -> None:  # noqa: ANN001, B027 - mujoco.MjModel; optional hook
-        """Cache model constants (body masses, timestep, body ids) as tensors.
+    def __post_init__(self) -> None:
+        if isinstance(self.frame_skip, bool) or not isinstance(self.frame_skip, int):
+            raise TypeError(f"frame_skip must be an int >= 1, got {self.frame_skip!r}")
+        if self.frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {self.frame_skip}")
 
-        Backends call this once with the ``mujoco.MjModel`` they simulate, before the first
-        reset; tasks that need no model constants keep this no-op.
-        """
+    @classmethod
+    def argument_names(cls) -> list[str]:
+        """Constructor arguments (for error messages on unknown task kwargs)."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @property
+    def needs_rne_post(self) -> bool:
+        """Whether the backend must call ``mj_rnePostConstraint`` after stepping."""
+        return any(f in RNE_POST_FIELDS for f in self.fields)
+
+    def model_path(self) -> str:
+        return resolve_xml(self.xml_file)
+
+    def setup(self, model) -> None:  # noqa: ANN001, B027 - mujoco.MjModel; optional hook
+        """Read model constants (body ids, masses) once, before any other call."""
 
     def observation_dim(self, model) -> int:  # noqa: ANN001 - mujoco.MjModel
         """Length of the observation vector for this model."""
@@ -85,8 +161,107 @@ class MujocoTask:
         """``[B]`` bool: Gymnasium's ``terminated`` (unhealthy), never the time limit."""
         return torch.zeros(post["qpos"].shape[0], dtype=torch.bool, device=post["qpos"].device)
 
+    def evaluate(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``(obs, reward, terminated, info)`` after a step; backends call this."""
+        reward, info = self.reward(pre, post, action, dt)
+        return self.observation(post), reward, self.terminated(post), info
+
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does."""
         raise NotImplementedError
+
+
+def control_cost(action: torch.Tensor, weight: float) -> torch.Tensor:
+    """``weight * sum(action**2)`` per member, in float64 as Gymnasium computes it."""
+    a = action.to(torch.float64)
+    return weight * (a * a).sum(-1)
+
+
+def forward_velocity(
+    pre: PhysicsView, post: PhysicsView, dt: float, coord: int = 0
+) -> torch.Tensor:
+    """``(qpos[coord] after - before) / dt``: Gymnasium's x velocity of the root."""
+    return (post["qpos"][:, coord] - pre["qpos"][:, coord]) / dt
+
+
+def positions_velocities(
+    view: PhysicsView, skip: int, clip_velocity: float | None = None
+) -> torch.Tensor:
+    """``[qpos[skip:], qvel]`` (velocities optionally clipped): the locomotion observation."""
+    qvel = view["qvel"]
+    if clip_velocity is not None:
+        qvel = qvel.clamp(-clip_velocity, clip_velocity)
+    return torch.cat([view["qpos"][:, skip:], qvel], dim=1)
+
+
+@dataclass
+class LocomotionTask(MujocoTask):
+    """Shared shape of HalfCheetah, Hopper, Walker2d and Swimmer: observation
+    ``[qpos[skip:], qvel]``, reward ``forward_weight * x_velocity - ctrl_cost``, uniform
+    qpos reset noise."""
+
+    forward_reward_weight: float = 1.0
+    ctrl_cost_weight: float = 0.1
+    reset_noise_scale: float = 0.1
+    exclude_current_positions_from_observation: bool = True
+
+    pre_fields: ClassVar[tuple[str, ...]] = ("qpos",)
+    # root coordinates dropped from the observation when excluding current positions
+    skipped_positions: ClassVar[int] = 1
+    velocity_clip: ClassVar[float | None] = None
+
+    def _skip(self) -> int:
+        return self.skipped_positions if self.exclude_current_positions_from_observation else 0
+
+    def observation_dim(self, model) -> int:  # noqa: ANN001
+        return model.nq + model.nv - self._skip()
+
+    def observation(self, view: PhysicsView) -> torch.Tensor:
+        return positions_velocities(view, self._skip(), self.velocity_clip)
+
+    def uniform_qpos_noise(
+        self, init_qpos: torch.Tensor, n: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        s = self.reset_noise_scale
+        return init_qpos + uniform(generator, (n, init_qpos.shape[0]), -s, s, init_qpos)
+
+
+def mass_center(xipos: torch.Tensor, body_mass: torch.Tensor) -> torch.Tensor:
+    """Mass-weighted mean of body inertial-frame positions ``[B, 3]`` (Gymnasium's
+    ``mass_center``: ``sum(mass * xipos) / sum(mass)`` over all bodies)."""
+    m = body_mass.to(xipos)
+    return (m[None, :, None] * xipos).sum(1) / m.sum()
+
+
+def build_task(task_id: str, kwargs: dict) -> MujocoTask:
+    """Build the registered task definition of ``task_id`` with Gymnasium-style keyword
+    arguments, turning a wrong name or value into a :class:`~rlwb.errors.ConfigError`."""
+    import importlib
+
+    from rlwb import tasks
+    from rlwb.errors import BackendUnavailableError, ConfigError
+
+    entry = tasks.get(task_id)
+    module_name, _, attr = entry.loader.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise BackendUnavailableError(
+            f"task {task_id!r}: its definition {entry.loader!r} cannot be loaded ({exc})"
+        ) from exc
+    merged = {**entry.defaults, **kwargs}
+    valid = cls.argument_names()
+    unknown = sorted(set(merged) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown argument(s) {', '.join(map(repr, unknown))} for task {task_id!r}; "
+            f"valid arguments: {', '.join(valid)}"
+        )
+    try:
+        return cls(**merged)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad argument for task {task_id!r}: {exc}") from exc

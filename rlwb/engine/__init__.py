@@ -46,13 +46,17 @@ def backend_class(name: str) -> type[Engine]:
     return getattr(module, attr)
 
 
-def backend_status(name: str, device: str | torch.device | None = None) -> tuple[bool, str]:
-    """(available, reason) for a backend on this machine and device."""
+def backend_status(
+    name: str, device: str | torch.device | None = None, auto: bool = False
+) -> tuple[bool, str]:
+    """(available, reason) for a backend on this machine and device; with ``auto``,
+    whether ``backend="auto"`` would pick it."""
     try:
         cls = backend_class(name)
     except BackendUnavailableError as exc:
         return False, str(exc)
-    return cls.available(None if device is None else torch.device(device))
+    dev = None if device is None else torch.device(device)
+    return cls.auto_available(dev) if auto else cls.available(dev)
 
 
 def _gym_registered(task_id: str) -> bool:
@@ -89,8 +93,15 @@ def make_engine(
     if backend == "auto":
         backend = _pick_backend(task, entry, dev)
     elif backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
+        raise ConfigError(
+            f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}"
+        )
     elif backend == "gym":
+        if entry is not None and not entry.gym_id and not _gym_registered(task):
+            raise BackendUnavailableError(
+                f"task {task!r} has no Gymnasium counterpart for backend 'gym'; it runs on: "
+                f"{', '.join(entry.backends)}"
+            )
         if not _gym_registered(entry.gym_id if entry and entry.gym_id else task):
             raise UnknownTaskError(tasks.unknown_task_message(task))
     elif entry is None:
@@ -115,7 +126,7 @@ def _pick_backend(task: str, entry: tasks.TaskEntry | None, device: torch.device
     if entry is not None:
         reasons = []
         for name in entry.backends:
-            ok, why = backend_status(name, device)
+            ok, why = backend_status(name, device, auto=True)
             if ok:
                 return name
             reasons.append(f"{name}: {why}")

@@ -90,6 +90,12 @@ class Engine(ABC):
         """Whether this backend can run here on ``device``, and why not."""
         return True, ""
 
+    @classmethod
+    def auto_available(cls, device: torch.device | None = None) -> tuple[bool, str]:
+        """Whether ``backend="auto"`` may pick this backend on ``device`` (a backend that
+        runs but is slow somewhere, e.g. Warp on the CPU, says no here)."""
+        return cls.available(device)
+
     # ------------------------------------------------------------------ primitives
     @abstractmethod
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
@@ -116,7 +122,9 @@ class Engine(ABC):
     def _init_bookkeeping(self, seed: int | None) -> None:
         b, dev = self.num_envs, self.device
         self.generator = torch.Generator(device=self._generator_device())
-        self.generator.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
+        self.generator.manual_seed(
+            int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        )
         self.elapsed = torch.zeros(b, dtype=torch.int64, device=dev)
         self.episode_return = torch.zeros(b, dtype=torch.float64, device=dev)
         self.episode_length = torch.zeros(b, dtype=torch.int64, device=dev)
@@ -229,7 +237,9 @@ class Engine(ABC):
         self.episode_return[members] = 0.0
         self.episode_length[members] = 0
         if self._obs is None:
-            self._obs = torch.zeros((self.num_envs, *self.observation_shape), dtype=self.dtype, device=self.device)
+            self._obs = torch.zeros(
+                (self.num_envs, *self.observation_shape), dtype=self.dtype, device=self.device
+            )
         else:
             self._obs = self._obs.clone()
         self._obs[members] = member_obs
@@ -251,8 +261,8 @@ class Engine(ABC):
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         if saved.get("task_id") != self.task_id or saved.get("backend") != self.backend:
             raise ValueError(
-                f"engine state is for {saved.get('task_id')!r} on backend {saved.get('backend')!r}, "
-                f"not {self.task_id!r} on {self.backend!r}"
+                f"engine state is for {saved.get('task_id')!r} on backend "
+                f"{saved.get('backend')!r}, not {self.task_id!r} on {self.backend!r}"
             )
         self.set_state(saved["state"].to(self.device))
         if saved["obs"] is not None:
@@ -287,7 +297,11 @@ class Engine(ABC):
             obs = self._obs
         open_loop = isinstance(actions, torch.Tensor)
         if open_loop:
-            if actions.ndim != 3 or actions.shape[0] != self.num_envs or actions.shape[2] != self.action_dim:
+            if (
+                actions.ndim != 3
+                or actions.shape[0] != self.num_envs
+                or actions.shape[2] != self.action_dim
+            ):
                 raise ActionError(
                     f"open-loop actions must have shape (num_envs={self.num_envs}, H, "
                     f"action_dim={self.action_dim}), got {tuple(actions.shape)}"
@@ -297,7 +311,9 @@ class Engine(ABC):
             if self.max_episode_steps is None:
                 raise ValueError("closed-loop rollout of a task without time limit needs horizon=")
             horizon = self.max_episode_steps
-        return self._rollout_loop(actions, int(horizon), obs, open_loop, record_obs, record_actions, stop_on_truncation)
+        return self._rollout_loop(
+            actions, int(horizon), obs, open_loop, record_obs, record_actions, stop_on_truncation
+        )
 
     def _rollout_loop(
         self,
@@ -330,13 +346,16 @@ class Engine(ABC):
             obs, reward, term, info = self._step_members(act)
             self.elapsed += 1
             alive_steps[:, t] = alive
-            rewards[:, t] = torch.where(alive, reward.to(self.dtype), torch.zeros((), dtype=self.dtype, device=dev))
+            rewards[:, t] = torch.where(
+                alive, reward.to(self.dtype), torch.zeros((), dtype=self.dtype, device=dev)
+            )
             terminated[:, t] = term & alive
             if self.max_episode_steps is not None:
                 truncated[:, t] = (self.elapsed >= self.max_episode_steps) & alive & ~term
             final_obs = torch.where(_expand_mask(alive, obs), obs, final_obs)
             for key, value in info.items():
-                components.setdefault(key, []).append(torch.where(alive, value, torch.zeros_like(value)))
+                keep = _expand_mask(alive, value)
+                components.setdefault(key, []).append(torch.where(keep, value, 0))
             alive = alive & ~terminated[:, t]
             if stop_on_truncation:
                 alive = alive & ~truncated[:, t]
@@ -368,7 +387,9 @@ class Engine(ABC):
             if isinstance(action, np.ndarray):
                 action = torch.from_numpy(action)
             else:
-                raise ActionError(f"action must be a torch.Tensor of shape {shape}, got {type(action).__name__}")
+                raise ActionError(
+                    f"action must be a torch.Tensor of shape {shape}, got {type(action).__name__}"
+                )
         if action.dtype.is_complex or not action.dtype.is_floating_point:
             raise ActionError(f"action must be a floating-point tensor, got dtype {action.dtype}")
         if tuple(action.shape) != tuple(shape):
@@ -396,7 +417,8 @@ class Engine(ABC):
         return SB3VecEnvView(self)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(task={self.task_id!r}, num_envs={self.num_envs}, device={self.device})"
+        name = type(self).__name__
+        return f"{name}(task={self.task_id!r}, num_envs={self.num_envs}, device={self.device})"
 
     def __enter__(self) -> Engine:
         return self

@@ -1,0 +1,91 @@
+"""Hopper-v5 (Gymnasium ``hopper_v5.py``): hop forward without falling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from rlwb.envs.mujoco.base import (
+    LocomotionTask,
+    PhysicsView,
+    control_cost,
+    forward_velocity,
+    in_open_range,
+    uniform,
+)
+
+
+@dataclass
+class Hopper(LocomotionTask):
+    """Healthy while every ``qpos[2:], qvel`` entry is inside ``healthy_state_range``, the
+    torso height inside ``healthy_z_range`` and its angle inside ``healthy_angle_range``
+    (all strict bounds); observation velocities are clipped to +-10 as in Gymnasium."""
+
+    xml_file: str = "hopper.xml"
+    frame_skip: int = 4
+    forward_reward_weight: float = 1.0
+    ctrl_cost_weight: float = 1e-3
+    healthy_reward: float = 1.0
+    terminate_when_unhealthy: bool = True
+    healthy_state_range: tuple[float, float] = (-100.0, 100.0)
+    healthy_z_range: tuple[float, float] = (0.7, float("inf"))
+    healthy_angle_range: tuple[float, float] = (-0.2, 0.2)
+    reset_noise_scale: float = 5e-3
+    exclude_current_positions_from_observation: bool = True
+
+    gym_id: ClassVar[str] = "Hopper-v5"
+    velocity_clip: ClassVar[float | None] = 10.0
+
+    def setup(self, model) -> None:  # noqa: ANN001
+        self._init_z = float(model.qpos0[1])
+
+    def is_healthy(self, post: PhysicsView) -> torch.Tensor:
+        qpos, qvel = post["qpos"], post["qvel"]
+        state = torch.cat([qpos[:, 2:], qvel], dim=1)
+        healthy_state = in_open_range(state, self.healthy_state_range).all(1)
+        healthy_z = in_open_range(qpos[:, 1], self.healthy_z_range)
+        healthy_angle = in_open_range(qpos[:, 2], self.healthy_angle_range)
+        return healthy_state & healthy_z & healthy_angle
+
+    def terminated(self, post: PhysicsView) -> torch.Tensor:
+        unhealthy = ~self.is_healthy(post)
+        return unhealthy if self.terminate_when_unhealthy else torch.zeros_like(unhealthy)
+
+    def reward(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return walker_reward(self, pre, post, action, dt, self._init_z)
+
+    def reset_state(
+        self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.reset_noise_scale
+        qpos = self.uniform_qpos_noise(init_qpos, n, generator)
+        qvel = init_qvel + uniform(generator, (n, init_qvel.shape[0]), -s, s, init_qvel)
+        return qpos, qvel
+
+
+def walker_reward(
+    task: Hopper,
+    pre: PhysicsView,
+    post: PhysicsView,
+    action: torch.Tensor,
+    dt: float,
+    init_z: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Hopper's and Walker2d's shared reward: forward + healthy bonus - control cost."""
+    x_velocity = forward_velocity(pre, post, dt)
+    forward = task.forward_reward_weight * x_velocity
+    healthy = task.is_healthy(post).to(torch.float64) * task.healthy_reward
+    ctrl = control_cost(action, task.ctrl_cost_weight)
+    info = {
+        "x_position": post["qpos"][:, 0],
+        "z_distance_from_origin": post["qpos"][:, 1] - init_z,
+        "x_velocity": x_velocity,
+        "reward_forward": forward,
+        "reward_ctrl": -ctrl,
+        "reward_survive": healthy,
+    }
+    return forward + healthy - ctrl, info

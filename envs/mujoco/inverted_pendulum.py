@@ -1,0 +1,46 @@
+"""InvertedPendulum-v5 (Gymnasium ``inverted_pendulum_v5.py``): balance a pole on a cart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, uniform
+
+
+@dataclass
+class InvertedPendulum(MujocoTask):
+    """Observation ``[qpos, qvel]``; reward 1 while the pole angle stays within +-0.2 rad
+    (and the observation is finite), 0 on the terminating step."""
+
+    xml_file: str = "inverted_pendulum.xml"
+    frame_skip: int = 2
+    reset_noise_scale: float = 0.01
+
+    gym_id: ClassVar[str] = "InvertedPendulum-v5"
+
+    def observation_dim(self, model) -> int:  # noqa: ANN001
+        return model.nq + model.nv
+
+    def observation(self, view: PhysicsView) -> torch.Tensor:
+        return torch.cat([view["qpos"], view["qvel"]], dim=1)
+
+    def terminated(self, post: PhysicsView) -> torch.Tensor:
+        obs = self.observation(post)
+        return ~torch.isfinite(obs).all(1) | (obs[:, 1].abs() > 0.2)
+
+    def reward(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        survive = (~self.terminated(post)).to(torch.float64)
+        return survive, {"reward_survive": survive}
+
+    def reset_state(
+        self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.reset_noise_scale
+        qpos = init_qpos + uniform(generator, (n, init_qpos.shape[0]), -s, s, init_qpos)
+        qvel = init_qvel + uniform(generator, (n, init_qvel.shape[0]), -s, s, init_qvel)
+        return qpos, qvel

@@ -1,0 +1,498 @@
+"""The ``mujoco`` backend: native MuJoCo on a persistent pool of CPU threads.
+
+Every member's full physics state lives in one ``[B, S]`` numpy array; each thread owns one
+``MjData`` and, per member, loads the state (``mj_setState``), writes ``ctrl``, runs
+``frame_skip`` ``mj_step``s (plus ``mj_rnePostConstraint`` where the task reads
+``cfrc_ext``), saves the state back and copies the fields the task reads into preallocated
+numpy buffers that torch shares (``torch.from_numpy``). The task's torch math then runs once
+per batch. ``mj_step`` releases the GIL, so the threads run in parallel; members are handed
+out in blocks from a shared counter, so a thread slowed by other load takes fewer.
+
+Why a state array and per-thread MjData rather than one MjData per member: the swap is exact
+(the saved state includes the solver warm start; parity tests check Gymnasium's qpos/qvel
+bit for bit), the hot MjData stays in cache, engines of thousands of members are cheap to
+build (an MjData reserves megabytes) and ``get_state`` is a copy. Why not
+``mujoco.rollout.Rollout`` for single steps: it neither returns the warm start (the next
+step would start cold, breaking exact parity with Gymnasium) nor derived quantities such as
+``xpos``/``cfrc_ext`` that observations need. Open-loop ``rollout`` calls take a faster
+path: each thread runs its members through the whole horizon in one go.
+
+State (``get_state``): ``mj_getState`` with ``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART``,
+i.e. ``[time, qpos, qvel, act, (history), qacc_warmstart, (plugin)]``. Including the warm
+start makes a clone continue *bit-identically* to the member it was copied from (without
+it, the constraint solver starts from another guess and trajectories drift apart at solver
+tolerance). ``set_state`` runs ``mj_forward`` (and ``mj_rnePostConstraint`` where the task
+reads ``cfrc_ext``) with the member's last control, so the returned observation is computed
+from the loaded state (Gymnasium's observation after a step reads some quantities, e.g.
+``xpos``, from before the last integration, so it can differ slightly from this one; the
+next step's numbers are identical).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+
+from rlwb import tasks
+from rlwb.engine.base import Engine, RolloutResult
+from rlwb.envs.mujoco.base import KNOWN_FIELDS, MujocoTask, build_task
+from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
+
+STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
+# What the engine keeps per member: the public state plus the last control, so one
+# mj_setState loads a member completely and qpos/qvel/ctrl are read from the state row.
+INTERNAL_SPEC = STATE_SPEC | int(mujoco.mjtState.mjSTATE_CTRL)
+_STATE_PARTS = {
+    "qpos": int(mujoco.mjtState.mjSTATE_QPOS),
+    "qvel": int(mujoco.mjtState.mjSTATE_QVEL),
+    "ctrl": int(mujoco.mjtState.mjSTATE_CTRL),
+}
+MEMBERS_PER_THREAD = 8  # below this many members per thread, threading costs more than it saves
+BLOCKS_PER_THREAD = 4  # blocks handed out dynamically per thread (load balance vs. overhead)
+
+
+class ThreadPool:
+    """Persistent workers that, with the caller, drain a list of blocks of members.
+
+    Blocks are handed out dynamically (``next`` on a shared ``itertools.count`` is atomic
+    under the GIL), so a thread slowed down by other load on a shared machine simply takes
+    fewer blocks. Hand-offs go through ``queue.SimpleQueue`` (C-level, microseconds), one per
+    helper thread per call, never a thread start.
+    """
+
+    def __init__(self, num_threads: int) -> None:
+        self.num_threads = max(1, int(num_threads))
+        self._jobs: list[queue.SimpleQueue] = []
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        for k in range(self.num_threads - 1):
+            jobs: queue.SimpleQueue = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._work, args=(jobs,), daemon=True, name=f"rlwb-mj-{k}"
+            )
+            thread.start()
+            self._jobs.append(jobs)
+            self._threads.append(thread)
+
+    def _work(self, jobs: queue.SimpleQueue) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+                self._done.put(None)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                self._done.put(exc)
+
+    @staticmethod
+    def _drain(
+        fn: Callable[[Any, int], None], blocks: Sequence[Any], counter: itertools.count, slot: int
+    ) -> None:
+        n = len(blocks)
+        for k in counter:
+            if k >= n:
+                return
+            fn(blocks[k], slot)
+
+    def map(self, fn: Callable[[Any, int], None], blocks: Sequence[Any]) -> None:
+        """Run ``fn(block, slot)`` on every block, spread over the threads, and wait for all.
+        ``slot`` (0 for the caller, 1.. for workers) names the thread, for per-thread data."""
+        helpers = min(len(self._jobs), len(blocks) - 1)
+        counter = itertools.count()
+        for slot, jobs in enumerate(self._jobs[:helpers], start=1):
+            jobs.put(functools.partial(self._drain, fn, blocks, counter, slot))
+        error: BaseException | None = None
+        try:
+            self._drain(fn, blocks, counter, 0)
+        except BaseException as exc:  # noqa: BLE001 - collected, raised after the workers finish
+            error = exc
+        for _ in range(helpers):
+            result = self._done.get()
+            if result is not None and error is None:
+                error = result
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        for jobs in self._jobs:
+            jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        self._jobs, self._threads = [], []
+
+
+def _split(members: Sequence[int], parts: int) -> list[Sequence[int]]:
+    """Contiguous, nearly equal chunks (no empty ones)."""
+    n = len(members)
+    parts = max(1, min(parts, n))
+    bounds = [round(k * n / parts) for k in range(parts + 1)]
+    return [members[bounds[k] : bounds[k + 1]] for k in range(parts)]
+
+
+def _state_slice(model: mujoco.MjModel, part: str) -> slice:
+    """Columns of ``part`` (qpos, qvel or ctrl) in an ``INTERNAL_SPEC`` state row."""
+    bit = _STATE_PARTS[part]
+    start = mujoco.mj_stateSize(model, INTERNAL_SPEC & (bit - 1))
+    return slice(start, start + mujoco.mj_stateSize(model, bit))
+
+
+def _taken(actions: torch.Tensor, executed: int) -> torch.Tensor:
+    """Actions as the reference loop records them: zero after the step where it stopped."""
+    out = actions.clone()
+    out[:, executed:] = 0
+    return out
+
+
+class MujocoEngine(Engine):
+    """Batched native MuJoCo: a state per member, stepped by a thread pool.
+
+    Backend options: ``num_threads`` (default: the CPU count, but at least 8 members per
+    thread) and ``max_episode_steps`` (default: Gymnasium's time limit for the task, like
+    ``gym.make(..., max_episode_steps=)``). Every other keyword goes to the task
+    (Gymnasium's constructor arguments).
+    """
+
+    backend = "mujoco"
+
+    @classmethod
+    def available(cls, device: torch.device | None = None) -> tuple[bool, str]:
+        if device is not None and device.type != "cpu":
+            return False, f"the mujoco backend runs on the CPU, not {device}"
+        return True, ""
+
+    def __init__(
+        self,
+        task: str,
+        num_envs: int = 1,
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        num_threads: int | None = None,
+        max_episode_steps: int | None = None,
+        **task_kwargs: Any,
+    ) -> None:
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        if dev.type != "cpu":
+            raise ConfigError(
+                f"the mujoco backend runs on the CPU; got device={dev} (use backend='warp')"
+            )
+        entry = tasks.get(task)
+        if "mujoco" not in entry.backends:
+            raise BackendUnavailableError(f"task {task!r} has no MuJoCo definition")
+        self.task: MujocoTask = build_task(task, task_kwargs)
+        try:
+            path = self.task.model_path()
+        except FileNotFoundError as exc:
+            raise ConfigError(f"bad xml_file for task {task!r}: {exc}") from exc
+        self.model = mujoco.MjModel.from_xml_path(path)
+        self.task.setup(self.model)
+        self.task_id, self.num_envs, self.device, self.dtype = task, int(num_envs), dev, dtype
+        self.frame_skip = int(self.task.frame_skip)
+        self.dt = float(self.model.opt.timestep * self.frame_skip)
+        self.max_episode_steps = self.task.max_episode_steps
+        if max_episode_steps is not None:
+            if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int):
+                raise ConfigError(
+                    f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}"
+                )
+            if max_episode_steps < 1:
+                raise ConfigError(f"max_episode_steps must be an int >= 1, got {max_episode_steps}")
+            self.max_episode_steps = max_episode_steps
+        self.init_qpos = torch.from_numpy(self.model.qpos0.copy())
+        self.init_qvel = torch.zeros(self.model.nv, dtype=torch.float64)
+        self._rne = self.task.needs_rne_post
+
+        names = list(dict.fromkeys(self.task.fields + self.task.pre_fields))
+        unknown = [n for n in names if n not in KNOWN_FIELDS]
+        if unknown:
+            raise ValueError(f"task {task!r} asks for unknown MjData fields {unknown}")
+        probe = mujoco.MjData(self.model)
+        self._shapes = {n: getattr(probe, n).shape for n in names}
+        # every member's physics: the internal state rows; qpos, qvel, ctrl are views of them
+        self._state = np.zeros((self.num_envs, mujoco.mj_stateSize(self.model, INTERNAL_SPEC)))
+        parts = {n: self._state[:, _state_slice(self.model, n)] for n in _STATE_PARTS}
+        self._ctrl = parts["ctrl"]
+        self._ctrl_t = torch.from_numpy(self._ctrl)
+        ctrl_cols = _state_slice(self.model, "ctrl")
+        self._public = np.r_[0 : ctrl_cols.start, ctrl_cols.stop : self._state.shape[1]]
+        self.state_size = mujoco.mj_stateSize(self.model, STATE_SPEC)
+        assert len(self._public) == self.state_size
+        # other fields are copied from MjData after each step into these buffers
+        self._np = {
+            n: np.zeros((self.num_envs, *shape))
+            for n, shape in self._shapes.items()
+            if n not in _STATE_PARTS
+        }
+        self._gather = list(self._np.items())
+        self.view = {
+            n: torch.from_numpy(parts[n] if n in _STATE_PARTS else self._np[n]) for n in names
+        }
+
+        if num_threads is None:
+            num_threads = min(os.cpu_count() or 1, max(1, self.num_envs // MEMBERS_PER_THREAD))
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ConfigError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+        self.pool = ThreadPool(min(num_threads, self.num_envs))
+        self._chunks = self._blocks(self.num_envs)
+        # One MjData per thread, not per member: a member's state is swapped in and out
+        # (mj_setState/mj_getState, exact), which keeps the hot MjData in cache, makes
+        # engines of thousands of members cheap to build and get_state a copy.
+        mujoco.mj_forward(self.model, probe)
+        mujoco.mj_getState(self.model, probe, self._state[0], INTERNAL_SPEC)
+        self._state[:] = self._state[0]  # the model's default state until the first reset
+        self._slot_data = [probe] + [
+            mujoco.MjData(self.model) for _ in range(self.pool.num_threads - 1)
+        ]
+
+        obs_dim = self.task.observation_dim(self.model)
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np_dtype)
+        low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
+        self.single_action_space = gym.spaces.Box(low=low, high=high, dtype=np.float32)
+        self._init_bookkeeping(seed)
+
+    # ------------------------------------------------------------------ workers
+    def _step_chunk(self, members: range, slot: int) -> None:
+        model, data, gather = self.model, self._slot_data[slot], self._gather
+        states, nstep, rne = self._state, self.frame_skip, self._rne
+        step, rne_post = mujoco.mj_step, mujoco.mj_rnePostConstraint
+        get_state, set_state = mujoco.mj_getState, mujoco.mj_setState
+        for i in members:
+            set_state(model, data, states[i], INTERNAL_SPEC)  # state and this step's control
+            step(model, data, nstep)
+            if rne:
+                rne_post(model, data)
+            get_state(model, data, states[i], INTERNAL_SPEC)
+            for name, buf in gather:
+                buf[i] = getattr(data, name)
+
+    def _store_member(self, i: int, data: mujoco.MjData) -> None:
+        """Save member ``i``'s state and the task's fields from ``data``."""
+        mujoco.mj_getState(self.model, data, self._state[i], INTERNAL_SPEC)
+        for name, buf in self._gather:
+            buf[i] = getattr(data, name)
+
+    def _members_view(self, members: torch.Tensor) -> dict[str, torch.Tensor]:
+        if len(members) == self.num_envs and torch.equal(members, self._all_members):
+            return self.view
+        return {n: v[members] for n, v in self.view.items()}
+
+    # ------------------------------------------------------------------ primitives
+    def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
+        qpos, qvel = self.task.reset_state(
+            self.init_qpos, self.init_qvel, len(members), self.generator
+        )
+        qpos_np, qvel_np = qpos.numpy(), qvel.numpy()
+        index = members.tolist()
+        model = self.model
+
+        def reset_chunk(ks: Sequence[int], slot: int) -> None:
+            data = self._slot_data[slot]
+            for k in ks:
+                mujoco.mj_resetData(model, data)  # as Gymnasium's reset: ctrl, warm start zeroed
+                data.qpos[:] = qpos_np[k]
+                data.qvel[:] = qvel_np[k]
+                mujoco.mj_forward(model, data)
+                self._store_member(index[k], data)
+
+        self._run(reset_chunk, len(index))
+        return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
+
+    def _run(self, fn: Callable[[Sequence[int], int], None], n: int) -> None:
+        """Run ``fn(block, slot)`` over positions ``0..n-1``: threaded for big batches."""
+        blocks = self._blocks(n)
+        if len(blocks) == 1:
+            fn(blocks[0], 0)
+        else:
+            self.pool.map(fn, blocks)
+
+    def _blocks(self, n: int) -> list[range]:
+        """Blocks of positions ``0..n-1`` for the pool: one block when threads would not pay
+        off, else several per thread for dynamic load balancing."""
+        threads = min(self.pool.num_threads, max(1, n // MEMBERS_PER_THREAD))
+        if threads == 1:
+            return [range(n)]
+        return _split(range(n), min(n, threads * BLOCKS_PER_THREAD))
+
+    def _step_members(
+        self, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        pre = {n: self.view[n].clone() for n in self.task.pre_fields}
+        self._ctrl_t.copy_(action)
+        if len(self._chunks) == 1:
+            self._step_chunk(self._chunks[0], 0)
+        else:
+            self.pool.map(self._step_chunk, self._chunks)
+        action64 = action.to(torch.float64)
+        obs, reward, terminated, info = self.task.evaluate(pre, self.view, action64, self.dt)
+        dtype = self.dtype
+        info = {k: v.to(dtype, copy=True) for k, v in info.items()}
+        return obs.to(dtype, copy=True), reward.to(dtype, copy=True), terminated.clone(), info
+
+    def _get_physics_state(self) -> torch.Tensor:
+        return torch.from_numpy(self._state[:, self._public])
+
+    def _set_physics_state(self, state: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+        states = np.ascontiguousarray(state.detach().cpu().numpy(), dtype=np.float64)
+        if states.shape[1] != self.state_size:
+            raise ValueError(
+                f"physics state must have {self.state_size} entries, got {states.shape[1]}"
+            )
+        index = members.tolist()
+        model, rne = self.model, self._rne
+
+        def load_chunk(ks: Sequence[int], slot: int) -> None:
+            data = self._slot_data[slot]
+            for k in ks:
+                i = index[k]
+                mujoco.mj_setState(model, data, states[k], STATE_SPEC)
+                data.ctrl[:] = self._ctrl[i]  # the member's last control, as if it owned data
+                mujoco.mj_forward(model, data)
+                if rne:
+                    mujoco.mj_rnePostConstraint(model, data)
+                self._store_member(i, data)
+
+        self._run(load_chunk, len(index))
+        return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
+
+    # ------------------------------------------------------------------ open-loop rollout
+    def _rollout_loop(
+        self,
+        actions: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+        horizon: int,
+        obs: torch.Tensor,
+        open_loop: bool,
+        record_obs: bool,
+        record_actions: bool,
+        stop_on_truncation: bool,
+    ) -> RolloutResult:
+        """Open loop: each worker runs its members through the whole horizon in one go
+        (one thread hand-off per rollout instead of one per step), recording the task's
+        fields per step; the task then evaluates all N x H steps in one vectorized call.
+
+        Same numbers as the reference loop, except that every member is simulated for the
+        whole horizon (the reference loop stops once all members have ended), so members'
+        physics states afterwards are those at the horizon. Closed loop uses the reference.
+        """
+        if not open_loop or horizon == 0:
+            return super()._rollout_loop(
+                actions, horizon, obs, open_loop, record_obs, record_actions, stop_on_truncation
+            )
+        n, a = self.num_envs, self.action_dim
+        if actions.dtype.is_floating_point and not bool(torch.isfinite(actions).all()):
+            bad = (~torch.isfinite(actions)).flatten(1).any(1).nonzero().squeeze(1).tolist()
+            raise ActionError(f"open-loop actions contain NaN or inf for members {bad[:10]}")
+        acts = self.check_action(actions.reshape(n * horizon, a), (n * horizon, a))
+        acts64 = acts.to(torch.float64)
+        ctrl = np.ascontiguousarray(acts64.numpy().reshape(n, horizon, a))
+        record = {name: np.empty((n, horizon + 1, *shape)) for name, shape in self._shapes.items()}
+        for name, buf in record.items():
+            buf[:, 0] = self.view[name].numpy()
+        gathers = list(record.items())
+        model, nstep, rne, states = self.model, self.frame_skip, self._rne, self._state
+
+        def run_chunk(members: Sequence[int], slot: int) -> None:
+            step, rne_post = mujoco.mj_step, mujoco.mj_rnePostConstraint
+            data = self._slot_data[slot]
+            for i in members:
+                mujoco.mj_setState(model, data, states[i], INTERNAL_SPEC)
+                for t in range(horizon):
+                    data.ctrl[:] = ctrl[i, t]
+                    step(model, data, nstep)
+                    if rne:
+                        rne_post(model, data)
+                    for name, buf in gathers:
+                        buf[i, t + 1] = getattr(data, name)
+                mujoco.mj_getState(model, data, states[i], INTERNAL_SPEC)
+
+        if len(self._chunks) == 1:
+            run_chunk(self._chunks[0], 0)
+        else:
+            self.pool.map(run_chunk, self._chunks)
+        for name, buf in self._np.items():
+            buf[:] = record[name][:, -1]
+        return self._evaluate_recorded(
+            record, acts, acts64, horizon, obs, record_obs, record_actions, stop_on_truncation
+        )
+
+    def _evaluate_recorded(
+        self,
+        record: dict[str, np.ndarray],
+        acts: torch.Tensor,
+        acts64: torch.Tensor,
+        horizon: int,
+        obs0: torch.Tensor,
+        record_obs: bool,
+        record_actions: bool,
+        stop_on_truncation: bool,
+    ) -> RolloutResult:
+        """Turn per-step recorded fields ``[N, H + 1, ...]`` into a :class:`RolloutResult`
+        with the reference loop's semantics (zero reward after the end, frozen obs)."""
+        n, dev, dtype = self.num_envs, self.device, self.dtype
+        steps = n * horizon
+        full = {k: torch.from_numpy(v) for k, v in record.items()}
+        post = {k: v[:, 1:].reshape(steps, *v.shape[2:]) for k, v in full.items()}
+        pre = {k: full[k][:, :-1].reshape(steps, *full[k].shape[2:]) for k in self.task.pre_fields}
+        obs, reward, term, info = self.task.evaluate(pre, post, acts64, self.dt)
+        obs = obs.to(dtype).reshape(n, horizon, *obs.shape[1:])
+        reward = reward.to(dtype).reshape(n, horizon)
+        term = term.reshape(n, horizon)
+        t_index = torch.arange(1, horizon + 1, device=dev)
+        if self.max_episode_steps is not None:
+            trunc = ((self.elapsed[:, None] + t_index) >= self.max_episode_steps) & ~term
+        else:
+            trunc = torch.zeros_like(term)
+        ended = term | trunc if stop_on_truncation else term
+        alive = (ended.cumsum(1) - ended.to(torch.int64)) == 0  # no end before step t
+        zero = torch.zeros((), dtype=dtype, device=dev)
+        rewards = torch.where(alive, reward, zero)
+        lengths = alive.sum(1)
+        last = (lengths - 1).clamp(min=0)
+        rows = torch.arange(n, device=dev)
+        final_obs = obs[rows, last]
+        executed = int(alive.any(0).nonzero().max()) + 1 if bool(alive.any()) else 0
+        self.elapsed += executed
+        self._obs = final_obs
+        observations = None
+        if record_obs:
+            frozen = torch.minimum(torch.arange(horizon, device=dev)[None, :], last[:, None])
+            observations = torch.cat([obs0[:, None], obs[rows[:, None], frozen]], dim=1)
+        infos = {}
+        for key, value in info.items():
+            value = value.to(dtype).reshape(n, horizon, *value.shape[1:])
+            keep = alive.reshape(n, horizon, *(1,) * (value.ndim - 2))
+            infos[key] = torch.where(keep, value, zero)
+        return RolloutResult(
+            rewards=rewards,
+            terminated=term & alive,
+            truncated=trunc & alive,
+            alive=alive,
+            returns=rewards.sum(1),
+            lengths=lengths,
+            final_obs=final_obs,
+            observations=observations,
+            actions=_taken(acts.reshape(n, horizon, -1), executed) if record_actions else None,
+            infos=infos,
+        )
+
+    def close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
