@@ -44,7 +44,9 @@ class Agent(ABC):
         """Everything needed to resume exactly (networks, optimizers, replay, RNG, counters)."""
 
     @abstractmethod
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output. Checkpoints are loaded onto the CPU: move
+        tensors to ``self.device`` (``Module.load_state_dict`` and ``copy_`` do)."""
 
     def policy_state_dict(self) -> dict[str, Any]:
         """The part needed to act (for small evaluation checkpoints); default: everything."""

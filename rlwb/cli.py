@@ -1,0 +1,250 @@
+"""The ``rlwb`` command: train, eval, list, bench, plot.
+
+The first word picks the command; each command's options are parsed by tyro from a
+dataclass (``rlwb train`` hands the rest of the line to the experiment's own tyro parser).
+Every :class:`rlwb.errors.RlwbError` ends the command with exit code 2 and one line on
+stderr.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display
+
+import ast  # noqa: E402
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+import pathlib  # noqa: E402
+import pkgutil  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Annotated  # noqa: E402
+
+import tyro  # noqa: E402
+
+from rlwb.config import parse_cli  # noqa: E402
+from rlwb.errors import ConfigError, RlwbError  # noqa: E402
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+# ---------------------------------------------------------------------- discovery
+def _first_doc_line(path: str | None) -> str:
+    """First line of a module's docstring, read without importing it."""
+    if not path or not path.endswith(".py"):
+        return ""
+    try:
+        doc = ast.get_docstring(ast.parse(pathlib.Path(path).read_text()))
+    except (OSError, SyntaxError):
+        return ""
+    return doc.strip().splitlines()[0] if doc else ""
+
+
+def modules_of(package: str) -> dict[str, str]:
+    """Public modules of a package with the first line of their docstrings."""
+    pkg = importlib.import_module(package)
+    found = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        spec = importlib.util.find_spec(f"{package}.{info.name}")
+        found[info.name] = _first_doc_line(spec.origin if spec else None)
+    return dict(sorted(found.items()))
+
+
+def load_experiment(name: str) -> ModuleType:
+    """An experiment: a module under rlwb.experiments, a dotted module path or a .py file."""
+    if name.endswith(".py"):
+        path = pathlib.Path(name)
+        if not path.is_file():
+            raise ConfigError(f"no experiment file {name}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return _check_main(module, name)
+    module_name = name if "." in name else f"rlwb.experiments.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise  # the experiment exists but imports something missing: a real error
+        available = ", ".join(modules_of("rlwb.experiments")) or "none yet"
+        raise ConfigError(f"unknown experiment {name!r}; available: {available}") from None
+    return _check_main(module, name)
+
+
+def _check_main(module: ModuleType, name: str) -> ModuleType:
+    if not callable(getattr(module, "main", None)):
+        raise ConfigError(f"experiment {name!r} has no main(argv) function")
+    return module
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_train(args: list[str]) -> int:
+    """Train an experiment: rlwb train EXPERIMENT [overrides] (see rlwb train EXPERIMENT -h)."""
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: rlwb train EXPERIMENT [--train.FIELD VALUE ...] [--agent.FIELD VALUE ...]")
+        print("       [--resume CHECKPOINT]\n")
+        print("EXPERIMENT is a module of rlwb.experiments, a dotted module path or a .py file.")
+        print("rlwb train EXPERIMENT --help lists its options.\n\nexperiments:")
+        for name, doc in modules_of("rlwb.experiments").items():
+            print(f"  {name:<24} {doc}")
+        return 0 if args else EXIT_ERROR
+    name, rest = args[0], args[1:]
+    module = load_experiment(name)
+    sys.argv[0] = f"rlwb train {name}"  # tyro's usage line
+    result = module.main(rest)
+    return EXIT_INTERRUPTED if getattr(result, "interrupted", False) else 0
+
+
+@dataclass
+class EvalArgs:
+    """Evaluate a saved policy: mean ± std return over N deterministic episodes."""
+
+    checkpoint: tyro.conf.Positional[str]
+    """A checkpoint file, or a run folder (its latest checkpoint)."""
+    episodes: int | None = None
+    """Episodes (default: the run's eval_episodes, which reproduces its final evaluation)."""
+    video: str | None = None
+    """Also write one episode to this .mp4 file."""
+    backend: str | None = None
+    """Engine backend (default: the run's)."""
+    device: str | None = None
+    """Torch device (default: the run's if available)."""
+    seed: int | None = None
+    """Evaluation seed (default: the run's eval_seed)."""
+
+
+def cmd_eval(args: list[str]) -> int:
+    from rlwb.evaluate import evaluate, format_result
+
+    opts = parse_cli(EvalArgs, args, prog="rlwb eval")
+    mean, std, returns = evaluate(
+        opts.checkpoint, opts.episodes, opts.video, opts.backend, opts.device, opts.seed
+    )
+    print(format_result(mean, std, len(returns)))
+    if opts.video:
+        print(f"video: {opts.video}")
+    return 0
+
+
+@dataclass
+class ListArgs:
+    """List tasks (with their backends), backends (and whether they work here), agents and
+    experiments."""
+
+
+def cmd_list(args: list[str]) -> int:
+    parse_cli(ListArgs, args, prog="rlwb list")
+    from rlwb import tasks
+    from rlwb.engine import BACKENDS, backend_status
+
+    print("backends:")
+    for name in BACKENDS:
+        ok, why = backend_status(name)
+        print(f"  {name:<8} {'available' if ok else 'unavailable: ' + why}")
+    print("\ntasks (native backends in order of preference; gym = Gymnasium oracle):")
+    for task_id, entry in sorted(tasks.all_tasks().items()):
+        backends = list(entry.backends) + (["gym"] if entry.gym_id else [])
+        print(f"  {task_id:<30} {','.join(backends):<16} {entry.description}")
+    print("  (any other Gymnasium id runs on the gym backend)")
+    for title, package in (("agents", "rlwb.agents"), ("experiments", "rlwb.experiments")):
+        print(f"\n{title}:")
+        found = modules_of(package)
+        for name, doc in found.items():
+            print(f"  {name:<24} {doc}")
+        if not found:
+            print("  (none yet)")
+    return 0
+
+
+def cmd_bench(args: list[str]) -> int:
+    """Engine and agent speed benchmarks (rlwb.bench)."""
+    try:
+        bench = importlib.import_module("rlwb.bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "rlwb.bench":
+            raise
+        raise RlwbError(
+            "rlwb bench is not available in this install (no rlwb.bench module)"
+        ) from None
+    sys.argv[0] = "rlwb bench"
+    code = bench.main(args)
+    return int(code) if isinstance(code, int) else 0
+
+
+@dataclass
+class PlotArgs:
+    """Learning curves of runs (mean and bootstrap 95% band over seeds, grouped by
+    experiment), read from their TensorBoard events."""
+
+    runs: tyro.conf.Positional[list[str]]
+    """Run folders, or folders that contain runs."""
+    output: Annotated[str, tyro.conf.arg(aliases=("-o",))] = "curves.png"
+    """Image file to write."""
+    tag: str = "eval/return_mean"
+    """Scalar tag to plot (e.g. charts/episodic_return)."""
+
+
+def cmd_plot(args: list[str]) -> int:
+    from rlwb.plot import plot_runs
+
+    opts = parse_cli(PlotArgs, args, prog="rlwb plot")
+    if not opts.runs:
+        raise ConfigError("rlwb plot needs at least one run folder (see rlwb plot --help)")
+    groups = plot_runs(opts.runs, opts.output, opts.tag)
+    for name, seeds in sorted(groups.items()):
+        print(f"{name}: {seeds} run{'s' if seeds != 1 else ''}")
+    print(f"wrote {opts.output}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "train": (cmd_train, "train an experiment (rlwb train ddpg_pendulum)"),
+    "eval": (cmd_eval, "evaluate a saved policy: mean ± std return"),
+    "list": (cmd_list, "tasks, backends, agents, experiments"),
+    "bench": (cmd_bench, "speed benchmarks"),
+    "plot": (cmd_plot, "learning curves of runs with confidence bands"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: rlwb COMMAND [options]   (rlwb COMMAND --help for a command's options)", ""]
+    lines += [f"  {name:<6} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else EXIT_ERROR
+    if args[0] in ("-V", "--version"):
+        import rlwb
+
+        print(f"rlwb {rlwb.__version__}")
+        return 0
+    command = COMMANDS.get(args[0])
+    try:
+        if command is None:
+            raise ConfigError(f"unknown command {args[0]!r}; choose one of: {', '.join(COMMANDS)}")
+        return command[0](args[1:])
+    except RlwbError as exc:
+        print(f"rlwb: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rlwb: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,608 @@
+"""The training runner: the loop every agent runs in, so an agent file holds only its algorithm.
+
+``train`` drives a :class:`rlwb.agent.StepAgent` (act → engine.step → observe → update at
+the update-to-data ratio) or a :class:`rlwb.agent.IterationAgent` (``iterate(engine)``
+until the step budget), evaluates on a separate engine, logs to TensorBoard and the
+console, writes checkpoints, resumes exactly from one, and stops cleanly on Ctrl-C.
+``run_experiment`` is what an experiment script calls: command-line overrides (tyro),
+training, final evaluation, a summary.
+
+Order of work at a step boundary, which exact resume relies on: log, then evaluate, then
+checkpoint. The final checkpoint is written before the final evaluation, so evaluating the
+final checkpoint (``rlwb eval``) reproduces the run's final evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import tyro
+
+import rlwb
+from rlwb import checkpoint as ckpt
+from rlwb.agent import Agent, IterationAgent, StepAgent
+from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
+from rlwb.engine import Engine, make_engine
+from rlwb.errors import CheckpointError, ConfigError, RlwbError
+from rlwb.evaluate import mean_std, resolve_device, run_evaluation, spec_to_dict
+from rlwb.logger import RunLogger
+
+EVAL_SEED_OFFSET = 10_000  # default evaluation seed: seed + this (disjoint from training)
+
+
+@dataclass
+class TrainConfig:
+    """How to train: task, engine, budget, cadences and output."""
+
+    task: str
+    """Task id: an rlwb task or any Gymnasium id (see `rlwb list`)."""
+    backend: str = "auto"
+    """Engine backend: auto, mujoco, warp, torch or gym."""
+    device: str = "auto"
+    """Torch device for engine and agent; auto = cuda if available, else cpu."""
+    num_envs: int = 1
+    """Parallel environment members in the training engine."""
+    seed: int = 0
+    """Seed of the engine, the agent's initialisation and the warm-up actions."""
+    total_steps: int = 100_000
+    """Budget in environment steps, summed over members."""
+    learning_starts: int = 0
+    """Uniform random actions and no updates before this many environment steps."""
+    updates_per_step: float = 1.0
+    """Gradient updates per environment step (summed over members); fractions accumulate."""
+    eval_every: int = 10_000
+    """Evaluate every this many environment steps (0: only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (one member each, run in parallel)."""
+    eval_seed: int | None = None
+    """Seed of every evaluation (default: seed + 10000), so evaluations are comparable."""
+    eval_horizon: int | None = None
+    """Evaluation episode length cap (default: the task's time limit)."""
+    checkpoint_every: int = 10_000
+    """Checkpoint every this many environment steps (0: only at the end)."""
+    keep_checkpoints: int = 3
+    """How many of the latest checkpoints to keep."""
+    log_every: int = 1_000
+    """Log losses and speed every this many environment steps."""
+    run_dir: str = "runs"
+    """Folder that holds the runs."""
+    run_name: str | None = None
+    """Run folder name (default: <experiment>-<task>-<seed>-<time>)."""
+    experiment: str | None = None
+    """Experiment name (set by run_experiment from the script's module)."""
+    video: bool = False
+    """Write an mp4 of the final evaluation policy to <run>/videos/ (MuJoCo: MUJOCO_GL=egl)."""
+    video_every: int = 0
+    """Also write a video at evaluations every this many steps (0: only the final one)."""
+    task_kwargs: dict[str, int | float | bool | str] = field(default_factory=dict)
+    """Keyword arguments of the task (Gymnasium's env arguments, e.g. frame_skip 4)."""
+    progress: bool = True
+    """Show a progress bar on the console."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run leaves behind."""
+
+    run_dir: pathlib.Path
+    checkpoint: pathlib.Path | None
+    eval_mean: float
+    eval_std: float
+    eval_returns: list[float]
+    env_steps: int
+    updates: int
+    wall_time: float
+    interrupted: bool = False
+
+
+@dataclass
+class _Counters:
+    env_steps: int = 0
+    updates: int = 0
+    utd_accumulator: float = 0.0
+    episodes: int = 0
+    iterations: int = 0
+    wall_time: float = 0.0
+    last_checkpoint_step: int = -1
+
+
+# Fields a resumed run may take from the new config rather than the checkpoint's.
+RESUMABLE_OVERRIDES = (
+    "total_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every",
+    "video", "video_every", "progress",
+)  # fmt: skip
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject impossible settings with one clear message."""
+    checks = [
+        ("num_envs", cfg.num_envs >= 1, ">= 1"),
+        ("total_steps", cfg.total_steps >= 1, ">= 1"),
+        ("learning_starts", cfg.learning_starts >= 0, ">= 0"),
+        (
+            "updates_per_step",
+            math.isfinite(cfg.updates_per_step) and cfg.updates_per_step >= 0,
+            ">= 0",
+        ),
+        ("eval_every", cfg.eval_every >= 0, ">= 0"),
+        ("eval_episodes", cfg.eval_episodes >= 1, ">= 1"),
+        ("checkpoint_every", cfg.checkpoint_every >= 0, ">= 0"),
+        ("keep_checkpoints", cfg.keep_checkpoints >= 1, ">= 1"),
+        ("log_every", cfg.log_every >= 1, ">= 1"),
+        ("video_every", cfg.video_every >= 0, ">= 0"),
+    ]
+    for name, ok, rule in checks:
+        if not ok:
+            raise ConfigError(f"train.{name} must be {rule}, got {getattr(cfg, name)!r}")
+    if cfg.eval_horizon is not None and cfg.eval_horizon < 1:
+        raise ConfigError(f"train.eval_horizon must be >= 1, got {cfg.eval_horizon!r}")
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    return every > 0 and before // every < after // every
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _new_run_dir(cfg: TrainConfig, agent_cls: type) -> pathlib.Path:
+    root = pathlib.Path(cfg.run_dir)
+    prefix = cfg.experiment or agent_cls.__name__.lower()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = cfg.run_name or f"{prefix}-{cfg.task}-{cfg.seed}-{stamp}"
+    path, n = root / name, 1
+    while path.exists():
+        n += 1
+        path = root / f"{name}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Run:
+    """One training run's live objects (engines, agent, logger, counters)."""
+
+    def __init__(
+        self,
+        agent_cls: type[Agent],
+        agent_config: Any,
+        cfg: TrainConfig,
+        payload: dict[str, Any] | None,
+        run_dir: pathlib.Path | None,
+    ) -> None:
+        self.agent_cls, self.agent_config, self.payload = agent_cls, agent_config, payload
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        kwargs = dict(cfg.task_kwargs)
+        backend = payload["backend"] if payload else cfg.backend
+        self.engine: Engine = make_engine(
+            cfg.task, cfg.num_envs, backend=backend, device=self.device, seed=cfg.seed, **kwargs
+        )
+        self.eval_engine: Engine | None = None
+        try:
+            self._build(agent_cls, agent_config, cfg, payload, run_dir, kwargs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(
+        self,
+        agent_cls: type[Agent],
+        agent_config: Any,
+        cfg: TrainConfig,
+        payload: dict[str, Any] | None,
+        run_dir: pathlib.Path | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        eval_seed = cfg.seed + EVAL_SEED_OFFSET if cfg.eval_seed is None else cfg.eval_seed
+        self.cfg = dataclasses.replace(
+            cfg, backend=self.engine.backend, device=str(self.device), eval_seed=eval_seed
+        )
+        self.eval_engine = make_engine(
+            cfg.task,
+            cfg.eval_episodes,
+            backend=self.engine.backend,
+            device=self.device,
+            seed=eval_seed,
+            **kwargs,
+        )
+        self.agent: Agent = agent_cls(agent_config, self.engine.spec, self.device)
+        if not isinstance(self.agent, StepAgent | IterationAgent):
+            raise ConfigError(
+                f"{class_path(agent_cls)} is neither a StepAgent nor an IterationAgent"
+            )
+        self.action_generator = torch.Generator().manual_seed(cfg.seed)
+        self.counters = _Counters()
+        self.run_dir = run_dir or _new_run_dir(self.cfg, agent_cls)
+        self.checkpoints = ckpt.CheckpointManager(
+            self.run_dir / "checkpoints", self.cfg.keep_checkpoints
+        )
+        self.last_losses: dict[str, float] = {}
+        self.eval_result: tuple[float, float, list[float]] = (math.nan, math.nan, [])
+        self.obs: torch.Tensor | None = None
+        if payload:
+            self._restore(payload)
+        else:
+            self.obs = self.engine.reset(seed=cfg.seed)
+            if isinstance(self.agent, StepAgent):
+                self.agent.episode_start(
+                    torch.ones(cfg.num_envs, dtype=torch.bool, device=self.device)
+                )
+        self._write_config()
+
+    # ------------------------------------------------------------------ state
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.cfg.experiment,
+            "agent_class": class_path(self.agent_cls),
+            "agent_config_class": class_path(self.agent_config),
+            "train": to_plain(self.cfg),
+            "agent": to_plain(self.agent_config),
+            "engine": {
+                "backend": self.engine.backend,
+                "observation_shape": list(self.engine.spec.observation_shape),
+                "action_dim": self.engine.spec.action_dim,
+                "max_episode_steps": self.engine.spec.max_episode_steps,
+                "dt": self.engine.spec.dt,
+            },
+            "rlwb_version": rlwb.__version__,
+            "torch_version": torch.__version__,
+        }
+
+    def _write_config(self) -> None:
+        dump_yaml(self.config_dict(), self.run_dir / "config.yaml")
+
+    def payload_now(self) -> dict[str, Any]:
+        return {
+            "rlwb_version": rlwb.__version__,
+            "created": time.time(),
+            "experiment": self.cfg.experiment,
+            "agent_class": class_path(self.agent_cls),
+            "agent_config_class": class_path(self.agent_config),
+            "agent_config": to_plain(self.agent_config),
+            "train_config": to_plain(self.cfg),
+            "backend": self.engine.backend,
+            "spec": spec_to_dict(self.engine.spec),
+            "agent": self.agent.state_dict(),
+            "engine": self.engine.state_dict(),
+            "eval_engine": self.eval_engine.state_dict(),
+            "obs": self.obs.cpu() if isinstance(self.agent, StepAgent) else None,
+            "rng": {"global": ckpt.rng_state(), "actions": self.action_generator.get_state()},
+            "counters": dataclasses.asdict(self.counters),
+            "eval": list(self.eval_result[:2]) + [list(self.eval_result[2])],
+        }
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.agent.load_state_dict(payload["agent"])
+            self.engine.load_state_dict(payload["engine"])
+            self.eval_engine.load_state_dict(payload["eval_engine"])
+            counters = dict(payload["counters"])
+            self.counters = _Counters(**counters)
+            self.action_generator.set_state(payload["rng"]["actions"])
+            ckpt.set_rng_state(payload["rng"]["global"])
+            obs = payload.get("obs")
+            self.obs = obs.to(self.device, self.engine.dtype) if obs is not None else None
+            mean, std, returns = payload.get("eval", [math.nan, math.nan, []])
+            self.eval_result = (mean, std, list(returns))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint does not match this run: {exc}") from None
+
+    def save_checkpoint(self) -> pathlib.Path:
+        self.counters.last_checkpoint_step = self.counters.env_steps
+        return self.checkpoints.save(self.payload_now(), self.counters.env_steps)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, logger: RunLogger, step: int, before: int, final: bool) -> None:
+        returns, lengths = run_evaluation(
+            self.agent, self.eval_engine, self.cfg.eval_seed, self.cfg.eval_horizon
+        )
+        mean, std = mean_std(returns)
+        self.eval_result = (mean, std, [float(r) for r in returns])
+        logger.scalar("eval/return_mean", mean, step)
+        logger.scalar("eval/return_std", std, step)
+        logger.scalar("eval/length_mean", float(lengths.to(torch.float64).mean()), step)
+        logger.last_eval = f"{mean:.1f}"
+        logger.print(f"step {step:,}: eval return {mean:.2f} ± {std:.2f} ({len(returns)} episodes)")
+        video_due = self.cfg.video and (final or _crossed(before, step, self.cfg.video_every))
+        if video_due:
+            from rlwb.video import record_video
+
+            path = self.run_dir / "videos" / f"eval_step_{step:012d}.mp4"
+            kwargs = self.cfg.task_kwargs
+            try:
+                record_video(self.agent, self.cfg.task, path, self.cfg.eval_seed, kwargs)
+                logger.print(f"video: {path}")
+            except RlwbError as exc:  # a video is not worth losing the run over
+                logger.print(f"warning: no video: {exc}")
+
+    def close(self) -> None:
+        self.engine.close()
+        if self.eval_engine is not None:
+            self.eval_engine.close()
+
+
+def _merge_resume(cfg: TrainConfig, payload: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's config, with the new one's cadence and budget fields."""
+    saved = from_dict(TrainConfig, payload["train_config"])
+    ignored = [
+        f"{f.name}={getattr(cfg, f.name)!r}"
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in (*RESUMABLE_OVERRIDES, "run_dir", "run_name", "experiment")
+        and getattr(cfg, f.name) != getattr(saved, f.name)
+        and not (
+            f.name in ("backend", "device", "eval_seed") and getattr(cfg, f.name) in ("auto", None)
+        )
+    ]
+    if ignored:
+        print(
+            f"resuming with the checkpoint's settings; ignoring {', '.join(ignored)}",
+            file=sys.stderr,
+        )
+    return dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RESUMABLE_OVERRIDES})
+
+
+def train(
+    agent_cls: type[Agent],
+    agent_config: Any,
+    train_config: TrainConfig,
+    resume: str | pathlib.Path | None = None,
+) -> TrainResult:
+    """Train ``agent_cls(agent_config, spec, device)`` as ``train_config`` says.
+
+    With ``resume`` (a checkpoint file, or a run or checkpoints folder: its latest), the run
+    continues in that run's folder from the checkpoint, with the checkpoint's task, engine,
+    seed and agent config; budget and cadence fields come from ``train_config``.
+    """
+    payload, run_dir = None, None
+    if resume is not None:
+        path = ckpt.resolve(resume)
+        payload = ckpt.load(path)
+        if payload.get("agent_class") != class_path(agent_cls):
+            raise CheckpointError(
+                f"{path} holds a {payload.get('agent_class')} agent, not {class_path(agent_cls)}"
+            )
+        train_config = _merge_resume(train_config, payload)
+        agent_config = from_dict(type(agent_config), payload["agent_config"])
+        run_dir = path.parent.parent
+    validate(train_config)
+    if train_config.video:
+        from rlwb.video import check_renderable
+
+        check_renderable(train_config.task, train_config.task_kwargs)
+    run = _Run(agent_cls, agent_config, train_config, payload, run_dir)
+    try:
+        return _loop(run)
+    finally:
+        run.close()
+
+
+def _loop(run: _Run) -> TrainResult:
+    cfg, counters = run.cfg, run.counters
+    logger = RunLogger(run.run_dir, cfg.total_steps, counters.env_steps, progress=cfg.progress)
+    if run.payload is None:
+        logger.hparams(
+            flatten({"train": to_plain(cfg), "agent": to_plain(run.agent_config)}),
+            ("eval/return_mean",),
+        )
+        yaml_text = (run.run_dir / "config.yaml").read_text()
+        logger.text("config", "    " + yaml_text.replace("\n", "\n    "))  # markdown code
+        logger.print(f"run: {run.run_dir}  ({cfg.task} on {run.engine.backend}, {run.device})")
+    else:
+        logger.print(f"resuming {run.run_dir} at step {counters.env_steps:,}")
+    start_time = time.perf_counter()
+    start_wall = counters.wall_time
+    window = [time.perf_counter(), counters.env_steps]
+    interrupted = False
+    try:
+        with _StopFlag() as stop:
+            while counters.env_steps < cfg.total_steps:
+                before = counters.env_steps
+                if isinstance(run.agent, StepAgent):
+                    _env_step(run, logger)
+                else:
+                    metrics = run.agent.iterate(run.engine)
+                    counters.iterations += 1
+                    counters.env_steps = int(run.agent.env_steps)
+                    if counters.env_steps <= before:
+                        raise RuntimeError(
+                            f"{class_path(run.agent)}.iterate() did not advance env_steps"
+                        )
+                    logger.scalars("charts", metrics, counters.env_steps)
+                now = counters.env_steps
+                counters.wall_time = start_wall + time.perf_counter() - start_time
+                if _crossed(before, now, cfg.log_every) or now >= cfg.total_steps:
+                    elapsed = max(time.perf_counter() - window[0], 1e-9)
+                    sps = (now - window[1]) / elapsed
+                    window = [time.perf_counter(), now]
+                    logger.scalar("perf/steps_per_second", sps, now)
+                    logger.scalar("charts/updates", counters.updates, now)
+                    logger.scalars("losses", run.last_losses, now)
+                logger.advance(now, force=now >= cfg.total_steps)
+                if now < cfg.total_steps:
+                    if _crossed(before, now, cfg.eval_every):
+                        run.evaluate(logger, now, before, final=False)
+                    if _crossed(before, now, cfg.checkpoint_every):
+                        run.save_checkpoint()
+                if stop.requested:
+                    if counters.last_checkpoint_step != now:
+                        run.save_checkpoint()
+                    interrupted = True
+                    break
+        if interrupted:
+            path = run.checkpoints.latest()
+            logger.print(f"interrupted at step {counters.env_steps:,}; checkpoint {path}")
+            command = f"rlwb train {cfg.experiment} " if cfg.experiment else ""
+            logger.print(f"resume with: {command}--resume {path}")
+            mean, std, returns = math.nan, math.nan, []
+        else:
+            if counters.last_checkpoint_step != counters.env_steps:
+                run.save_checkpoint()
+            path = run.checkpoints.latest()
+            run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
+            mean, std, returns = run.eval_result
+    finally:
+        logger.close()
+    return TrainResult(
+        run_dir=run.run_dir,
+        checkpoint=path,
+        eval_mean=mean,
+        eval_std=std,
+        eval_returns=returns,
+        env_steps=counters.env_steps,
+        updates=counters.updates,
+        wall_time=counters.wall_time,
+        interrupted=interrupted,
+    )
+
+
+def _random_actions(run: _Run) -> torch.Tensor:
+    spec = run.engine.spec
+    low, high = spec.action_low.cpu(), spec.action_high.cpu()
+    low = torch.where(torch.isfinite(low), low, -torch.ones_like(low))
+    high = torch.where(torch.isfinite(high), high, torch.ones_like(high))
+    u = torch.rand(
+        (run.engine.num_envs, spec.action_dim), generator=run.action_generator, dtype=low.dtype
+    )
+    return (low + (high - low) * u).to(run.device)
+
+
+def _env_step(run: _Run, logger: RunLogger) -> None:
+    """One batched environment step of a StepAgent, then its updates."""
+    cfg, counters, agent = run.cfg, run.counters, run.agent
+    assert isinstance(agent, StepAgent)
+    if counters.env_steps < cfg.learning_starts:
+        action = _random_actions(run)
+    else:
+        with torch.no_grad():
+            action = agent.act(run.obs, explore=True)
+    next_obs, reward, terminated, truncated, info = run.engine.step(action)
+    done = info["done"]
+    mask = done.reshape(done.shape + (1,) * (next_obs.ndim - 1))
+    real_next = torch.where(mask, info["final_obs"], next_obs)
+    agent.observe(run.obs, action, reward, real_next, terminated, truncated)
+    run.obs = next_obs
+    counters.env_steps += run.engine.num_envs
+    if bool(done.any()):
+        agent.episode_start(done)
+        returns = info["episode_return"][done].tolist()
+        lengths = info["episode_length"][done].tolist()
+        counters.episodes += len(returns)
+        logger.episodes(returns, lengths, counters.env_steps)
+    if counters.env_steps >= cfg.learning_starts and cfg.updates_per_step > 0:
+        counters.utd_accumulator += cfg.updates_per_step * run.engine.num_envs
+        n = int(counters.utd_accumulator)
+        if n > 0:
+            counters.utd_accumulator -= n
+            run.last_losses = dict(agent.update(n) or {})
+            counters.updates += n
+
+
+# ---------------------------------------------------------------------- experiments
+def experiment_name(config_cls: type) -> str:
+    module = config_cls.__module__
+    if module == "__main__":
+        return pathlib.Path(sys.argv[0]).stem or "experiment"
+    return module.rsplit(".", 1)[-1]
+
+
+def _with_resume(config_cls: type) -> type:
+    """``config_cls`` plus a ``--resume PATH`` option, for tyro."""
+    resume_type = Annotated[
+        str | None,
+        tyro.conf.arg(help="Continue from this checkpoint (file, or run folder: its latest)."),
+    ]
+    return dataclasses.make_dataclass(
+        config_cls.__name__,
+        [("resume", resume_type, field(default=None))],
+        bases=(config_cls,),
+    )
+
+
+def run_experiment(
+    agent_cls: type[Agent],
+    config_cls: type,
+    argv: list[str] | None = None,
+    description: str | None = None,
+) -> TrainResult:
+    """Parse overrides of ``config_cls`` (fields ``train`` and ``agent``), train, summarise."""
+    if not dataclasses.is_dataclass(config_cls):
+        raise ConfigError(f"{config_cls!r} must be a dataclass with fields 'train' and 'agent'")
+    args = sys.argv[1:] if argv is None else list(argv)
+    parsed = parse_cli(
+        _with_resume(config_cls), args, description=description or config_cls.__doc__
+    )
+    config = config_cls(
+        **{f.name: getattr(parsed, f.name) for f in dataclasses.fields(config_cls) if f.init}
+    )
+    train_cfg: TrainConfig = config.train
+    if train_cfg.experiment is None:
+        train_cfg = dataclasses.replace(train_cfg, experiment=experiment_name(config_cls))
+    result = train(agent_cls, config.agent, train_cfg, resume=parsed.resume)
+    print_summary(result)
+    return result
+
+
+def print_summary(result: TrainResult) -> None:
+    from rich.console import Console
+
+    from rlwb.evaluate import format_result
+
+    console = Console()
+    console.print(f"run dir:     {result.run_dir}", highlight=False, soft_wrap=True)
+    console.print(f"checkpoint:  {result.checkpoint}", highlight=False, soft_wrap=True)
+    console.print(
+        f"env steps:   {result.env_steps:,} ({result.updates:,} updates, {result.wall_time:.1f} s)",
+        highlight=False,
+    )
+    if result.interrupted:
+        console.print("interrupted: no final evaluation; resume with --resume <checkpoint>")
+    else:
+        n = len(result.eval_returns)
+        console.print(
+            f"final eval:  {format_result(result.eval_mean, result.eval_std, n)}", highlight=False
+        )
+    console.print(
+        f"watch:       tensorboard --logdir {result.run_dir.parent}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.checkpoint is not None:
+        console.print(
+            f"evaluate:    rlwb eval {result.checkpoint}", highlight=False, soft_wrap=True
+        )

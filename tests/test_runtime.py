@@ -1,0 +1,246 @@
+"""The training runner: loop accounting, logging, exact resume after SIGKILL and Ctrl-C."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rlwb import checkpoint as ckpt
+from rlwb import make_engine
+from rlwb.config import from_dict, to_plain
+from rlwb.errors import CheckpointError, ConfigError
+from rlwb.train import TrainConfig, run_experiment, train
+from tests.helpers import ROOT, subprocess_env
+from tests.toy_agent import ToyAgent, ToyConfig, ToySearch, ToySearchConfig
+from tests.toy_experiment import Config as ToyExperimentConfig
+
+
+def _cfg(tmp_path, **overrides) -> TrainConfig:
+    base = dict(
+        task="Toy-v0", total_steps=1200, learning_starts=100, eval_every=400, checkpoint_every=400,
+        log_every=200, eval_episodes=8, keep_checkpoints=2, run_dir=str(tmp_path), progress=False,
+    )  # fmt: skip
+    return TrainConfig(**{**base, **overrides})
+
+
+def assert_same(a, b, where="state"):
+    """Exact equality of nested checkpoint contents (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
+        assert torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and np.array_equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _zero_policy_return(seed: int, episodes: int) -> float:
+    engine = make_engine("Toy-v0", episodes, seed=seed)
+    engine.reset(seed=seed)
+    return float(engine.rollout(lambda obs: torch.zeros(obs.shape[0], 1)).returns.mean())
+
+
+def _final_states_equal(path_a, path_b) -> None:
+    a, b = ckpt.load(path_a), ckpt.load(path_b)
+    for key in ("agent", "engine", "eval_engine", "obs", "rng", "eval"):
+        assert_same(a[key], b[key], key)
+    counters_a, counters_b = dict(a["counters"]), dict(b["counters"])
+    for counters in (counters_a, counters_b):
+        counters.pop("wall_time")
+    assert counters_a == counters_b
+
+
+def test_step_agent_learns_logs_and_keeps_checkpoints(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(ToyAgent, ToyConfig(), _cfg(tmp_path, total_steps=800, checkpoint_every=200))
+    assert result.env_steps == 800 and not result.interrupted
+    assert result.updates == 701  # one per step from env step 100 on
+    eval_seed = 10_000
+    assert result.eval_mean > -1.0 > -3.0 > _zero_policy_return(eval_seed, 8)
+    assert len(result.eval_returns) == 8
+    names = [p.name for p in ckpt.CheckpointManager(result.run_dir / "checkpoints").existing()]
+    assert names == [ckpt.checkpoint_name(600), ckpt.checkpoint_name(800)]  # keep 2
+    saved = ckpt.load(result.checkpoint)
+    assert saved["agent"]["act_calls"] == 700  # uniform random actions for the first 100
+    assert saved["counters"]["env_steps"] == 800 and saved["backend"] == "toy"
+    config = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert config["train"]["task"] == "Toy-v0" and config["train"]["eval_seed"] == eval_seed
+    assert config["agent"]["hidden"] == [8] and config["agent_class"] == "tests.toy_agent:ToyAgent"
+
+    acc = EventAccumulator(str(result.run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    expected = {
+        "charts/episodic_return", "charts/episodic_length", "eval/return_mean", "eval/return_std",
+        "losses/policy_loss", "perf/steps_per_second",
+    }  # fmt: skip
+    assert expected <= tags
+    assert len(acc.Scalars("charts/episodic_return")) == 800 // 20
+    assert {e.step for e in acc.Scalars("eval/return_mean")} == {400, 800}
+    assert acc.Scalars("eval/return_mean")[-1].value == pytest.approx(result.eval_mean, rel=1e-6)
+    assert "_hparams_/experiment" in acc.PluginTagToContent("hparams")
+
+
+def test_fractional_update_ratio_and_many_members(tmp_path):
+    cfg = _cfg(tmp_path, num_envs=4, updates_per_step=0.3, learning_starts=40, total_steps=200)
+    result = train(ToyAgent, ToyConfig(), dataclasses.replace(cfg, eval_every=0))
+    assert result.env_steps == 200
+    assert result.updates == int(41 * 4 * 0.3)  # 41 engine steps from env step 40 on, 1.2 each
+    agent_state = ckpt.load(result.checkpoint)["agent"]
+    assert agent_state["episode_starts"] == 4 + 4 * 2  # initial reset + two episodes each
+    assert agent_state["size"] == 200
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    """Kill a run between checkpoints; resuming from its last one ends in the same state."""
+    cfg = _cfg(
+        tmp_path / "killed",
+        total_steps=900,
+        checkpoint_every=300,
+        keep_checkpoints=10,
+        run_name="r",
+    )
+    script = textwrap.dedent(
+        f"""
+        from rlwb.train import TrainConfig, train
+        from tests.toy_agent import ToyAgent, ToyConfig
+        train(ToyAgent, ToyConfig(), TrainConfig(**{dataclasses.asdict(cfg)!r}))
+        """
+    )
+    env = {**subprocess_env(), "TOY_SLEEP": "0.004"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+    manager = ckpt.CheckpointManager(tmp_path / "killed" / "r" / "checkpoints")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            latest = manager.latest()
+            if latest is not None:
+                time.sleep(0.3)  # some steps past the checkpoint, lost by the kill
+                break
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert manager.latest() is not None, "the training process wrote no checkpoint"
+    killed_at = ckpt.load(manager.latest())["counters"]["env_steps"]
+    assert 300 <= killed_at < 900, "the run must die between checkpoints, before the end"
+
+    resumed = train(ToyAgent, ToyConfig(), cfg, resume=str(tmp_path / "killed" / "r"))
+    assert resumed.env_steps == 900 and resumed.run_dir == tmp_path / "killed" / "r"
+    full = train(ToyAgent, ToyConfig(), dataclasses.replace(cfg, run_dir=str(tmp_path / "full")))
+    _final_states_equal(resumed.checkpoint, full.checkpoint)
+    assert resumed.eval_returns == full.eval_returns
+    assert resumed.updates == full.updates
+
+
+@pytest.mark.parametrize(
+    "task,backend", [("Pendulum-v1", "torch"), ("InvertedPendulum-v5", "mujoco")]
+)
+def test_resume_on_a_real_engine_equals_uninterrupted_run(tmp_path, task, backend):
+    """Real backends: resume from a mid-run checkpoint copied elsewhere."""
+    cfg = _cfg(
+        tmp_path / "a", task=task, backend=backend, num_envs=2, total_steps=800,
+        learning_starts=100, checkpoint_every=400, eval_every=400, eval_episodes=2, run_name="a",
+    )  # fmt: skip
+    full = train(ToyAgent, ToyConfig(), cfg)
+    middle = ckpt.CheckpointManager(full.run_dir / "checkpoints").existing()[0]
+    assert ckpt.load(middle)["counters"]["env_steps"] == 400
+    copy = tmp_path / "b" / "checkpoints" / middle.name
+    copy.parent.mkdir(parents=True)
+    shutil.copy(middle, copy)
+    resumed = train(ToyAgent, ToyConfig(), cfg, resume=str(copy))
+    _final_states_equal(resumed.checkpoint, full.checkpoint)
+    assert resumed.eval_mean == full.eval_mean and resumed.eval_returns == full.eval_returns
+
+
+def test_iteration_agent_runs_and_resumes_exactly(tmp_path):
+    cfg = _cfg(tmp_path / "full", num_envs=8, total_steps=800, eval_every=0, checkpoint_every=0)
+    full = train(ToySearch, ToySearchConfig(), cfg)
+    assert full.env_steps >= 800
+    assert full.eval_mean > _zero_policy_return(10_000, 8) + 1.0  # the search found a gain
+    half = train(
+        ToySearch,
+        ToySearchConfig(),
+        dataclasses.replace(cfg, total_steps=400, run_dir=str(tmp_path / "half")),
+    )
+    resumed = train(ToySearch, ToySearchConfig(), cfg, resume=str(half.checkpoint))
+    assert resumed.env_steps == full.env_steps
+    assert_same(ckpt.load(resumed.checkpoint)["agent"], ckpt.load(full.checkpoint)["agent"])
+
+
+def test_sigint_checkpoints_and_exits_cleanly(tmp_path):
+    cmd = [
+        sys.executable, "-m", "rlwb.cli", "train", "tests.toy_experiment",
+        "--train.total-steps", "1000000", "--train.run-dir", str(tmp_path), "--train.run-name", "r",
+    ]  # fmt: skip
+    env = {**subprocess_env(), "TOY_SLEEP": "0.002"}
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    manager = ckpt.CheckpointManager(tmp_path / "r" / "checkpoints")
+    deadline = time.monotonic() + 60
+    while manager.latest() is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted at step" in out
+    saved = ckpt.load(manager.latest())
+    stopped_at = saved["counters"]["env_steps"]
+    assert f"interrupted at step {stopped_at:,}" in out
+    result = run_experiment(
+        ToyAgent,
+        ToyExperimentConfig,
+        ["--resume", str(tmp_path / "r"), "--train.total-steps", str(stopped_at + 60)],
+    )
+    assert result.env_steps == stopped_at + 60 and result.run_dir == tmp_path / "r"
+
+
+def test_run_experiment_applies_overrides_and_rejects_bad_ones(tmp_path):
+    argv = ["--train.total-steps", "60", "--train.learning-starts", "20", "--agent.lr", "0.1"]
+    result = run_experiment(
+        ToyAgent, ToyExperimentConfig, [*argv, "--train.run-dir", str(tmp_path)]
+    )
+    assert result.env_steps == 60 and result.updates == 41
+    config = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert config["agent"]["lr"] == 0.1 and config["experiment"] == "toy_experiment"
+    assert result.run_dir.name.startswith("toy_experiment-Toy-v0-0-")
+    with pytest.raises(ConfigError, match=r"Unrecognized options: --train.bogus"):
+        run_experiment(ToyAgent, ToyExperimentConfig, ["--train.bogus", "1"])
+    with pytest.raises(ConfigError, match=r"--train.total-steps.*'abc'"):
+        run_experiment(ToyAgent, ToyExperimentConfig, ["--train.total-steps", "abc"])
+    with pytest.raises(ConfigError, match="train.num_envs must be >= 1"):
+        run_experiment(ToyAgent, ToyExperimentConfig, ["--train.num-envs", "0"])
+    with pytest.raises(CheckpointError, match="holds a tests.toy_agent:ToyAgent agent"):
+        train(ToySearch, ToySearchConfig(), _cfg(tmp_path), resume=str(result.checkpoint))
+
+
+def test_configs_survive_plain_data_roundtrip():
+    agent = ToyConfig(lr=0.2, hidden=(4, 5))
+    assert from_dict(ToyConfig, yaml.safe_load(yaml.safe_dump(to_plain(agent)))) == agent
+    cfg = TrainConfig(task="Hopper-v5", task_kwargs={"frame_skip": 2}, eval_seed=3)
+    assert from_dict(TrainConfig, yaml.safe_load(yaml.safe_dump(to_plain(cfg)))) == cfg
+    with pytest.raises(ConfigError, match="no field"):
+        from_dict(ToyConfig, {"learning_rate": 1.0})
