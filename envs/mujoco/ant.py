@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, normal, uniform
 
+from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, normal, uniform
 from rlwb.errors import ConfigError
 
 

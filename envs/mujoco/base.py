@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -265,3 +265,20 @@ def build_task(task_id: str, kwargs: dict) -> MujocoTask:
         return cls(**merged)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad argument for task {task_id!r}: {exc}") from exc
+
+
+def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
+    """Build the task definition and its ``mujoco.MjModel`` (with ``task.setup`` called):
+    the common first step of every MuJoCo backend."""
+    import mujoco
+
+    from rlwb.errors import ConfigError
+
+    task = build_task(task_id, kwargs)
+    try:
+        path = task.model_path()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"bad xml_file for task {task_id!r}: {exc}") from exc
+    model = mujoco.MjModel.from_xml_path(path)
+    task.setup(model)
+    return task, model

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+
 from rlwb.envs.mujoco.ant import load_model, on_device
 from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, in_open_range, uniform
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+
 from rlwb.envs.mujoco.base import PhysicsView
 from rlwb.envs.mujoco.humanoid import HumanoidObservation
 

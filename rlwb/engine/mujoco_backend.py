@@ -45,7 +45,7 @@ import torch
 
 from rlwb import tasks
 from rlwb.engine.base import Engine, RolloutResult
-from rlwb.envs.mujoco.base import KNOWN_FIELDS, MujocoTask, build_task
+from rlwb.envs.mujoco.base import KNOWN_FIELDS, load_task_model
 from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
 
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
@@ -190,13 +190,7 @@ class MujocoEngine(Engine):
         entry = tasks.get(task)
         if "mujoco" not in entry.backends:
             raise BackendUnavailableError(f"task {task!r} has no MuJoCo definition")
-        self.task: MujocoTask = build_task(task, task_kwargs)
-        try:
-            path = self.task.model_path()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"bad xml_file for task {task!r}: {exc}") from exc
-        self.model = mujoco.MjModel.from_xml_path(path)
-        self.task.setup(self.model)
+        self.task, self.model = load_task_model(task, task_kwargs)
         self.task_id, self.num_envs, self.device, self.dtype = task, int(num_envs), dev, dtype
         self.frame_skip = int(self.task.frame_skip)
         self.dt = float(self.model.opt.timestep * self.frame_skip)

@@ -53,7 +53,7 @@ import torch
 
 from rlwb.engine.base import Engine, Policy, RolloutResult
 from rlwb.engine.warp_rollout import batched_open_loop
-from rlwb.envs.mujoco.base import KNOWN_FIELDS, RNE_POST_FIELDS, MujocoTask, build_task
+from rlwb.envs.mujoco.base import KNOWN_FIELDS, RNE_POST_FIELDS, load_task_model
 from rlwb.errors import BackendUnavailableError, ConfigError
 
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
@@ -159,13 +159,7 @@ class WarpEngine(Engine):
         self._wp, self._mjw = wp, mjw
         dev = self._resolve_device(device)
         self.wp_device = wp.get_device("cpu") if dev.type == "cpu" else wp.device_from_torch(dev)
-        self.task: MujocoTask = build_task(task, task_kwargs)
-        try:
-            path = self.task.model_path()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"bad xml_file for task {task!r}: {exc}") from exc
-        self.model = mujoco.MjModel.from_xml_path(path)
-        self.task.setup(self.model)
+        self.task, self.model = load_task_model(task, task_kwargs)
         self.task_id, self.num_envs, self.device, self.dtype = task, int(num_envs), dev, dtype
         self.frame_skip = int(self.task.frame_skip)
         self.dt = float(self.model.opt.timestep * self.frame_skip)
