@@ -1,0 +1,522 @@
+"""DDPG (Lillicrap et al. 2015, "Continuous control with deep reinforcement learning").
+
+A deterministic tanh actor scaled to the action bounds, a Q critic with the action entering
+at a chosen hidden layer, a device-resident replay buffer, soft (Polyak) target updates and
+exploration noise (Ornstein-Uhlenbeck as in the paper, or Gaussian as in SB3/CleanRL).
+
+Presets: ``DDPGConfig.paper()`` (section 7 of the paper) and ``DDPGConfig.modern()``
+(Stable-Baselines3 / rl-zoo3 defaults). The plain ``DDPGConfig()`` is ``modern()`` scaled
+down for small tasks (64-64 networks, batch 128, actor lr 3e-4): the setting the Pendulum
+quickstart needs to learn in a minute or two on two CPU cores. On Pendulum, actor lr 1e-3
+learns as fast but often collapses again a few thousand steps later (measured).
+
+Deviations from the paper, on purpose:
+
+* Bootstrapping: the target is ``r + gamma * (1 - terminated) * Q'(s', mu'(s'))``. A
+  time-limit truncation is not a terminal state, so we bootstrap through it (and ``s'`` is
+  the true final observation, not the autoreset one). The paper did not distinguish.
+* Noise is added in the normalised action space ([-1, 1]) and the result clipped there,
+  then scaled to the bounds (as SB3 does); the paper's OU process used dt = 1 (we do too).
+* L2 weight decay (``critic_l2``) is applied to the critic's weight matrices only, not its
+  biases, as Adam's coupled ``weight_decay``.
+* Batch norm (``batch_norm=True``, on in ``paper()``): the actor normalises its input and
+  every hidden layer, the critic its input and the layers before the action enters. Target
+  networks always run in eval mode (running statistics, soft-updated like the weights);
+  the online networks use batch statistics in updates and running statistics when acting.
+* The actor loss back-propagates into the actor's parameters only
+  (``backward(inputs=actor_params)``): the same gradient as the paper, without computing
+  the critic's unused weight gradients.
+* The experience comes from ``spec.num_envs`` members at once; the update-to-data ratio is
+  the runner's (``TrainConfig.updates_per_step``), as are the random steps before
+  ``learning_starts``.
+
+Speed: one ``torch._foreach_lerp_`` for all target tensors, indices for all of an
+``update`` call's gradient steps sampled in one draw, losses kept as tensors (no host
+sync per step), Adam's fused kernel called directly (``rlwb.nn.FusedAdamStep``: bit-identical
+to ``Adam.step`` without its per-call regrouping), one torch thread on CPU, optional
+``torch.compile`` of the networks, and on CUDA the whole gradient step captured once as a
+CUDA graph and replayed (not run yet: this work had no GPU). Measured on 2 CPU cores
+(HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against SB3's 14.0 ms; see
+``benchmarks/RESULTS.md``. Critic and target critic are not fused into one forward: they have
+different weights, and a stacked (bmm) forward would double the weight-gradient work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rlwb.agent import StepAgent
+from rlwb.engine.base import EngineSpec
+from rlwb.errors import CheckpointError, ConfigError
+from rlwb.nn import FusedAdamStep, fan_in_uniform_, float_state, mlp_block, soft_update_
+from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
+from rlwb.replay import ReplayBuffer
+
+FORMAT_VERSION = 1
+_FIELDS = ("obs", "action", "reward", "next_obs", "done")
+
+
+@dataclass
+class DDPGConfig:
+    """DDPG hyperparameters. The defaults learn Pendulum-v1 quickly; see the presets."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths, shared by actor and critic (paper: 400, 300)."""
+    critic_action_layer: int = 0
+    """Hidden layer the action enters the critic at: 0 = with the observation (SB3,
+    CleanRL), 1 = second layer (the paper)."""
+    batch_norm: bool = False
+    """Batch norm as in the paper (input, actor layers, critic layers before the action)."""
+    final_init: float = 3e-3
+    """Final layers start in U[-final_init, final_init]; others in U[+-1/sqrt(fan_in)]."""
+    actor_lr: float = 3e-4
+    critic_lr: float = 1e-3
+    critic_l2: float = 0.0
+    """L2 weight decay on the critic's weights (paper: 1e-2)."""
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Target update rate: target <- (1 - tau) target + tau online, after every update."""
+    batch_size: int = 128
+    buffer_size: int = 1_000_000
+    noise: Literal["gaussian", "ou", "none"] = "gaussian"
+    noise_sigma: float = 0.1
+    """Noise scale in the normalised action space ([-1, 1])."""
+    ou_theta: float = 0.15
+    ou_dt: float = 1.0
+    compile: bool = False
+    """torch.compile the networks. Off by default: on our 2-core CPU it compiled in 12 s and
+    then ran the HalfCheetah update slower than eager (13.2 vs 11.0 ms)."""
+    cuda_graph: bool = True
+    """On CUDA, capture the gradient step as a CUDA graph (ignored on CPU)."""
+    torch_threads: int = 1
+    """torch.set_num_threads at construction on CPU (0: leave torch's setting). One thread
+    is the robust choice: DDPG's matmuls are small, and on a shared or loaded machine
+    intra-op threads wait on each other at every op (measured here under load: 10-30x
+    slower with 2 threads than with 1)."""
+    seed: int | None = None
+    """Seed of the agent's generator (replay sampling, noise); None: drawn from torch's
+    global generator, which the runner seeds."""
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"DDPGConfig.{name} {why}, got {getattr(self, name)!r}")
+
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise bad("hidden", "must be a non-empty list of positive widths")
+        if not 0 <= self.critic_action_layer < len(self.hidden):
+            raise bad("critic_action_layer", f"must be in [0, {len(self.hidden) - 1}]")
+        for name in ("actor_lr", "critic_lr"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "must be > 0")
+        if not self.critic_l2 >= 0:
+            raise bad("critic_l2", "must be >= 0")
+        if not 0 <= self.gamma <= 1:
+            raise bad("gamma", "must be in [0, 1]")
+        if not 0 < self.tau <= 1:
+            raise bad("tau", "must be in (0, 1]")
+        if self.batch_size < 1:
+            raise bad("batch_size", "must be >= 1")
+        if self.buffer_size < 1:
+            raise bad("buffer_size", "must be >= 1")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(
+                f"DDPGConfig.batch_size ({self.batch_size}) is larger than buffer_size "
+                f"({self.buffer_size})"
+            )
+        if self.noise not in ("gaussian", "ou", "none"):
+            raise bad("noise", "must be 'gaussian', 'ou' or 'none'")
+        if not self.noise_sigma >= 0:
+            raise bad("noise_sigma", "must be >= 0")
+        if not self.ou_theta >= 0 or not self.ou_dt > 0:
+            raise ConfigError(
+                f"DDPGConfig.ou_theta must be >= 0 and ou_dt > 0, got {self.ou_theta}, {self.ou_dt}"
+            )
+        if self.torch_threads < 0:
+            raise bad("torch_threads", "must be >= 0")
+        if not self.final_init > 0:
+            raise bad("final_init", "must be > 0")
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> DDPGConfig:
+        """Lillicrap et al. 2015, section 7 (low-dimensional observations)."""
+        values: dict[str, Any] = dict(
+            hidden=(400, 300),
+            critic_action_layer=1,
+            batch_norm=True,
+            actor_lr=1e-4,
+            critic_lr=1e-3,
+            critic_l2=1e-2,
+            gamma=0.99,
+            tau=0.001,
+            batch_size=64,
+            buffer_size=1_000_000,
+            noise="ou",
+            noise_sigma=0.2,
+            ou_theta=0.15,
+            ou_dt=1.0,
+        )
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def modern(cls, **overrides: Any) -> DDPGConfig:
+        """Stable-Baselines3 / rl-zoo3 MuJoCo DDPG: 400-300, batch 256, tau 0.005,
+        Gaussian noise 0.1, lr 1e-3, no L2, action at the critic's input."""
+        values: dict[str, Any] = dict(
+            hidden=(400, 300),
+            critic_action_layer=0,
+            batch_norm=False,
+            actor_lr=1e-3,
+            critic_lr=1e-3,
+            critic_l2=0.0,
+            gamma=0.99,
+            tau=0.005,
+            batch_size=256,
+            buffer_size=1_000_000,
+            noise="gaussian",
+            noise_sigma=0.1,
+        )
+        return cls(**{**values, **overrides})
+
+
+class Actor(nn.Module):
+    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+        super().__init__()
+        first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
+        body, width = mlp_block(obs_dim, cfg.hidden, cfg.batch_norm)
+        head = fan_in_uniform_(nn.Linear(width, act_dim), cfg.final_init)
+        self.net = nn.Sequential(*first, body, head, nn.Tanh())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class Critic(nn.Module):
+    """``Q(obs, action)``; the action joins the features before hidden layer
+    ``critic_action_layer``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+        super().__init__()
+        k = cfg.critic_action_layer
+        first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
+        pre, width = mlp_block(obs_dim, cfg.hidden[:k], cfg.batch_norm)
+        self.obs_net = nn.Sequential(*first, *pre)
+        post, width = mlp_block(width + act_dim, cfg.hidden[k:])
+        self.head = nn.Sequential(post, fan_in_uniform_(nn.Linear(width, 1), cfg.final_init))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        features = self.obs_net(obs)
+        return self.head(torch.cat([features, action], dim=-1)).squeeze(-1)
+
+
+class DDPG(StepAgent):
+    """Deep Deterministic Policy Gradient over a batched engine (see the module docstring)."""
+
+    def __init__(self, config: DDPGConfig, spec: EngineSpec, device: torch.device | str) -> None:
+        if not isinstance(config, DDPGConfig):
+            raise ConfigError(f"DDPG needs a DDPGConfig, got {type(config).__name__}")
+        config.validate()
+        if len(spec.observation_shape) != 1:
+            raise ConfigError(
+                f"DDPG takes flat observations; {spec.task_id} has shape "
+                f"{spec.observation_shape} (from-pixels DDPG is not implemented)"
+            )
+        self.config, self.spec = config, spec
+        self.device = dev = torch.device(device)
+        if dev.type == "cpu" and config.torch_threads > 0:
+            torch.set_num_threads(config.torch_threads)
+        low = spec.action_low.to(dev, torch.float32)
+        high = spec.action_high.to(dev, torch.float32)
+        if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
+            raise ConfigError(f"DDPG needs finite action bounds; {spec.task_id} has {low}..{high}")
+        self.action_scale = (high - low) / 2
+        self.action_bias = (high + low) / 2
+        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
+
+        self.generator = torch.Generator(device=dev)
+        seed = config.seed
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.generator.manual_seed(seed)
+
+        self.actor = Actor(obs_dim, act_dim, config).to(dev)
+        self.critic = Critic(obs_dim, act_dim, config).to(dev)
+        self.actor_target = Actor(obs_dim, act_dim, config).to(dev).eval()
+        self.critic_target = Critic(obs_dim, act_dim, config).to(dev).eval()
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
+            p.requires_grad_(False)
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._targets = float_state(self.actor_target) + float_state(self.critic_target)
+        self._sources = float_state(self.actor) + float_state(self.critic)
+
+        self._graphed = dev.type == "cuda" and config.cuda_graph
+        opt_kw: dict[str, Any] = {"fused": True} if _fused_adam_ok(dev) else {"foreach": True}
+        if self._graphed:
+            opt_kw["capturable"] = True
+        weights = [p for p in self._critic_params if p.ndim > 1]
+        biases = [p for p in self._critic_params if p.ndim <= 1]
+        self.actor_opt = torch.optim.Adam(self._actor_params, lr=config.actor_lr, **opt_kw)
+        self.critic_opt = torch.optim.Adam(
+            [{"params": weights, "weight_decay": config.critic_l2}, {"params": biases}],
+            lr=config.critic_lr,
+            **opt_kw,
+        )
+        self._actor_step = FusedAdamStep(self.actor_opt)
+        self._critic_step = FusedAdamStep(self.critic_opt)
+
+        self.replay = ReplayBuffer(
+            config.buffer_size,
+            {
+                "obs": ((obs_dim,), torch.float32),
+                "action": ((act_dim,), torch.float32),
+                "reward": ((), torch.float32),
+                "next_obs": ((obs_dim,), torch.float32),
+                "done": ((), torch.float32),
+            },
+            device=dev,
+            generator=self.generator,
+        )
+        self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
+        self.updates = 0
+
+        self._actor_fwd, self._critic_fwd = self.actor, self.critic
+        self._actor_target_fwd, self._critic_target_fwd = self.actor_target, self.critic_target
+        if config.compile:
+            self._actor_fwd = torch.compile(self.actor)
+            self._critic_fwd = torch.compile(self.critic)
+            self._actor_target_fwd = torch.compile(self.actor_target)
+            self._critic_target_fwd = torch.compile(self.critic_target)
+        self._step = _CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        """Deterministic ``mu(obs)`` scaled to the bounds; with ``explore``, plus noise."""
+        obs = obs.to(self.device, torch.float32)
+        if self.config.batch_norm:
+            self.actor.eval()
+        action = self.actor(obs)
+        if explore:
+            if obs.shape[0] != self.noise.shape[0]:
+                raise ValueError(
+                    f"exploration needs one observation per engine member "
+                    f"({self.noise.shape[0]}), got a batch of {obs.shape[0]}"
+                )
+            action = (action + self.noise.sample()).clamp_(-1.0, 1.0)
+        return action * self.action_scale + self.action_bias
+
+    def episode_start(self, members: torch.Tensor) -> None:
+        self.noise.reset(members)
+
+    # ------------------------------------------------------------------ learning
+    def observe(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+    ) -> None:
+        """Store a batch; truncation is ignored on purpose (we bootstrap through it)."""
+        dev = self.device
+        norm_action = (action.to(dev, torch.float32) - self.action_bias) / self.action_scale
+        self.replay.add(
+            obs=obs.to(dev),
+            action=norm_action.clamp_(-1.0, 1.0),
+            reward=reward.to(dev),
+            next_obs=next_obs.to(dev),
+            done=terminated.to(dev),
+        )
+
+    def update(self, num_updates: int = 1) -> dict[str, Any]:
+        """``num_updates`` gradient steps on fresh uniform batches.
+
+        Returns the mean critic and actor losses as 0-dim tensors (``float()`` them when
+        logging): converting here would force a host sync every step on CUDA.
+        """
+        if num_updates < 1:
+            return {}
+        batch = self.replay.sample(self.config.batch_size, num_updates)
+        if self.config.batch_norm:
+            self.actor.train()
+            self.critic.train()
+        critic_losses, actor_losses = [], []
+        for i in range(num_updates):
+            c, a = self._step(*(batch[name][i] for name in _FIELDS))
+            critic_losses.append(c)
+            actor_losses.append(a)
+        self.updates += num_updates
+        if num_updates == 1:
+            return {"critic_loss": critic_losses[0], "actor_loss": actor_losses[0]}
+        return {
+            "critic_loss": torch.stack(critic_losses).mean(),
+            "actor_loss": torch.stack(actor_losses).mean(),
+        }
+
+    def _gradient_step(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        next_obs: torch.Tensor,
+        done: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One critic step, one actor step, one soft target update."""
+        with torch.no_grad():
+            next_q = self._critic_target_fwd(next_obs, self._actor_target_fwd(next_obs))
+            target = reward + self.config.gamma * (1.0 - done) * next_q
+        critic_loss = F.mse_loss(self._critic_fwd(obs, action), target)
+        self._critic_step.zero_grad()
+        critic_loss.backward(inputs=self._critic_params)
+        self._critic_step.step()
+
+        actor_loss = -self._critic_fwd(obs, self._actor_fwd(obs)).mean()
+        self._actor_step.zero_grad()
+        actor_loss.backward(inputs=self._actor_params)
+        self._actor_step.step()
+
+        soft_update_(self._targets, self._sources, self.config.tau)
+        return critic_loss.detach(), actor_loss.detach()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": dataclasses.asdict(self.config),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "replay": self.replay.state_dict(),
+            "noise": self.noise.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _check_version(state)
+        try:
+            self.actor.load_state_dict(state["actor"])
+            self.critic.load_state_dict(state["critic"])
+            self.actor_target.load_state_dict(state["actor_target"])
+            self.critic_target.load_state_dict(state["critic_target"])
+            self.actor_opt.load_state_dict(state["actor_opt"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
+            self._actor_step.bind()
+            self._critic_step.bind()
+            if self._graphed:  # the optimizer state moved: capture again
+                self._step = _CudaGraphStep(self._gradient_step)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"DDPG checkpoint does not fit this agent: {exc}") from exc
+        self.replay.load_state_dict(state["replay"])
+        self.noise.load_state_dict(state["noise"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """The actor alone: what ``rlwb eval`` needs."""
+        return {"format_version": FORMAT_VERSION, "actor": self.actor.state_dict()}
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        _check_version(state)
+        try:
+            self.actor.load_state_dict(state["actor"])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"DDPG policy checkpoint does not fit this agent: {exc}") from exc
+
+
+def _check_version(state: dict[str, Any]) -> None:
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"DDPG checkpoint format {version!r} is not supported (this rlwb writes "
+            f"{FORMAT_VERSION})"
+        )
+
+
+def _fused_adam_ok(device: torch.device) -> bool:
+    """Fused Adam exists on CUDA, and on CPU in recent torch; probe once per device type."""
+    if device.type not in _FUSED_OK:
+        try:  # the kernel itself: Optimizer.step's first call imports torch._dynamo (seconds)
+            p = torch.zeros(1, device=device)
+            step = torch.zeros((), device=device)
+            torch._fused_adam_(
+                [p], [p.clone()], [p.clone()], [p.clone()], [], [step],
+                lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                amsgrad=False, maximize=False,
+            )  # fmt: skip
+            _FUSED_OK[device.type] = True
+        except (RuntimeError, ValueError, AttributeError):
+            _FUSED_OK[device.type] = False
+    return _FUSED_OK[device.type]
+
+
+_FUSED_OK: dict[str, bool] = {}
+
+
+def _make_noise(
+    cfg: DDPGConfig, members: int, act_dim: int, dev: torch.device, gen: torch.Generator
+) -> GaussianNoise | OrnsteinUhlenbeckNoise:
+    if cfg.noise == "ou":
+        return OrnsteinUhlenbeckNoise(
+            members, act_dim, cfg.noise_sigma, cfg.ou_theta, cfg.ou_dt, device=dev, generator=gen
+        )
+    if cfg.noise == "gaussian" and cfg.noise_sigma > 0:
+        return GaussianNoise(members, act_dim, cfg.noise_sigma, device=dev, generator=gen)
+    return NoNoise(members, act_dim, device=dev, generator=gen)
+
+
+class _CudaGraphStep:
+    """Runs a gradient step eagerly a few times (on a side stream), then captures it once
+    as a CUDA graph and afterwards only copies the batch in and replays.
+
+    Correct because the step reads nothing but its tensor arguments and module/optimizer
+    state that lives at fixed addresses (Adam must be ``capturable``). CUDA only.
+    """
+
+    warmup = 3
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: tuple[torch.Tensor, ...] = ()
+        self.outputs: tuple[torch.Tensor, ...] = ()
+
+    def __call__(self, *batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.graph is None and self.calls < self.warmup:
+            self.calls += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.fn(*batch)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            self.inputs = tuple(t.clone() for t in batch)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = self.fn(*self.inputs)
+        for static, value in zip(self.inputs, batch, strict=True):
+            static.copy_(value)
+        self.graph.replay()
+        return tuple(t.clone() for t in self.outputs)

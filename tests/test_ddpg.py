@@ -1,0 +1,246 @@
+"""DDPG: configuration errors, replay and noise mechanics, exact checkpoint round trips, and
+learning to thresholds an untrained policy cannot reach (Pendulum-v1, InvertedPendulum-v5)."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rlwb import checkpoint as ckpt
+from rlwb import make_engine
+from rlwb.agents import DDPG, DDPGConfig
+from rlwb.engine.base import EngineSpec
+from rlwb.errors import ConfigError
+from rlwb.evaluate import run_evaluation
+from rlwb.noise import OrnsteinUhlenbeckNoise
+from rlwb.replay import ReplayBuffer
+from rlwb.train import TrainConfig, train
+
+# Small networks so the learning tests fit the suite's time budget on 2 loaded cores.
+FAST = dict(buffer_size=50_000)  # the default (64-64, batch 128) with a smaller buffer
+
+
+def _spec(obs_dim: int = 3, act_dim: int = 2, num_envs: int = 4) -> EngineSpec:
+    return EngineSpec(
+        task_id="toy",
+        num_envs=num_envs,
+        observation_shape=(obs_dim,),
+        action_dim=act_dim,
+        action_low=torch.full((act_dim,), -2.0),
+        action_high=torch.full((act_dim,), 2.0),
+        max_episode_steps=100,
+        dt=0.05,
+        device=torch.device("cpu"),
+    )
+
+
+def _fill(agent: DDPG, n: int = 300, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    spec = agent.spec
+    for _ in range(n // spec.num_envs):
+        b = spec.num_envs
+        obs = torch.randn(b, *spec.observation_shape, generator=g)
+        act = 4 * torch.rand(b, spec.action_dim, generator=g) - 2
+        agent.observe(
+            obs,
+            act,
+            torch.randn(b, generator=g),
+            torch.randn(b, *spec.observation_shape, generator=g),
+            torch.rand(b, generator=g) < 0.1,
+            torch.zeros(b, dtype=torch.bool),
+        )
+
+
+# ---------------------------------------------------------------------- configuration
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(tau=-0.1), "tau"),
+        (dict(tau=0.0), "tau"),
+        (dict(batch_size=512, buffer_size=100), "batch_size"),
+        (dict(gamma=1.5), "gamma"),
+        (dict(actor_lr=0.0), "actor_lr"),
+        (dict(noise="pink"), "noise"),
+        (dict(hidden=()), "hidden"),
+        (dict(critic_action_layer=2), "critic_action_layer"),
+        (dict(critic_l2=-1.0), "critic_l2"),
+    ],
+)
+def test_bad_config_is_a_clear_error(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DDPGConfig(**overrides)
+
+
+def test_presets_match_the_paper_and_sb3() -> None:
+    paper = DDPGConfig.paper()
+    assert (paper.actor_lr, paper.critic_lr, paper.critic_l2, paper.tau) == (1e-4, 1e-3, 1e-2, 1e-3)
+    assert (paper.hidden, paper.batch_size, paper.noise, paper.noise_sigma) == (
+        (400, 300),
+        64,
+        "ou",
+        0.2,
+    )
+    assert paper.critic_action_layer == 1 and paper.batch_norm
+    modern = DDPGConfig.modern()
+    assert (modern.batch_size, modern.tau, modern.noise, modern.noise_sigma) == (
+        256,
+        0.005,
+        "gaussian",
+        0.1,
+    )
+    assert modern.actor_lr == modern.critic_lr == 1e-3 and modern.critic_l2 == 0.0
+    with pytest.raises(ConfigError, match="tau"):
+        DDPGConfig.paper(tau=2.0)
+
+
+def test_paper_preset_networks_and_updates() -> None:
+    """Final layers in U[-3e-3, 3e-3], hidden layers within 1/sqrt(fan_in), action at the
+    critic's second layer, batch norm; updates run and give finite losses."""
+    torch.manual_seed(0)
+    agent = DDPG(DDPGConfig.paper(hidden=(40, 30), buffer_size=1000), _spec(), "cpu")
+    linears = [m for m in agent.critic.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears[0].in_features == 3 and linears[1].in_features == 40 + 2
+    assert linears[-1].weight.abs().max() <= 3e-3
+    assert linears[1].weight.abs().max() <= 1 / 42**0.5
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in agent.actor.modules())
+    _fill(agent)
+    losses = agent.update(3)
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in losses.values())
+    action = agent.act(torch.randn(4, 3), explore=True)
+    assert action.shape == (4, 2) and bool((action.abs() <= 2.0).all())
+
+
+# ---------------------------------------------------------------------- replay and noise
+def test_replay_wraps_and_restores_exactly() -> None:
+    gen = torch.Generator().manual_seed(0)
+    buf = ReplayBuffer(5, {"x": ((2,), torch.float32), "d": ((), torch.bool)}, generator=gen)
+    buf.add(x=torch.arange(6.0).reshape(3, 2), d=torch.tensor([True, False, True]))
+    buf.add(x=torch.arange(6.0, 12.0).reshape(3, 2), d=torch.tensor([False, False, True]))
+    assert len(buf) == 5 and buf.pos == 1
+    assert buf.data["x"][:, 0].tolist() == [10.0, 2.0, 4.0, 6.0, 8.0]  # row 0 overwritten
+    batch = buf.sample(7, num_batches=3)
+    assert batch["x"].shape == (3, 7, 2) and batch["d"].shape == (3, 7)
+    saved = buf.state_dict()
+    gen_state = gen.get_state()
+    expected = buf.sample(4)
+    other = ReplayBuffer(5, {"x": ((2,), torch.float32), "d": ((), torch.bool)}, generator=gen)
+    other.load_state_dict(saved)
+    gen.set_state(gen_state)
+    assert torch.equal(other.sample(4)["x"], expected["x"])
+    with pytest.raises(ValueError, match="fields"):
+        buf.add(x=torch.zeros(1, 2))
+
+
+def test_ou_noise_resets_only_finished_members() -> None:
+    noise = OrnsteinUhlenbeckNoise(3, 2, sigma=0.2, generator=torch.Generator().manual_seed(0))
+    for _ in range(5):
+        noise.sample()
+    before = noise.state.clone()
+    noise.reset(torch.tensor([False, True, False]))
+    assert torch.equal(noise.state[1], torch.zeros(2))
+    assert torch.equal(noise.state[[0, 2]], before[[0, 2]])
+
+
+# ---------------------------------------------------------------------- checkpoints
+def test_state_dict_round_trip_is_exact() -> None:
+    """A fresh agent loaded from a serialized state acts and updates identically."""
+    cfg = DDPGConfig(**{**FAST, "noise": "ou", "batch_size": 32, "buffer_size": 1000})
+    torch.manual_seed(0)
+    a = DDPG(cfg, _spec(), "cpu")
+    _fill(a)
+    a.update(3)
+    obs = torch.randn(4, 3)
+    a.act(obs, explore=True)
+    blob = io.BytesIO()
+    torch.save(a.state_dict(), blob)
+    blob.seek(0)
+    torch.manual_seed(1)
+    b = DDPG(cfg, _spec(), "cpu")
+    assert not torch.equal(a.act(obs), b.act(obs))
+    b.load_state_dict(torch.load(blob, weights_only=False))
+    assert torch.equal(a.act(obs, explore=True), b.act(obs, explore=True))
+    la, lb = a.update(2), b.update(2)
+    assert torch.equal(la["critic_loss"], lb["critic_loss"])
+    for pa, pb in zip(a.critic_target.parameters(), b.critic_target.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert torch.equal(a.act(obs), b.act(obs))
+    policy = DDPG(cfg, _spec(), "cpu")
+    policy.load_policy_state_dict(a.policy_state_dict())
+    assert torch.equal(policy.act(obs), a.act(obs))
+
+
+def test_resumed_run_matches_uninterrupted_run(tmp_path) -> None:
+    """Through the runner, with 2 members and OU noise: resuming from the mid-run checkpoint
+    ends with exactly the networks and replay of the run that was never stopped."""
+    kw = dict(num_envs=2, checkpoint_every=600, noise="ou", batch_size=32)
+    full = _train("Pendulum-v1", "torch", 1_200, 300, tmp_path, **kw)
+    final = ckpt.load(full.checkpoint)["agent"]
+    middle = full.checkpoint.parent / ckpt.checkpoint_name(600)
+    resumed = _train("Pendulum-v1", "torch", 1_200, 300, tmp_path, resume=middle, **kw)
+    again = ckpt.load(resumed.checkpoint)["agent"]
+    assert again["updates"] == final["updates"] > 800
+    for key in ("actor", "critic_target"):
+        for name, value in final[key].items():
+            assert torch.equal(again[key][name], value), (key, name)
+    assert torch.equal(again["replay"]["data"]["obs"], final["replay"]["data"]["obs"])
+    assert torch.equal(again["noise"]["state"], final["noise"]["state"])
+
+
+# ---------------------------------------------------------------------- learning
+def _untrained_return(task: str, backend: str) -> float:
+    engine = make_engine(task, 10, backend=backend, seed=0)
+    torch.manual_seed(0)
+    agent = DDPG(DDPGConfig(**FAST), engine.spec, "cpu")
+    returns, _ = run_evaluation(agent, engine, seed=10_000)
+    return float(returns.mean())
+
+
+def _train(
+    task: str, backend: str, steps: int, starts: int, tmp_path, resume=None, **agent
+) -> object:
+    cfg = TrainConfig(
+        task=task,
+        backend=backend,
+        num_envs=agent.pop("num_envs", 1),
+        total_steps=steps,
+        learning_starts=starts,
+        eval_every=0,
+        checkpoint_every=agent.pop("checkpoint_every", 0),
+        log_every=steps,
+        run_dir=str(tmp_path),
+        progress=False,
+    )
+    return train(DDPG, DDPGConfig(**{**FAST, **agent}), cfg, resume=resume)
+
+
+def _cli_eval(checkpoint) -> float:
+    out = subprocess.run(
+        [sys.executable, "-m", "rlwb.cli", "eval", str(checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    return float(re.search(r"(-?\d+\.\d+) ±", out).group(1))
+
+
+@pytest.mark.slow
+def test_learns_pendulum_and_cli_eval_reproduces_it(tmp_path) -> None:
+    assert _untrained_return("Pendulum-v1", "torch") < -250
+    result = _train("Pendulum-v1", "torch", 6_000, 1_000, tmp_path, gamma=0.98)
+    assert result.eval_mean >= -250, result
+    assert _cli_eval(result.checkpoint) == pytest.approx(result.eval_mean, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_learns_inverted_pendulum(tmp_path) -> None:
+    assert _untrained_return("InvertedPendulum-v5", "mujoco") < 900
+    # DDPG on InvertedPendulum jumps from ~50 to 1000 somewhere past 12k steps and can fall
+    # back between evaluations; 20k steps reach 1000 for seeds 0 and 1 here (measured).
+    result = _train("InvertedPendulum-v5", "mujoco", 20_000, 1_000, tmp_path)
+    assert result.eval_mean >= 900, result
