@@ -15,10 +15,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from rlwb.envs.mujoco.ant import Ant
 from rlwb.envs.mujoco.humanoid import Humanoid
 from rlwb.envs.mujoco.humanoid_standup import HumanoidStandup
-
 from rlwb.errors import ConfigError
 
 # Everything is float64 from the same MjData; the only differences are summation order.

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 
-from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, normal, uniform
+from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, normal, planar_motion_info, uniform
 from rlwb.errors import ConfigError
 
 
@@ -118,11 +118,7 @@ class Ant(MujocoTask):
         reward = forward + healthy - (ctrl_cost + contact_cost)
         qpos = post["qpos"]
         info = {
-            "x_position": qpos[:, 0],
-            "y_position": qpos[:, 1],
-            "distance_from_origin": qpos[:, :2].norm(dim=1),
-            "x_velocity": xy_velocity[:, 0],
-            "y_velocity": xy_velocity[:, 1],
+            **planar_motion_info(qpos[:, :2], xy_velocity),
             "reward_forward": forward,
             "reward_ctrl": -ctrl_cost,
             "reward_contact": -contact_cost,

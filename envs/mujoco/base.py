@@ -282,3 +282,15 @@ def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
     model = mujoco.MjModel.from_xml_path(path)
     task.setup(model)
     return task, model
+
+
+def planar_motion_info(xy: torch.Tensor, xy_velocity: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The position/velocity info keys Gymnasium's planar-moving tasks (Ant, Humanoid,
+    Swimmer) report."""
+    return {
+        "x_position": xy[:, 0],
+        "y_position": xy[:, 1],
+        "distance_from_origin": torch.linalg.vector_norm(xy, dim=1),
+        "x_velocity": xy_velocity[:, 0],
+        "y_velocity": xy_velocity[:, 1],
+    }

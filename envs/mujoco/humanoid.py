@@ -20,7 +20,13 @@ from typing import ClassVar
 import torch
 
 from rlwb.envs.mujoco.ant import load_model, on_device
-from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, in_open_range, uniform
+from rlwb.envs.mujoco.base import (
+    MujocoTask,
+    PhysicsView,
+    in_open_range,
+    planar_motion_info,
+    uniform,
+)
 
 HUMANOID_FIELDS = ("qpos", "qvel", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext", "ctrl")
 
@@ -130,11 +136,7 @@ class Humanoid(HumanoidObservation):
         reward = forward + healthy - (ctrl_cost + contact_cost)
         qpos = post["qpos"]
         info = {
-            "x_position": qpos[:, 0],
-            "y_position": qpos[:, 1],
-            "distance_from_origin": qpos[:, :2].norm(dim=1),
-            "x_velocity": xy_velocity[:, 0],
-            "y_velocity": xy_velocity[:, 1],
+            **planar_motion_info(qpos[:, :2], xy_velocity),
             "reward_survive": healthy,
             "reward_forward": forward,
             "reward_ctrl": -ctrl_cost,

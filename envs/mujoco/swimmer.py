@@ -7,7 +7,13 @@ from typing import ClassVar
 
 import torch
 
-from rlwb.envs.mujoco.base import LocomotionTask, PhysicsView, control_cost, uniform
+from rlwb.envs.mujoco.base import (
+    LocomotionTask,
+    PhysicsView,
+    control_cost,
+    planar_motion_info,
+    uniform,
+)
 
 
 @dataclass
@@ -33,11 +39,7 @@ class Swimmer(LocomotionTask):
         forward = self.forward_reward_weight * velocity[:, 0]
         ctrl = control_cost(action, self.ctrl_cost_weight)
         info = {
-            "x_position": xy_after[:, 0],
-            "y_position": xy_after[:, 1],
-            "distance_from_origin": torch.linalg.vector_norm(xy_after, dim=1),
-            "x_velocity": velocity[:, 0],
-            "y_velocity": velocity[:, 1],
+            **planar_motion_info(xy_after, velocity),
             "reward_forward": forward,
             "reward_ctrl": -ctrl,
         }
