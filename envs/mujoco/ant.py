@@ -15,7 +15,12 @@ from typing import ClassVar
 
 import torch
 
-from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, normal, planar_motion_info, uniform
+from rlwb.envs.mujoco.base import (
+    MujocoTask,
+    PhysicsView,
+    noisy_reset,
+    planar_motion_info,
+)
 from rlwb.errors import ConfigError
 
 
@@ -133,7 +138,4 @@ class Ant(MujocoTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        scale, nq, nv = self.reset_noise_scale, init_qpos.shape[-1], init_qvel.shape[-1]
-        qpos = init_qpos + uniform(generator, (n, nq), -scale, scale, init_qpos)
-        qvel = init_qvel + scale * normal(generator, (n, nv), init_qvel)
-        return qpos.to(torch.float64), qvel.to(torch.float64)
+        return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "normal")

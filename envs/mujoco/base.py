@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -95,6 +95,25 @@ def normal(generator: torch.Generator, shape: tuple[int, ...], like: torch.Tenso
     """Standard normal float64 samples drawn on the generator's device."""
     z = torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
     return z.to(like.device)
+
+
+def noisy_reset(
+    init_qpos: torch.Tensor,
+    init_qvel: torch.Tensor,
+    n: int,
+    generator: torch.Generator,
+    scale: float,
+    qvel_noise: Literal["uniform", "normal"],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gymnasium's usual ``reset_model``: ``qpos + U[-scale, scale]``, then ``qvel`` plus
+    either ``U[-scale, scale]`` or ``scale * N(0, 1)`` (drawn in that order)."""
+    qpos = init_qpos + uniform(generator, (n, init_qpos.shape[-1]), -scale, scale, init_qpos)
+    nv = init_qvel.shape[-1]
+    if qvel_noise == "uniform":
+        noise = uniform(generator, (n, nv), -scale, scale, init_qvel)
+    else:
+        noise = scale * normal(generator, (n, nv), init_qvel)
+    return qpos, init_qvel + noise
 
 
 def in_open_range(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -222,12 +241,6 @@ class LocomotionTask(MujocoTask):
 
     def observation(self, view: PhysicsView) -> torch.Tensor:
         return positions_velocities(view, self._skip(), self.velocity_clip)
-
-    def uniform_qpos_noise(
-        self, init_qpos: torch.Tensor, n: int, generator: torch.Generator
-    ) -> torch.Tensor:
-        s = self.reset_noise_scale
-        return init_qpos + uniform(generator, (n, init_qpos.shape[0]), -s, s, init_qpos)
 
 
 def mass_center(xipos: torch.Tensor, body_mass: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from rlwb.envs.mujoco.base import (
     PhysicsView,
     control_cost,
     forward_velocity,
-    normal,
+    noisy_reset,
 )
 
 
@@ -47,8 +47,4 @@ class HalfCheetah(LocomotionTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        qpos = self.uniform_qpos_noise(init_qpos, n, generator)
-        qvel = init_qvel + self.reset_noise_scale * normal(
-            generator, (n, init_qvel.shape[0]), init_qvel
-        )
-        return qpos, qvel
+        return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "normal")

@@ -13,7 +13,7 @@ from rlwb.envs.mujoco.base import (
     control_cost,
     forward_velocity,
     in_open_range,
-    uniform,
+    noisy_reset,
 )
 
 
@@ -61,10 +61,7 @@ class Hopper(LocomotionTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.reset_noise_scale
-        qpos = self.uniform_qpos_noise(init_qpos, n, generator)
-        qvel = init_qvel + uniform(generator, (n, init_qvel.shape[0]), -s, s, init_qvel)
-        return qpos, qvel
+        return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "uniform")
 
 
 def walker_reward(

@@ -24,8 +24,8 @@ from rlwb.envs.mujoco.base import (
     MujocoTask,
     PhysicsView,
     in_open_range,
+    noisy_reset,
     planar_motion_info,
-    uniform,
 )
 
 HUMANOID_FIELDS = ("qpos", "qvel", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext", "ctrl")
@@ -90,10 +90,7 @@ class HumanoidObservation(MujocoTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        scale = self.reset_noise_scale
-        qpos = init_qpos + uniform(generator, (n, init_qpos.shape[-1]), -scale, scale, init_qpos)
-        qvel = init_qvel + uniform(generator, (n, init_qvel.shape[-1]), -scale, scale, init_qvel)
-        return qpos.to(torch.float64), qvel.to(torch.float64)
+        return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "uniform")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, normal, uniform
+from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, noisy_reset
 
 
 @dataclass
@@ -61,7 +61,4 @@ class InvertedDoublePendulum(MujocoTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.reset_noise_scale
-        qpos = init_qpos + uniform(generator, (n, init_qpos.shape[0]), -s, s, init_qpos)
-        qvel = init_qvel + s * normal(generator, (n, init_qvel.shape[0]), init_qvel)
-        return qpos, qvel
+        return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "normal")

@@ -11,8 +11,8 @@ from rlwb.envs.mujoco.base import (
     LocomotionTask,
     PhysicsView,
     control_cost,
+    noisy_reset,
     planar_motion_info,
-    uniform,
 )
 
 
@@ -48,7 +48,4 @@ class Swimmer(LocomotionTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.reset_noise_scale
-        qpos = self.uniform_qpos_noise(init_qpos, n, generator)
-        qvel = init_qvel + uniform(generator, (n, init_qvel.shape[0]), -s, s, init_qvel)
-        return qpos, qvel
+        return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "uniform")
