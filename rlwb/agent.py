@@ -17,7 +17,7 @@ checkpoint (which stores the class path, config and spec) rebuilds any agent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -30,6 +30,10 @@ class Agent(ABC):
     config: Any
     spec: EngineSpec
     device: torch.device
+
+    #: True for agents that plan with the true simulator: they are then called as
+    #: ``act(obs, explore, state=engine.get_state())`` (see :func:`act_on`).
+    needs_engine_state: ClassVar[bool] = False
 
     @abstractmethod
     def __init__(self, config: Any, spec: EngineSpec, device: torch.device) -> None: ...
@@ -87,3 +91,13 @@ class IterationAgent(Agent):
     def iterate(self, engine: Engine) -> dict[str, float]:
         """One iteration; returns scalars to log. Must count env steps it used in
         ``self.env_steps``."""
+
+
+def act_on(agent: Agent, engine: Engine, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+    """The agent's action for the engine's members, handing it the engine's state when it
+    plans with the true simulator. The runner, evaluation and ``rlwb eval`` all act
+    through here; a user's own loop can too."""
+    obs = obs.to(agent.device)
+    if agent.needs_engine_state:
+        return agent.act(obs, explore=explore, state=engine.get_state())
+    return agent.act(obs, explore=explore)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from rlwb import checkpoint as ckpt
-from rlwb.agent import Agent
+from rlwb.agent import Agent, act_on
 from rlwb.config import from_dict, import_object
 from rlwb.engine import Engine, EngineSpec, make_engine
 from rlwb.errors import CheckpointError, ConfigError
@@ -43,7 +43,7 @@ def policy_of(agent: Agent, engine: Engine):
     """The agent's deterministic policy as an engine-side batched function."""
 
     def policy(obs: torch.Tensor) -> torch.Tensor:
-        return agent.act(obs.to(agent.device), explore=False).to(engine.device)
+        return act_on(agent, engine, obs, explore=False).to(engine.device)
 
     return policy
 

@@ -31,7 +31,7 @@ import tyro
 
 import rlwb
 from rlwb import checkpoint as ckpt
-from rlwb.agent import Agent, IterationAgent, StepAgent
+from rlwb.agent import Agent, IterationAgent, StepAgent, act_on
 from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
 from rlwb.engine import Engine, make_engine
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
@@ -510,7 +510,7 @@ def _env_step(run: _Run, logger: RunLogger) -> None:
         action = _random_actions(run)
     else:
         with torch.no_grad():
-            action = agent.act(run.obs, explore=True)
+            action = act_on(agent, run.engine, run.obs, explore=True)
     next_obs, reward, terminated, truncated, info = run.engine.step(action)
     done = info["done"]
     mask = done.reshape(done.shape + (1,) * (next_obs.ndim - 1))

@@ -219,3 +219,30 @@ def test_seeded_reset_is_reproducible(backend: str, task: str) -> None:
     assert not torch.equal(first[0], first[1]), "members draw their own reset noise"
     a.close()
     b.close()
+
+
+def test_spawned_sibling_equals_fresh_engine(backend: str, task: str) -> None:
+    with _engine(backend, task, num_envs=2) as parent:
+        with parent.spawn(3, seed=5) as sibling, _engine(backend, task, 3, seed=5) as fresh:
+            assert (sibling.backend, sibling.task_id, sibling.num_envs) == (backend, task, 3)
+            assert sibling.dtype == fresh.dtype and sibling.device == fresh.device
+            assert sibling.spec.backend == backend
+            torch.testing.assert_close(sibling.reset(), fresh.reset(), rtol=0, atol=0)
+            acts = _actions(fresh, 5, seed=1)
+            for a in acts:
+                torch.testing.assert_close(sibling.step(a)[0], fresh.step(a)[0], rtol=0, atol=0)
+
+
+def test_set_state_with_bool_mask_writes_the_masked_members(backend: str, task: str) -> None:
+    with _engine(backend, task) as engine:
+        engine.reset(seed=0)
+        for a in _actions(engine, 3, seed=2):
+            engine.step(a)
+        source = engine.get_state()
+        mask = torch.tensor([False, False, True, True], device=engine.device)
+        engine.set_state(source[[0, 1]], members=mask)
+        after = engine.get_state()
+        torch.testing.assert_close(after[2:], source[:2], rtol=0, atol=0)
+        torch.testing.assert_close(after[:2], source[:2], rtol=0, atol=0)
+        with pytest.raises(ValueError, match="bool member mask"):
+            engine.set_state(source[:1], members=torch.tensor([True, False]))

@@ -7,6 +7,7 @@ Warp, GPU), ``torch`` (analytic tasks written in torch) and ``gym`` (any Gymnasi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -119,7 +120,12 @@ def make_engine(
     ok, why = cls.available(dev)
     if not ok:
         raise BackendUnavailableError(f"backend {backend!r} is unavailable here: {why}")
-    return cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **task_kwargs)
+    engine = cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **task_kwargs)
+    engine._factory = dict(
+        task=task, backend=backend, device=engine.device, dtype=dtype, **task_kwargs
+    )
+    engine.spec = dataclasses.replace(engine.spec, backend=backend, task_kwargs=dict(task_kwargs))
+    return engine
 
 
 def _pick_backend(task: str, entry: tasks.TaskEntry | None, device: torch.device | None) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -44,6 +44,8 @@ class EngineSpec:
     max_episode_steps: int | None
     dt: float
     device: torch.device
+    backend: str = ""
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -223,7 +225,7 @@ class Engine(ABC):
         state = torch.as_tensor(state, dtype=torch.float64, device=self.device)
         if members is None:
             members = self._all_members
-        members = torch.as_tensor(members, dtype=torch.int64, device=self.device).reshape(-1)
+        members = self._member_index(members)
         if state.ndim == 1:
             state = state.expand(len(members), -1)
         expected = self.state_dim
@@ -244,6 +246,34 @@ class Engine(ABC):
             self._obs = self._obs.clone()
         self._obs[members] = member_obs
         return self._obs
+
+    def _member_index(self, members: Any) -> torch.Tensor:
+        """Member indices as int64 ``[K]``; a bool ``[B]`` mask selects its True rows."""
+        members = torch.as_tensor(members, device=self.device)
+        if members.dtype == torch.bool:
+            if members.shape != (self.num_envs,):
+                raise ValueError(
+                    f"a bool member mask must have shape ({self.num_envs},), "
+                    f"got {tuple(members.shape)}"
+                )
+            return members.nonzero().squeeze(1)
+        if members.dtype.is_floating_point or members.dtype.is_complex:
+            raise ValueError(f"members must be int indices or a bool mask, got {members.dtype}")
+        members = members.to(torch.int64).reshape(-1)
+        if len(members) and (int(members.min()) < 0 or int(members.max()) >= self.num_envs):
+            raise ValueError(f"member indices must lie in [0, {self.num_envs}), got {members}")
+        return members
+
+    def spawn(self, num_envs: int, seed: int | None = None) -> Engine:
+        """A sibling engine: same task, backend, device, dtype and task arguments, another
+        batch size (a planner's B x N candidates, a GA's elite re-evaluation, an eval
+        engine). Its members start unreset; its generator is seeded with ``seed``."""
+        from rlwb.engine import make_engine
+
+        factory = getattr(self, "_factory", None)
+        if factory is None:
+            raise RuntimeError("spawn() needs an engine built by rlwb.engine.make_engine")
+        return make_engine(num_envs=num_envs, seed=seed, **factory)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this engine exactly (for training checkpoints):
