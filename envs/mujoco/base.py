@@ -41,9 +41,13 @@ import torch
 # cvel[nbody, 6], qfrc_actuator[nv], cfrc_ext[nbody, 6], site_xpos[nsite, 3], ctrl[nu],
 # qfrc_constraint[nv], ten_length[ntendon], ten_velocity[ntendon].
 # cfrc_ext needs mj_rnePostConstraint after the step, as Gymnasium calls it.
+# dm_control tasks (envs/dmc) also read xmat[nbody, 9], sensordata[nsensordata],
+# geom_xpos[ngeom, 3], site_xmat[nsite, 9] and subtree_com[nbody, 3].
 KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
     "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
+    # --- dm_control tasks (issue #19), additive
+    "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com",
 )  # fmt: skip
 
 # Fields that are only up to date after mj_rnePostConstraint.
@@ -139,6 +143,10 @@ class MujocoTask:
     max_episode_steps: ClassVar[int | None] = 1000
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")
     pre_fields: ClassVar[tuple[str, ...]] = ()
+    # dm_control's Physics.step ends with mj_step1, so position- and velocity-dependent
+    # fields (xpos, xmat, sensordata...) describe the state *after* the step; backends call
+    # mj_step1 after the last mj_step of an env step when this is True (issue #19).
+    sync_after_step: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if isinstance(self.frame_skip, bool) or not isinstance(self.frame_skip, int):

@@ -206,6 +206,7 @@ class MujocoEngine(Engine):
         self.init_qpos = torch.from_numpy(self.model.qpos0.copy())
         self.init_qvel = torch.zeros(self.model.nv, dtype=torch.float64)
         self._rne = self.task.needs_rne_post
+        self._sync = self.task.sync_after_step  # dm_control tasks: mj_step1 after stepping
 
         names = list(dict.fromkeys(self.task.fields + self.task.pre_fields))
         unknown = [n for n in names if n not in KNOWN_FIELDS]
@@ -259,12 +260,14 @@ class MujocoEngine(Engine):
     # ------------------------------------------------------------------ workers
     def _step_chunk(self, members: range, slot: int) -> None:
         model, data, gather = self.model, self._slot_data[slot], self._gather
-        states, nstep, rne = self._state, self.frame_skip, self._rne
+        states, nstep, rne, sync = self._state, self.frame_skip, self._rne, self._sync
         step, rne_post = mujoco.mj_step, mujoco.mj_rnePostConstraint
         get_state, set_state = mujoco.mj_getState, mujoco.mj_setState
         for i in members:
             set_state(model, data, states[i], INTERNAL_SPEC)  # state and this step's control
             step(model, data, nstep)
+            if sync:
+                mujoco.mj_step1(model, data)
             if rne:
                 rne_post(model, data)
             get_state(model, data, states[i], INTERNAL_SPEC)
@@ -395,6 +398,7 @@ class MujocoEngine(Engine):
             buf[:, 0] = self.view[name].numpy()
         gathers = list(record.items())
         model, nstep, rne, states = self.model, self.frame_skip, self._rne, self._state
+        sync = self._sync
 
         def run_chunk(members: Sequence[int], slot: int) -> None:
             step, rne_post = mujoco.mj_step, mujoco.mj_rnePostConstraint
@@ -404,6 +408,8 @@ class MujocoEngine(Engine):
                 for t in range(horizon):
                     data.ctrl[:] = ctrl[i, t]
                     step(model, data, nstep)
+                    if sync:
+                        mujoco.mj_step1(model, data)
                     if rne:
                         rne_post(model, data)
                     for name, buf in gathers:
