@@ -21,6 +21,7 @@ _TASKS = {
     "hopper-stand": "hopper:HopperStand",
     "hopper-hop": "hopper:HopperHop",
     "finger-spin": "finger:FingerSpin",
+    "ball_in_cup-catch": "ball_in_cup:BallInCupCatch",
 }
 
 for _id, _loader in _TASKS.items():
