@@ -8,13 +8,11 @@ distributed like dm_control's (two-sample Kolmogorov-Smirnov test per observatio
 
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 import pytest
 import torch
 
 from rlwb.engine import make_engine
-from rlwb.engine.mujoco_backend import STATE_SPEC
 from rlwb.envs import dmc
 from rlwb.envs.dmc.rewards import SIGMOIDS, tolerance
 from rlwb.errors import BackendUnavailableError
@@ -30,13 +28,6 @@ MEMBERS = 2
 
 def _flat(observation: dict) -> np.ndarray:
     return np.concatenate([np.atleast_1d(v).ravel() for v in observation.values()])
-
-
-def _physics_state(env) -> np.ndarray:
-    p = env.physics
-    state = np.zeros(mujoco.mj_stateSize(p.model.ptr, STATE_SPEC))
-    mujoco.mj_getState(p.model.ptr, p.data.ptr, state, STATE_SPEC)
-    return state
 
 
 def _load(task_id: str, seed: int):
@@ -55,7 +46,7 @@ def test_episode_matches_dm_control(task_id: str) -> None:
     slices = engine.task.observation_slices
     assert list(slices) == keys
     engine.reset()
-    states = np.stack([np.r_[_physics_state(env), 0.0] for env in envs])
+    states = np.stack([np.r_[engine.task.state_from_dm_control(env.physics), 0] for env in envs])
     obs = engine.set_state(torch.from_numpy(states))
     expected = np.stack([_flat(ts.observation) for ts in first])
     np.testing.assert_allclose(obs.numpy(), expected, rtol=0, atol=1e-12)

@@ -21,6 +21,8 @@ _TASKS = {
     "hopper-stand": "hopper:HopperStand",
     "hopper-hop": "hopper:HopperHop",
     "finger-spin": "finger:FingerSpin",
+    "reacher-easy": "reacher:ReacherEasy",
+    "reacher-hard": "reacher:ReacherHard",
     "ball_in_cup-catch": "ball_in_cup:BallInCupCatch",
 }
 

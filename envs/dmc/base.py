@@ -211,6 +211,30 @@ class DmcTask(MujocoTask):
         qvel = init_qvel.to(torch.float64).expand(n, -1).clone()
         return self.initialize_episode(qpos, qvel, generator)
 
+    # ------------------------------------------------------------------ dm_control interop
+    def dm_userdata(self, physics) -> np.ndarray:  # noqa: ANN001 - dm_control Physics
+        """The per-episode task state a dm_control ``Physics`` keeps in its model (e.g.
+        reacher's target position), as this task stores it in ``MjData.userdata``."""
+        return np.zeros(0)
+
+    def state_from_dm_control(self, physics) -> np.ndarray:  # noqa: ANN001
+        """The ``mujoco`` backend's physics-state row (``get_state`` without the step
+        counter) of a dm_control ``Physics``: time, qpos, qvel, act, solver warm start and
+        the task's userdata, so ``engine.set_state`` continues exactly where it is."""
+        import mujoco
+
+        from rlwb.engine.mujoco_backend import STATE_SPEC
+
+        model, data = self.mj_model, mujoco.MjData(self.mj_model)
+        spec = STATE_SPEC & ~int(mujoco.mjtState.mjSTATE_USERDATA)
+        row = np.zeros(mujoco.mj_stateSize(physics.model.ptr, spec))
+        mujoco.mj_getState(physics.model.ptr, physics.data.ptr, row, spec)
+        mujoco.mj_setState(model, data, row, spec)
+        data.userdata[:] = self.dm_userdata(physics)
+        state = np.zeros(mujoco.mj_stateSize(model, STATE_SPEC))
+        mujoco.mj_getState(model, data, state, STATE_SPEC)
+        return state
+
     # ------------------------------------------------------------------ reset helpers
     def contact_free(self, qpos: torch.Tensor) -> torch.Tensor:
         """``[n]`` bool: no contact at each pose (dm_control's ``after_reset`` then

@@ -47,7 +47,7 @@ KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
     "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
     # --- dm_control tasks (issue #19), additive
-    "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com",
+    "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com", "act", "userdata",
 )  # fmt: skip
 
 # Fields that are only up to date after mj_rnePostConstraint.
@@ -167,6 +167,13 @@ class MujocoTask:
     def model_path(self) -> str:
         return resolve_xml(self.xml_file)
 
+    def load_model(self, path: str):  # noqa: ANN201 - mujoco.MjModel
+        """The compiled model (hook: dm_control tasks build theirs, e.g. with userdata
+        slots that hold per-episode task state such as reacher's target)."""
+        import mujoco
+
+        return mujoco.MjModel.from_xml_path(path)
+
     def setup(self, model) -> None:  # noqa: ANN001, B027 - mujoco.MjModel; optional hook
         """Read model constants (body ids, masses) once, before any other call."""
 
@@ -198,7 +205,9 @@ class MujocoTask:
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does."""
+        """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does.
+        A task may return a third tensor ``userdata[n, nuserdata]`` (per-episode task state
+        kept in MjData.userdata, which the ``mujoco`` backend's state includes)."""
         raise NotImplementedError
 
 
@@ -300,7 +309,7 @@ def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
         path = task.model_path()
     except FileNotFoundError as exc:
         raise ConfigError(f"bad xml_file for task {task_id!r}: {exc}") from exc
-    model = mujoco.MjModel.from_xml_path(path)
+    model = task.load_model(path)
     task.setup(model)
     return task, model
 

@@ -49,6 +49,9 @@ from rlwb.envs.mujoco.base import KNOWN_FIELDS, load_task_model
 from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
 
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
+# userdata: per-episode task state (dm_control's reacher target, issue #19); empty for models
+# without userdata slots, i.e. every Gymnasium model, so their state rows are unchanged
+STATE_SPEC |= int(mujoco.mjtState.mjSTATE_USERDATA)
 # What the engine keeps per member: the public state plus the last control, so one
 # mj_setState loads a member completely and qpos/qvel/ctrl are read from the state row.
 INTERNAL_SPEC = STATE_SPEC | int(mujoco.mjtState.mjSTATE_CTRL)
@@ -287,10 +290,9 @@ class MujocoEngine(Engine):
 
     # ------------------------------------------------------------------ primitives
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
-        qpos, qvel = self.task.reset_state(
-            self.init_qpos, self.init_qvel, len(members), self.generator
-        )
-        qpos_np, qvel_np = qpos.numpy(), qvel.numpy()
+        drawn = self.task.reset_state(self.init_qpos, self.init_qvel, len(members), self.generator)
+        qpos_np, qvel_np = drawn[0].numpy(), drawn[1].numpy()
+        userdata_np = drawn[2].numpy() if len(drawn) > 2 else None  # dm_control tasks (#19)
         index = members.tolist()
         model = self.model
 
@@ -300,6 +302,8 @@ class MujocoEngine(Engine):
                 mujoco.mj_resetData(model, data)  # as Gymnasium's reset: ctrl, warm start zeroed
                 data.qpos[:] = qpos_np[k]
                 data.qvel[:] = qvel_np[k]
+                if userdata_np is not None:
+                    data.userdata[:] = userdata_np[k]
                 mujoco.mj_forward(model, data)
                 self._store_member(index[k], data)
 
