@@ -23,6 +23,8 @@ _TASKS = {
     "finger-spin": "finger:FingerSpin",
     "reacher-easy": "reacher:ReacherEasy",
     "reacher-hard": "reacher:ReacherHard",
+    "quadruped-walk": "quadruped:QuadrupedWalk",
+    "quadruped-run": "quadruped:QuadrupedRun",
     "ball_in_cup-catch": "ball_in_cup:BallInCupCatch",
 }
 

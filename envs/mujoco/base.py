@@ -300,8 +300,6 @@ def build_task(task_id: str, kwargs: dict) -> MujocoTask:
 def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
     """Build the task definition and its ``mujoco.MjModel`` (with ``task.setup`` called):
     the common first step of every MuJoCo backend."""
-    import mujoco
-
     from rlwb.errors import ConfigError
 
     task = build_task(task_id, kwargs)
