@@ -116,3 +116,26 @@ def test_gym_backend_runs_dm_control_through_shimmy() -> None:
     obs, reward, terminated, truncated, _ = engine.step(torch.zeros(2, 6))
     assert obs.shape == (2, 17) and reward.shape == (2,)
     engine.close()
+
+
+@pytest.mark.parametrize("task_id", ["cheetah-run", "hopper-hop"])
+def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
+    """One step from the same states: MuJoCo Warp (float32, on Warp's CPU device here) within
+    float32 tolerance of the exact CPU backend, touch sensors included."""
+    from rlwb.engine import backend_status
+
+    ok, why = backend_status("warp", "cpu")
+    if not ok:
+        pytest.skip(why)
+    cpu = make_engine(task_id, 4, backend="mujoco", seed=0, dtype=torch.float64)
+    gpu = make_engine(task_id, 4, backend="warp", device="cpu", seed=0, dtype=torch.float64)
+    cpu.reset()
+    gpu.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        action = torch.rand(4, cpu.action_dim, generator=gen, dtype=torch.float64) * 2 - 1
+        gpu.set_state(cpu.get_state())
+        obs_cpu, reward_cpu, *_ = cpu.step(action)
+        obs_gpu, reward_gpu, *_ = gpu.step(action)
+        torch.testing.assert_close(obs_gpu, obs_cpu, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(reward_gpu, reward_cpu, rtol=1e-4, atol=1e-4)

@@ -28,12 +28,16 @@ _TASKS = {
     "ball_in_cup-catch": "ball_in_cup:BallInCupCatch",
 }
 
+# Tasks whose per-episode state lives in MjData.userdata, which the warp backend's state
+# does not carry (yet).
+_CPU_ONLY = {"reacher-easy", "reacher-hard"}
+
 for _id, _loader in _TASKS.items():
     _domain, _, _task = _id.partition("-")
     register(
         TaskEntry(
             id=_id,
-            backends=("mujoco",),
+            backends=("mujoco",) if _id in _CPU_ONLY else ("mujoco", "warp"),
             loader=f"rlwb.envs.dmc.{_loader}",
             gym_id=f"dm_control/{_id}-v0",
             family="dmc",

@@ -76,12 +76,24 @@ def sensor_columns(model, *names: str) -> list[int]:  # noqa: ANN001
     return cols
 
 
+def rand(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    """``U[0, 1)`` float64 drawn on the generator's device (CUDA for the warp backend),
+    returned on the CPU, where resets are computed."""
+    dev = generator.device
+    return torch.rand(shape, generator=generator, dtype=torch.float64, device=dev).cpu()
+
+
+def randn(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    """``N(0, 1)`` float64 drawn on the generator's device, returned on the CPU."""
+    dev = generator.device
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).cpu()
+
+
 def uniform(generator: torch.Generator, n: int, low, high) -> torch.Tensor:  # noqa: ANN001
     """``U[low, high)`` float64 ``[n, *shape(low)]`` on the CPU (resets run on the CPU)."""
     low = torch.as_tensor(low, dtype=torch.float64)
     high = torch.as_tensor(high, dtype=torch.float64)
-    u = torch.rand((n, *low.shape), generator=generator, dtype=torch.float64)
-    return low + (high - low) * u
+    return low + (high - low) * rand(generator, n, *low.shape)
 
 
 def randomize_limited_and_rotational_joints(
@@ -107,16 +119,16 @@ def randomize_limited_and_rotational_joints(
         elif kind == jt.mjJNT_HINGE:
             qpos[:, adr] = uniform(generator, n, -math.pi, math.pi)
         elif kind == jt.mjJNT_BALL and limited:
-            axis = torch.randn(n, 3, generator=generator, dtype=torch.float64)
+            axis = randn(generator, n, 3)
             axis = axis / torch.linalg.vector_norm(axis, dim=1, keepdim=True)
             half = 0.5 * uniform(generator, n, 0.0, hi)
             quat = torch.cat([torch.cos(half)[:, None], torch.sin(half)[:, None] * axis], 1)
             qpos[:, adr : adr + 4] = quat
         elif kind == jt.mjJNT_BALL:
-            quat = torch.randn(n, 4, generator=generator, dtype=torch.float64)
+            quat = randn(generator, n, 4)
             qpos[:, adr : adr + 4] = quat / torch.linalg.vector_norm(quat, dim=1, keepdim=True)
         elif kind == jt.mjJNT_FREE:
-            quat = torch.rand(n, 4, generator=generator, dtype=torch.float64)
+            quat = rand(generator, n, 4)
             norm = torch.linalg.vector_norm(quat, dim=1, keepdim=True)
             qpos[:, adr + 3 : adr + 7] = quat / norm
     return qpos
@@ -207,8 +219,8 @@ class DmcTask(MujocoTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        qpos = init_qpos.to(torch.float64).expand(n, -1).clone()
-        qvel = init_qvel.to(torch.float64).expand(n, -1).clone()
+        qpos = init_qpos.to("cpu", torch.float64).expand(n, -1).clone()
+        qvel = init_qvel.to("cpu", torch.float64).expand(n, -1).clone()
         return self.initialize_episode(qpos, qvel, generator)
 
     # ------------------------------------------------------------------ dm_control interop

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import torch
 
-from rlwb.envs.dmc.base import XMAT, DmcTask, uniform
+from rlwb.envs.dmc.base import XMAT, DmcTask, randn, uniform
 from rlwb.envs.dmc.rewards import tolerance
 from rlwb.envs.mujoco.base import PhysicsView
 
@@ -48,13 +48,13 @@ class CartpoleBalance(DmcTask):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n, nv = qpos.shape[0], qvel.shape[1]
         if self.swing_up:
-            qpos[:, 0] = 0.01 * torch.randn(n, generator=generator, dtype=torch.float64)
-            qpos[:, 1] = math.pi + 0.01 * torch.randn(n, generator=generator, dtype=torch.float64)
-            qpos[:, 2:] = 0.1 * torch.randn(n, nv - 2, generator=generator, dtype=torch.float64)
+            qpos[:, 0] = 0.01 * randn(generator, n)
+            qpos[:, 1] = math.pi + 0.01 * randn(generator, n)
+            qpos[:, 2:] = 0.1 * randn(generator, n, nv - 2)
         else:
             qpos[:, 0] = uniform(generator, n, -0.1, 0.1)
             qpos[:, 1:] = uniform(generator, n, [-0.034] * (nv - 1), [0.034] * (nv - 1))
-        qvel = 0.01 * torch.randn(n, nv, generator=generator, dtype=torch.float64)
+        qvel = 0.01 * randn(generator, n, nv)
         return qpos, qvel
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from rlwb.envs.dmc.base import XMAT, DmcTask, object_id, sensor_columns
+from rlwb.envs.dmc.base import XMAT, DmcTask, object_id, randn, sensor_columns
 from rlwb.envs.dmc.rewards import tolerance
 from rlwb.envs.mujoco.base import PhysicsView
 
@@ -92,7 +92,7 @@ class QuadrupedWalk(DmcTask):
         import mujoco
 
         n = qpos.shape[0]
-        quat = torch.randn(n, 4, generator=generator, dtype=torch.float64)
+        quat = randn(generator, n, 4)
         quat = quat / torch.linalg.vector_norm(quat, dim=1, keepdim=True)
         model, data, r = self.mj_model, self._scratch, self._root
         for k in range(n):
