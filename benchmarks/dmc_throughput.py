@@ -9,6 +9,7 @@ control step (no action repeat).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import gymnasium as gym
@@ -69,12 +70,16 @@ def shimmy_sync(task: str, members: int, seconds: float) -> float:
 
 
 def main() -> None:
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)  # dm_control's cheetah XML warns on every load
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["cheetah-run", "walker-walk"])
     parser.add_argument("--members", nargs="+", type=int, default=[1, 64, 256])
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
-    print(f"torch threads {torch.get_num_threads()}, seconds per cell {args.seconds}")
+    load = os.getloadavg()[0]
+    print(f"torch threads {torch.get_num_threads()}, {args.seconds} s per cell, load {load:.1f}")
     print("| task | members | rlwb mujoco | dm_control loop | shimmy + Sync | rlwb / shimmy |")
     print("|---|---:|---:|---:|---:|---:|")
     for task in args.tasks:

@@ -4,8 +4,13 @@ dm_control's model XML); registering them imports nothing heavy.
 
 Episodes are 1000 env steps; one env step is dm_control's control step (``n_sub_steps``
 MuJoCo steps). With ``make_engine(..., action_repeat=k)`` an engine step is k env steps;
-TD-MPC (and the published DMC curves) count *environment* steps, i.e. engine steps x k,
-with episodes of 1000 / k engine steps."""
+TD-MPC (and the published DMC curves) count *environment* steps, i.e. engine steps x k
+(TD-MPC: ``env_step = step * action_repeat``; k = 4 by default, 2 walker, 8 cartpole), with
+episodes of 1000 / k engine steps.
+
+Backends: ``mujoco`` first (bit-identical to dm_control; ``backend="auto"`` picks it), then
+``warp`` (float32; resets still run on the CPU, per member). Reacher keeps its target in
+``MjData.userdata``, which the warp backend's state does not carry: ``mujoco`` only."""
 
 from rlwb.tasks import TaskEntry, register
 
