@@ -201,8 +201,9 @@ class DmcTask(MujocoTask):
     def initialize_episode(
         self, qpos: torch.Tensor, qvel: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """dm_control's ``initialize_episode`` from the reset state ``(qpos0, 0)``."""
-        raise NotImplementedError
+        """dm_control's ``initialize_episode`` from the reset state ``(qpos0, 0)``; by
+        default its most common one (walker, hopper): the joint randomiser."""
+        return randomize_limited_and_rotational_joints(self.mj_model, qpos, generator), qvel
 
     # ------------------------------------------------------------------ MujocoTask protocol
     def observation_dim(self, model) -> int:  # noqa: ANN001

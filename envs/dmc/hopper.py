@@ -11,7 +11,6 @@ import torch
 from rlwb.envs.dmc.base import (
     DmcTask,
     object_id,
-    randomize_limited_and_rotational_joints,
     sensor_columns,
 )
 from rlwb.envs.dmc.rewards import tolerance
@@ -59,11 +58,6 @@ class HopperStand(DmcTask):
             return standing * hopping
         small_control = tolerance(action, margin=1, value_at_margin=0, sigmoid="quadratic")
         return standing * (small_control.mean(dim=1) + 4) / 5
-
-    def initialize_episode(
-        self, qpos: torch.Tensor, qvel: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return randomize_limited_and_rotational_joints(self.mj_model, qpos, generator), qvel
 
 
 @dataclass

@@ -12,7 +12,6 @@ from rlwb.envs.dmc.base import (
     XMAT,
     DmcTask,
     object_id,
-    randomize_limited_and_rotational_joints,
     sensor_columns,
 )
 from rlwb.envs.dmc.rewards import tolerance
@@ -56,11 +55,6 @@ class WalkerStand(DmcTask):
             margin=self.move_speed / 2, value_at_margin=0.5, sigmoid="linear",
         )  # fmt: skip
         return stand_reward * (5 * move + 1) / 6
-
-    def initialize_episode(
-        self, qpos: torch.Tensor, qvel: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return randomize_limited_and_rotational_joints(self.mj_model, qpos, generator), qvel
 
 
 @dataclass
