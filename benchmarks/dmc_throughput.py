@@ -77,16 +77,21 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["cheetah-run", "walker-walk"])
     parser.add_argument("--members", nargs="+", type=int, default=[1, 64, 256])
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many per cell")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    print(f"torch threads {torch.get_num_threads()}, {args.seconds} s per cell, load {load:.1f}")
+    print(
+        f"torch threads {torch.get_num_threads()}, {args.seconds} s per cell, best of "
+        f"{args.repeats}, load {load:.1f}"
+    )
     print("| task | members | rlwb mujoco | dm_control loop | shimmy + Sync | rlwb / shimmy |")
     print("|---|---:|---:|---:|---:|---:|")
     for task in args.tasks:
         for n in args.members:
-            ours = rlwb_mujoco(task, n, args.seconds)
-            loop = dm_control_loop(task, n, args.seconds)
-            sync = shimmy_sync(task, n, args.seconds)
+            ours, loop, sync = (
+                max(run(task, n, args.seconds) for _ in range(args.repeats))
+                for run in (rlwb_mujoco, dm_control_loop, shimmy_sync)
+            )
             ratio = ours / sync
             print(f"| {task} | {n} | {ours:,.0f} | {loop:,.0f} | {sync:,.0f} | {ratio:.1f}x |")
 

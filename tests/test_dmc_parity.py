@@ -72,7 +72,7 @@ def test_episode_matches_dm_control(task_id: str) -> None:
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_reset_distribution_matches_dm_control(task_id: str) -> None:
-    n = 150
+    n = 100
     env = _load(task_id, 0)
     reference = np.stack([_flat(env.reset().observation) for _ in range(n)])
     engine = make_engine(task_id, n, backend="mujoco", seed=0, dtype=torch.float64)
@@ -118,7 +118,7 @@ def test_gym_backend_runs_dm_control_through_shimmy() -> None:
     engine.close()
 
 
-@pytest.mark.parametrize("task_id", ["cheetah-run", "hopper-hop"])
+@pytest.mark.parametrize("task_id", ["hopper-hop"])  # touch sensors: acc stage
 def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
     """One step from the same states: MuJoCo Warp (float32, on Warp's CPU device here) within
     float32 tolerance of the exact CPU backend, touch sensors included."""
