@@ -118,7 +118,7 @@ def test_gym_backend_runs_dm_control_through_shimmy() -> None:
     engine.close()
 
 
-@pytest.mark.parametrize("task_id", ["hopper-hop"])  # touch sensors: acc stage
+@pytest.mark.parametrize("task_id", ["hopper-hop", "reacher-easy"])  # touch; userdata
 def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
     """One step from the same states: MuJoCo Warp (float32, on Warp's CPU device here) within
     float32 tolerance of the exact CPU backend, touch sensors included."""
@@ -131,6 +131,7 @@ def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
     gpu = make_engine(task_id, 4, backend="warp", device="cpu", seed=0, dtype=torch.float64)
     cpu.reset()
     gpu.reset()
+    assert gpu.get_state().shape == cpu.get_state().shape
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
         action = torch.rand(4, cpu.action_dim, generator=gen, dtype=torch.float64) * 2 - 1

@@ -17,8 +17,10 @@ step would start cold, breaking exact parity with Gymnasium) nor derived quantit
 ``xpos``/``cfrc_ext`` that observations need. Open-loop ``rollout`` calls take a faster
 path: each thread runs its members through the whole horizon in one go.
 
-State (``get_state``): ``mj_getState`` with ``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART``,
-i.e. ``[time, qpos, qvel, act, (history), qacc_warmstart, (plugin)]``. Including the warm
+State (``get_state``): ``mj_getState`` with ``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART |
+mjSTATE_USERDATA``, i.e. ``[time, qpos, qvel, act, (history), qacc_warmstart, (userdata),
+(plugin)]`` (userdata only where a task adds slots for per-episode state, dm_control's
+reacher target). Including the warm
 start makes a clone continue *bit-identically* to the member it was copied from (without
 it, the constraint solver starts from another guess and trajectories drift apart at solver
 tolerance). ``set_state`` runs ``mj_forward`` (and ``mj_rnePostConstraint`` where the task

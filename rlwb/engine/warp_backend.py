@@ -18,9 +18,9 @@ Why it looks the way it does:
   ``forward`` runs on every world (Warp has no per-world forward); that only refreshes
   derived arrays of the other members, never their state (``qacc_warmstart`` is written
   by the integrator only), and their gathered views are kept.
-* State layout equals the ``mujoco`` backend's (``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART``:
-  time, qpos, qvel, act, history, qacc_warmstart), so a state taken on one backend loads
-  on the other.
+* State layout equals the ``mujoco`` backend's (``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART
+  | mjSTATE_USERDATA``: time, qpos, qvel, act, history, qacc_warmstart, userdata), so a
+  state taken on one backend loads on the other.
 * The physics of one env step (``frame_skip`` steps plus ``rne_postconstraint``) is
   captured once as a graph and replayed (a CUDA graph on the GPU; on Warp's CPU device a
   recorded launch graph replayed in C++, ~20x faster than Python launches there); an
@@ -57,6 +57,9 @@ from rlwb.envs.mujoco.base import KNOWN_FIELDS, RNE_POST_FIELDS, load_task_model
 from rlwb.errors import BackendUnavailableError, ConfigError
 
 STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
+# userdata: per-episode task state (dm_control's reacher target, issue #19), as the mujoco
+# backend; empty for models without userdata slots
+STATE_SPEC |= int(mujoco.mjtState.mjSTATE_USERDATA)
 NO_CUDA = "no CUDA device; use device='cpu' to run Warp on the CPU (slow)"
 # An open-loop rollout records the task's fields for every step; above this many bytes it
 # falls back to the step-by-step loop instead of recording the whole horizon at once.
@@ -226,6 +229,7 @@ class WarpEngine(Engine):
         # [time | qpos | qvel | act | history | qacc_warmstart], MuJoCo's mj_getState order.
         parts = [("time", 1), ("qpos", m.nq), ("qvel", m.nv), ("act", m.na)]
         parts += [("history", int(getattr(m, "nhistory", 0))), ("qacc_warmstart", m.nv)]
+        parts += [("userdata", m.nuserdata)]  # after the warm start, as in mj_getState
         self._state_parts = [(n, size) for n, size in parts if size > 0]
         self.state_size = sum(size for _, size in self._state_parts)
         expected = mujoco.mj_stateSize(m, STATE_SPEC)
@@ -355,15 +359,16 @@ class WarpEngine(Engine):
 
     # ------------------------------------------------------------------ primitives
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
-        qpos, qvel = self.task.reset_state(
-            self.init_qpos, self.init_qvel, len(members), self.generator
-        )
+        drawn = self.task.reset_state(self.init_qpos, self.init_qvel, len(members), self.generator)
+        qpos, qvel = drawn[0], drawn[1]
         mask = self._mask(members)
         with self._scope():
             self._mjw.reset_data(self.m, self.d, reset=mask)
         t = self._t
         t["qpos"][members] = qpos.to(device=self.device, dtype=t["qpos"].dtype)
         t["qvel"][members] = qvel.to(device=self.device, dtype=t["qvel"].dtype)
+        if len(drawn) > 2:  # per-episode task state (dm_control tasks, #19)
+            t["userdata"][members] = drawn[2].to(device=self.device, dtype=t["userdata"].dtype)
         with self._scope():
             self._mjw.forward(self.m, self.d)
         self._gather(members)
