@@ -145,9 +145,7 @@ def load(path: PathLike, formats: tuple[str, ...] = (FORMAT,)) -> dict[str, Any]
 class CheckpointManager:
     """Numbered checkpoints in one folder, a ``latest`` pointer, only the last ``keep``."""
 
-    def __init__(
-        self, folder: PathLike, keep: int = 3, protect: PathLike | None = None
-    ) -> None:
+    def __init__(self, folder: PathLike, keep: int = 3, protect: PathLike | None = None) -> None:
         self.folder = pathlib.Path(folder)
         self.keep = max(1, int(keep))
         #: never rotated away (the checkpoint a run resumed from)

@@ -208,7 +208,8 @@ def cmd_bench(args: list[str]) -> int:
 @dataclass
 class PlotArgs:
     """Learning curves of runs (mean and bootstrap 95% band over seeds, grouped by
-    experiment), read from their TensorBoard events."""
+    configuration, drawn up to the step every seed reached), read from their TensorBoard
+    events."""
 
     runs: tyro.conf.Positional[list[str]]
     """Run folders, or folders that contain runs."""
@@ -224,9 +225,9 @@ def cmd_plot(args: list[str]) -> int:
     opts = parse_cli(PlotArgs, args, prog="rlwb plot")
     if not opts.runs:
         raise ConfigError("rlwb plot needs at least one run folder (see rlwb plot --help)")
-    groups = plot_runs(opts.runs, opts.output, opts.tag)
-    for name, seeds in sorted(groups.items()):
-        print(f"{name}: {seeds} run{'s' if seeds != 1 else ''}")
+    for label, seeds, runs, end in plot_runs(opts.runs, opts.output, opts.tag):
+        extra = f" in {runs} runs" if runs != seeds else ""
+        print(f"{label}: {seeds} seed{'s' if seeds != 1 else ''}{extra}, up to step {end:,}")
     print(f"wrote {opts.output}")
     return 0
 

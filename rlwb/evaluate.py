@@ -122,13 +122,6 @@ def overrides_policy(agent: Agent) -> bool:
     return type(agent).policy_state_dict is not Agent.policy_state_dict
 
 
-def policy_header(payload: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a checkpoint that rebuild its agent and its evaluation."""
-    keys = ("experiment", "agent_class", "agent_config_class", "agent_config", "train_config",
-            "backend", "spec")  # fmt: skip
-    return {k: payload[k] for k in keys if k in payload}
-
-
 def build_agent(payload: dict[str, Any], spec: EngineSpec, device: torch.device) -> Agent:
     """An agent of the saved class and config, built for ``spec`` (not yet loaded)."""
     try:

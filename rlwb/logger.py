@@ -19,7 +19,6 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 

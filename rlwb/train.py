@@ -48,7 +48,6 @@ from rlwb.evaluate import (
     evaluation_rng,
     mean_std,
     overrides_policy,
-    policy_header,
     resolve_device,
     run_evaluation,
     spec_to_dict,
@@ -487,8 +486,9 @@ def _resume_configs(
             f"cannot change {', '.join(fixed)} when resuming (the checkpoint was trained with "
             "other values); start a new run instead"
         )
-    merged = dataclasses.replace(saved, **changes)
-    return merged, {f"train.{k}": [to_plain(getattr(saved, k)), to_plain(v)] for k, v in changes.items()}
+    old = {k: to_plain(getattr(saved, k)) for k in changes}
+    recorded = {f"train.{k}": [old[k], to_plain(v)] for k, v in changes.items()}
+    return dataclasses.replace(saved, **changes), recorded
 
 
 def _prepare_resume(

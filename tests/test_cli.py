@@ -179,7 +179,7 @@ def test_plot_groups_seeds_into_one_curve(cli_runs, capsys):
     dirs = [str(runs["pendulum"].run_dir), str(runs["seed1"].run_dir)]
     code, out, err = run_main(capsys, "plot", *dirs, "-o", str(tmp / "curves.png"))
     assert code == 0, err
-    assert "toyagent (Pendulum-v1): 2 runs" in out
+    assert "toyagent (Pendulum-v1): 2 seeds, up to step 400" in out
     assert (tmp / "curves.png").stat().st_size > 10_000
 
 
