@@ -239,3 +239,35 @@ def test_render_hint_names_an_extra_that_exists():
 
     with pytest.raises(RlwbError, match=re.escape('"gymnasium[classic-control]"')):
         _render(NoPygame(), "Pendulum-v1")
+
+
+def test_plot_groups_by_configuration_counts_distinct_seeds_and_stays_quiet(tmp_path):
+    def run(name: str, seed: int, lr: float, steps: int = 200):  # noqa: ANN202
+        cfg = TrainConfig(
+            task="Toy-v0", seed=seed, total_steps=steps, learning_starts=20, eval_every=50,
+            checkpoint_every=100, eval_episodes=2, run_dir=str(tmp_path), run_name=name,
+            experiment="toy", progress=False,
+        )  # fmt: skip
+        return train(ToyAgent, ToyConfig(lr=lr), cfg)
+
+    run("a0", 0, 0.05)
+    run("a0-again", 0, 0.05)  # the same seed twice: still one seed
+    long = run("a1", 1, 0.05, steps=400)  # a longer budget
+    run("b0", 0, 0.1)
+    older = long.run_dir / "checkpoints" / ckpt.checkpoint_name(200)
+    # a branch: its copied events past step 200 are purged, which TensorBoard's reader logs
+    train(ToyAgent, ToyConfig(), TrainConfig(task="Toy-v0"), resume=older, explicit=())
+    out = subprocess.run(
+        [sys.executable, "-m", "rlwb.cli", "plot", str(tmp_path), "-o", str(tmp_path / "c.png")],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.splitlines()[:2] == [
+        "toy (Toy-v0) agent.lr=0.05: 2 seeds in 4 runs, up to step 200",  # both seeds reached
+        "toy (Toy-v0) agent.lr=0.1: 1 seed, up to step 200",
+    ]
+    assert (tmp_path / "c.png").stat().st_size > 10_000
