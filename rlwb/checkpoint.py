@@ -31,7 +31,7 @@ from rlwb.errors import CheckpointError
 FORMAT = "rlwb-checkpoint"
 POLICY_FORMAT = "rlwb-policy"  # policy.pt: the agent's policy_state_dict and how to rebuild it
 POLICY_FILE = "policy.pt"
-VERSION = 1
+VERSION = 2  # 2: weights-only (tensors and plain data; version 1 held numpy arrays)
 LATEST = "latest"
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 

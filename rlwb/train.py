@@ -712,6 +712,9 @@ def experiment_name(config_cls: type) -> str:
 def launch_command(config_cls: type) -> str:
     """``rlwb train X``, with X as ``rlwb train`` finds this experiment again."""
     module = config_cls.__module__
+    given = getattr(sys.modules.get(module), "__rlwb_experiment__", None)  # a .py file
+    if given:
+        return f"rlwb train {given}"
     if module == "__main__":
         spec = getattr(sys.modules["__main__"], "__spec__", None)
         module = spec.name if spec is not None and spec.name else sys.argv[0]
