@@ -153,6 +153,14 @@ def build_agent(payload: dict[str, Any], spec: EngineSpec, device: torch.device)
     return agent_cls(config, spec, device)
 
 
+def policy_entry(agent: Agent) -> dict[str, Any]:
+    """``{"policy": policy_state_dict()}``, or ``{"agent": state_dict()}`` for an agent
+    without a separate policy state (what :func:`load_policy` reads back)."""
+    if overrides_policy(agent):
+        return {"policy": agent.policy_state_dict()}
+    return {"agent": agent.state_dict()}
+
+
 def load_policy(agent: Agent, payload: dict[str, Any]) -> None:
     """Load the policy part of a checkpoint or policy file into ``agent``."""
     if "policy" in payload:

@@ -46,8 +46,10 @@ from rlwb.engine import Engine, make_engine
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
 from rlwb.evaluate import (
     evaluation_rng,
+    load_policy,
     mean_std,
     overrides_policy,
+    policy_entry,
     resolve_device,
     run_evaluation,
     spec_to_dict,
@@ -356,7 +358,7 @@ class _Run:
             "resumes": self.history,
         }
         if overrides_policy(self.agent):  # else the policy is the agent state itself
-            payload["policy"] = self.agent.policy_state_dict()
+            payload.update(policy_entry(self.agent))
         return payload
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -381,15 +383,11 @@ class _Run:
     # ------------------------------------------------------------------ evaluation
     def _evaluation_agent(self) -> Agent:
         """A second agent, built for the evaluation engine, holding the current policy."""
-        policy = self.agent.policy_state_dict()
         if self.eval_agent is None:
             with evaluation_rng(self.agent, self.cfg.eval_seed):  # construction draws RNG
                 spec = self.eval_engine.spec
                 self.eval_agent = self.agent_cls(self.agent_config, spec, self.device)
-        if overrides_policy(self.agent):
-            self.eval_agent.load_policy_state_dict(policy)
-        else:
-            self.eval_agent.load_state_dict(policy)
+        load_policy(self.eval_agent, policy_entry(self.agent))
         return self.eval_agent
 
     def evaluate(self, logger: RunLogger, step: int, before: int, final: bool) -> None:
@@ -412,9 +410,7 @@ class _Run:
     def save_policy(self) -> pathlib.Path:
         """``policy.pt``: the policy state and how to rebuild the agent (no replay, no
         optimizer), for ``rlwb eval``."""
-        policy = self.agent.policy_state_dict()
-        key = "policy" if overrides_policy(self.agent) else "agent"
-        payload = {**self.header(), key: policy}
+        payload = {**self.header(), **policy_entry(self.agent)}
         return ckpt.save(self.run_dir / ckpt.POLICY_FILE, payload, kind=ckpt.POLICY_FORMAT)
 
     def _video(self, agent: Agent, logger: RunLogger, step: int) -> None:
@@ -542,13 +538,15 @@ def train(
         )
         agent_config = saved_agent
         history = list(payload.get("resumes") or [])
-        entry = {
-            "at_step": int(payload["counters"]["env_steps"]),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "from": str(source),
-            "changed": changed,
-        }
-        history.append({**entry, "branch": branch})
+        history.append(
+            {
+                "at_step": int(payload["counters"]["env_steps"]),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "from": str(source),
+                "branch": branch,
+                "changed": changed,
+            }
+        )
         resume_state = _Resume(payload, source, run_dir, branch, history)
     validate(train_config)
     if train_config.video:
