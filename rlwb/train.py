@@ -15,7 +15,8 @@ training; each evaluation also writes ``policy.pt``.
 
 Resume: every setting comes from the checkpoint; only fields named explicitly (on the
 command line, or passed to :func:`train` with values that differ) change, and those that
-cannot change (task, backend, seed, members, task arguments, the agent's config) are refused.
+cannot change (task, backend, device, seed, members, task arguments, the agent's config) are
+refused.
 ``config.yaml`` lists each resume with what changed. Resuming from a checkpoint that is not
 its folder's newest starts a branch in a new run folder, so the abandoned branch's files
 stay as they were; the checkpoint a run resumed from is never rotated away.
@@ -140,7 +141,8 @@ class _Counters:
 
 
 # Fields a resumed run refuses to change: the run would no longer be the same experiment.
-FIXED_ON_RESUME = ("task", "backend", "num_envs", "seed", "task_kwargs")
+# (device too: agent generators and engine states are device-specific)
+FIXED_ON_RESUME = ("task", "backend", "device", "num_envs", "seed", "task_kwargs")
 # Fields that name where a run lives, not how it trains (never taken from a checkpoint).
 _PLACEMENT = ("run_dir", "run_name", "experiment")
 
@@ -524,7 +526,7 @@ def train(
     continues from the checkpoint with the checkpoint's settings. ``explicit`` names the
     dotted fields (``"train.total_steps"``) the caller set on purpose: only those change;
     None means every field of ``train_config`` that differs from the checkpoint's. Changing
-    the task, backend, seed, members, task arguments or agent config is refused. ``launch``
+    the task, backend, device, seed, members, task arguments or agent config is refused. ``launch``
     is how to start this experiment again (``"rlwb train NAME"``), for the resume hint.
     """
     resume_state = None
