@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rlwb import tasks
-from rlwb.engine import make_engine, state_from_mujoco, state_from_qpos_qvel
+from rlwb.engine import make_engine, mujoco_state, state_from_mujoco, state_from_qpos_qvel
 from rlwb.envs.mujoco import _TASKS as MUJOCO_TASKS
 from rlwb.envs.mujoco.half_cheetah import HalfCheetah
 from rlwb.errors import ConfigError
@@ -113,6 +113,10 @@ def test_fullphysics_rows_and_qpos_qvel_load_like_a_reset() -> None:
     engine.set_state(exact, members=torch.tensor([2]))
     states = engine.get_state()
     assert torch.equal(states[0], exact) and torch.equal(states[1], exact)
+    ctrl = mujoco_state.part(env.model, "ctrl")
+    old_layout = torch.cat([exact[: ctrl.start], exact[ctrl.stop :]])  # before ctrl joined
+    engine.set_state(old_layout)
+    assert torch.equal(engine.get_state()[2], exact)
     with pytest.raises(ValueError, match="state must have shape"):
         engine.set_state(torch.zeros(5))
 

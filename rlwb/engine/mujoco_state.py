@@ -11,7 +11,8 @@ taken on one loads on the other.
 From outside: :func:`state_from_mujoco` reads a row from any ``MjModel``/``MjData`` (e.g.
 ``gymnasium.make(id).unwrapped.model/.data``), :func:`state_from_qpos_qvel` builds one from
 positions and velocities, and ``set_state`` also accepts MuJoCo's own
-``mj_getState(mjSTATE_FULLPHYSICS)`` rows (warm start and control zero, elapsed 0).
+``mj_getState(mjSTATE_FULLPHYSICS)`` rows (warm start and control zero, elapsed 0) and
+the engine's earlier layout without the control (:func:`convert_state`).
 """
 
 from __future__ import annotations
@@ -82,13 +83,21 @@ def state_from_qpos_qvel(
 
 
 def convert_state(model: mujoco.MjModel, state: torch.Tensor) -> torch.Tensor | None:
-    """``mj_getState(mjSTATE_FULLPHYSICS)`` rows ``[K, F]`` as engine rows (missing
-    parts zero, elapsed 0); None for any other width."""
-    if state.shape[1] != mujoco.mj_stateSize(model, FULLPHYSICS):
+    """Rows in another known layout as engine rows (missing parts zero), or None:
+    ``mj_getState(mjSTATE_FULLPHYSICS)`` rows (elapsed 0), and the engine's earlier
+    ``[FULLPHYSICS | WARMSTART, elapsed]`` rows (checkpoints written before the control
+    joined the state; control 0)."""
+    earlier = FULLPHYSICS | int(_S.mjSTATE_WARMSTART)
+    for spec, elapsed in ((FULLPHYSICS, False), (earlier, True)):
+        if state.shape[1] == mujoco.mj_stateSize(model, spec) + int(elapsed):
+            break
+    else:
         return None
-    full, source = columns(model), columns(model, FULLPHYSICS)
+    full, source = columns(model), columns(model, spec)
     out = torch.zeros(state.shape[0], state_size(model) + 1, dtype=state.dtype,
                       device=state.device)  # fmt: skip
     for bit, cols in source.items():
         out[:, full[bit]] = state[:, cols]
+    if elapsed:
+        out[:, -1] = state[:, -1]
     return out
