@@ -93,7 +93,7 @@ def gymnax_rate(n: int, duration: float, steps: int = 100) -> float:
     def body(carry, _):  # noqa: ANN001, ANN202 - jax pytrees
         key, state = carry
         key, sub = jax.random.split(key)
-        _, state, reward, _, _ = vstep(jax.random.split(sub, n), state, action, params)
+        _, state, reward, *_ = vstep(jax.random.split(sub, n), state, action, params)
         return (key, state), reward.sum()
 
     run = jax.jit(lambda carry: jax.lax.scan(body, carry, None, length=steps))
