@@ -21,8 +21,11 @@ Deviations from the paper, on purpose:
   biases, as Adam's coupled ``weight_decay``.
 * Batch norm (``batch_norm=True``, on in ``paper()``): the actor normalises its input and
   every hidden layer, the critic its input and the layers before the action enters. Target
-  networks always run in eval mode (running statistics, soft-updated like the weights);
-  the online networks use batch statistics in updates and running statistics when acting.
+  networks always run in eval mode with running statistics that are copied from the online
+  networks at every target update (as SB3 does; soft-updating them at tau = 0.001 left the
+  targets' input normalisation ~1,000 updates behind: online input mean 4.9 vs target 0.45
+  after 100 updates); the weights are soft-updated. The online networks use batch
+  statistics in updates and running statistics when acting.
 * The actor loss back-propagates into the actor's parameters only
   (``backward(inputs=actor_params)``): the same gradient as the paper, without computing
   the critic's unused weight gradients.
@@ -54,7 +57,7 @@ from torch.nn import functional as F
 from rlwb.agent import StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
-from rlwb.nn import FusedAdamStep, fan_in_uniform_, float_state, mlp_block, soft_update_
+from rlwb.nn import FusedAdamStep, fan_in_uniform_, mlp_block, soft_update_
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
 from rlwb.replay import ReplayBuffer
 
@@ -262,8 +265,12 @@ class DDPG(StepAgent):
             p.requires_grad_(False)
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
-        self._targets = float_state(self.actor_target) + float_state(self.critic_target)
-        self._sources = float_state(self.actor) + float_state(self.critic)
+        online, target = (self.actor, self.critic), (self.actor_target, self.critic_target)
+        self._targets = [p for m in target for p in m.parameters()]
+        self._sources = [p for m in online for p in m.parameters()]
+        # batch-norm running statistics (and counts): copied, not averaged
+        self._target_stats = [b for m in target for b in m.buffers()]
+        self._source_stats = [b for m in online for b in m.buffers()]
 
         self._graphed = dev.type == "cuda" and config.cuda_graph
         opt_kw: dict[str, Any] = {"fused": True} if _fused_adam_ok(dev) else {"foreach": True}
@@ -280,18 +287,14 @@ class DDPG(StepAgent):
         self._actor_step = FusedAdamStep(self.actor_opt)
         self._critic_step = FusedAdamStep(self.critic_opt)
 
-        self.replay = ReplayBuffer(
-            config.buffer_size,
-            {
-                "obs": ((obs_dim,), torch.float32),
-                "action": ((act_dim,), torch.float32),
-                "reward": ((), torch.float32),
-                "next_obs": ((obs_dim,), torch.float32),
-                "done": ((), torch.float32),
-            },
-            device=dev,
-            generator=self.generator,
-        )
+        self._replay_fields = {
+            "obs": ((obs_dim,), torch.float32),
+            "action": ((act_dim,), torch.float32),
+            "reward": ((), torch.float32),
+            "next_obs": ((obs_dim,), torch.float32),
+            "done": ((), torch.float32),
+        }
+        self._replay: ReplayBuffer | None = None
         self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
         self.updates = 0
 
@@ -303,6 +306,19 @@ class DDPG(StepAgent):
             self._actor_target_fwd = torch.compile(self.actor_target)
             self._critic_target_fwd = torch.compile(self.critic_target)
         self._step = _CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        """Allocated on first use: the runner's evaluation copy of the agent only acts, and
+        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid)."""
+        if self._replay is None:
+            self._replay = ReplayBuffer(
+                self.config.buffer_size,
+                self._replay_fields,
+                device=self.device,
+                generator=self.generator,
+            )
+        return self._replay
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
@@ -393,6 +409,8 @@ class DDPG(StepAgent):
         self._actor_step.step()
 
         soft_update_(self._targets, self._sources, self.config.tau)
+        if self._target_stats:
+            torch._foreach_copy_(self._target_stats, self._source_stats)
         return critic_loss.detach(), actor_loss.detach()
 
     # ------------------------------------------------------------------ checkpoints

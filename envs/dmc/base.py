@@ -247,7 +247,7 @@ class DmcTask(MujocoTask):
         the task's userdata, so ``engine.set_state`` continues exactly where it is."""
         import mujoco
 
-        from rlwb.engine.mujoco_backend import STATE_SPEC
+        from rlwb.engine.mujoco_state import STATE_SPEC
 
         model, data = self.mj_model, mujoco.MjData(self.mj_model)
         spec = STATE_SPEC & ~int(mujoco.mjtState.mjSTATE_USERDATA)
