@@ -70,6 +70,29 @@ def test_episode_matches_dm_control(task_id: str) -> None:
         assert bool(truncated.all()) == timesteps[0].last() == (t == 999)
 
 
+def test_action_repeat_counts_dm_control_steps() -> None:
+    """TD-MPC's cartpole setting: action repeat 8, so an engine step is 8 dm_control steps
+    (rewards summed) and an episode is 1000 / 8 = 125 engine steps."""
+    env = _load("cartpole-swingup", 0)
+    first = env.reset()
+    engine = make_engine(
+        "cartpole-swingup", 1, backend="mujoco", dtype=torch.float64, action_repeat=8
+    )
+    assert engine.spec.action_repeat == 8 and engine.spec.max_episode_steps == 125
+    engine.reset()
+    engine.set_state(torch.from_numpy(np.r_[engine.task.state_from_dm_control(env.physics), 0]))
+    assert _flat(first.observation).shape == engine.observation_shape
+    rng = np.random.default_rng(0)
+    for t in range(125):
+        action = rng.uniform(-1, 1, size=(1, 1))
+        rewards = [env.step(action[0]).reward for _ in range(8)]
+        obs, reward, _, truncated, info = engine.step(torch.from_numpy(action))
+        np.testing.assert_allclose(reward.item(), sum(rewards), rtol=1e-12)
+        assert bool(truncated[0]) == (t == 124) == env._reset_next_step
+    expected = _flat(env.task.get_observation(env.physics))
+    np.testing.assert_allclose(info["final_obs"][0].numpy(), expected, atol=1e-12)
+
+
 @pytest.mark.parametrize("task_id", TASKS)
 def test_reset_distribution_matches_dm_control(task_id: str) -> None:
     n = 100
