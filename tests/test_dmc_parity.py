@@ -163,3 +163,16 @@ def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
         obs_gpu, reward_gpu, *_ = gpu.step(action)
         torch.testing.assert_close(obs_gpu, obs_cpu, rtol=1e-3, atol=1e-3)
         torch.testing.assert_close(reward_gpu, reward_cpu, rtol=1e-4, atol=1e-4)
+
+
+def test_cloning_a_reacher_member_clones_its_target() -> None:
+    """The per-episode target is part of the state: a clone continues identically."""
+    engine = make_engine("reacher-hard", 3, backend="mujoco", seed=0, dtype=torch.float64)
+    obs = engine.reset()
+    lo, hi = engine.task.observation_slices["to_target"]
+    assert not torch.equal(obs[0, lo:hi], obs[1, lo:hi])  # different targets drawn
+    engine.set_state(engine.get_state()[:1], members=[1])
+    action = torch.full((3, 2), 0.3, dtype=torch.float64)
+    for _ in range(20):
+        obs, reward, *_ = engine.step(action)
+        assert torch.equal(obs[0], obs[1]) and torch.equal(reward[0], reward[1])
