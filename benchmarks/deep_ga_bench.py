@@ -64,24 +64,42 @@ def rlwb_fps(
     return result.frames / elapsed, float(result.lengths.to(torch.float64).mean())
 
 
+class Bounds(torch.nn.Module):
+    """``tanh`` output rescaled to the action bounds, as :class:`PopulationMLP` does."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale.clone())
+        self.register_buffer("shift", shift.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) * self.scale + self.shift
+
+
+def same_network(net: PopulationMLP) -> torch.nn.Module:
+    """One network of ``net``'s architecture as an ``nn.Sequential`` (EvoTorch's policy)."""
+    layers: list[torch.nn.Module] = []
+    for k, (_, _, fan_in, fan_out) in enumerate(net.layout):
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+        last = k == len(net.layout) - 1
+        layers.append(Bounds(net.scale, net.shift) if last else torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
 def evotorch_fps(
     task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs: dict
 ) -> tuple[float, float]:
     from evotorch.neuroevolution import VecGymNE
 
-    layers = []
-    for k, width in enumerate(hidden):
-        layers.append(f"Linear({'obs_length' if k == 0 else hidden[k - 1]}, {width}) >> Tanh()")
-    layers.append(f"Linear({hidden[-1]}, act_length) >> Tanh()")  # bounds: the env's ctrlrange
+    _, net, _, params = population(task, size, hidden, **kwargs)
     problem = VecGymNE(
         task,
-        " >> ".join(layers),
+        same_network(net),
         env_config={"max_episode_steps": horizon, **kwargs},
         max_num_envs=size,
         num_actors=None,
         device="cpu",
     )
-    _, net, _, params = population(task, size, hidden, **kwargs)
     problem.evaluate(problem.generate_batch(size))  # warm-up: builds the envs
     batch, before = problem.generate_batch(size), problem.interaction_count
     batch.set_values(torch_layout(net, params))

@@ -2,7 +2,7 @@
 
     python -m rlwb.experiments.deep_ga_control           # or: rlwb train deep_ga_control
     python -m rlwb.experiments.deep_ga_control --train.task Pendulum-v1 --train.seed 1
-    python -m rlwb.experiments.deep_ga_control --train.task InvertedPendulum-v5
+    python -m rlwb.experiments.deep_ga_control --train.task CartpoleSwingup-v0
 
 The paper's loop (truncation selection, Gaussian mutation, elite re-evaluated and carried
 over) with a small population: N = 128 (127 children + the elite), T = 20, 64-64 tanh

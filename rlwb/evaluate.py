@@ -22,7 +22,7 @@ from rlwb.agent import Agent
 from rlwb.config import from_dict, import_object
 from rlwb.engine import Engine, EngineSpec, make_engine
 from rlwb.errors import CheckpointError, ConfigError
-from rlwb.policies import policy_of  # noqa: F401 - moved to rlwb.policies; re-exported
+from rlwb.policies import policy_of  # defined there since the Deep GA; still importable here
 
 DEFAULT_HORIZON = 1000  # for tasks without a time limit
 
