@@ -4,7 +4,8 @@ Each actor owns its engines (built from the driver engine's recipe: task, backen
 task arguments, device), its own copy of the noise table and a cache of the networks it
 built last generation. Per generation the driver sends each actor a contiguous shard of
 seed lists and the generation's episode seed; the actor rebuilds its networks from the
-seeds (one mutation from a cached parent, else the whole list), reproduces its shard's start
+seeds (each distinct parent once, from its cache or its seed list, then one mutation
+per child), reproduces its shard's start
 states from the seed (the same whole-batch reset the local evaluator does) and returns the
 shard's returns, lengths, behaviours and goal numbers. Only seeds and fitness cross the
 wire, never weights or states, and the numbers equal a one-process evaluation (a test
@@ -37,18 +38,29 @@ class ShardWorker:
         self.net = PopulationMLP(**net)
         self.genomes = Genomes(self.net.num_params, self.net.init_scale(), **table)
         self.cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._last: dict[tuple[int, ...], torch.Tensor] = {}
 
     def build(self, genomes: list[list[int]]) -> torch.Tensor:
-        """Networks of ``genomes``: a cached parent plus one mutation where possible."""
+        """Networks of ``genomes``: each distinct parent is taken from the cache or rebuilt
+        once, then every child is its parent plus one mutation (bit-identical to rebuilding
+        the child's whole list). The cache keeps the networks of the last two calls (the
+        population and the elite candidates, i.e. the next generation's parents)."""
+        built: dict[tuple[int, ...], torch.Tensor] = {}
+        missing = sorted({tuple(g[:-1]) for g in genomes if len(g) > 1} - self.cache.keys())
+        if missing:
+            rows = self.genomes.build([list(m) for m in missing])
+            built.update(zip(missing, rows, strict=True))
+        known = {**self.cache, **built}
         params = torch.empty(len(genomes), self.net.num_params, device=self.genomes.table.device)
-        known = [i for i, g in enumerate(genomes) if tuple(g[:-1]) in self.cache]
-        unknown = [i for i, g in enumerate(genomes) if tuple(g[:-1]) not in self.cache]
-        if known:
-            parents = torch.stack([self.cache[tuple(genomes[i][:-1])] for i in known])
-            params[known] = self.genomes.mutate(parents, [genomes[i][-1] for i in known])
-        if unknown:
-            params[unknown] = self.genomes.build([genomes[i] for i in unknown])
-        self.cache = {tuple(g): params[i] for i, g in enumerate(genomes)}
+        first = [i for i, g in enumerate(genomes) if len(g) == 1]
+        later = [i for i, g in enumerate(genomes) if len(g) > 1]
+        if first:
+            params[first] = self.genomes.init([genomes[i][0] for i in first])
+        if later:
+            parents = torch.stack([known[tuple(genomes[i][:-1])] for i in later])
+            params[later] = self.genomes.mutate(parents, [genomes[i][-1] for i in later])
+        current = {tuple(g): params[i] for i, g in enumerate(genomes)}
+        self.cache, self._last = {**self._last, **current}, current
         return params
 
     def evaluate(
@@ -102,7 +114,9 @@ class RayEvaluator:
             table_seed=config.noise_table_seed,
             device=factory["device"],
         )
-        actor = ray.remote(ShardWorker)
+        # Actors run on the driver's device kind; on CUDA they share the GPUs Ray sees.
+        gpus = 1.0 / num_workers if torch.device(factory["device"]).type == "cuda" else 0
+        actor = ray.remote(ShardWorker).options(num_gpus=gpus)
         self.workers = [actor.remote(factory, net, table) for _ in range(num_workers)]
 
     def evaluate(
