@@ -27,9 +27,7 @@ class Config:
             checkpoint_every=1,  # every generation
         )
     )
-    agent: DeepGAConfig = field(
-        default_factory=lambda: DeepGAConfig(population=128, sigma=0.5, elite_episodes=10)
-    )
+    agent: DeepGAConfig = field(default_factory=lambda: DeepGAConfig(elite_episodes=10))
 
 
 def main(argv: list[str] | None = None) -> TrainResult:
