@@ -27,10 +27,11 @@ from typing import Any
 import torch
 
 from rlwb import checkpoint as ckpt
-from rlwb.agent import Agent, act_on
+from rlwb.agent import Agent
 from rlwb.config import from_dict, import_object, to_plain
 from rlwb.engine import Engine, EngineSpec, make_engine
 from rlwb.errors import CheckpointError, ConfigError
+from rlwb.policies import policy_of  # defined there since the Deep GA; still importable here
 
 DEFAULT_HORIZON = 1000  # for tasks without a time limit
 
@@ -46,15 +47,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available here")
     return dev
-
-
-def policy_of(agent: Agent, engine: Engine):
-    """The agent's deterministic policy as an engine-side batched function."""
-
-    def policy(obs: torch.Tensor) -> torch.Tensor:
-        return act_on(agent, engine, obs, explore=False).to(engine.device)
-
-    return policy
 
 
 def _generators(agent: Agent) -> list[torch.Generator]:

@@ -1,0 +1,355 @@
+"""Deep GA (Such et al. 2017, "Deep Neuroevolution: Genetic Algorithms Are a Competitive
+Alternative for Training Deep Neural Networks for Reinforcement Learning"), and GA-NS.
+
+One generation (the paper's Algorithm 1):
+
+1. N - 1 children: generation 0 draws N - 1 random networks; afterwards each child is a
+   parent drawn uniformly (with replacement) from the T parents, plus Gaussian noise of
+   power sigma on every weight. No crossover.
+2. Fitness: the mean return of ``episodes`` episodes per child (paper: 1), all children in
+   one closed-loop rollout of one sibling engine (``(N - 1) * episodes`` members).
+3. Elite: the top ``elite_candidates`` children by fitness (the previous elite takes the
+   last place after generation 0) are re-evaluated over ``elite_episodes`` episodes on a
+   second sibling engine of ``elite_candidates * elite_episodes`` members; the best mean is
+   the elite, carried unchanged into the next generation (the paper does so; the released
+   GPU code only keeps it as a parent). Its validation mean is the reported score and the
+   policy that ``act``, the runner's evaluation and ``rlwb eval`` run.
+4. Parents of the next generation: the elite, then the best T - 1 other children.
+
+Validation episodes count against the frame budget (``env_steps``, the runner's
+``total_steps``), as in the paper. The population size is this config's ``population``, not
+the runner's ``num_envs``.
+
+GA-NS (``novelty=True``): children are ranked by novelty instead of reward (the behaviour is
+the final (x, y), see :mod:`rlwb.agents.ga_evaluation`; novelty and archive in
+:mod:`rlwb.agents.ga_novelty`), and the T most novel are the parents; the elite is still
+chosen by reward as above and reported, but not forced into the parents (novelty search
+ignores reward). The paper does not say how its GA-NS reports a policy; this is our choice.
+
+Encoding: every individual is its seed list (:mod:`rlwb.agents.ga_genome`); checkpoints and
+saved policies hold seed lists, never weights, and rebuild bit-identical networks on any
+device. ``charts/compression_ratio`` logs the elite's weights bytes over its seed bytes.
+
+Choices where the paper is silent or does not apply, stated:
+
+* Networks are MLPs (:class:`rlwb.policies.PopulationMLP`): ``hidden`` widths, tanh (or ReLU)
+  hidden units, a tanh output rescaled to the action bounds, LeCun-normal weights and zero
+  biases at initialisation. No observation normalisation. The paper's Atari network
+  (convolutional, pixels) has no counterpart here: the engine has no pixel tasks.
+* Start states: each generation draws all ``(N - 1) * episodes`` start states from one
+  engine reset with a seed from the agent's generator (independent episodes per child, as
+  in the paper), then loads them with ``set_state``, so a Ray worker reproduces its shard's
+  start states from that seed (:mod:`rlwb.agents.ga_ray`).
+* Presets carry the paper's numbers as recorded in our references, some of them unverified
+  there (see each preset). The plain ``DeepGAConfig()`` is a small setting for small
+  networks (N = 128, sigma 0.5 on LeCun-initialised 64-64 tanh networks): with 10 elite
+  episodes it solves MountainCarContinuous-v0 in 2-3 generations (experiments/
+  deep_ga_control.py); Pendulum-v1 learns slowly (one-episode fitness is noisy there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rlwb.agent import IterationAgent
+from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult
+from rlwb.agents.ga_genome import Genomes
+from rlwb.agents.ga_novelty import grow_archive, novelty
+from rlwb.engine import Engine
+from rlwb.engine.base import EngineSpec
+from rlwb.errors import CheckpointError, ConfigError
+from rlwb.policies import ACTIVATIONS, PopulationMLP
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class DeepGAConfig:
+    """Deep GA hyperparameters. The defaults suit small control tasks; see the presets."""
+
+    population: int = 128
+    """N: individuals per generation, the elite included (N - 1 new children each time)."""
+    truncation: int = 20
+    """T: how many of the best become the parents of the next generation."""
+    sigma: float = 0.5
+    """Mutation power: standard deviation of the Gaussian noise added to every weight."""
+    episodes: int = 1
+    """Episodes per child for its fitness (the paper: 1)."""
+    elite_candidates: int = 10
+    """Children re-evaluated to choose the elite (the paper: 10, the old elite included)."""
+    elite_episodes: int = 30
+    """Episodes per elite candidate (the paper: 30)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of every network."""
+    activation: str = "tanh"
+    """Hidden activation: tanh or relu."""
+    horizon: int | None = None
+    """Cap on episode length (default: the task's time limit; the paper's Atari cap: 5000)."""
+    novelty: bool = False
+    """GA-NS: select parents by novelty of the final (x, y) instead of by reward."""
+    novelty_k: int = 10
+    """Nearest neighbours in population + archive that define novelty."""
+    archive_probability: float = 0.01
+    """Chance of each child to enter the novelty archive (the paper: 0.01)."""
+    noise_table_size: int = 2**24
+    """Entries of the shared noise table the seeds index (64 MiB of float32)."""
+    noise_table_seed: int = 12345
+    """Seed that generates the noise table (driver and Ray workers must agree)."""
+    num_workers: int = 0
+    """Ray actors evaluating shards of each generation (0: evaluate in this process;
+    needs ``pip install rlwb[ray]``)."""
+    torch_threads: int = 1
+    """torch.set_num_threads on CPU (0: leave it); one thread is robust on a shared machine."""
+    seed: int | None = None
+    """Seed of the agent's generator (parents, mutations, episode seeds); None: drawn from
+    torch's global generator, which the runner seeds."""
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"DeepGAConfig.{name} {why}, got {getattr(self, name)!r}")
+
+        if self.population < 2:
+            raise bad("population", "must be >= 2 (the elite and at least one child)")
+        if not 1 <= self.truncation <= self.population:
+            raise bad("truncation", f"must be in [1, population={self.population}]")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise bad("sigma", "must be a finite number > 0")
+        for name in ("episodes", "elite_candidates", "elite_episodes", "novelty_k"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be >= 1")
+        if any(h < 1 for h in self.hidden):
+            raise bad("hidden", "must hold positive widths")
+        if self.activation not in ACTIVATIONS:
+            raise bad("activation", f"must be one of {', '.join(ACTIVATIONS)}")
+        if self.horizon is not None and self.horizon < 1:
+            raise bad("horizon", "must be >= 1 or None")
+        if not 0 <= self.archive_probability <= 1:
+            raise bad("archive_probability", "must be in [0, 1]")
+        if self.num_workers < 0 or self.torch_threads < 0:
+            raise ConfigError("DeepGAConfig.num_workers and torch_threads must be >= 0")
+
+    @classmethod
+    def humanoid(cls) -> DeepGAConfig:
+        """The paper's Humanoid locomotion setting (our references mark N, T, sigma and the
+        5 episodes as unverified recollections): N = 12,500 + 1 elite, T = 625,
+        sigma = 0.00224, 256-256 tanh networks as in the ES work."""
+        return cls(population=12_501, truncation=625, sigma=0.00224, episodes=5, hidden=(256, 256))
+
+    @classmethod
+    def hard_maze(cls) -> DeepGAConfig:
+        """GA-NS on the paper's Image Hard Maze (unverified in our references): N = 20,000,
+        T = 61, sigma = 0.005, archive probability 0.01. The paper's network reads pixels;
+        here the numbers apply to an MLP on the point maze's state."""
+        return cls(
+            population=20_000, truncation=61, sigma=0.005, novelty=True, archive_probability=0.01
+        )
+
+
+class DeepGA(IterationAgent):
+    """The paper's GA over seed-list genomes; see the module docstring."""
+
+    def __init__(self, config: DeepGAConfig, spec: EngineSpec, device: torch.device) -> None:
+        config.validate()
+        self.config, self.spec, self.device = config, spec, torch.device(device)
+        if self.device.type == "cpu" and config.torch_threads > 0:
+            torch.set_num_threads(config.torch_threads)
+        obs_dim = math.prod(spec.observation_shape)
+        self.net = PopulationMLP(
+            obs_dim, spec.action_dim, config.hidden, 1, spec.action_low, spec.action_high,
+            config.activation, self.device,
+        )  # fmt: skip
+        self.genomes = Genomes(
+            self.net.num_params, self.net.init_scale(), config.sigma,
+            config.noise_table_size, config.noise_table_seed, self.device,
+        )  # fmt: skip
+        seed = config.seed if config.seed is not None else int(torch.randint(2**62, ()).item())
+        self.generator = torch.Generator().manual_seed(seed)
+        self.generation = 0
+        self.env_steps = 0
+        self.parents: list[list[int]] = []
+        self.parent_params: torch.Tensor | None = None
+        self._set_elite(self.genomes.draw(1, self.generator), math.nan)
+        self.archive = torch.zeros(0, 0, dtype=torch.float64)
+        self.last_result: PopulationResult | None = None
+        self._evaluator: Any = None
+
+    # ------------------------------------------------------------------ acting
+    def _set_elite(self, genome: list[int], score: float, params: torch.Tensor | None = None):
+        self.elite, self.elite_score = list(genome), float(score)
+        self.net.set_params(self.genomes.build([self.elite]) if params is None else params)
+
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        """The elite's action for every member (the GA explores by mutation, not noise)."""
+        with torch.no_grad():
+            return self.net(obs.to(self.device).flatten(1))
+
+    # ------------------------------------------------------------------ one generation
+    def evaluator(self, engine: Engine) -> Any:
+        """Local sibling engines, or Ray actors with ``num_workers > 0`` (built once)."""
+        if self._evaluator is None:
+            cfg = self.config
+            net = PopulationMLP(
+                self.net.sizes[0], self.spec.action_dim, cfg.hidden, 1, self.spec.action_low,
+                self.spec.action_high, cfg.activation, self.device,
+            )  # fmt: skip
+            if cfg.num_workers > 0:
+                from rlwb.agents.ga_ray import RayEvaluator
+
+                self._evaluator = RayEvaluator(engine, cfg, cfg.num_workers)
+            else:
+                self._evaluator = LocalEvaluator(engine.spawn, net, cfg.horizon)
+        return self._evaluator
+
+    def _children(self, n: int) -> tuple[list[list[int]], torch.Tensor]:
+        seeds = self.genomes.draw(n, self.generator)
+        if self.parent_params is None:
+            return [[s] for s in seeds], self.genomes.init(seeds)
+        pick = torch.randint(len(self.parents), (n,), generator=self.generator)
+        genomes = [self.parents[i] + [s] for i, s in zip(pick.tolist(), seeds, strict=True)]
+        params = self.genomes.mutate(self.parent_params[pick.to(self.device)], seeds)
+        return genomes, params
+
+    def iterate(self, engine: Engine) -> dict[str, float]:
+        cfg, start = self.config, time.perf_counter()
+        evaluator = self.evaluator(engine)
+        genomes, params = self._children(cfg.population - 1)
+        pop_seed, val_seed = torch.randint(2**31, (2,), generator=self.generator).tolist()
+        result = evaluator.evaluate(params, genomes, cfg.episodes, pop_seed)
+        fitness = result.fitness
+        metrics: dict[str, float] = {}
+        if cfg.novelty:
+            behaviors = result.behaviors.mean(1)
+            if self.archive.numel() == 0:
+                self.archive = torch.zeros(0, behaviors.shape[1], dtype=torch.float64)
+            score = novelty(behaviors, self.archive, cfg.novelty_k)
+            self.archive = grow_archive(
+                self.archive, behaviors, cfg.archive_probability, self.generator
+            )
+            metrics.update(
+                novelty_max=float(score.max()),
+                novelty_mean=float(score.mean()),
+                archive_size=float(len(self.archive)),
+            )
+        else:
+            score = fitness
+        validation = self._choose_elite(evaluator, genomes, params, fitness, val_seed)
+        self._choose_parents(genomes, params, score, fitness)
+        self.env_steps += result.frames + validation.frames
+        self.generation += 1
+        self.last_result = result
+        metrics.update(
+            generation=float(self.generation),
+            fitness_max=float(fitness.max()),
+            fitness_mean=float(fitness.mean()),
+            fitness_median=float(fitness.median()),
+            elite_score=self.elite_score,
+            frames=float(self.env_steps),
+            generation_seconds=time.perf_counter() - start,
+            compression_ratio=self.genomes.compression_ratio(self.elite),
+        )
+        if "success" in result.goal:  # goal tasks: did any child end at the goal?
+            metrics["success_max"] = float(result.goal["success"].max())
+        if "distance" in result.goal:
+            metrics["distance_min"] = float(result.goal["distance"].min())
+        return metrics
+
+    def _choose_elite(
+        self,
+        evaluator: Any,
+        genomes: list[list[int]],
+        params: torch.Tensor,
+        fitness: torch.Tensor,
+        seed: int,
+    ) -> PopulationResult:
+        """Re-evaluate the best children (and the old elite) over ``elite_episodes``."""
+        cfg = self.config
+        carried = self.generation > 0
+        k = min(cfg.elite_candidates - carried, len(genomes))
+        best = torch.argsort(fitness, descending=True, stable=True)[:k].tolist()
+        cand_genomes = [genomes[i] for i in best]
+        cand_params = params[torch.as_tensor(best, device=self.device)]
+        if carried:
+            cand_genomes.append(self.elite)
+            cand_params = torch.cat([cand_params, self.net.params])
+        validation = evaluator.evaluate(cand_params, cand_genomes, cfg.elite_episodes, seed)
+        winner = int(torch.argmax(validation.fitness))
+        score = float(validation.fitness[winner])
+        self._set_elite(cand_genomes[winner], score, cand_params[winner : winner + 1])
+        return validation
+
+    def _choose_parents(
+        self,
+        genomes: list[list[int]],
+        params: torch.Tensor,
+        score: torch.Tensor,
+        fitness: torch.Tensor,
+    ) -> None:
+        """Truncation selection: GA keeps the elite first, then the best other children."""
+        order = torch.argsort(score, descending=True, stable=True).tolist()
+        t = self.config.truncation
+        if self.config.novelty:
+            chosen = order[:t]
+            self.parents = [genomes[i] for i in chosen]
+            self.parent_params = params[torch.as_tensor(chosen, device=self.device)]
+            return
+        others = [i for i in order if genomes[i] != self.elite][: t - 1]
+        self.parents = [self.elite] + [genomes[i] for i in others]
+        rows = torch.as_tensor(others, dtype=torch.int64, device=self.device)
+        self.parent_params = torch.cat([self.net.params, params[rows]])
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Seed lists, generator, counters and archive: networks are rebuilt on load."""
+        return {
+            **self.policy_state_dict(),
+            "generation": self.generation,
+            "env_steps": self.env_steps,
+            "parents": [list(g) for g in self.parents],
+            "archive": self.archive.clone(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_policy_state_dict(state)
+        try:
+            self.generation = int(state["generation"])
+            self.env_steps = int(state["env_steps"])
+            self.parents = [[int(s) for s in g] for g in state["parents"]]
+            self.archive = state["archive"].to(torch.float64)
+            self.generator.set_state(state["generator"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"Deep GA checkpoint does not fit this agent: {exc}") from exc
+        self.parent_params = self.genomes.build(self.parents) if self.parents else None
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """The elite as a seed list (plus what it takes to check the rebuild)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "elite": list(self.elite),
+            "elite_score": self.elite_score,
+            "num_params": self.net.num_params,
+            "config": dataclasses.asdict(self.config),
+        }
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        version = state.get("format_version") if isinstance(state, dict) else None
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(f"Deep GA checkpoint format {version!r} is not supported")
+        if state.get("num_params") != self.net.num_params:
+            raise CheckpointError(
+                f"Deep GA checkpoint has {state.get('num_params')} parameters per network, "
+                f"this agent {self.net.num_params}"
+            )
+        self._set_elite([int(s) for s in state["elite"]], float(state["elite_score"]))
