@@ -15,6 +15,10 @@ Deviations / choices: ``explore`` is ignored (MPC acts the same in training and 
 with ``replan_every = k > 1`` the plan's next actions are executed for k steps and the warm
 start is shifted by k; planning is undiscounted over the horizon (PETS) and a member that
 terminates in the model collects no more reward (which is what keeps a pendulum up).
+
+On survival-only rewards (InvertedPendulum) the MPPI weighting with a long horizon works
+best: CEM's elites are arbitrary among tied survivors, and nothing in the reward keeps the
+cart off its rail (measured in ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
