@@ -122,8 +122,8 @@ def _collect(engine, agent: PETS, steps: int, seed: int) -> None:
 
 def test_trained_ensemble_one_step_error_on_held_out_transitions():
     """2000 random InvertedPendulum transitions, 300 bootstrap Adam steps: the held-out
-    one-step mean squared error of the next observation is below 2e-3 and under a tenth of
-    the 'nothing changes' predictor's (measured: ~4e-4 vs ~3e-2)."""
+    one-step mean squared error of the next observation is below 2e-3 and under 1/100 of
+    the 'nothing changes' predictor's (measured: 2.0e-4 vs 1.25)."""
     engine = make_engine("InvertedPendulum-v5", 8, backend="mujoco", seed=0)
     agent = _pets(engine)
     _collect(engine, agent, 250, seed=0)
@@ -132,7 +132,7 @@ def test_trained_ensemble_one_step_error_on_held_out_transitions():
     held = {k: v[: len(agent.heldout)] for k, v in agent.heldout.data.items()}
     still = float(((held["next_obs"] - held["obs"]) ** 2).mean())
     assert losses["model_holdout_mse"] < 2e-3
-    assert losses["model_holdout_mse"] < 0.1 * still
+    assert losses["model_holdout_mse"] < 0.01 * still
 
 
 def test_pets_checkpoint_round_trip_and_learned_reward_option():
