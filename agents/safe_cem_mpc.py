@@ -1,4 +1,4 @@
-"""Safe learning-based CEM-MPC (Zheng, Yang, Wu, Pan, Cheng 2022, arXiv 2102.12124) for the quadrotor.
+"""Safe learning-based CEM-MPC (Zheng, Yang, Wu, Pan, Cheng 2022; arXiv 2102.12124), quadrotor.
 
 Each control step, for every engine member at once:
 
@@ -131,9 +131,7 @@ class _Context:
             cfg.planner, agent.task.low, agent.task.high, agent.device, seed=cfg.seed + batch
         )
         in_dim = 3 if cfg.features == "velocity" else 4
-        self.gp = (
-            SlidingWindowGP(cfg.gp, batch, in_dim, 3, agent.device) if cfg.uses_gp else None
-        )
+        self.gp = SlidingWindowGP(cfg.gp, batch, in_dim, 3, agent.device) if cfg.uses_gp else None
         self.prev_obs: torch.Tensor | None = None
         self.prev_action: torch.Tensor | None = None
         self.intervened = torch.zeros(batch, dtype=torch.bool, device=agent.device)
@@ -213,7 +211,9 @@ class SafeCEMMPC(StepAgent):
         follows = (t - prev[:, 12] - self.task.dt).abs() < 0.25 * self.task.dt
         if bool(follows.any()):
             target = (obs[:, 3:6] - prev[:, 3:6]) / self.task.dt - u
-            ctx.gp.add(gp_features(prev[:, 3:6], prev[:, 12], self.config.features), target, follows)
+            ctx.gp.add(
+                gp_features(prev[:, 3:6], prev[:, 12], self.config.features), target, follows
+            )
 
     def constraints(self, ctx: _Context, obs: torch.Tensor) -> Constraints:
         """CBF rows (GP-tightened) and the tracking CLF row at observation ``obs[B, 13]``."""

@@ -97,8 +97,10 @@ def figures(trace: Trace, dt: float) -> dict[str, object]:
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(trace.ref[0, :, 0], trace.ref[0, :, 1], "k--", label="reference")
     for i in range(trace.pos.shape[0]):
-        ax.plot(trace.pos[i, :, 0], trace.pos[i, :, 1], lw=1, label=f"episode {i}" if i < 4 else None)
-    for kind, cx, cy, _, r in trace.obstacles.tolist():
+        ax.plot(
+            trace.pos[i, :, 0], trace.pos[i, :, 1], lw=1, label=f"episode {i}" if i < 4 else None
+        )
+    for _kind, cx, cy, _, r in trace.obstacles.tolist():
         ax.add_patch(plt.Circle((cx, cy), r, color="tab:red", alpha=0.4))
     ax.set(xlabel="x (m)", ylabel="y (m)", aspect="equal", title="trajectories vs reference")
     ax.legend(fontsize=7)
@@ -119,7 +121,8 @@ def figures(trace: Trace, dt: float) -> dict[str, object]:
 
 
 def write_report(result, episodes: int = 4) -> dict[str, float]:  # noqa: ANN001 - TrainResult
-    """Figures and summary of a finished run's final policy, into its folder and TensorBoard."""
+    """Figures and summary of a finished run's final policy (``episodes`` episodes at most
+    the run's ``eval_episodes``, from its evaluation seed), into its folder and TensorBoard."""
     from torch.utils.tensorboard import SummaryWriter
 
     from rlwb.evaluate import agent_from_checkpoint
@@ -127,6 +130,7 @@ def write_report(result, episodes: int = 4) -> dict[str, float]:  # noqa: ANN001
     payload = ckpt.load(result.checkpoint)
     train = payload["train_config"]
     agent = agent_from_checkpoint(payload, torch.device(train["device"]))
+    episodes = min(episodes, int(train["eval_episodes"]))
     trace = closed_loop(
         agent, train["task"], episodes, int(train["eval_seed"]), train["task_kwargs"],
         train.get("eval_horizon"),
@@ -141,5 +145,7 @@ def write_report(result, episodes: int = 4) -> dict[str, float]:  # noqa: ANN001
     for key, value in summary.items():
         writer.add_scalar(f"safe_mpc/{key}", value, result.env_steps)
     writer.close()
-    print("closed loop:", ", ".join(f"{k} {v:.4g}" for k, v in summary.items()), f"(plots: {folder})")
+    print(
+        "closed loop:", ", ".join(f"{k} {v:.4g}" for k, v in summary.items()), f"(plots: {folder})"
+    )
     return summary

@@ -21,8 +21,12 @@ from rlwb.train import TrainConfig, TrainResult, run_experiment
 class Config:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            task="Quadrotor-Figure8-v0", total_steps=400, eval_every=0, eval_episodes=4,
-            checkpoint_every=0, log_every=100,
+            task="Quadrotor-Figure8-v0",
+            total_steps=400,
+            eval_every=0,
+            eval_episodes=4,
+            checkpoint_every=0,
+            log_every=100,
         )  # fmt: skip
     )
     agent: SafeCEMMPCConfig = field(default_factory=lambda: SafeCEMMPCConfig(variant="gp"))

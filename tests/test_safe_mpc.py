@@ -56,7 +56,9 @@ def test_task_registered_and_model_matches_task_with_true_disturbance():
 
     model = ResidualModel(task, TrueResidual(), "velocity")
     ret = model.rollout(state[:, [0, 1, 2, 3, 4, 5, 6]], actions)
-    cost = task.tracking_cost(nxt[:, 12], nxt[:, 0:3], nxt[:, 3:6], task.clip_action(actions[:, 0, 0]))
+    cost = task.tracking_cost(
+        nxt[:, 12], nxt[:, 0:3], nxt[:, 3:6], task.clip_action(actions[:, 0, 0])
+    )
     torch.testing.assert_close(ret[:, 0], -cost, rtol=1e-5, atol=1e-5)
 
 
@@ -102,7 +104,7 @@ def test_gp_window_equals_exact_gp_on_last_points():
     cfg = GPConfig(window=5, lengthscales=(0.7,), constant_mean=False)
     gp = SlidingWindowGP(cfg, 2, 1, 1, dtype=torch.float64)
     xs, ys = torch.randn(9, 2, 1, dtype=torch.float64), torch.randn(9, 2, 1, dtype=torch.float64)
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         gp.add(x, y)
     query = torch.linspace(-2, 2, 7, dtype=torch.float64)[None, :, None].expand(2, 7, 1)
     mean, var = gp.predict(query)
@@ -178,3 +180,19 @@ def test_checkpoint_round_trip_continues_identically():
     clone, _ = _agent("Quadrotor-Obstacles-v0", "gp_filter", 2)
     clone.load_state_dict(agent.state_dict())
     torch.testing.assert_close(clone.act(obs), agent.act(obs), rtol=0, atol=0)
+
+
+def test_experiment_runs_through_the_runner_and_rlwb_eval_reproduces_it(tmp_path):
+    from rlwb.evaluate import evaluate
+    from rlwb.experiments import safe_mpc_obstacles
+
+    small = ["--agent.planner.samples", "60", "--agent.planner.elites", "6",
+             "--agent.planner.iterations", "2", "--agent.planner.horizon", "10"]  # fmt: skip
+    result = safe_mpc_obstacles.main(
+        ["--train.total-steps", "20", "--train.eval-horizon", "20", "--train.eval-episodes",
+         "2", "--train.run-dir", str(tmp_path), "--train.no-progress", *small]
+    )  # fmt: skip
+    for plot in ("trajectories", "tracking_error", "obstacle_distance", "filter_interventions"):
+        assert (result.run_dir / "plots" / f"{plot}.png").exists()
+    mean, _, returns = evaluate(result.checkpoint, episodes=None)
+    assert returns == result.eval_returns and mean == result.eval_mean

@@ -2,8 +2,9 @@
 
 ``Quadrotor-{Circle,Figure8,Step}-v0``: tracking only; ``Quadrotor-Obstacles-v0``: the
 circle with the ``pillars`` obstacle field in a stronger wind (5 m/s mean, 1.5 m/s gusts:
-about 2.5 m/s^2 of push, enough to carry a planner that ignores it into a pillar). Every task argument of
-:class:`~rlwb.envs.quadrotor.task.Quadrotor` can be overridden (``--train.task-kwargs``).
+about 2.5 m/s^2 of push, enough to carry a planner that ignores it into a pillar). Every
+task argument of :class:`~rlwb.envs.quadrotor.task.Quadrotor` can be overridden
+(``--train.task-kwargs``).
 """
 
 from rlwb.tasks import TaskEntry, register

@@ -88,7 +88,9 @@ class Quadrotor(TorchTask):
 
     def __post_init__(self) -> None:
         if self.reference not in KINDS:
-            raise ConfigError(f"reference must be one of {', '.join(KINDS)}, got {self.reference!r}")
+            raise ConfigError(
+                f"reference must be one of {', '.join(KINDS)}, got {self.reference!r}"
+            )
         for name in ("radius", "period", "mass", "dt", "max_tilt_accel"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"quadrotor {name} must be positive, got {getattr(self, name)!r}")

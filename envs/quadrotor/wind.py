@@ -25,22 +25,29 @@ import torch
 
 
 def gust_table(
-    components: int, f_low: float, f_high: float, intensity: float, scale_length: float, airspeed: float
+    components: int,
+    f_low: float,
+    f_high: float,
+    intensity: float,
+    scale_length: float,
+    airspeed: float,
 ) -> tuple[list[float], list[float]]:
     """Angular frequencies and amplitudes (``components`` each) of the sum-of-sines gust."""
     if components == 0 or intensity == 0:
         return [], []
-    freqs = [
-        f_low * (f_high / f_low) ** (k / max(components - 1, 1)) for k in range(components)
-    ]
+    freqs = [f_low * (f_high / f_low) ** (k / max(components - 1, 1)) for k in range(components)]
     omegas = [2 * math.pi * f for f in freqs]
-    edges = [omegas[0]] + [math.sqrt(a * b) for a, b in zip(omegas, omegas[1:])] + [omegas[-1]]
-    widths = [max(hi - lo, 1e-6) for lo, hi in zip(edges[:-1], edges[1:])]
+    edges = (
+        [omegas[0]]
+        + [math.sqrt(a * b) for a, b in zip(omegas, omegas[1:], strict=False)]
+        + [omegas[-1]]
+    )
+    widths = [max(hi - lo, 1e-6) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     spectrum = [
         (2 * scale_length / (math.pi * airspeed)) / (1 + (scale_length * w / airspeed) ** 2)
         for w in omegas
     ]
-    amps = [math.sqrt(2 * s * dw) for s, dw in zip(spectrum, widths)]
+    amps = [math.sqrt(2 * s * dw) for s, dw in zip(spectrum, widths, strict=True)]
     # sin with a random phase has variance A^2 / 2: rescale to the requested intensity.
     std = math.sqrt(sum(a * a / 2 for a in amps))
     return omegas, [a * intensity / std for a in amps]
