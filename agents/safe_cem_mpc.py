@@ -232,16 +232,19 @@ class SafeCEMMPC(StepAgent):
         return Constraints(cbf_a, cbf_b, clf_a, clf_b)
 
     def _guide(self, ctx: _Context, planned: torch.Tensor, action: torch.Tensor) -> None:
-        """Feed the filtered action back into the next plan's sampling mean."""
+        """Feed the filtered action back into the next plan's sampling mean, for the members
+        the filter changed (the others keep their shifted plan as the warm start)."""
         planner, mode = ctx.planner, self.config.feedback
-        if mode == "none" or planner.mean is None:
+        if mode == "none" or planner.mean is None or not bool(ctx.intervened.any()):
             return
+        changed = ctx.intervened[:, None, None]
         if mode == "first":
             first = planner.to_unit(action)[:, None]
-            planner.mean = torch.cat([first, planner.mean[:, 1:]], 1)
+            guided = torch.cat([first, planner.mean[:, 1:]], 1)
         else:
             delta = planner.to_unit(action) - planner.to_unit(planned)
-            planner.mean = (planner.mean + delta[:, None]).clamp(-1, 1)
+            guided = (planner.mean + delta[:, None]).clamp(-1, 1)
+        planner.mean = torch.where(changed, guided, planner.mean)
 
     # ---------------------------------------------------------------- agent API
     @torch.no_grad()
