@@ -62,6 +62,31 @@ def test_task_registered_and_model_matches_task_with_true_disturbance():
     torch.testing.assert_close(ret[:, 0], -cost, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("task_id", ["Quadrotor-Circle-v0", "Quadrotor-Figure8-v0"])
+def test_reference_velocity_and_acceleration_are_its_derivatives(task_id):
+    task = make_engine(task_id, 1, backend="torch", dtype=torch.float64).task
+    t, h = torch.linspace(0.1, 9.0, 50, dtype=torch.float64), 1e-5
+    p, v, a = task.reference_at(t)
+    (p_plus, v_plus, _), (p_minus, v_minus, _) = task.reference_at(t + h), task.reference_at(t - h)
+    torch.testing.assert_close((p_plus - p_minus) / (2 * h), v, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close((v_plus - v_minus) / (2 * h), a, rtol=1e-6, atol=1e-6)
+
+
+def test_step_reference_and_wind_statistics():
+    engine = make_engine("Quadrotor-Step-v0", 256, backend="torch", seed=0)
+    engine.reset(seed=0)
+    task, state = engine.task, engine.get_state().float()
+    p, _, _ = task.reference_at(torch.tensor([0.5, 1.5]))
+    torch.testing.assert_close(p, torch.tensor([[0.0, 0.0, 1.0], [1.0, 1.0, 1.5]]))
+    # Gust part of the wind over many members and times: the configured 1 m/s per axis.
+    gusts = []
+    for t in torch.linspace(0, 20, 41):
+        state[:, 0], state[:, 4:7] = t, 0.0
+        gusts.append(task.disturbance(state) * task.mass / task.drag - state[:, 7:10])
+    std = torch.stack(gusts).std(dim=(0, 1))
+    torch.testing.assert_close(std, torch.full((3,), task.gust_intensity), rtol=0.15, atol=0)
+
+
 def test_bad_settings_raise_config_errors():
     with pytest.raises(ConfigError, match="reference"):
         make_engine("Quadrotor-Circle-v0", 1, backend="torch", reference="square")
