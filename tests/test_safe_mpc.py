@@ -9,6 +9,7 @@ import torch
 
 from rlwb import make_engine
 from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
+from rlwb.envs.quadrotor.obstacles import offsets
 from rlwb.errors import ConfigError
 from rlwb.experiments._safe_mpc_report import closed_loop
 from rlwb.planners.gp import GPConfig, SlidingWindowGP
@@ -16,6 +17,7 @@ from rlwb.planners.residual_model import ResidualModel, gp_features
 from rlwb.planners.safety import (
     Constraints,
     MinimalInterventionFilter,
+    SafeController,
     SafetyFilterConfig,
     obstacle_cbf_rows,
 )
@@ -172,6 +174,62 @@ def test_filter_solves_the_qp_exactly_when_unsafe():
     torch.testing.assert_close(result.action[0], projection, rtol=1e-4, atol=1e-4)
     assert torch.equal(result.action[1], u0[1])
     assert result.intervened.tolist() == [True, False] and float(result.cbf_slack[0]) < 1e-5
+
+
+def test_cbf_rows_are_the_second_order_barrier_condition():
+    """``a.u - b = h'' + (a1 + a2) h' + a1 a2 h`` along ``p(t) = p + v t + (u + d) t^2 / 2``
+    (finite differences, sphere and cylinder), and the GP tightening lowers it by exactly
+    ``2 confidence sum |r_i| sigma_i``."""
+    cfg = SafetyFilterConfig(cbf_alpha1=1.5, cbf_alpha2=2.5, margin=0.05, confidence=2.0)
+    obstacles = torch.tensor(
+        [[0.0, 0.3, -0.2, 1.0, 0.4], [1.0, -1.0, 0.5, 0.0, 0.3]], dtype=torch.float64
+    )
+    g = torch.Generator().manual_seed(1)
+    pos, vel, u, d = (torch.randn(6, 3, generator=g, dtype=torch.float64) for _ in range(4))
+    sigma = torch.rand(6, 3, generator=g, dtype=torch.float64)
+    a, b = obstacle_cbf_rows(pos, vel, d, torch.zeros_like(d), obstacles, 0.1, cfg)
+    radius = obstacles[:, 4] + 0.1 + cfg.margin
+
+    def h(t: float) -> torch.Tensor:
+        p = pos + vel * t + 0.5 * (u + d) * t * t
+        return offsets(p, obstacles).square().sum(-1) - radius.square()
+
+    eps = 1e-4
+    h1 = (h(eps) - h(-eps)) / (2 * eps)
+    h2 = (h(eps) - 2 * h(0.0) + h(-eps)) / eps**2
+    psi = h2 + 4.0 * h1 + 3.75 * h(0.0)
+    torch.testing.assert_close((a @ u[..., None])[..., 0] - b, psi, rtol=1e-5, atol=1e-5)
+    _, b_tight = obstacle_cbf_rows(pos, vel, d, sigma, obstacles, 0.1, cfg)
+    r = offsets(pos, obstacles)
+    torch.testing.assert_close(b_tight - b, 4.0 * (r.abs() * sigma[:, None]).sum(-1))
+
+
+def test_any_policy_behind_the_filter_stays_clear():
+    """A PD tracker flies through the pillar on the circle; behind :class:`SafeController`
+    (CBF on the true disturbance) the same tracker never touches one."""
+    clearance = {}
+    for filtered in (False, True):
+        engine = make_engine("Quadrotor-Obstacles-v0", 4, backend="torch", seed=0)
+        task = engine.task
+        pd = lambda obs, task=task: _pd(obs, task).clamp(task.low, task.high)  # noqa: E731
+
+        def rows(obs: torch.Tensor, engine=engine, task=task) -> Constraints:
+            d = task.disturbance(engine.get_state().float())
+            zero, cfg = torch.zeros_like(d), SafetyFilterConfig()
+            a, b = obstacle_cbf_rows(
+                obs[:, 0:3], obs[:, 3:6], d, zero, task.obstacle_tensor, task.body_radius, cfg
+            )
+            return Constraints(a, b)
+
+        qp = MinimalInterventionFilter(SafetyFilterConfig(), task.low, task.high)
+        controller = SafeController(pd, rows, qp) if filtered else pd
+        obs, worst = engine.reset(seed=0), []
+        for _ in range(160):
+            obs, _, _, _, info = engine.step(controller(obs))
+            worst.append(info["min_obstacle_distance"])
+        clearance[filtered] = torch.stack(worst).min(0).values
+    assert bool((clearance[False] < 0).all())
+    assert bool((clearance[True] > 0).all())
 
 
 # ---------------------------------------------------------------------- closed loop
