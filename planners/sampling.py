@@ -148,15 +148,13 @@ def shift(x: torch.Tensor, steps: int = 1) -> torch.Tensor:
     return torch.cat([x[..., steps:, :], torch.zeros_like(x[..., :steps, :])], dim=-2)
 
 
-class SamplingPlanner:
-    """Plans ``[B, N, H, A]`` candidates for B members at once; keeps per-member warm starts.
-
-    ``plan(model, states[B, S], prior=None) -> actions[B, A]`` in task units.
-    """
+class PlannerBase:
+    """What every planner shares: action units, per-member warm starts, prior candidates,
+    a seeded generator and checkpoints. ``config`` needs ``horizon`` and ``validate()``."""
 
     def __init__(
         self,
-        config: SamplingConfig,
+        config: Any,
         action_low: torch.Tensor,
         action_high: torch.Tensor,
         device: torch.device | str = "cpu",
@@ -169,6 +167,8 @@ class SamplingPlanner:
         self.high = torch.as_tensor(action_high, dtype=torch.float32, device=self.device)
         if self.low.ndim != 1 or self.low.shape != self.high.shape:
             raise ConfigError("action_low and action_high must be 1-D tensors of equal length")
+        if not bool(torch.isfinite(self.low).all() & torch.isfinite(self.high).all()):
+            raise ConfigError("planners need finite action bounds")
         self.action_dim = int(self.low.shape[0])
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(0 if seed is None else int(seed))
@@ -196,6 +196,12 @@ class SamplingPlanner:
         if self.kept is not None:  # kept elites of a fresh member restart at the middle
             self.kept = self.kept.masked_fill(mask[:, None, None, None], 0.0)
 
+    def advance(self, steps: int) -> None:
+        """Shift the warm start ``steps`` more steps (plans executed for several steps)."""
+        if steps > 0 and self.mean is not None:
+            self.mean = shift(self.mean, steps)
+            self.kept = None if self.kept is None else shift(self.kept, steps)
+
     def _start(self, b: int) -> torch.Tensor:
         h, a = self.config.horizon, self.action_dim
         if self.mean is None or self.mean.shape[0] != b:
@@ -203,11 +209,50 @@ class SamplingPlanner:
             self.kept = None
         return self.mean
 
-    def advance(self, steps: int) -> None:
-        """Shift the warm start ``steps`` more steps (plans executed for several steps)."""
-        if steps > 0 and self.mean is not None:
-            self.mean = shift(self.mean, steps)
-            self.kept = None if self.kept is None else shift(self.kept, steps)
+    def _prior(self, states: torch.Tensor, prior: Prior | None, b: int) -> torch.Tensor | None:
+        if prior is None:
+            return None
+        seqs = prior(states) if callable(prior) else prior
+        expected = (b, self.config.horizon, self.action_dim)
+        if seqs.ndim != 4 or (seqs.shape[0], *seqs.shape[2:]) != expected:
+            raise ValueError(
+                f"prior sequences must be [B={b}, P, H={expected[1]}, A={expected[2]}], "
+                f"got {tuple(seqs.shape)}"
+            )
+        return self.to_unit(seqs.to(self.device, torch.float32))
+
+    @staticmethod
+    def _ranked(returns: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Model returns ``[B, N]`` for ranking (detached, float32); a NaN return (a diverged
+        learned model) ranks last; all-NaN for a member is an error."""
+        if returns.shape != u.shape[:2]:
+            raise ValueError(
+                f"model.rollout must return [B, N] = {tuple(u.shape[:2])}, "
+                f"got {tuple(returns.shape)}"
+            )
+        returns = returns.detach().to(u.device, torch.float32)
+        nan = torch.isnan(returns)
+        if bool(nan.all(1).any()):
+            raise ValueError("model.rollout returned NaN for every candidate of a member")
+        return returns.masked_fill(nan, -math.inf)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "kept": self.kept, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean = None if state["mean"] is None else state["mean"].to(self.device)
+        self.kept = None if state["kept"] is None else state["kept"].to(self.device)
+        self.generator.set_state(state["generator"].cpu())
+
+
+class SamplingPlanner(PlannerBase):
+    """Plans ``[B, N, H, A]`` candidates for B members at once; keeps per-member warm starts.
+
+    ``plan(model, states[B, S], prior=None) -> actions[B, A]`` in task units.
+    """
+
+    config: SamplingConfig
 
     # ------------------------------------------------------------------ planning
     def plan(self, model: Model, states: torch.Tensor, prior: Prior | None = None) -> torch.Tensor:
@@ -268,46 +313,10 @@ class SamplingPlanner:
         self.last_plan = self.to_task(seq)
         return self.last_plan[:, 0]
 
-    def _prior(self, states: torch.Tensor, prior: Prior | None, b: int) -> torch.Tensor | None:
-        if prior is None:
-            return None
-        seqs = prior(states) if callable(prior) else prior
-        expected = (b, self.config.horizon, self.action_dim)
-        if seqs.ndim != 4 or (seqs.shape[0], *seqs.shape[2:]) != expected:
-            raise ValueError(
-                f"prior sequences must be [B={b}, P, H={expected[1]}, A={expected[2]}], "
-                f"got {tuple(seqs.shape)}"
-            )
-        return self.to_unit(seqs.to(self.device, torch.float32))
-
     @staticmethod
     def _join(u: torch.Tensor, prior_u: torch.Tensor | None) -> torch.Tensor:
         return u if prior_u is None else torch.cat([u, prior_u], dim=1)
 
     def _score(self, model: Model, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Returns ``[B, N]``; a NaN return (a diverged learned model) ranks last."""
         with torch.no_grad():
-            returns = model.rollout(states, self.to_task(u))
-        if returns.shape != u.shape[:2]:
-            raise ValueError(
-                f"model.rollout must return [B, N] = {tuple(u.shape[:2])}, "
-                f"got {tuple(returns.shape)}"
-            )
-        returns = returns.to(self.device, torch.float32)
-        nan = torch.isnan(returns)
-        if bool(nan.all(1).any()):
-            raise ValueError("model.rollout returned NaN for every candidate of a member")
-        return returns.masked_fill(nan, -math.inf)
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean,
-            "kept": self.kept,
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean = None if state["mean"] is None else state["mean"].to(self.device)
-        self.kept = None if state["kept"] is None else state["kept"].to(self.device)
-        self.generator.set_state(state["generator"].cpu())
+            return self._ranked(model.rollout(states, self.to_task(u)), u)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlwb import make_engine
 from rlwb.errors import ConfigError
-from rlwb.planners.models import Model, check_plan_shapes
+from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
+from rlwb.planners.gradient import GradientConfig, GradientPlanner
+from rlwb.planners.latent import LatentModel, LinearLatentWorld
+from rlwb.planners.models import EngineModel, Model, check_plan_shapes
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner, colored_noise
+from rlwb.planners.task_rewards import task_reward
 
 
 class QuadraticModel:
@@ -139,3 +144,93 @@ def test_bad_config_and_nan_models_raise_clear_errors():
 
     with pytest.raises(ValueError, match="NaN for every candidate"):
         _planner(samples=10, elites=2).plan(NaNModel(), TARGETS)
+
+
+# ---------------------------------------------------------------------- every planner x model
+def _planners(horizon: int, low: torch.Tensor, high: torch.Tensor) -> dict[str, object]:
+    small = dict(samples=12, elites=3, horizon=horizon, iterations=2)
+    out = {
+        m: SamplingPlanner(SamplingConfig(method=m, **small), low, high, seed=0)
+        for m in ("cem", "mppi", "icem", "random")
+    }
+    out["gradient"] = GradientPlanner(
+        GradientConfig(samples=3, horizon=horizon, iterations=3), low, high, seed=0
+    )
+    return out
+
+
+def _models(engine) -> dict[str, tuple[object, torch.Tensor]]:
+    spec = engine.spec
+    obs = engine.reset(seed=0)
+    ens = ProbabilisticEnsemble(
+        3, 1, EnsembleConfig(members=2, hidden=16, layers=1, particles=2), learn_reward=False
+    )
+    learned = ProbabilisticEnsemble(
+        3, 1, EnsembleConfig(members=2, hidden=16, layers=1, particles=2), learn_reward=True
+    )
+    world = LinearLatentWorld(obs_dim=3, latent_dim=4, action_dim=1)
+    return {
+        "engine": (EngineModel(engine, differentiable=True), engine.get_state()),
+        "ensemble_task_reward": (EnsembleModel(ens, task_reward(spec.task_id)), obs),
+        "ensemble_learned_reward": (EnsembleModel(learned), obs),
+        "latent": (LatentModel(world), world.encode(obs).detach()),
+    }  # fmt: skip
+
+
+def test_every_planner_runs_with_every_model_kind():
+    """Five planners x four model kinds on Pendulum-v1 (torch): in-bounds finite actions
+    for all 3 members, and a differentiable path for the gradient planner."""
+    engine = make_engine("Pendulum-v1", 3, backend="torch", seed=0)
+    low, high = engine.spec.action_low, engine.spec.action_high
+    for model_name, (model, states) in _models(engine).items():
+        for name, planner in _planners(4, low, high).items():
+            action = planner.plan(model, states)
+            assert action.shape == (3, 1), (model_name, name)
+            assert torch.isfinite(action).all() and (action.abs() <= 2 + 1e-6).all()
+
+
+def test_engine_model_scores_what_the_engine_does():
+    """EngineModel's return of a sequence equals stepping a copy of the real engine."""
+    engine = make_engine("Pendulum-v1", 2, backend="torch", seed=3)
+    engine.reset(seed=3)
+    state = engine.get_state()
+    actions = torch.rand(2, 3, 5, 1, generator=torch.Generator().manual_seed(0)) * 4 - 2
+    returns = EngineModel(engine).rollout(state, actions)
+    check = make_engine("Pendulum-v1", 6, backend="torch", seed=0)
+    check.set_state(state.repeat_interleave(3, 0))
+    expected = torch.zeros(6)
+    for t in range(5):
+        _, r, *_ = check.step(actions.reshape(6, 5, 1)[:, t])
+        expected += r
+    assert torch.allclose(returns.reshape(6), expected, atol=1e-5)
+
+
+def test_gradient_planner_lowers_the_cost_of_a_random_plan():
+    """Pendulum-v1 through the differentiable torch task: 10 Adam steps cut the horizon
+    cost of the best of 4 random initial plans by at least 5x (from near upright; measured
+    11-30x)."""
+    engine = make_engine("Pendulum-v1", 4, backend="torch", seed=0)
+    engine.reset(seed=0)
+    state = engine.get_state()
+    state[:, 0] = torch.tensor([0.3, -0.2, 0.35, -0.3])  # theta: torque 2 can hold these
+    state[:, 1] = 0.0  # theta_dot
+    planner = GradientPlanner(
+        GradientConfig(samples=4, horizon=15, iterations=10, lr=0.3, init_std=1.0),
+        engine.spec.action_low, engine.spec.action_high, seed=0,
+    )  # fmt: skip
+    planner.plan(EngineModel(engine, differentiable=True), state)
+    first, last = -planner.first_returns, -planner.last_returns
+    assert (last * 5 < first).all(), (first, last)
+
+
+def test_latent_model_discounts_and_adds_terminal_value():
+    world = LinearLatentWorld(obs_dim=2, latent_dim=2, action_dim=1, discount=0.5)
+    z = torch.tensor([[1.0, 0.0]])
+    actions = torch.zeros(1, 1, 2, 1)
+    z1 = world.next(z, actions[0, :, 0])
+    z2 = world.next(z1, actions[0, :, 1])
+    expected = world.reward(z, actions[0, :, 0]) + 0.5 * world.reward(z1, actions[0, :, 1])
+    expected = expected + 0.25 * world.value(z2)
+    assert torch.allclose(LatentModel(world).rollout(z, actions)[0], expected)
+    prior = LatentModel(world).policy_prior(z, lambda z: -z[:, :1], samples=3, horizon=2)
+    assert prior.shape == (1, 3, 2, 1)
