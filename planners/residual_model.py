@@ -26,6 +26,7 @@ import torch
 from rlwb.envs.quadrotor import obstacles as obs_lib
 from rlwb.envs.quadrotor.task import Quadrotor
 from rlwb.planners.gp import SlidingWindowGP
+from rlwb.planners.models import check_plan_shapes
 
 
 def gp_features(vel: torch.Tensor, t: torch.Tensor, features: str) -> torch.Tensor:
@@ -65,7 +66,9 @@ class ResidualModel:
 
     def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         task = self.task
-        b, n, horizon, _ = actions.shape
+        b, n, horizon, _ = check_plan_shapes(states, actions)
+        if states.shape[1] != 7:
+            raise ValueError(f"model states must be [B, 7] = [t, p, v], got {tuple(states.shape)}")
         states = states.to(actions)
         t = states[:, None, 0].expand(b, n)
         pos = states[:, None, 1:4].expand(b, n, 3)
