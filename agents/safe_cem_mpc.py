@@ -17,7 +17,9 @@ Each control step, for every engine member at once:
 4. **Guide the sampling.** The filtered action is fed back as the mean of the first step of
    the next plan's sampling distribution (``feedback="first"``; the simplest reading of the
    paper's "guides the sampling"), or the filter's correction is added to the whole shifted
-   mean (``"shift"``), or nothing (``"none"``).
+   mean (``"shift"``), or nothing (``"none"``); only for members the filter changed, the
+   others keep their shifted plan. Measured on Quadrotor-Obstacles-v0 (10 episodes): first
+   0.145 m tracking RMSE, none 0.148, shift 0.199, the same clearance for all three.
 
 Variants (``variant``): ``nominal`` (CEM on the nominal model), ``gp`` (nominal + GP),
 ``gp_filter`` (the method), ``nominal_filter`` (filter with a zero disturbance estimate).
@@ -35,7 +37,13 @@ with ``reset_gp_each_episode`` (default) a member's GP restarts with each episod
 by ``t = 0`` in the observation). ``update`` performs no gradient steps; it reports the
 filter's intervention rate and the GP's size. The agent keeps one context (planner warm
 starts, GPs, the previous transition) per batch size, so training and evaluation engines of
-different sizes never mix.
+different sizes never mix. ``explore`` is ignored: CEM's sampling is the exploration, and
+the controller acts the same in training and evaluation.
+
+Defaults: CEM with 200 samples x 4 iterations, 20 elites, horizon 15 (0.75 s, most of a
+gust's correlation time); GP window 60 (3 s of data), length scales 2 m/s on velocity and
+1 s on time, signal std 1 m/s^2 (the gusts' push), noise 0.05; filter gains (4, 8) and a
+5 cm margin (see ``SafetyFilterConfig``). Not tuned beyond the comparisons quoted here.
 """
 
 from __future__ import annotations
