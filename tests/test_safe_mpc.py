@@ -255,6 +255,26 @@ def test_gp_tracks_better_than_nominal():
     assert rmse["gp"] < 0.85 * rmse["nominal"], rmse
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(variant="nominal_filter", feedback="shift"),
+        dict(variant="gp_filter", rollout_samples=True, features="velocity",
+             gp=GPConfig(lengthscales=(2.0,))),
+        dict(variant="gp_filter", feedback="none", safety=SafetyFilterConfig(clf_weight=5.0)),
+    ],
+)  # fmt: skip
+def test_every_option_acts_within_bounds(options):
+    engine = make_engine("Quadrotor-Obstacles-v0", 2, backend="torch", seed=0)
+    config = SafeCEMMPCConfig(planner=SamplingConfig(**{**FAST_PLANNER, "samples": 40}), **options)
+    agent, obs = SafeCEMMPC(config, engine.spec, CPU), engine.reset(seed=0)
+    for _ in range(4):
+        action = agent.act(obs)
+        assert bool(torch.isfinite(action).all())
+        assert bool(((action >= engine.task.low) & (action <= engine.task.high)).all())
+        obs = engine.step(action)[0]
+
+
 def test_checkpoint_round_trip_continues_identically():
     agent, engine = _agent("Quadrotor-Obstacles-v0", "gp_filter", 2)
     obs = engine.reset(seed=4)
