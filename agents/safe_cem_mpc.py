@@ -191,6 +191,7 @@ class SafeCEMMPC(StepAgent):
             else None
         )
         self.contexts: dict[int, _Context] = {}
+        self.context(spec.num_envs)  # builds the GP and planner now: bad settings fail here
 
     # ---------------------------------------------------------------- pieces
     def context(self, batch: int) -> _Context:

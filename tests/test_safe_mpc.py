@@ -99,6 +99,9 @@ def test_bad_settings_raise_config_errors():
     spec = make_engine("Pendulum-v1", 1, backend="torch").spec
     with pytest.raises(ConfigError, match="Quadrotor"):
         SafeCEMMPC(SafeCEMMPCConfig(), spec, CPU)
+    spec = make_engine("Quadrotor-Circle-v0", 1, backend="torch").spec
+    with pytest.raises(ConfigError, match="lengthscales has 4 entries; the GP has 3 inputs"):
+        SafeCEMMPC(SafeCEMMPCConfig(features="velocity"), spec, CPU)
 
 
 # ---------------------------------------------------------------------- GP
