@@ -149,3 +149,25 @@ def write_report(result, episodes: int = 4) -> dict[str, float]:  # noqa: ANN001
         "closed loop:", ", ".join(f"{k} {v:.4g}" for k, v in summary.items()), f"(plots: {folder})"
     )
     return summary
+
+
+def train_config(task: str):  # noqa: ANN201 - TrainConfig (imported lazily with the runner)
+    """The experiments' runner settings: 400 control steps (two episodes), a final evaluation
+    of 4 episodes, one checkpoint at the end."""
+    from rlwb.train import TrainConfig
+
+    return TrainConfig(
+        task=task, total_steps=400, eval_every=0, eval_episodes=4, checkpoint_every=0,
+        log_every=100,
+    )  # fmt: skip
+
+
+def run(config_cls: type, argv: list[str] | None, doc: str | None):  # noqa: ANN201
+    """``run_experiment`` for the safe CEM-MPC, then :func:`write_report` on the result."""
+    from rlwb.agents.safe_cem_mpc import SafeCEMMPC
+    from rlwb.train import run_experiment
+
+    result = run_experiment(SafeCEMMPC, config_cls, argv, doc)
+    if not result.interrupted:
+        write_report(result)
+    return result
