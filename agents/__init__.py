@@ -4,6 +4,7 @@ from rlwb.agents.cem_mpc import CEMMPC, CEMMPCConfig
 from rlwb.agents.ddpg import DDPG, DDPGConfig
 from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
 from rlwb.agents.pets import PETS, PETSConfig
+from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
 
 __all__ = [
     "CEMMPC",
@@ -14,4 +15,6 @@ __all__ = [
     "DeepGAConfig",
     "PETS",
     "PETSConfig",
+    "SafeCEMMPC",
+    "SafeCEMMPCConfig",
 ]
