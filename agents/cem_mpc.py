@@ -1,0 +1,147 @@
+"""CEM-MPC with the true simulator (and MPPI, iCEM or random shooting by config).
+
+Every control step (or every ``replan_every`` steps) each real member's state is cloned
+into ``samples`` members of a sibling engine (:class:`rlwb.planners.EngineModel`) and the
+sampling planner (:mod:`rlwb.planners.sampling`) optimises an open-loop action sequence of
+``horizon`` steps; the first action is executed (receding horizon). All real members plan in
+one batched call. The agent learns nothing: ``observe``/``update`` only report planning time.
+
+It plans with the real engine's state, so ``needs_engine_state`` is True: the runner,
+evaluation, ``rlwb eval`` and ``rlwb.agent.act_on`` pass ``state=engine.get_state()``. A
+member whose state says it is at step 0 of an episode starts without a warm start, so the
+planner needs no episode hooks (evaluation calls none).
+
+Deviations / choices: ``explore`` is ignored (MPC acts the same in training and evaluation);
+with ``replan_every = k > 1`` the plan's next actions are executed for k steps and the warm
+start is shifted by k; planning is undiscounted over the horizon (PETS) and a member that
+terminates in the model collects no more reward (which is what keeps a pendulum up).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from rlwb.agent import StepAgent
+from rlwb.engine.base import EngineSpec
+from rlwb.errors import CheckpointError, ConfigError
+from rlwb.planners.models import EngineModel
+from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CEMMPCConfig:
+    """True-model MPC settings. Defaults: a CEM small enough for 2 CPU cores."""
+
+    planner: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(
+            samples=100, horizon=20, iterations=3, elites=10, momentum=0.1, init_std=0.5
+        )
+    )
+    replan_every: int = 1
+    """Execute this many actions of each plan before planning again."""
+    seed: int = 0
+    """Seed of the planner's sampling generator (and the sibling engines)."""
+
+    def validate(self) -> None:
+        self.planner.validate()
+        if isinstance(self.replan_every, bool) or not isinstance(self.replan_every, int):
+            raise ConfigError(f"replan_every must be an integer, got {self.replan_every!r}")
+        if not 1 <= self.replan_every <= self.planner.horizon:
+            raise ConfigError(
+                f"replan_every must lie in [1, horizon={self.planner.horizon}], "
+                f"got {self.replan_every}"
+            )
+
+
+class PlanTimer:
+    """Wall time per control step spent planning, averaged between two reports."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, seconds: float) -> None:
+        self.total += seconds
+        self.count += 1
+
+    def report(self) -> dict[str, float]:
+        if self.count == 0:
+            return {}
+        out = {"plan_ms_per_step": 1000 * self.total / self.count}
+        self.total, self.count = 0.0, 0
+        return out
+
+
+class CEMMPC(StepAgent):
+    """Sampling MPC over the true dynamics; one batched plan for all members."""
+
+    needs_engine_state: ClassVar[bool] = True
+
+    def __init__(self, config: CEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
+        config.validate()
+        self.config, self.spec, self.device = config, spec, torch.device(device)
+        self.planner = SamplingPlanner(
+            config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
+        )
+        self.model = EngineModel(spec, seed=config.seed)
+        self.timer = PlanTimer()
+        self._plan: torch.Tensor | None = None  # [B, H, A] last plan, task units
+        self._since = 0  # steps executed from the current plan
+
+    def act(
+        self, obs: torch.Tensor, explore: bool = False, state: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if state is None:
+            raise ValueError(
+                "CEMMPC plans with the true simulator: call act(obs, state=engine.get_state()) "
+                "or rlwb.agent.act_on(agent, engine, obs)"
+            )
+        b, k = state.shape[0], self.config.replan_every
+        fresh = state[:, -1] == 0  # elapsed steps: the member starts an episode
+        stale = self._plan is None or self._plan.shape[0] != b or self._since >= k
+        if not stale and bool(fresh.any()):
+            stale = True
+        if stale:
+            if self._plan is not None and self._plan.shape[0] == b and self._since > 1:
+                self.planner.advance(self._since - 1)
+            self.planner.reset(fresh.to(self.device))
+            start = time.perf_counter()
+            self.planner.plan(self.model, state)
+            self.timer.add(time.perf_counter() - start)
+            self._plan, self._since = self.planner.last_plan, 0
+        else:
+            self.timer.add(0.0)
+        action = self._plan[:, self._since]
+        self._since += 1
+        return action.to(self.spec.action_low.dtype)
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Nothing to learn from: the model is the simulator."""
+
+    def update(self, num_updates: int) -> dict[str, float]:
+        return self.timer.report()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "planner": self.planner.state_dict(),
+            "plan": self._plan,
+            "since": self._since,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"CEMMPC checkpoint format {state.get('format_version')!r}, "
+                f"expected {FORMAT_VERSION}"
+            )
+        self.planner.load_state_dict(state["planner"])
+        plan = state["plan"]
+        self._plan = None if plan is None else plan.to(self.device)
+        self._since = int(state["since"])

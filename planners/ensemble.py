@@ -1,0 +1,202 @@
+"""PETS' probabilistic ensemble (Chua et al. 2018) and its trajectory-sampling model.
+
+:class:`ProbabilisticEnsemble`: E Gaussian MLPs ``(obs, action) -> N(mean, var)`` of the
+observation change (plus the reward when a learned reward head is needed), held as stacked
+weights ``[E, in, out]`` so all members run in one batched matmul. Inputs are normalised
+with the training data's statistics; log-variances are soft-clamped between learned bounds
+(PETS' ``max_logvar``/``min_logvar`` with their 0.01 penalty). Each member trains on its own
+bootstrap draw (indices sampled with replacement per member and batch).
+
+:class:`EnsembleModel`: the planner's model. Trajectory sampling TS-inf: every candidate
+sequence is propagated as ``particles`` particles, each bound to one ensemble member for
+the whole horizon, sampling the next observation from that member's Gaussian; the return
+of a candidate is the mean over its particles. Rewards come from the task's known function
+of observations (``planners.task_rewards``) or from the learned head's mean.
+
+Deviations: particles are split evenly across members (``particles`` a multiple of E)
+instead of PETS' uniform random assignment, so each member runs one contiguous batch; no
+"elite" subset of members (mbrl-lib trains 7 and plans with the best 5 on held-out data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rlwb.errors import ConfigError
+from rlwb.planners.models import check_plan_shapes
+from rlwb.planners.task_rewards import RewardFn
+
+
+@dataclass
+class EnsembleConfig:
+    """Ensemble size, network and optimiser (defaults: PETS/mbrl-lib, smaller width)."""
+
+    members: int = 5
+    hidden: int = 200
+    layers: int = 3
+    """Hidden layers."""
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    batch_size: int = 256
+    particles: int = 20
+    """Particles per candidate sequence in planning (a multiple of ``members``)."""
+
+    def validate(self) -> None:
+        for name in ("members", "hidden", "layers", "batch_size", "particles"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ensemble {name} must be an integer >= 1, got {value!r}")
+        if self.particles % self.members:
+            raise ConfigError(
+                f"ensemble particles ({self.particles}) must be a multiple of members "
+                f"({self.members})"
+            )
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError("ensemble lr must be > 0 and weight_decay >= 0")
+
+
+class ProbabilisticEnsemble(nn.Module):
+    """E Gaussian MLPs with stacked weights; predicts ``[delta obs, (reward)]``."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        config: EnsembleConfig,
+        learn_reward: bool,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        config.validate()
+        self.config, self.obs_dim, self.action_dim = config, obs_dim, action_dim
+        self.learn_reward = bool(learn_reward)
+        self.out_dim = obs_dim + int(self.learn_reward)
+        e, dev = config.members, torch.device(device)
+        sizes = [obs_dim + action_dim] + [config.hidden] * config.layers + [2 * self.out_dim]
+        g = torch.Generator().manual_seed(seed)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            std = 1 / (2 * math.sqrt(fan_in))  # PETS' truncated-normal scale, untruncated
+            self.weights.append(nn.Parameter(torch.randn(e, fan_in, fan_out, generator=g) * std))
+            self.biases.append(nn.Parameter(torch.zeros(e, 1, fan_out)))
+        self.max_logvar = nn.Parameter(torch.full((self.out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))
+        self.register_buffer("in_mean", torch.zeros(sizes[0]))
+        self.register_buffer("in_std", torch.ones(sizes[0]))
+        self.to(dev)
+        self.optimizer = torch.optim.Adam(
+            self.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs[E, M, O], action[E, M, A]`` -> mean, logvar ``[E, M, out]``."""
+        x = (torch.cat([obs, action], -1) - self.in_mean) / self.in_std
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = F.silu(x)
+        mean, logvar = x.split(self.out_dim, dim=-1)
+        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+    def targets(self, obs, next_obs, reward) -> torch.Tensor:  # noqa: ANN001
+        delta = next_obs - obs
+        return torch.cat([delta, reward[..., None]], -1) if self.learn_reward else delta
+
+    def fit_normalizer(self, obs: torch.Tensor, action: torch.Tensor) -> None:
+        x = torch.cat([obs, action], -1)
+        self.in_mean.copy_(x.mean(0))
+        self.in_std.copy_(x.std(0).clamp_min(1e-6))
+
+    def train_step(
+        self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """One Adam step on a per-member batch ``[E, M, ...]``; returns the Gaussian NLL."""
+        mean, logvar = self(obs, action)
+        nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
+        loss = nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return nll.detach()
+
+    @torch.no_grad()
+    def one_step_error(
+        self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean squared error of the members' mean next-observation predictions ``[M]``
+        (averaged over members and observation dims)."""
+        e = self.config.members
+        mean, _ = self(obs.expand(e, *obs.shape), action.expand(e, *action.shape))
+        pred = obs + mean[..., : self.obs_dim]
+        return ((pred - next_obs) ** 2).mean((0, 2))
+
+
+class EnsembleModel:
+    """Trajectory sampling (TS-inf) through a :class:`ProbabilisticEnsemble`.
+
+    ``states`` are observations ``[B, O]``. ``reward_fn`` (``planners.task_rewards``) gives
+    reward and termination from observations; without it the learned reward head's mean is
+    used and nothing terminates. A particle that terminates collects no more reward.
+    """
+
+    def __init__(
+        self,
+        ensemble: ProbabilisticEnsemble,
+        reward_fn: RewardFn | None = None,
+        particles: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if reward_fn is None and not ensemble.learn_reward:
+            raise ConfigError("an ensemble without a reward head needs the task's reward_fn")
+        self.ensemble, self.reward_fn = ensemble, reward_fn
+        self.particles = particles or ensemble.config.particles
+        if self.particles % ensemble.config.members:
+            raise ConfigError("particles must be a multiple of the ensemble's members")
+        device = next(ensemble.parameters()).device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        b, n, h, a = check_plan_shapes(states, actions)
+        e = self.ensemble.config.members
+        per = self.particles // e  # particles per member and candidate
+        m = b * n * per
+        obs = states.to(actions.dtype)[None, :, None, None].expand(e, b, n, per, -1)
+        obs = obs.reshape(e, m, -1)
+        acts = actions[None, :, :, None].expand(e, b, n, per, h, a).reshape(e, m, h, a)
+        ret = torch.zeros(e, m, dtype=actions.dtype, device=actions.device)
+        alive = torch.ones(e, m, dtype=torch.bool, device=actions.device)
+        o = self.ensemble.obs_dim
+        for t in range(h):
+            act = acts[:, :, t]
+            mean, logvar = self.ensemble(obs, act)
+            noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
+            sample = mean + torch.exp(0.5 * logvar) * noise.to(mean.dtype)
+            next_obs = obs + sample[..., :o]
+            if self.reward_fn is None:
+                reward, term = mean[..., o], torch.zeros_like(alive)
+            else:
+                reward, term = self.reward_fn(
+                    obs.reshape(e * m, o), act.reshape(e * m, a), next_obs.reshape(e * m, o)
+                )
+                reward, term = reward.reshape(e, m), term.reshape(e, m)
+            ret = ret + torch.where(alive, reward, torch.zeros_like(reward))
+            alive = alive & ~term
+            obs = next_obs
+        return ret.reshape(e, b, n, per).mean((0, 3))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"].cpu())

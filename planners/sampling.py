@@ -1,0 +1,322 @@
+"""One sampling planner core: CEM, MPPI, iCEM and random shooting, batched over members.
+
+A plan is a tensor ``[B, N, H, A]``: B real members, N candidate sequences, horizon H. All
+members plan in one call per iteration (one ``model.rollout``), with no Python loop over
+members or samples. Sampling runs in the normalised action space ``[-1, 1]`` (so ``init_std``
+and ``min_std`` mean the same on every task); the model sees actions in task units.
+
+Methods (``SamplingConfig.method``):
+
+* ``"cem"`` -- the cross-entropy method as in PETS (Chua et al. 2018): Gaussian samples
+  clipped to the bounds, refit mean and std to the ``elites`` best, smoothed with
+  ``momentum`` (``new = momentum * old + (1 - momentum) * fit``), std floored at ``min_std``.
+* ``"mppi"`` -- MPPI-style weighting (Williams et al. 2017, as used in TD-MPC): the mean is
+  the softmax(return / ``temperature``)-weighted average of the ``elites`` best samples
+  (``elites = samples`` for classic MPPI over all samples); the std is the weighted spread
+  (``update_std``) or stays at ``init_std``.
+* ``"icem"`` -- iCEM (Pinneri et al. 2020): CEM with colored noise of exponent
+  ``noise_beta`` along the horizon, a fraction ``keep_elites`` of the elites carried to the
+  next iteration and (shifted) to the next control step, the population shrinking by
+  ``population_decay`` per iteration, the mean added as a candidate in the last iteration,
+  and the best sequence's first action executed.
+* ``"random"`` -- random shooting: ``samples`` uniform sequences, best one's first action.
+
+Warm start: after each call every member's mean is shifted one step (last step filled with
+the middle of the range); :meth:`SamplingPlanner.reset` forgets it for members that start a
+new episode. The std restarts at ``init_std`` every control step (PETS). Optional policy-prior
+candidates (``prior``: a ``[B, P, H, A]`` tensor or ``states -> [B, P, H, A]``, as TD-MPC mixes
+in) join the samples of every iteration. A terminal value is the model's business.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from rlwb.errors import ConfigError
+from rlwb.planners.models import Model
+
+Prior = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+METHODS = ("cem", "mppi", "icem", "random")
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling planner settings. Defaults are PETS/mbrl-lib's CEM on HalfCheetah."""
+
+    method: Literal["cem", "mppi", "icem", "random"] = "cem"
+    samples: int = 400
+    """Candidate sequences per member and iteration (N)."""
+    horizon: int = 30
+    iterations: int = 5
+    elites: int = 40
+    """Best samples the distribution is refit to (CEM, iCEM) or weighted over (MPPI)."""
+    temperature: float = 0.5
+    """MPPI softmax temperature, in units of return."""
+    momentum: float = 0.1
+    """Weight of the old mean/std in each refit (PETS' alpha)."""
+    init_std: float = 0.5
+    """Initial std, in the normalised action space [-1, 1]."""
+    min_std: float = 0.05
+    update_std: bool = True
+    """MPPI: refit the std to the weighted samples (TD-MPC) or keep ``init_std`` (classic)."""
+    noise_beta: float = 0.0
+    """Colored-noise exponent along the horizon (0 white, 2-3 as in iCEM)."""
+    keep_elites: float = 0.0
+    """Fraction of elites kept into the next iteration and (shifted) the next step."""
+    population_decay: float = 1.0
+    """iCEM: samples shrink by this factor per iteration (never below 2 x elites)."""
+    prior_samples: int = 0
+    """Policy-prior candidates the agent supplies per member (TD-MPC's num_pi_trajs)."""
+    execute: Literal["mean", "best"] = "mean"
+    """Act on the first action of the final mean or of the best sequence seen."""
+
+    @classmethod
+    def icem(cls, **overrides: Any) -> SamplingConfig:
+        """iCEM's published defaults (Pinneri et al. 2020, table S2) for ``**overrides``."""
+        base = dict(
+            method="icem",
+            samples=300,
+            elites=10,
+            iterations=3,
+            noise_beta=2.5,
+            keep_elites=0.3,
+            population_decay=1.25,
+            momentum=0.1,
+            execute="best",
+        )
+        return cls(**{**base, **overrides})
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"planner method must be one of {METHODS}, got {self.method!r}")
+        for name in ("samples", "horizon", "iterations", "elites"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"planner {name} must be an integer >= 1, got {value!r}")
+        if self.elites > self.samples:
+            raise ConfigError(f"planner elites ({self.elites}) > samples ({self.samples})")
+        checks = (
+            ("temperature", self.temperature > 0, "> 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("init_std", self.init_std > 0, "> 0"),
+            ("min_std", 0 <= self.min_std <= self.init_std, "in [0, init_std]"),
+            ("keep_elites", 0 <= self.keep_elites <= 1, "in [0, 1]"),
+            ("population_decay", self.population_decay >= 1, ">= 1"),
+            ("noise_beta", self.noise_beta >= 0, ">= 0"),
+            ("prior_samples", self.prior_samples >= 0, ">= 0"),
+        )
+        for name, ok, what in checks:
+            if not ok:
+                raise ConfigError(f"planner {name} must be {what}, got {getattr(self, name)!r}")
+        if self.execute not in ("mean", "best"):
+            raise ConfigError(f"planner execute must be 'mean' or 'best', got {self.execute!r}")
+
+
+def colored_noise(
+    shape: tuple[int, ...], beta: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """Unit-variance Gaussian noise with power spectrum ~ 1/f^beta along the LAST axis
+    (iCEM's temporally correlated samples); ``beta = 0`` is white noise."""
+    n = shape[-1]
+    if beta == 0 or n < 2:
+        return torch.randn(shape, generator=generator, device=device)
+    freqs = torch.fft.rfftfreq(n, device=device)
+    freqs[0] = freqs[1]  # the lowest frequency stands in for DC (no infinite power)
+    scale = freqs ** (-beta / 2)
+    re = torch.randn((*shape[:-1], len(freqs)), generator=generator, device=device) * scale
+    im = torch.randn((*shape[:-1], len(freqs)), generator=generator, device=device) * scale
+    im[..., 0] = 0  # DC (and Nyquist for even n) are real; sqrt(2) keeps their power
+    re[..., 0] *= math.sqrt(2)
+    weight = scale.clone()
+    if n % 2 == 0:
+        im[..., -1] = 0
+        re[..., -1] *= math.sqrt(2)
+        weight[-1] /= math.sqrt(2)
+    # std of the inverse FFT: each real output sample sums the spectrum's power
+    sigma = 2 * torch.sqrt((weight[1:] ** 2).sum() + weight[0] ** 2 / 2) / n
+    return torch.fft.irfft(torch.complex(re, im), n=n) / sigma
+
+
+def shift(x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+    """Drop the first ``steps`` steps along dim -2, fill the end with the middle of the range."""
+    steps = min(steps, x.shape[-2])
+    return torch.cat([x[..., steps:, :], torch.zeros_like(x[..., :steps, :])], dim=-2)
+
+
+class PlannerBase:
+    """What every planner shares: action units, per-member warm starts, prior candidates,
+    a seeded generator and checkpoints. ``config`` needs ``horizon`` and ``validate()``."""
+
+    def __init__(
+        self,
+        config: Any,
+        action_low: torch.Tensor,
+        action_high: torch.Tensor,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.device = torch.device(device)
+        self.low = torch.as_tensor(action_low, dtype=torch.float32, device=self.device)
+        self.high = torch.as_tensor(action_high, dtype=torch.float32, device=self.device)
+        if self.low.ndim != 1 or self.low.shape != self.high.shape:
+            raise ConfigError("action_low and action_high must be 1-D tensors of equal length")
+        if not bool(torch.isfinite(self.low).all() & torch.isfinite(self.high).all()):
+            raise ConfigError("planners need finite action bounds")
+        self.action_dim = int(self.low.shape[0])
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(0 if seed is None else int(seed))
+        self.mean: torch.Tensor | None = None  # [B, H, A], normalised
+        self.kept: torch.Tensor | None = None  # [B, K, H, A], normalised (iCEM)
+        self.last_returns: torch.Tensor | None = None  # [B] best return of the last plan
+        self.last_plan: torch.Tensor | None = None  # [B, H, A] executed sequence, task units
+
+    # ------------------------------------------------------------------ units
+    def to_task(self, u: torch.Tensor) -> torch.Tensor:
+        """Normalised [-1, 1] actions -> task units."""
+        return self.low + (u + 1) * 0.5 * (self.high - self.low)
+
+    def to_unit(self, a: torch.Tensor) -> torch.Tensor:
+        return (2 * (a - self.low) / (self.high - self.low) - 1).clamp(-1, 1)
+
+    # ------------------------------------------------------------------ warm start
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        """Forget the warm start of members in ``mask`` (bool ``[B]``; all when None)."""
+        mask = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=self.device)
+        if mask is None or self.mean is None or self.mean.shape[0] != mask.shape[0]:
+            self.mean, self.kept = None, None
+            return
+        self.mean = self.mean.masked_fill(mask[:, None, None], 0.0)
+        if self.kept is not None:  # kept elites of a fresh member restart at the middle
+            self.kept = self.kept.masked_fill(mask[:, None, None, None], 0.0)
+
+    def advance(self, steps: int) -> None:
+        """Shift the warm start ``steps`` more steps (plans executed for several steps)."""
+        if steps > 0 and self.mean is not None:
+            self.mean = shift(self.mean, steps)
+            self.kept = None if self.kept is None else shift(self.kept, steps)
+
+    def _start(self, b: int) -> torch.Tensor:
+        h, a = self.config.horizon, self.action_dim
+        if self.mean is None or self.mean.shape[0] != b:
+            self.mean = torch.zeros(b, h, a, device=self.device)
+            self.kept = None
+        return self.mean
+
+    def _prior(self, states: torch.Tensor, prior: Prior | None, b: int) -> torch.Tensor | None:
+        if prior is None:
+            return None
+        seqs = prior(states) if callable(prior) else prior
+        expected = (b, self.config.horizon, self.action_dim)
+        if seqs.ndim != 4 or (seqs.shape[0], *seqs.shape[2:]) != expected:
+            raise ValueError(
+                f"prior sequences must be [B={b}, P, H={expected[1]}, A={expected[2]}], "
+                f"got {tuple(seqs.shape)}"
+            )
+        return self.to_unit(seqs.to(self.device, torch.float32))
+
+    @staticmethod
+    def _ranked(returns: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Model returns ``[B, N]`` for ranking (detached, float32); a NaN return (a diverged
+        learned model) ranks last; all-NaN for a member is an error."""
+        if returns.shape != u.shape[:2]:
+            raise ValueError(
+                f"model.rollout must return [B, N] = {tuple(u.shape[:2])}, "
+                f"got {tuple(returns.shape)}"
+            )
+        returns = returns.detach().to(u.device, torch.float32)
+        nan = torch.isnan(returns)
+        if bool(nan.all(1).any()):
+            raise ValueError("model.rollout returned NaN for every candidate of a member")
+        return returns.masked_fill(nan, -math.inf)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "kept": self.kept, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean = None if state["mean"] is None else state["mean"].to(self.device)
+        self.kept = None if state["kept"] is None else state["kept"].to(self.device)
+        self.generator.set_state(state["generator"].cpu())
+
+
+class SamplingPlanner(PlannerBase):
+    """Plans ``[B, N, H, A]`` candidates for B members at once; keeps per-member warm starts.
+
+    ``plan(model, states[B, S], prior=None) -> actions[B, A]`` in task units.
+    """
+
+    config: SamplingConfig
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, model: Model, states: torch.Tensor, prior: Prior | None = None) -> torch.Tensor:
+        """First action ``[B, A]`` (task units) of each member's plan."""
+        cfg = self.config
+        b = states.shape[0]
+        h, a = cfg.horizon, self.action_dim
+        prior_u = self._prior(states, prior, b)
+        if cfg.method == "random":
+            u = torch.rand(b, cfg.samples, h, a, generator=self.generator, device=self.device)
+            u = self._join(u * 2 - 1, prior_u)
+            returns = self._score(model, states, u)
+            best = returns.argmax(1)
+            seq = u[torch.arange(b, device=self.device), best]
+            self.last_returns = returns.max(1).values
+            self.last_plan = self.to_task(seq)
+            return self.last_plan[:, 0]
+
+        mean = self._start(b)
+        std = torch.full_like(mean, cfg.init_std)
+        kept = self.kept if cfg.keep_elites > 0 else None
+        best_ret = torch.full((b,), -math.inf, device=self.device)
+        best_seq = mean.clone()
+        rows = torch.arange(b, device=self.device)
+        for i in range(cfg.iterations):
+            n = max(int(cfg.samples / cfg.population_decay**i), 2 * cfg.elites, cfg.elites + 1)
+            noise = colored_noise((b, n, a, h), cfg.noise_beta, self.generator, self.device)
+            u = (mean[:, None] + std[:, None] * noise.transpose(-1, -2)).clamp(-1, 1)
+            if kept is not None:
+                u = torch.cat([u, kept], dim=1)
+            if cfg.method == "icem" and i == cfg.iterations - 1:
+                u = torch.cat([u, mean[:, None]], dim=1)
+            u = self._join(u, prior_u)
+            returns = self._score(model, states, u)
+            top_ret, top = returns.topk(cfg.elites, dim=1)  # [B, K]
+            elites = u[rows[:, None], top]  # [B, K, H, A]
+            better = top_ret[:, 0] > best_ret
+            best_ret = torch.where(better, top_ret[:, 0], best_ret)
+            best_seq = torch.where(better[:, None, None], elites[:, 0], best_seq)
+            if cfg.method == "mppi":
+                w = torch.softmax((top_ret - top_ret[:, :1]) / cfg.temperature, dim=1)
+                w = w[:, :, None, None]
+                fit_mean = (w * elites).sum(1)
+                if cfg.update_std:
+                    fit_std = ((w * (elites - fit_mean[:, None]) ** 2).sum(1)).sqrt()
+                else:
+                    fit_std = torch.full_like(fit_mean, cfg.init_std)
+            else:
+                fit_mean, fit_std = elites.mean(1), elites.std(1, unbiased=False)
+            mean = cfg.momentum * mean + (1 - cfg.momentum) * fit_mean
+            std = (cfg.momentum * std + (1 - cfg.momentum) * fit_std).clamp_min(cfg.min_std)
+            if cfg.keep_elites > 0:
+                kept = elites[:, : max(1, int(round(cfg.keep_elites * cfg.elites)))]
+        seq = best_seq if cfg.execute == "best" else mean
+        self.mean = shift(mean)
+        self.kept = shift(kept) if kept is not None else None
+        self.last_returns = best_ret
+        self.last_plan = self.to_task(seq)
+        return self.last_plan[:, 0]
+
+    @staticmethod
+    def _join(u: torch.Tensor, prior_u: torch.Tensor | None) -> torch.Tensor:
+        return u if prior_u is None else torch.cat([u, prior_u], dim=1)
+
+    def _score(self, model: Model, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._ranked(model.rollout(states, self.to_task(u)), u)
