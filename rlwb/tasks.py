@@ -3,16 +3,23 @@
 A task id is Gymnasium's (``HalfCheetah-v5``, ``Pendulum-v1``) where one exists, so the
 same string works on the ``gym`` backend as the oracle. Definitions live in ``rlwb.envs``
 and register themselves on import; nothing heavy happens at registration.
+
+This module is the one place a task id is looked up and its definition built
+(:func:`build_task`); ``make_engine`` resolves the task once and hands the built definition
+to the backend.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
+import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlwb.errors import UnknownTaskError
+from rlwb.errors import BackendUnavailableError, ConfigError, UnknownTaskError
 
 
 @dataclass(frozen=True)
@@ -32,10 +39,19 @@ class TaskEntry:
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, **kwargs: Any) -> Any:
+    def load_class(self) -> type:
+        """The definition class named by ``loader`` (a clear error if it cannot load)."""
         module_name, _, attr = self.loader.partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-        return cls(**{**self.defaults, **kwargs})
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise BackendUnavailableError(
+                f"task {self.id!r}: its definition {self.loader!r} cannot be loaded ({exc})"
+            ) from exc
+
+    def build(self, **kwargs: Any) -> Any:
+        """The task definition built with ``defaults`` updated by ``kwargs``."""
+        return build_task(self, kwargs)
 
 
 _REGISTRY: dict[str, TaskEntry] = {}
@@ -71,6 +87,42 @@ def get(task_id: str) -> TaskEntry:
     if entry is None:
         raise UnknownTaskError(unknown_task_message(task_id))
     return entry
+
+
+def argument_names(cls: type) -> list[str]:
+    """Constructor arguments of a task definition class (dataclass fields, an
+    ``argument_names()`` classmethod, or the ``__init__`` signature)."""
+    if hasattr(cls, "argument_names"):
+        return list(cls.argument_names())
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+    params = inspect.signature(cls).parameters.values()
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def build_task(
+    task: str | TaskEntry, kwargs: dict[str, Any], engine_options: Iterable[str] = ()
+) -> Any:
+    """Build the definition of ``task`` with ``entry.defaults`` updated by ``kwargs``.
+
+    An unknown argument or a bad value becomes one :class:`~rlwb.errors.ConfigError` that
+    lists the task's arguments (and ``engine_options``, the engine's own keywords)."""
+    entry = task if isinstance(task, TaskEntry) else get(task)
+    cls = entry.load_class()
+    merged = {**entry.defaults, **kwargs}
+    valid = argument_names(cls)
+    unknown = sorted(set(merged) - set(valid))
+    options = sorted(engine_options)
+    hint = f"; engine options: {', '.join(options)}" if options else ""
+    if unknown:
+        raise ConfigError(
+            f"unknown argument(s) {', '.join(map(repr, unknown))} for task {entry.id!r}; "
+            f"task arguments: {', '.join(valid) or 'none'}{hint}"
+        )
+    try:
+        return cls(**merged)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad argument for task {entry.id!r}: {exc}") from exc
 
 
 def unknown_task_message(task_id: str) -> str:

@@ -76,6 +76,7 @@ def test_spaces_and_shapes(backend: str, task: str) -> None:
     assert terminated.dtype == truncated.dtype == torch.bool
     assert info["final_obs"].shape == obs.shape
     assert engine.get_state().shape == (NUM_ENVS, engine.state_dim)
+    assert engine.spec.state_dim == engine.state_dim
     engine.close()
 
 
@@ -246,3 +247,66 @@ def test_set_state_with_bool_mask_writes_the_masked_members(backend: str, task: 
         torch.testing.assert_close(after[:2], source[:2], rtol=0, atol=0)
         with pytest.raises(ValueError, match="bool member mask"):
             engine.set_state(source[:1], members=torch.tensor([True, False]))
+
+
+def test_step_right_after_rollout_continues_the_episode(backend: str, task: str) -> None:
+    """A rollout is a query: stepping after it (open and closed loop, from another
+    state) gives exactly what stepping without it gives."""
+    with _engine(backend, task) as engine, _engine(backend, task) as twin:
+        engine.reset(seed=8)
+        twin.reset(seed=8)
+        acts = 0.3 * _actions(engine, 6, 8)
+        for a in acts[:3]:
+            engine.step(a)
+            twin.step(a)
+        elsewhere = engine.get_state()[[1, 2, 3, 0]]
+        elsewhere[:, -1] = 0
+        engine.rollout(acts.transpose(0, 1).contiguous(), init_state=elsewhere)
+        engine.rollout(_policy(engine), horizon=4)
+        for a in acts[3:]:
+            got, want = engine.step(a), twin.step(a)
+            for x, y in zip(got[:4], want[:4], strict=True):
+                assert torch.equal(x, y)
+            for key in ("episode_return", "episode_length"):
+                assert torch.equal(got[4][key], want[4][key]), key
+        assert torch.equal(engine.get_state(), twin.get_state())
+
+
+def test_time_limit_override_counts_engine_steps(backend: str, task: str) -> None:
+    device = DEVICE.get(backend)
+    kw = dict(backend=backend, device=device, seed=0, dtype=torch.float64)
+    with make_engine(task, 2, max_episode_steps=5, **kw) as engine:
+        assert engine.max_episode_steps == engine.spec.max_episode_steps == 5
+        assert engine.spec.task_kwargs == {"max_episode_steps": 5}
+        engine.reset(seed=0)
+        for t, a in enumerate(0.1 * _actions(engine, 5, 3)):
+            _, _, terminated, truncated, _ = engine.step(a)
+            if bool(terminated.any()):
+                pytest.skip("a member terminated before the time limit")
+            assert bool(truncated.all()) == (t == 4)
+
+
+def test_action_repeat_is_k_task_steps(backend: str, task: str) -> None:
+    """One engine step with ``action_repeat=2`` is two task steps with the same action
+    (rewards summed); the time limit halves and rollouts follow the same rule."""
+    device = DEVICE.get(backend)
+    kw = dict(backend=backend, device=device, dtype=torch.float64)
+    with (
+        make_engine(task, NUM_ENVS, action_repeat=2, **kw) as rep,
+        make_engine(task, NUM_ENVS, **kw) as one,
+    ):
+        assert rep.spec.action_repeat == 2 and rep.dt == pytest.approx(2 * one.dt)
+        assert rep.max_episode_steps == -(-one.max_episode_steps // 2)
+        assert torch.equal(rep.reset(seed=3), one.reset(seed=3))
+        start = rep.get_state()
+        acts = 0.3 * _actions(rep, 4, 9)
+        for a in acts:
+            _, r1, t1, _, _ = one.step(a)
+            o2, r2, t2, _, _ = one.step(a)
+            if bool((t1 | t2).any()):
+                pytest.skip("a member terminated during the check")
+            obs, reward, terminated, _, _ = rep.step(a)
+            assert torch.equal(obs, o2) and torch.equal(reward, r1 + r2)
+            assert not bool(terminated.any())
+        result = rep.rollout(acts.transpose(0, 1).contiguous(), init_state=start, record_obs=True)
+        _compare_with_stepping(rep, start, result, lambda t, obs: acts[t])

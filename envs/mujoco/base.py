@@ -251,50 +251,33 @@ def mass_center(xipos: torch.Tensor, body_mass: torch.Tensor) -> torch.Tensor:
 
 
 def build_task(task_id: str, kwargs: dict) -> MujocoTask:
-    """Build the registered task definition of ``task_id`` with Gymnasium-style keyword
-    arguments, turning a wrong name or value into a :class:`~rlwb.errors.ConfigError`."""
-    import importlib
-
+    """Build the registered task definition of ``task_id`` (kept for existing callers; the
+    one loader is :func:`rlwb.tasks.build_task`)."""
     from rlwb import tasks
-    from rlwb.errors import BackendUnavailableError, ConfigError
 
-    entry = tasks.get(task_id)
-    module_name, _, attr = entry.loader.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise BackendUnavailableError(
-            f"task {task_id!r}: its definition {entry.loader!r} cannot be loaded ({exc})"
-        ) from exc
-    merged = {**entry.defaults, **kwargs}
-    valid = cls.argument_names()
-    unknown = sorted(set(merged) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"unknown argument(s) {', '.join(map(repr, unknown))} for task {task_id!r}; "
-            f"valid arguments: {', '.join(valid)}"
-        )
-    try:
-        return cls(**merged)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"bad argument for task {task_id!r}: {exc}") from exc
+    return tasks.build_task(task_id, kwargs)
 
 
-def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
-    """Build the task definition and its ``mujoco.MjModel`` (with ``task.setup`` called):
-    the common first step of every MuJoCo backend."""
+def load_model(task_id: str, task: MujocoTask) -> Any:
+    """The ``mujoco.MjModel`` of a built task definition, with ``task.setup`` called: the
+    common first step of every MuJoCo backend."""
     import mujoco
 
     from rlwb.errors import ConfigError
 
-    task = build_task(task_id, kwargs)
     try:
         path = task.model_path()
     except FileNotFoundError as exc:
         raise ConfigError(f"bad xml_file for task {task_id!r}: {exc}") from exc
     model = mujoco.MjModel.from_xml_path(path)
     task.setup(model)
-    return task, model
+    return model
+
+
+def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
+    """Build the task definition and its ``mujoco.MjModel`` (kept for existing callers)."""
+    task = build_task(task_id, kwargs)
+    return task, load_model(task_id, task)
 
 
 def planar_motion_info(xy: torch.Tensor, xy_velocity: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -3,18 +3,25 @@
 Backends (see ``BACKENDS``): ``mujoco`` (native MuJoCo on CPU threads), ``warp`` (MuJoCo
 Warp, GPU), ``torch`` (analytic tasks written in torch) and ``gym`` (any Gymnasium id via
 ``gymnasium.vector``). All return the same :class:`Engine` API.
+
+``make_engine`` is where a task id is resolved, once: it splits the keywords into engine
+options (``max_episode_steps``, ``action_repeat``: see :mod:`rlwb.engine.base`), the
+backend's own options (its constructor's keywords, e.g. ``num_threads``) and the task's
+arguments, builds the task definition with :func:`rlwb.tasks.build_task` and hands it to
+the backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from typing import Any
 
 import torch
 
 from rlwb import tasks
-from rlwb.engine.base import Engine, EngineSpec, Policy, RolloutResult
+from rlwb.engine.base import Engine, EngineSpec, Policy, RolloutResult, _positive_int
 from rlwb.errors import BackendUnavailableError, ConfigError, UnknownTaskError
 
 BACKENDS: dict[str, str] = {
@@ -33,7 +40,32 @@ __all__ = [
     "backend_class",
     "backend_status",
     "make_engine",
+    "state_from_mujoco",
+    "state_from_qpos_qvel",
 ]
+
+ENGINE_OPTIONS = ("max_episode_steps", "action_repeat")
+_FIXED = {"self", "task", "num_envs", "device", "seed", "dtype", "definition"}
+
+
+def state_from_mujoco(model: Any, data: Any, elapsed: int = 0) -> torch.Tensor:
+    """Engine state row of a MuJoCo ``MjData`` (see :mod:`rlwb.engine.mujoco_state`)."""
+    from rlwb.engine.mujoco_state import state_from_mujoco as convert
+
+    return convert(model, data, elapsed)
+
+
+def state_from_qpos_qvel(model: Any, qpos: Any, qvel: Any, time: float = 0.0) -> torch.Tensor:
+    """Engine state rows from positions and velocities (see :mod:`rlwb.engine.mujoco_state`)."""
+    from rlwb.engine.mujoco_state import state_from_qpos_qvel as convert
+
+    return convert(model, qpos, qvel, time)
+
+
+def backend_options(cls: type[Engine]) -> list[str]:
+    """The backend's own keyword options (its constructor's named keywords)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return [p.name for p in params if p.name not in _FIXED and p.kind == p.POSITIONAL_OR_KEYWORD]
 
 
 def backend_class(name: str) -> type[Engine]:
@@ -81,7 +113,9 @@ def make_engine(
     tasks: ``warp`` with CUDA, else ``mujoco``), falling back to ``gym`` for any other
     registered Gymnasium id. ``dtype`` is the dtype of observations, rewards and actions
     (physics always runs in the backend's own precision). ``task_kwargs`` go to the task's
-    constructor (Gymnasium's env arguments, e.g. ``frame_skip=4``).
+    constructor (Gymnasium's env arguments, e.g. ``frame_skip=4``), except the engine
+    options ``max_episode_steps`` (time limit in engine steps) and ``action_repeat`` (task
+    steps per engine step) and the backend's options (e.g. ``num_threads``).
     """
     if not isinstance(task, str):
         raise ConfigError(f"task must be a task id string, got {type(task).__name__}")
@@ -120,7 +154,19 @@ def make_engine(
     ok, why = cls.available(dev)
     if not ok:
         raise BackendUnavailableError(f"backend {backend!r} is unavailable here: {why}")
-    engine = cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **task_kwargs)
+    rest = dict(task_kwargs)
+    options = {k: rest.pop(k) for k in ENGINE_OPTIONS if k in rest}
+    if options.get("max_episode_steps") is not None:
+        _positive_int("max_episode_steps", options["max_episode_steps"])
+    _positive_int("action_repeat", options.get("action_repeat", 1))
+    own = backend_options(cls)
+    backend_kwargs = {k: rest.pop(k) for k in own if k in rest}
+    if backend != "gym":
+        backend_kwargs["definition"] = tasks.build_task(entry, rest, [*ENGINE_OPTIONS, *own])
+    else:
+        backend_kwargs.update(rest)
+    engine = cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **backend_kwargs)
+    engine._configure(**options)
     engine._factory = dict(
         task=task, backend=backend, device=engine.device, dtype=dtype, **task_kwargs
     )

@@ -12,11 +12,22 @@ the public API with Gymnasium 1.x semantics so every backend behaves the same:
   counter), so one real state can be cloned into N members for planning.
 * ``rollout`` runs a whole horizon, open loop (``actions[N, H, A]``) or closed loop (a
   batched policy), without autoreset: after a member terminates, its rewards are zero and
-  ``alive`` is False.
+  ``alive`` is False (the rules live in :mod:`rlwb.engine.rollout`). A rollout is a query:
+  afterwards the engine is exactly as before the call, so ``step`` continues the episode
+  that was running.
+* engine options, the same on every backend (``make_engine`` keywords):
+  ``max_episode_steps`` overrides the task's time limit and ``action_repeat=k`` makes one
+  engine step ``k`` task steps with the same action (rewards summed, stopping at
+  termination). Time limits count *engine* steps; by default a task's limit of L task
+  steps becomes ``ceil(L / k)`` engine steps (the same simulated time), and
+  ``spec.action_repeat`` tells a runner that wants to count task-level env steps (as the
+  DMC/TD-MPC papers do) to multiply engine steps by ``k``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,14 +37,27 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlwb.errors import ActionError
+from rlwb.engine.rollout import (
+    RolloutResult,
+    assemble,
+    collapse_repeats,
+    repeat_step,
+    still_alive,
+)
+from rlwb.errors import ActionError, ConfigError
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """What an agent needs to know about an engine to build its networks."""
+    """What an agent needs to know about an engine to build its networks, and what
+    ``make_engine`` needs to rebuild it (``backend``, ``task_kwargs``, ``action_repeat``;
+    ``max_episode_steps`` is in engine steps). ``state_dim`` is the length of a
+    ``get_state`` row (0 where the backend cannot read states). ``observation_slices``
+    names parts of the flat observation, ``name -> (start, stop)`` (goal tasks:
+    ``observation``, ``achieved_goal``, ``desired_goal``), from the task's
+    ``observation_slices`` attribute; empty for a plain vector."""
 
     task_id: str
     num_envs: int
@@ -46,27 +70,27 @@ class EngineSpec:
     device: torch.device
     backend: str = ""
     task_kwargs: dict[str, Any] = field(default_factory=dict)
+    state_dim: int = 0
+    observation_slices: dict[str, tuple[int, int]] = field(default_factory=dict)
+    action_repeat: int = 1
 
 
-@dataclass
-class RolloutResult:
-    """A batch of N trajectories of horizon H, all tensors on the engine's device.
+def _slices_of(task: Any) -> dict[str, tuple[int, int]]:
+    """``name -> (start, stop)`` from a task's ``observation_slices`` (or the torch tasks'
+    older ``obs_slices``), slices or pairs; empty when it has none."""
+    named = getattr(task, "observation_slices", None) or getattr(task, "obs_slices", None)
+    out = {}
+    for name, part in (named or {}).items():
+        if isinstance(part, slice):
+            part = (part.start or 0, part.stop)
+        out[str(name)] = (int(part[0]), int(part[1]))
+    return out
 
-    ``rewards[n, t]`` is zero once member n has terminated (``alive[n, t]`` False).
-    ``returns`` and ``lengths`` sum over alive steps. ``observations`` (if recorded) has
-    H + 1 entries: the initial observation and one after each step (frozen after the end).
-    """
 
-    rewards: torch.Tensor  # [N, H]
-    terminated: torch.Tensor  # [N, H] bool, True at the step the member terminated
-    truncated: torch.Tensor  # [N, H] bool, True at the step the time limit hit
-    alive: torch.Tensor  # [N, H] bool, the step was executed
-    returns: torch.Tensor  # [N]
-    lengths: torch.Tensor  # [N] int64
-    final_obs: torch.Tensor  # [N, *obs_shape]
-    observations: torch.Tensor | None = None  # [N, H + 1, *obs_shape]
-    actions: torch.Tensor | None = None  # [N, H, A]
-    infos: dict[str, torch.Tensor] | None = None  # per-step reward components [N, H]
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+    return value
 
 
 class Engine(ABC):
@@ -85,7 +109,8 @@ class Engine(ABC):
     single_observation_space: gym.spaces.Box
     single_action_space: gym.spaces.Box
     max_episode_steps: int | None
-    dt: float
+    dt: float  # seconds of simulated time per engine step (task_dt * action_repeat)
+    action_repeat: int = 1
 
     @classmethod
     def available(cls, device: torch.device | None = None) -> tuple[bool, str]:
@@ -120,6 +145,15 @@ class Engine(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release threads, processes or device memory."""
 
+    def _physics_state_size(self) -> int | None:
+        """Columns of ``_get_physics_state`` without reading it (None: unknown)."""
+        return None
+
+    def _convert_state(self, state: torch.Tensor) -> torch.Tensor | None:
+        """A state row in another layout the backend accepts (e.g. MuJoCo's
+        ``mj_getState(FULLPHYSICS)``) as the engine's full layout, or None."""
+        return None
+
     # ------------------------------------------------------------------ bookkeeping
     def _init_bookkeeping(self, seed: int | None) -> None:
         b, dev = self.num_envs, self.device
@@ -131,6 +165,7 @@ class Engine(ABC):
         self.episode_return = torch.zeros(b, dtype=torch.float64, device=dev)
         self.episode_length = torch.zeros(b, dtype=torch.int64, device=dev)
         self._all_members = torch.arange(b, device=dev)
+        self.task_dt = float(self.dt)  # seconds per task step; dt is per engine step
         self._obs: torch.Tensor | None = None
         low = torch.as_tensor(self.single_action_space.low, dtype=self.dtype, device=dev)
         high = torch.as_tensor(self.single_action_space.high, dtype=self.dtype, device=dev)
@@ -144,7 +179,33 @@ class Engine(ABC):
             max_episode_steps=self.max_episode_steps,
             dt=float(self.dt),
             device=dev,
+            state_dim=(size + 1) if (size := self._physics_state_size()) is not None else 0,
+            observation_slices=_slices_of(getattr(self, "task", None)),
         )
+
+    def _configure(self, max_episode_steps: int | None = None, action_repeat: int = 1) -> None:
+        """Apply the engine options (see the module docstring) once, after construction:
+        the one implementation of time limits and action repeat for every backend."""
+        k = _positive_int("action_repeat", action_repeat)
+        if max_episode_steps is not None:
+            limit: int | None = _positive_int("max_episode_steps", max_episode_steps)
+        elif self.max_episode_steps is not None:
+            limit = -(-int(self.max_episode_steps) // k)
+        else:
+            limit = None
+        self.action_repeat, self.max_episode_steps = k, limit
+        self.dt = self.task_dt * k
+        self.spec = dataclasses.replace(
+            self.spec, max_episode_steps=limit, dt=self.dt, action_repeat=k
+        )
+
+    def _advance(
+        self, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """One engine step of every member: ``action_repeat`` task steps."""
+        if self.action_repeat == 1:
+            return self._step_members(action)
+        return repeat_step(self._step_members, action, self.action_repeat)
 
     def _generator_device(self) -> torch.device:
         """Device of the engine's random generator (CPU unless the backend samples on GPU)."""
@@ -185,7 +246,7 @@ class Engine(ABC):
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
         action = self.check_action(action, (self.num_envs, self.action_dim))
-        obs, reward, terminated, info = self._step_members(action)
+        obs, reward, terminated, info = self._advance(action)
         self.elapsed += 1
         self.episode_return += reward.to(torch.float64)
         self.episode_length += 1
@@ -215,20 +276,24 @@ class Engine(ABC):
 
     @property
     def state_dim(self) -> int:
-        return int(self.get_state().shape[1])
+        return self.spec.state_dim or int(self.get_state().shape[1])
 
     def set_state(self, state: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
         """Load states into members (all by default; a single ``[S]`` state is broadcast).
 
-        Returns the observation of every member after loading.
+        Returns the observation of every member after loading. MuJoCo backends also accept
+        MuJoCo's own ``mj_getState(mjSTATE_FULLPHYSICS)`` rows (warm start and control
+        zero, elapsed 0); see :mod:`rlwb.engine.mujoco_state` for building states from
+        an ``MjData``.
         """
         state = torch.as_tensor(state, dtype=torch.float64, device=self.device)
-        if members is None:
-            members = self._all_members
-        members = self._member_index(members)
+        members = self._all_members if members is None else self._member_index(members)
         if state.ndim == 1:
             state = state.expand(len(members), -1)
         expected = self.state_dim
+        if state.ndim == 2 and state.shape[1] != expected:
+            converted = self._convert_state(state)
+            state = state if converted is None else converted
         if state.ndim != 2 or state.shape != (len(members), expected):
             raise ValueError(
                 f"state must have shape ({len(members)}, {expected}) or ({expected},), "
@@ -238,13 +303,14 @@ class Engine(ABC):
         self.elapsed[members] = state[:, -1].round().to(torch.int64)
         self.episode_return[members] = 0.0
         self.episode_length[members] = 0
-        if self._obs is None:
-            self._obs = torch.zeros(
-                (self.num_envs, *self.observation_shape), dtype=self.dtype, device=self.device
-            )
+        if members is self._all_members:
+            self._obs = member_obs
         else:
-            self._obs = self._obs.clone()
-        self._obs[members] = member_obs
+            if self._obs is None:
+                self._obs = torch.zeros(
+                    (self.num_envs, *self.observation_shape), dtype=self.dtype, device=self.device
+                )
+            self._obs = self._obs.index_put((members,), member_obs)
         return self._obs
 
     def _member_index(self, members: Any) -> torch.Tensor:
@@ -315,16 +381,17 @@ class Engine(ABC):
         ``actions`` is either an open-loop sequence ``[N, H, A]`` (N = num_envs) or a
         batched policy ``obs[N, ...] -> action[N, A]`` (closed loop; ``horizon`` defaults
         to the time limit). With ``init_state`` the members start there (a single ``[S]``
-        state is cloned into all of them), else from their current state. Members stop at
-        termination, and at the time limit when ``stop_on_truncation``. Afterwards the
-        members hold their final states; call ``reset()`` before stepping again.
+        state is cloned into all of them), else from their current state (an engine never
+        reset is reset first). Members stop at termination, and at the time limit when
+        ``stop_on_truncation`` (counted from each member's elapsed steps). Afterwards the
+        engine is restored to where it was before the call (member states, current
+        observation, elapsed steps, episode statistics; the random generator is not
+        rewound), so ``step`` continues the running episodes; a backend that cannot read
+        states (``gym`` on envs without state access) leaves its members at the end and
+        requires ``reset()`` before the next ``step``.
         """
-        if init_state is not None:
-            obs = self.set_state(init_state)
-        elif self._obs is None:
-            obs = self.reset()
-        else:
-            obs = self._obs
+        if self._obs is None and init_state is None:
+            self.reset()
         open_loop = isinstance(actions, torch.Tensor)
         if open_loop:
             if (
@@ -341,74 +408,104 @@ class Engine(ABC):
             if self.max_episode_steps is None:
                 raise ValueError("closed-loop rollout of a task without time limit needs horizon=")
             horizon = self.max_episode_steps
-        return self._rollout_loop(
-            actions, int(horizon), obs, open_loop, record_obs, record_actions, stop_on_truncation
-        )
+        snapshot = self._snapshot()
+        try:
+            obs = self.set_state(init_state) if init_state is not None else self._obs
+            elapsed0 = self.elapsed.clone()
+            raw = self._rollout_fast_repeated(actions, int(horizon), obs) if open_loop else None
+            if raw is None:
+                raw = self._rollout_steps(actions, int(horizon), obs, elapsed0, stop_on_truncation)
+            return assemble(int(horizon), obs, *raw, elapsed0, self.max_episode_steps,
+                            stop_on_truncation, record_obs, record_actions)  # fmt: skip
+        finally:
+            self._restore(snapshot)
 
-    def _rollout_loop(
+    def _rollout_fast(
+        self, actions: torch.Tensor, horizon: int, obs: torch.Tensor
+    ) -> tuple[Any, ...] | None:
+        """Backend fast path of an open-loop rollout: raw per-step ``(obs, reward, term,
+        info, actions)`` ``[N, H, ...]`` for every member over the whole horizon (see
+        :func:`rlwb.engine.rollout.assemble`), or None to use the stepping loop."""
+        return None
+
+    def _rollout_fast_repeated(
+        self, actions: torch.Tensor, horizon: int, obs: torch.Tensor
+    ) -> tuple[Any, ...] | None:
+        """The fast path over ``horizon * action_repeat`` task steps, as engine steps."""
+        k = self.action_repeat
+        if k == 1:
+            return self._rollout_fast(actions, horizon, obs)
+        raw = self._rollout_fast(actions.repeat_interleave(k, dim=1), horizon * k, obs)
+        if raw is None:
+            return None
+        return (*collapse_repeats(*raw[:4], k), actions)
+
+    def _policy_context(self) -> contextlib.AbstractContextManager:
+        """Context a closed-loop policy is called in (no autograd by default)."""
+        return torch.no_grad()
+
+    def _rollout_steps(
         self,
         actions: torch.Tensor | Policy,
         horizon: int,
         obs: torch.Tensor,
-        open_loop: bool,
-        record_obs: bool,
-        record_actions: bool,
+        elapsed0: torch.Tensor,
         stop_on_truncation: bool,
-    ) -> RolloutResult:
-        """Reference rollout: one ``_step_members`` per step. Backends may override."""
-        n, dev = self.num_envs, self.device
-        rewards = torch.zeros(n, horizon, dtype=self.dtype, device=dev)
-        terminated = torch.zeros(n, horizon, dtype=torch.bool, device=dev)
-        truncated = torch.zeros(n, horizon, dtype=torch.bool, device=dev)
-        alive_steps = torch.zeros(n, horizon, dtype=torch.bool, device=dev)
-        alive = torch.ones(n, dtype=torch.bool, device=dev)
-        observations = [obs] if record_obs else None
-        taken = [] if record_actions else None
-        final_obs = obs.clone()
-        components: dict[str, list[torch.Tensor]] = {}
+    ) -> tuple[Any, ...]:
+        """Reference rollout: one engine step per step, stopping once every member has
+        ended. Returns the raw per-step outputs :func:`assemble` takes."""
+        n = self.num_envs
+        alive = torch.ones(n, dtype=torch.bool, device=self.device)
+        outs: list[tuple[torch.Tensor, ...]] = []
+        infos: dict[str, list[torch.Tensor]] = {}
+        taken = []
         for t in range(horizon):
-            if open_loop:
+            if isinstance(actions, torch.Tensor):
                 act = actions[:, t]
             else:
-                with torch.no_grad():
+                with self._policy_context():
                     act = actions(obs)
             act = self.check_action(act, (n, self.action_dim))
-            obs, reward, term, info = self._step_members(act)
-            self.elapsed += 1
-            alive_steps[:, t] = alive
-            rewards[:, t] = torch.where(
-                alive, reward.to(self.dtype), torch.zeros((), dtype=self.dtype, device=dev)
-            )
-            terminated[:, t] = term & alive
-            if self.max_episode_steps is not None:
-                truncated[:, t] = (self.elapsed >= self.max_episode_steps) & alive & ~term
-            final_obs = torch.where(_expand_mask(alive, obs), obs, final_obs)
+            obs, reward, term, info = self._advance(act)
+            outs.append((obs, reward.to(self.dtype), term))
             for key, value in info.items():
-                keep = _expand_mask(alive, value)
-                components.setdefault(key, []).append(torch.where(keep, value, 0))
-            alive = alive & ~terminated[:, t]
-            if stop_on_truncation:
-                alive = alive & ~truncated[:, t]
-            if record_obs:
-                observations.append(final_obs)
-            if record_actions:
-                taken.append(act)
+                infos.setdefault(key, []).append(value)
+            taken.append(act)
+            alive = still_alive(alive, term, elapsed0 + t + 1, self.max_episode_steps,
+                                stop_on_truncation)  # fmt: skip
             if not bool(alive.any()):
                 break
-        lengths = alive_steps.sum(1)
-        self._obs = final_obs
-        return RolloutResult(
-            rewards=rewards,
-            terminated=terminated,
-            truncated=truncated,
-            alive=alive_steps,
-            returns=rewards.sum(1),
-            lengths=lengths,
-            final_obs=final_obs,
-            observations=_pad_stack(observations, horizon + 1, True) if record_obs else None,
-            actions=_pad_stack(taken, horizon, False) if record_actions else None,
-            infos={k: _pad_stack(v, horizon, False) for k, v in components.items()},
-        )
+        if not outs:  # horizon 0
+            none = obs[:, None][:, :0]
+            flat = none.new_zeros(n, 0)
+            return none, flat, flat.bool(), {}, none.new_zeros(n, 0, self.action_dim)
+        stack = [torch.stack(list(x), dim=1) for x in zip(*outs, strict=True)]
+        info_t = {k: torch.stack(v, dim=1) for k, v in infos.items()}
+        return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
+
+    def _snapshot(self) -> Any:
+        """Everything ``rollout`` must put back: the members' states, current observation
+        and counters. Backends with cheaper ways (array copies) override this pair."""
+        try:
+            state = self._get_physics_state().clone()
+        except NotImplementedError:
+            state = None
+        return state, self._counters()
+
+    def _restore(self, snapshot: Any) -> None:
+        state, counters = snapshot
+        if state is None:  # cannot restore the members: they stay at the rollout's end
+            self._obs = None
+            return
+        self._set_physics_state(state, self._all_members)
+        self._restore_counters(counters)
+
+    def _counters(self) -> tuple[Any, ...]:
+        return (self._obs, self.elapsed.clone(), self.episode_return.clone(),
+                self.episode_length.clone())  # fmt: skip
+
+    def _restore_counters(self, counters: tuple[Any, ...]) -> None:
+        self._obs, self.elapsed, self.episode_return, self.episode_length = counters
 
     # ------------------------------------------------------------------ checks
     def check_action(self, action: Any, shape: tuple[int, int]) -> torch.Tensor:
@@ -455,19 +552,3 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _expand_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
-
-
-def _pad_stack(items: list[torch.Tensor], length: int, repeat_last: bool) -> torch.Tensor:
-    """Stack per-step tensors along dim 1 and pad an early-stopped rollout to ``length``:
-    observations repeat their last entry, per-step values are padded with zeros."""
-    stacked = torch.stack(items, dim=1)
-    missing = length - stacked.shape[1]
-    if missing <= 0:
-        return stacked
-    last = stacked[:, -1:]
-    pad = last if repeat_last else torch.zeros_like(last)
-    return torch.cat([stacked, pad.expand(-1, missing, *last.shape[2:])], dim=1)

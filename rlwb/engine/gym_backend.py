@@ -5,7 +5,7 @@ Slow but universal: each member is one ordinary Gymnasium env, stepped in a Pyth
 worker processes (``vectorization="async"``: ``gymnasium.vector.AsyncVectorEnv`` with its
 autoreset disabled). The engine base class owns autoreset and time limits, so the envs are
 built *without* their ``TimeLimit`` wrapper and the engine truncates at the spec's
-``max_episode_steps`` (or the ``max_episode_steps=`` keyword).
+``max_episode_steps`` (or the ``max_episode_steps=`` engine option of ``make_engine``).
 
 Seeding follows ``SyncVectorEnv``: ``reset(seed=s)`` resets member ``i`` with seed ``s + i``;
 autoresets do not reseed (each member's own random stream continues). The first reset of an
@@ -230,7 +230,7 @@ class GymEngine(Engine):
     """``num_envs`` Gymnasium envs of one id as an :class:`Engine` (see the module doc).
 
     ``task`` is an rlwb task id (its ``gym_id`` is used) or any registered Gymnasium id;
-    ``task_kwargs`` go to ``gymnasium.make`` (``max_episode_steps`` sets the engine's limit).
+    ``task_kwargs`` go to ``gymnasium.make``.
     """
 
     backend = "gym"
@@ -256,9 +256,7 @@ class GymEngine(Engine):
         if gym_id not in gym.registry:
             raise UnknownTaskError(tasks.unknown_task_message(task))
         spec = gym.spec(gym_id)
-        limit = task_kwargs.pop("max_episode_steps", spec.max_episode_steps)
-        if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
-            raise ConfigError(f"max_episode_steps must be a positive integer, got {limit!r}")
+        limit = spec.max_episode_steps
         # No TimeLimit inside the members: the engine counts steps and truncates.
         spec = dataclasses.replace(spec, max_episode_steps=None)
 
@@ -275,6 +273,7 @@ class GymEngine(Engine):
         self.single_observation_space = _box_as(probe.observation_space, dtype)
         self.dt = _env_dt(probe.unwrapped)
         self._state_kind = probe.rlwb_state_kind()
+        self._state_size = len(probe.rlwb_get_state()) if self._state_kind else None
         probe.close()
 
         fns = [functools.partial(_make_member, spec, task_kwargs, i) for i in range(num_envs)]
@@ -366,6 +365,9 @@ class GymEngine(Engine):
         mask[idx] = True
         obs = self._pool.call("rlwb_set_state", rows, mask)
         return self._obs_tensor([obs[i] for i in idx.tolist()])
+
+    def _physics_state_size(self) -> int | None:
+        return self._state_size
 
     def _check_state_support(self) -> None:
         if self._state_kind is None:

@@ -17,15 +17,16 @@ step would start cold, breaking exact parity with Gymnasium) nor derived quantit
 ``xpos``/``cfrc_ext`` that observations need. Open-loop ``rollout`` calls take a faster
 path: each thread runs its members through the whole horizon in one go.
 
-State (``get_state``): ``mj_getState`` with ``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART``,
-i.e. ``[time, qpos, qvel, act, (history), qacc_warmstart, (plugin)]``. Including the warm
-start makes a clone continue *bit-identically* to the member it was copied from (without
-it, the constraint solver starts from another guess and trajectories drift apart at solver
-tolerance). ``set_state`` runs ``mj_forward`` (and ``mj_rnePostConstraint`` where the task
-reads ``cfrc_ext``) with the member's last control, so the returned observation is computed
-from the loaded state (Gymnasium's observation after a step reads some quantities, e.g.
-``xpos``, from before the last integration, so it can differ slightly from this one; the
-next step's numbers are identical).
+State (``get_state``): see :mod:`rlwb.engine.mujoco_state` (``mj_getState`` with
+``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART | mjSTATE_CTRL``, then elapsed steps). Including
+the warm start makes a clone continue *bit-identically* to the member it was copied from
+(without it, the constraint solver starts from another guess and trajectories drift apart
+at solver tolerance); including the control makes the loaded member observe what its
+source observed. ``set_state`` runs ``mj_forward`` (and ``mj_rnePostConstraint`` where the
+task reads ``cfrc_ext``), so the returned observation is computed from the loaded state
+(Gymnasium's observation after a step reads some quantities, e.g. ``xpos``, from before
+the last integration, so it can differ slightly from this one; the next step's physics is
+identical).
 """
 
 from __future__ import annotations
@@ -44,19 +45,15 @@ import numpy as np
 import torch
 
 from rlwb import tasks
-from rlwb.engine.base import Engine, RolloutResult
-from rlwb.envs.mujoco.base import KNOWN_FIELDS, load_task_model
+from rlwb.engine import mujoco_state
+from rlwb.engine.base import Engine
+from rlwb.engine.mujoco_state import STATE_SPEC
+from rlwb.envs.mujoco.base import KNOWN_FIELDS, MujocoTask, load_model
 from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
 
-STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
-# What the engine keeps per member: the public state plus the last control, so one
-# mj_setState loads a member completely and qpos/qvel/ctrl are read from the state row.
-INTERNAL_SPEC = STATE_SPEC | int(mujoco.mjtState.mjSTATE_CTRL)
-_STATE_PARTS = {
-    "qpos": int(mujoco.mjtState.mjSTATE_QPOS),
-    "qvel": int(mujoco.mjtState.mjSTATE_QVEL),
-    "ctrl": int(mujoco.mjtState.mjSTATE_CTRL),
-}
+# One mj_setState loads a member completely; qpos/qvel/ctrl are read from the state row.
+INTERNAL_SPEC = STATE_SPEC
+_STATE_PARTS = ("qpos", "qvel", "ctrl")
 MEMBERS_PER_THREAD = 8  # below this many members per thread, threading costs more than it saves
 BLOCKS_PER_THREAD = 4  # blocks handed out dynamically per thread (load balance vs. overhead)
 
@@ -140,27 +137,12 @@ def _split(members: Sequence[int], parts: int) -> list[Sequence[int]]:
     return [members[bounds[k] : bounds[k + 1]] for k in range(parts)]
 
 
-def _state_slice(model: mujoco.MjModel, part: str) -> slice:
-    """Columns of ``part`` (qpos, qvel or ctrl) in an ``INTERNAL_SPEC`` state row."""
-    bit = _STATE_PARTS[part]
-    start = mujoco.mj_stateSize(model, INTERNAL_SPEC & (bit - 1))
-    return slice(start, start + mujoco.mj_stateSize(model, bit))
-
-
-def _taken(actions: torch.Tensor, executed: int) -> torch.Tensor:
-    """Actions as the reference loop records them: zero after the step where it stopped."""
-    out = actions.clone()
-    out[:, executed:] = 0
-    return out
-
-
 class MujocoEngine(Engine):
     """Batched native MuJoCo: a state per member, stepped by a thread pool.
 
-    Backend options: ``num_threads`` (default: the CPU count, but at least 8 members per
-    thread) and ``max_episode_steps`` (default: Gymnasium's time limit for the task, like
-    ``gym.make(..., max_episode_steps=)``). Every other keyword goes to the task
-    (Gymnasium's constructor arguments).
+    Backend option: ``num_threads`` (default: the CPU count, but at least 8 members per
+    thread). ``definition`` is the built task (``make_engine`` passes it); without it,
+    every other keyword goes to the task (Gymnasium's constructor arguments).
     """
 
     backend = "mujoco"
@@ -179,7 +161,7 @@ class MujocoEngine(Engine):
         seed: int | None = None,
         dtype: torch.dtype = torch.float32,
         num_threads: int | None = None,
-        max_episode_steps: int | None = None,
+        definition: MujocoTask | None = None,
         **task_kwargs: Any,
     ) -> None:
         dev = torch.device("cpu") if device is None else torch.device(device)
@@ -187,22 +169,16 @@ class MujocoEngine(Engine):
             raise ConfigError(
                 f"the mujoco backend runs on the CPU; got device={dev} (use backend='warp')"
             )
-        entry = tasks.get(task)
-        if "mujoco" not in entry.backends:
-            raise BackendUnavailableError(f"task {task!r} has no MuJoCo definition")
-        self.task, self.model = load_task_model(task, task_kwargs)
+        if definition is None:
+            entry = tasks.get(task)
+            if "mujoco" not in entry.backends:
+                raise BackendUnavailableError(f"task {task!r} has no MuJoCo definition")
+            definition = tasks.build_task(entry, task_kwargs, ["num_threads"])
+        self.task, self.model = definition, load_model(task, definition)
         self.task_id, self.num_envs, self.device, self.dtype = task, int(num_envs), dev, dtype
         self.frame_skip = int(self.task.frame_skip)
         self.dt = float(self.model.opt.timestep * self.frame_skip)
         self.max_episode_steps = self.task.max_episode_steps
-        if max_episode_steps is not None:
-            if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int):
-                raise ConfigError(
-                    f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}"
-                )
-            if max_episode_steps < 1:
-                raise ConfigError(f"max_episode_steps must be an int >= 1, got {max_episode_steps}")
-            self.max_episode_steps = max_episode_steps
         self.init_qpos = torch.from_numpy(self.model.qpos0.copy())
         self.init_qvel = torch.zeros(self.model.nv, dtype=torch.float64)
         self._rne = self.task.needs_rne_post
@@ -215,13 +191,10 @@ class MujocoEngine(Engine):
         self._shapes = {n: getattr(probe, n).shape for n in names}
         # every member's physics: the internal state rows; qpos, qvel, ctrl are views of them
         self._state = np.zeros((self.num_envs, mujoco.mj_stateSize(self.model, INTERNAL_SPEC)))
-        parts = {n: self._state[:, _state_slice(self.model, n)] for n in _STATE_PARTS}
+        parts = {n: self._state[:, mujoco_state.part(self.model, n)] for n in _STATE_PARTS}
         self._ctrl = parts["ctrl"]
         self._ctrl_t = torch.from_numpy(self._ctrl)
-        ctrl_cols = _state_slice(self.model, "ctrl")
-        self._public = np.r_[0 : ctrl_cols.start, ctrl_cols.stop : self._state.shape[1]]
         self.state_size = mujoco.mj_stateSize(self.model, STATE_SPEC)
-        assert len(self._public) == self.state_size
         # other fields are copied from MjData after each step into these buffers
         self._np = {
             n: np.zeros((self.num_envs, *shape))
@@ -329,13 +302,29 @@ class MujocoEngine(Engine):
         else:
             self.pool.map(self._step_chunk, self._chunks)
         action64 = action.to(torch.float64)
-        obs, reward, terminated, info = self.task.evaluate(pre, self.view, action64, self.dt)
+        obs, reward, terminated, info = self.task.evaluate(pre, self.view, action64, self.task_dt)
         dtype = self.dtype
         info = {k: v.to(dtype, copy=True) for k, v in info.items()}
         return obs.to(dtype, copy=True), reward.to(dtype, copy=True), terminated.clone(), info
 
     def _get_physics_state(self) -> torch.Tensor:
-        return torch.from_numpy(self._state[:, self._public])
+        return torch.from_numpy(self._state.copy())
+
+    def _physics_state_size(self) -> int:
+        return self.state_size
+
+    def _convert_state(self, state: torch.Tensor) -> torch.Tensor | None:
+        return mujoco_state.convert_state(self.model, state)
+
+    def _snapshot(self) -> Any:
+        return self._state.copy(), {n: b.copy() for n, b in self._np.items()}, self._counters()
+
+    def _restore(self, snapshot: Any) -> None:
+        state, gathered, counters = snapshot
+        self._state[:] = state
+        for name, buf in gathered.items():
+            self._np[name][:] = buf
+        self._restore_counters(counters)
 
     def _set_physics_state(self, state: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
         states = np.ascontiguousarray(state.detach().cpu().numpy(), dtype=np.float64)
@@ -350,8 +339,7 @@ class MujocoEngine(Engine):
             data = self._slot_data[slot]
             for k in ks:
                 i = index[k]
-                mujoco.mj_setState(model, data, states[k], STATE_SPEC)
-                data.ctrl[:] = self._ctrl[i]  # the member's last control, as if it owned data
+                mujoco.mj_setState(model, data, states[k], STATE_SPEC)  # with its last ctrl
                 mujoco.mj_forward(model, data)
                 if rne:
                     mujoco.mj_rnePostConstraint(model, data)
@@ -361,28 +349,16 @@ class MujocoEngine(Engine):
         return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
 
     # ------------------------------------------------------------------ open-loop rollout
-    def _rollout_loop(
-        self,
-        actions: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
-        horizon: int,
-        obs: torch.Tensor,
-        open_loop: bool,
-        record_obs: bool,
-        record_actions: bool,
-        stop_on_truncation: bool,
-    ) -> RolloutResult:
+    def _rollout_fast(
+        self, actions: torch.Tensor, horizon: int, obs: torch.Tensor
+    ) -> tuple[Any, ...] | None:
         """Open loop: each worker runs its members through the whole horizon in one go
         (one thread hand-off per rollout instead of one per step), recording the task's
         fields per step; the task then evaluates all N x H steps in one vectorized call.
-
-        Same numbers as the reference loop, except that every member is simulated for the
-        whole horizon (the reference loop stops once all members have ended), so members'
-        physics states afterwards are those at the horizon. Closed loop uses the reference.
-        """
-        if not open_loop or horizon == 0:
-            return super()._rollout_loop(
-                actions, horizon, obs, open_loop, record_obs, record_actions, stop_on_truncation
-            )
+        Same numbers as the stepping loop (every member is simulated for the whole
+        horizon; ``rollout`` restores the engine afterwards)."""
+        if horizon == 0:
+            return None
         n, a = self.num_envs, self.action_dim
         if actions.dtype.is_floating_point and not bool(torch.isfinite(actions).all()):
             bad = (~torch.isfinite(actions)).flatten(1).any(1).nonzero().squeeze(1).tolist()
@@ -408,76 +384,23 @@ class MujocoEngine(Engine):
                         rne_post(model, data)
                     for name, buf in gathers:
                         buf[i, t + 1] = getattr(data, name)
-                mujoco.mj_getState(model, data, states[i], INTERNAL_SPEC)
 
         if len(self._chunks) == 1:
             run_chunk(self._chunks[0], 0)
         else:
             self.pool.map(run_chunk, self._chunks)
-        for name, buf in self._np.items():
-            buf[:] = record[name][:, -1]
-        return self._evaluate_recorded(
-            record, acts, acts64, horizon, obs, record_obs, record_actions, stop_on_truncation
-        )
-
-    def _evaluate_recorded(
-        self,
-        record: dict[str, np.ndarray],
-        acts: torch.Tensor,
-        acts64: torch.Tensor,
-        horizon: int,
-        obs0: torch.Tensor,
-        record_obs: bool,
-        record_actions: bool,
-        stop_on_truncation: bool,
-    ) -> RolloutResult:
-        """Turn per-step recorded fields ``[N, H + 1, ...]`` into a :class:`RolloutResult`
-        with the reference loop's semantics (zero reward after the end, frozen obs)."""
-        n, dev, dtype = self.num_envs, self.device, self.dtype
         steps = n * horizon
         full = {k: torch.from_numpy(v) for k, v in record.items()}
         post = {k: v[:, 1:].reshape(steps, *v.shape[2:]) for k, v in full.items()}
         pre = {k: full[k][:, :-1].reshape(steps, *full[k].shape[2:]) for k in self.task.pre_fields}
-        obs, reward, term, info = self.task.evaluate(pre, post, acts64, self.dt)
-        obs = obs.to(dtype).reshape(n, horizon, *obs.shape[1:])
-        reward = reward.to(dtype).reshape(n, horizon)
-        term = term.reshape(n, horizon)
-        t_index = torch.arange(1, horizon + 1, device=dev)
-        if self.max_episode_steps is not None:
-            trunc = ((self.elapsed[:, None] + t_index) >= self.max_episode_steps) & ~term
-        else:
-            trunc = torch.zeros_like(term)
-        ended = term | trunc if stop_on_truncation else term
-        alive = (ended.cumsum(1) - ended.to(torch.int64)) == 0  # no end before step t
-        zero = torch.zeros((), dtype=dtype, device=dev)
-        rewards = torch.where(alive, reward, zero)
-        lengths = alive.sum(1)
-        last = (lengths - 1).clamp(min=0)
-        rows = torch.arange(n, device=dev)
-        final_obs = obs[rows, last]
-        executed = int(alive.any(0).nonzero().max()) + 1 if bool(alive.any()) else 0
-        self.elapsed += executed
-        self._obs = final_obs
-        observations = None
-        if record_obs:
-            frozen = torch.minimum(torch.arange(horizon, device=dev)[None, :], last[:, None])
-            observations = torch.cat([obs0[:, None], obs[rows[:, None], frozen]], dim=1)
-        infos = {}
-        for key, value in info.items():
-            value = value.to(dtype).reshape(n, horizon, *value.shape[1:])
-            keep = alive.reshape(n, horizon, *(1,) * (value.ndim - 2))
-            infos[key] = torch.where(keep, value, zero)
-        return RolloutResult(
-            rewards=rewards,
-            terminated=term & alive,
-            truncated=trunc & alive,
-            alive=alive,
-            returns=rewards.sum(1),
-            lengths=lengths,
-            final_obs=final_obs,
-            observations=observations,
-            actions=_taken(acts.reshape(n, horizon, -1), executed) if record_actions else None,
-            infos=infos,
+        step_obs, reward, term, info = self.task.evaluate(pre, post, acts64, self.task_dt)
+        dtype = self.dtype
+        return (
+            step_obs.to(dtype).reshape(n, horizon, *step_obs.shape[1:]),
+            reward.to(dtype).reshape(n, horizon),
+            term.reshape(n, horizon),
+            {k: v.to(dtype).reshape(n, horizon, *v.shape[1:]) for k, v in info.items()},
+            acts.reshape(n, horizon, a),
         )
 
     def close(self) -> None:

@@ -17,7 +17,10 @@ Engine options (keyword arguments of ``make_engine`` next to the task's own):
   ``rollout`` (call :meth:`TorchEngine.detach_state` to cut it, e.g. between episodes).
   ``rollout(..., differentiable=True)`` does the same for one rollout: the returns are then
   differentiable w.r.t. the action sequence, a closed-loop policy's parameters and
-  ``init_state``. Otherwise everything runs under ``torch.no_grad()``.
+  ``init_state``. Each rollout starts a fresh graph (from ``init_state``, or from the
+  engine's current state) and restores the engine afterwards, so a gradient-based planner
+  can call it in a loop without ``detach_state``. Otherwise everything runs under
+  ``torch.no_grad()``.
 * ``compile=False`` -- ``True`` wraps the step (task and bookkeeping) in ``torch.compile``:
   one fused kernel per step, 2-3x faster for the maze at 16k+ members on CPU, no gain below
   ~1k (guard and call overhead). A string picks the compile mode; ``"reduce-overhead"`` adds
@@ -31,13 +34,13 @@ Observations are flat ``[B, obs_dim]`` tensors; goal-conditioned tasks document 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from typing import Any
 
 import torch
 
 from rlwb import tasks
-from rlwb.engine.base import Engine, Policy, RolloutResult, _expand_mask, _pad_stack
+from rlwb.engine.base import Engine, Policy
+from rlwb.engine.rollout import RolloutResult, repeat_step
 from rlwb.envs.classic.base import TorchTask
 from rlwb.errors import BackendUnavailableError, ConfigError
 
@@ -62,12 +65,15 @@ class TorchEngine(Engine):
         dtype: torch.dtype = torch.float32,
         compile: bool | str = False,  # noqa: A002 - mirrors torch.compile
         requires_grad: bool = False,
+        definition: TorchTask | None = None,
         **task_kwargs: Any,
     ) -> None:
-        entry = tasks.get(task)
-        if "torch" not in entry.backends:
-            raise BackendUnavailableError(f"task {task!r} has no torch definition")
-        self.task: TorchTask = _build_task(entry, task_kwargs)
+        if definition is None:
+            entry = tasks.get(task)
+            if "torch" not in entry.backends:
+                raise BackendUnavailableError(f"task {task!r} has no torch definition")
+            definition = tasks.build_task(entry, task_kwargs, ["compile", "requires_grad"])
+        self.task: TorchTask = definition
         self.task_id, self.num_envs, self.dtype = task, int(num_envs), dtype
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.task.bind(self.device, dtype)
@@ -136,7 +142,7 @@ class TorchEngine(Engine):
     ) -> tuple[Any, ...]:
         """The task's step plus the base class's per-step bookkeeping, as one pure function
         (one fused kernel under ``torch.compile``)."""
-        state, obs, reward, terminated, components = self.task.step(state, action)
+        state, obs, reward, terminated, components = self._task_step(state, action)
         elapsed = elapsed + 1
         episode_return = episode_return + reward.to(torch.float64)
         episode_length = episode_length + 1
@@ -148,8 +154,36 @@ class TorchEngine(Engine):
         return (state, obs, reward, terminated, truncated, done, components,
                 elapsed, episode_return, episode_length)  # fmt: skip
 
+    def _task_step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[Any, ...]:
+        """``action_repeat`` task steps (``repeat_step``'s rule, without a host sync)."""
+        if self.action_repeat == 1:
+            return self.task.step(state, action)
+        current = [state]
+
+        def once(act: torch.Tensor) -> tuple[Any, ...]:
+            current[0], *out = self.task.step(current[0], act)
+            return tuple(out)
+
+        obs, reward, terminated, components = repeat_step(
+            once, action, self.action_repeat, early_exit=False
+        )
+        return current[0], obs, reward, terminated, components
+
     def _get_physics_state(self) -> torch.Tensor:
         return self.physics.to(torch.float64)
+
+    def _physics_state_size(self) -> int:
+        return self.task.state_dim
+
+    def _snapshot(self) -> Any:
+        return self.physics, self._counters()  # states are replaced, never written in place
+
+    def _restore(self, snapshot: Any) -> None:
+        self.physics, counters = snapshot
+        self._restore_counters(counters)
+
+    def _policy_context(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext() if self._differentiable else torch.no_grad()
 
     def _set_physics_state(self, state: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
         rows = state.to(self.dtype)
@@ -223,7 +257,9 @@ class TorchEngine(Engine):
         """The base rollout plus ``differentiable`` (default: the engine's ``requires_grad``):
         keep the graph so ``result.returns`` can be back-propagated to ``actions`` (open
         loop), the policy's parameters (closed loop) and ``init_state``. Terminated members
-        are masked with ``torch.where``, so their later steps contribute zero gradient."""
+        are masked with ``torch.where``, so their later steps contribute zero gradient. The
+        engine is restored afterwards (as every backend's rollout), so the next rollout
+        starts a fresh graph."""
         previous = self._differentiable
         self._differentiable = (
             self.requires_grad if differentiable is None else bool(differentiable)
@@ -236,95 +272,10 @@ class TorchEngine(Engine):
         finally:
             self._differentiable = previous
 
-    def _rollout_loop(
-        self,
-        actions: torch.Tensor | Policy,
-        horizon: int,
-        obs: torch.Tensor,
-        open_loop: bool,
-        record_obs: bool,
-        record_actions: bool,
-        stop_on_truncation: bool,
-    ) -> RolloutResult:
-        """Same semantics as the base loop, written without in-place writes into buffers and
-        with the policy called inside the graph when differentiable."""
-        n, dev, dtype = self.num_envs, self.device, self.dtype
-        zero = torch.zeros((), dtype=dtype, device=dev)
-        alive = torch.ones(n, dtype=torch.bool, device=dev)
-        never = torch.zeros(n, dtype=torch.bool, device=dev)
-        rewards, terms, truncs, alives, taken = [], [], [], [], []
-        observations = [obs] if record_obs else None
-        components: dict[str, list[torch.Tensor]] = {}
-        final_obs = obs
-        for t in range(horizon):
-            if open_loop:
-                act = actions[:, t]
-            elif self._differentiable:
-                act = actions(obs)
-            else:
-                with torch.no_grad():
-                    act = actions(obs)
-            act = self.check_action(act, (n, self.action_dim))
-            obs, reward, term, info = self._step_members(act)
-            self.elapsed = self.elapsed + 1  # replaced, never in place (see _own_counters)
-            alives.append(alive)
-            rewards.append(torch.where(alive, reward.to(dtype), zero))
-            term = term & alive
-            if self.max_episode_steps is not None:
-                trunc = (self.elapsed >= self.max_episode_steps) & alive & ~term
-            else:
-                trunc = never
-            terms.append(term)
-            truncs.append(trunc)
-            final_obs = torch.where(_expand_mask(alive, obs), obs, final_obs)
-            for key, value in info.items():
-                components.setdefault(key, []).append(
-                    torch.where(alive, value, torch.zeros_like(value))
-                )
-            alive = alive & ~term
-            if stop_on_truncation:
-                alive = alive & ~trunc
-            if record_obs:
-                observations.append(final_obs)
-            if record_actions:
-                taken.append(act)
-            if not bool(alive.any()):
-                break
-        rewards_t = _pad_stack(rewards, horizon, False)
-        alive_t = _pad_stack(alives, horizon, False)
-        self._obs = final_obs
-        return RolloutResult(
-            rewards=rewards_t,
-            terminated=_pad_stack(terms, horizon, False),
-            truncated=_pad_stack(truncs, horizon, False),
-            alive=alive_t,
-            returns=rewards_t.sum(1),
-            lengths=alive_t.sum(1),
-            final_obs=final_obs,
-            observations=_pad_stack(observations, horizon + 1, True) if record_obs else None,
-            actions=_pad_stack(taken, horizon, False) if record_actions else None,
-            infos={k: _pad_stack(v, horizon, False) for k, v in components.items()},
-        )
-
 
 def _column_major(x: torch.Tensor) -> torch.Tensor:
     """``x [B, S]`` with each column contiguous (no copy when it already is)."""
     return x.T.contiguous().T
-
-
-def _build_task(entry: tasks.TaskEntry, kwargs: dict[str, Any]) -> TorchTask:
-    """Build the task, turning an unknown keyword into a ConfigError that lists valid ones."""
-    try:
-        return entry.build(**kwargs)
-    except TypeError as exc:
-        module_name, _, attr = entry.loader.partition(":")
-        cls = getattr(__import__(module_name, fromlist=[attr]), attr)
-        valid = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
-        raise ConfigError(
-            f"bad argument for task {entry.id!r}: {exc}; "
-            f"task arguments: {', '.join(valid) or 'none'}; "
-            "engine arguments: compile, requires_grad"
-        ) from exc
 
 
 def _compiled(fn: Any, compile: bool | str) -> Any:  # noqa: A002

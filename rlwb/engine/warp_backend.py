@@ -18,8 +18,8 @@ Why it looks the way it does:
   ``forward`` runs on every world (Warp has no per-world forward); that only refreshes
   derived arrays of the other members, never their state (``qacc_warmstart`` is written
   by the integrator only), and their gathered views are kept.
-* State layout equals the ``mujoco`` backend's (``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART``:
-  time, qpos, qvel, act, history, qacc_warmstart), so a state taken on one backend loads
+* State layout equals the ``mujoco`` backend's (:mod:`rlwb.engine.mujoco_state`: time,
+  qpos, qvel, act, history, qacc_warmstart, ctrl), so a state taken on one backend loads
   on the other.
 * The physics of one env step (``frame_skip`` steps plus ``rne_postconstraint``) is
   captured once as a graph and replayed (a CUDA graph on the GPU; on Warp's CPU device a
@@ -51,12 +51,14 @@ import mujoco
 import numpy as np
 import torch
 
-from rlwb.engine.base import Engine, Policy, RolloutResult
+from rlwb import tasks
+from rlwb.engine import mujoco_state
+from rlwb.engine.base import Engine
+from rlwb.engine.mujoco_state import STATE_SPEC
 from rlwb.engine.warp_rollout import batched_open_loop
-from rlwb.envs.mujoco.base import KNOWN_FIELDS, RNE_POST_FIELDS, load_task_model
+from rlwb.envs.mujoco.base import KNOWN_FIELDS, RNE_POST_FIELDS, MujocoTask, load_model
 from rlwb.errors import BackendUnavailableError, ConfigError
 
-STATE_SPEC = int(mujoco.mjtState.mjSTATE_FULLPHYSICS) | int(mujoco.mjtState.mjSTATE_WARMSTART)
 NO_CUDA = "no CUDA device; use device='cpu' to run Warp on the CPU (slow)"
 # An open-loop rollout records the task's fields for every step; above this many bytes it
 # falls back to the step-by-step loop instead of recording the whole horizon at once.
@@ -153,13 +155,16 @@ class WarpEngine(Engine):
         nconmax: int | None = None,
         njmax: int | None = None,
         graph: bool = True,
+        definition: MujocoTask | None = None,
         **task_kwargs: Any,
     ) -> None:
         wp, mjw = _import_warp()
         self._wp, self._mjw = wp, mjw
         dev = self._resolve_device(device)
         self.wp_device = wp.get_device("cpu") if dev.type == "cpu" else wp.device_from_torch(dev)
-        self.task, self.model = load_task_model(task, task_kwargs)
+        if definition is None:
+            definition = tasks.build_task(task, task_kwargs, ["nconmax", "njmax", "graph"])
+        self.task, self.model = definition, load_model(task, definition)
         self.task_id, self.num_envs, self.device, self.dtype = task, int(num_envs), dev, dtype
         self.frame_skip = int(self.task.frame_skip)
         self.dt = float(self.model.opt.timestep * self.frame_skip)
@@ -222,9 +227,10 @@ class WarpEngine(Engine):
         unknown = [n for n in names if n not in KNOWN_FIELDS]
         if unknown:
             raise ValueError(f"task {self.task_id!r} asks for unknown MjData fields {unknown}")
-        # [time | qpos | qvel | act | history | qacc_warmstart], MuJoCo's mj_getState order.
+        # [time | qpos | qvel | act | history | qacc_warmstart | ctrl], mj_getState's order.
         parts = [("time", 1), ("qpos", m.nq), ("qvel", m.nv), ("act", m.na)]
         parts += [("history", int(getattr(m, "nhistory", 0))), ("qacc_warmstart", m.nv)]
+        parts += [("ctrl", m.nu)]
         self._state_parts = [(n, size) for n, size in parts if size > 0]
         self.state_size = sum(size for _, size in self._state_parts)
         expected = mujoco.mj_stateSize(m, STATE_SPEC)
@@ -233,7 +239,7 @@ class WarpEngine(Engine):
                 f"task {self.task_id!r}: its model has state MuJoCo Warp does not expose "
                 f"(plugins?); state size {self.state_size} != mj_stateSize {expected}"
             )
-        wrapped = names + [n for n, _ in self._state_parts] + ["ctrl"]
+        wrapped = names + [n for n, _ in self._state_parts]
         self._t = {n: wp.to_torch(getattr(self.d, n)) for n in dict.fromkeys(wrapped)}
         self.view = {
             n: torch.zeros(self._t[n].shape, dtype=torch.float64, device=self.device) for n in names
@@ -370,7 +376,7 @@ class WarpEngine(Engine):
         self._run_physics()
         self._gather(None)
         action64 = action.to(torch.float64)
-        obs, reward, terminated, info = self.task.evaluate(pre, self.view, action64, self.dt)
+        obs, reward, terminated, info = self.task.evaluate(pre, self.view, action64, self.task_dt)
         dtype = self.dtype
         info = {k: v.to(dtype, copy=True) for k, v in info.items()}
         return obs.to(dtype, copy=True), reward.to(dtype, copy=True), terminated.clone(), info
@@ -378,6 +384,25 @@ class WarpEngine(Engine):
     def _get_physics_state(self) -> torch.Tensor:
         parts = [self._t[n].reshape(self.num_envs, -1) for n, _ in self._state_parts]
         return torch.cat([p.to(torch.float64) for p in parts], dim=1)
+
+    def _physics_state_size(self) -> int:
+        return self.state_size
+
+    def _convert_state(self, state: torch.Tensor) -> torch.Tensor | None:
+        return mujoco_state.convert_state(self.model, state)
+
+    def _snapshot(self) -> Any:
+        state = {n: self._t[n].clone() for n, _ in self._state_parts}
+        view = {n: v.clone() for n, v in self.view.items()}
+        return state, view, self._counters()
+
+    def _restore(self, snapshot: Any) -> None:
+        state, view, counters = snapshot
+        for name, value in state.items():
+            self._t[name].copy_(value)
+        for name, value in view.items():
+            self.view[name].copy_(value)
+        self._restore_counters(counters)
 
     def _set_physics_state(self, state: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
         if state.shape[1] != self.state_size:
@@ -396,25 +421,16 @@ class WarpEngine(Engine):
         return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
 
     # ------------------------------------------------------------------ rollout
-    def _rollout_loop(
-        self,
-        actions: torch.Tensor | Policy,
-        horizon: int,
-        obs: torch.Tensor,
-        open_loop: bool,
-        record_obs: bool,
-        record_actions: bool,
-        stop_on_truncation: bool,
-    ) -> RolloutResult:
-        """Open loop: run all H steps of physics first (one graph), then the
-        task's math once over ``[H * B]``. Closed loop: the base class's loop."""
+    def _rollout_fast(
+        self, actions: torch.Tensor, horizon: int, obs: torch.Tensor
+    ) -> tuple[Any, ...] | None:
+        """Open loop: run all H steps of physics first (one graph), then the task's math
+        once over ``[H * B]``; None (the stepping loop) when the records would not fit."""
         fields = list(self.view)
-        per_step = sum(self.view[n][0].numel() for n in fields) + self.state_size + self.action_dim
-        if not open_loop or per_step * 4 * horizon * self.num_envs > ROLLOUT_RECORD_BYTES:
-            return super()._rollout_loop(
-                actions, horizon, obs, open_loop, record_obs, record_actions, stop_on_truncation
-            )
-        return batched_open_loop(self, actions, obs, record_obs, record_actions, stop_on_truncation)
+        per_step = sum(self.view[n][0].numel() for n in fields) + self.action_dim
+        if horizon == 0 or per_step * 4 * horizon * self.num_envs > ROLLOUT_RECORD_BYTES:
+            return None
+        return batched_open_loop(self, actions)
 
     def close(self) -> None:
         self._step_slot = _GraphSlot()

@@ -8,10 +8,9 @@ sequence known in advance, the warp backend instead
    task fields and state into record buffers (only Warp launches and device copies, so on
    the whole horizon is captured once as a graph and replayed for every later rollout of
    the same horizon);
-2. evaluates the task once over the ``[H * B]`` batch of (pre, post) views;
-3. derives alive/terminated/truncated masks and the padded outputs exactly as the base
-   loop does (tests compare the two), and leaves each member in the physics state after
-   the last step the base loop would have executed.
+2. evaluates the task once over the ``[H * B]`` batch of (pre, post) views and hands
+   the raw per-step outputs to :func:`rlwb.engine.rollout.assemble`, which applies the
+   same rules as to the stepping loop (``rollout`` restores the engine afterwards).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rlwb.engine.base import RolloutResult
 from rlwb.errors import ActionError
 
 if TYPE_CHECKING:
@@ -33,7 +31,7 @@ class RolloutBuffers:
     def __init__(self, engine: WarpEngine, horizon: int) -> None:
         wp, t = engine._wp, engine._t
         self.horizon = horizon
-        self.names = list(engine.view) + [n for n, _ in engine._state_parts if n not in engine.view]
+        self.names = list(engine.view)
         self.ctrl = torch.zeros(
             (horizon, *t["ctrl"].shape), dtype=t["ctrl"].dtype, device=engine.device
         )
@@ -81,18 +79,12 @@ def _check_actions(engine: WarpEngine, actions: torch.Tensor) -> torch.Tensor:
     return actions
 
 
-def batched_open_loop(
-    engine: WarpEngine,
-    actions: torch.Tensor,
-    obs: torch.Tensor,
-    record_obs: bool,
-    record_actions: bool,
-    stop_on_truncation: bool,
-) -> RolloutResult:
-    """The open-loop rollout of ``actions[B, H, A]`` (see the module docstring)."""
+def batched_open_loop(engine: WarpEngine, actions: torch.Tensor) -> tuple[Any, ...]:
+    """Raw per-step ``(obs, reward, term, info, actions)`` ``[B, H, ...]`` of the open-loop
+    rollout of ``actions[B, H, A]`` (see the module docstring)."""
     actions = _check_actions(engine, actions)
     n, horizon, dim = actions.shape
-    dev, dtype = engine.device, engine.dtype
+    dtype = engine.dtype
     buffers = _buffers(engine, horizon)
     buffers.ctrl.copy_(actions.transpose(0, 1))
     engine._replay(buffers, lambda: buffers.run(engine))
@@ -107,68 +99,11 @@ def batched_open_loop(
         before = torch.cat([engine.view[k][None], rec[k][:-1].to(torch.float64)], dim=0)
         pre[k] = before.reshape(horizon * n, *before.shape[2:])
     flat_actions = actions.transpose(0, 1).reshape(horizon * n, dim).to(torch.float64)
-    step_obs, reward, term, info = engine.task.evaluate(pre, post, flat_actions, engine.dt)
+    step_obs, reward, term, info = engine.task.evaluate(pre, post, flat_actions, engine.task_dt)
 
     def per_member(x: torch.Tensor, cast: torch.dtype | None = dtype) -> torch.Tensor:
         x = x.reshape(horizon, n, *x.shape[1:]).transpose(0, 1)
         return x if cast is None else x.to(cast)
 
-    step_obs, reward, term = per_member(step_obs), per_member(reward), per_member(term, None)
-
-    # Masks as the base loop: a member stops after terminating (or truncating).
-    steps = torch.arange(1, horizon + 1, device=dev)
-    if engine.max_episode_steps is not None:
-        trunc_raw = (engine.elapsed[:, None] + steps[None, :]) >= engine.max_episode_steps
-    else:
-        trunc_raw = torch.zeros_like(term)
-    stop = term | trunc_raw if stop_on_truncation else term
-    stopped_before = torch.cumsum(stop.to(torch.int64), dim=1) - stop.to(torch.int64)
-    alive = stopped_before == 0
-    zero = torch.zeros((), dtype=dtype, device=dev)
-    rewards = torch.where(alive, reward, zero)
-    terminated = term & alive
-    truncated = trunc_raw & alive & ~term
-    lengths = alive.sum(1)
-    executed = int(lengths.max())
-
-    last = (lengths - 1).clamp(min=0)
-    rows = torch.arange(n, device=dev)
-    final_obs = step_obs[rows, last]
-    observations = None
-    if record_obs:
-        upto = torch.minimum(steps[None, :] - 1, last[:, None])
-        observations = torch.cat([obs[:, None], step_obs[rows[:, None], upto]], dim=1)
-    taken = None
-    if record_actions:
-        ran = (steps <= executed)[None, :, None]
-        taken = torch.where(ran, actions, torch.zeros((), dtype=dtype, device=dev))
-    infos = {k: torch.where(alive, per_member(v), zero) for k, v in info.items()}
-
-    _finish(engine, buffers, executed)
-    engine._obs = final_obs
-    return RolloutResult(
-        rewards=rewards,
-        terminated=terminated,
-        truncated=truncated,
-        alive=alive,
-        returns=rewards.sum(1),
-        lengths=lengths,
-        final_obs=final_obs,
-        observations=observations,
-        actions=taken,
-        infos=infos,
-    )
-
-
-def _finish(engine: WarpEngine, buffers: RolloutBuffers, executed: int) -> None:
-    """Leave the engine as the base loop would after ``executed`` steps: physics state,
-    control, gathered view and elapsed counters."""
-    engine.elapsed += executed
-    k = executed - 1
-    rec, t = buffers.records, engine._t
-    if executed < buffers.horizon:  # the base loop stopped early: rewind to its last step
-        for name, _ in engine._state_parts:
-            t[name].copy_(rec[name][k])
-        t["ctrl"].copy_(buffers.ctrl[k])
-    for name, view in engine.view.items():
-        view.copy_(rec[name][k])
+    infos = {k: per_member(v) for k, v in info.items()}
+    return per_member(step_obs), per_member(reward), per_member(term, None), infos, actions
