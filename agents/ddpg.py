@@ -21,8 +21,11 @@ Deviations from the paper, on purpose:
   biases, as Adam's coupled ``weight_decay``.
 * Batch norm (``batch_norm=True``, on in ``paper()``): the actor normalises its input and
   every hidden layer, the critic its input and the layers before the action enters. Target
-  networks always run in eval mode (running statistics, soft-updated like the weights);
-  the online networks use batch statistics in updates and running statistics when acting.
+  networks always run in eval mode with running statistics that are copied from the online
+  networks at every target update (as SB3 does; soft-updating them at tau = 0.001 left the
+  targets' input normalisation ~1,000 updates behind: online input mean 4.9 vs target 0.45
+  after 100 updates); the weights are soft-updated. The online networks use batch
+  statistics in updates and running statistics when acting.
 * The actor loss back-propagates into the actor's parameters only
   (``backward(inputs=actor_params)``): the same gradient as the paper, without computing
   the critic's unused weight gradients.
@@ -54,7 +57,7 @@ from torch.nn import functional as F
 from rlwb.agent import StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
-from rlwb.nn import FusedAdamStep, fan_in_uniform_, float_state, mlp_block, soft_update_
+from rlwb.nn import FusedAdamStep, fan_in_uniform_, mlp_block, soft_update_
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
 from rlwb.replay import ReplayBuffer
 
@@ -262,8 +265,12 @@ class DDPG(StepAgent):
             p.requires_grad_(False)
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
-        self._targets = float_state(self.actor_target) + float_state(self.critic_target)
-        self._sources = float_state(self.actor) + float_state(self.critic)
+        online, target = (self.actor, self.critic), (self.actor_target, self.critic_target)
+        self._targets = [p for m in target for p in m.parameters()]
+        self._sources = [p for m in online for p in m.parameters()]
+        # batch-norm running statistics (and counts): copied, not averaged
+        self._target_stats = [b for m in target for b in m.buffers()]
+        self._source_stats = [b for m in online for b in m.buffers()]
 
         self._graphed = dev.type == "cuda" and config.cuda_graph
         opt_kw: dict[str, Any] = {"fused": True} if _fused_adam_ok(dev) else {"foreach": True}
@@ -393,6 +400,8 @@ class DDPG(StepAgent):
         self._actor_step.step()
 
         soft_update_(self._targets, self._sources, self.config.tau)
+        if self._target_stats:
+            torch._foreach_copy_(self._target_stats, self._source_stats)
         return critic_loss.detach(), actor_loss.detach()
 
     # ------------------------------------------------------------------ checkpoints

@@ -53,7 +53,9 @@ class Agent(ABC):
         tensors to ``self.device`` (``Module.load_state_dict`` and ``copy_`` do)."""
 
     def policy_state_dict(self) -> dict[str, Any]:
-        """The part needed to act (for small evaluation checkpoints); default: everything."""
+        """Everything ``act(obs, explore=False)`` needs, nothing more (no replay, no
+        optimizer): ``policy.pt`` holds it, and the runner evaluates a second agent loaded
+        with it. Default: everything."""
         return self.state_dict()
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:

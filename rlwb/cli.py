@@ -3,7 +3,8 @@
 The first word picks the command; each command's options are parsed by tyro from a
 dataclass (``rlwb train`` hands the rest of the line to the experiment's own tyro parser).
 Every :class:`rlwb.errors.RlwbError` ends the command with exit code 2 and one line on
-stderr.
+stderr; an interrupted run exits with 128 + the signal's number (130 for Ctrl-C, 143 for
+SIGTERM). ``python -m rlwb.experiments.X`` goes through :func:`run_as_command` too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Annotated  # noqa: E402
+from typing import Annotated, Any, TypeVar  # noqa: E402
 
 import tyro  # noqa: E402
 
@@ -30,6 +31,31 @@ from rlwb.errors import ConfigError, RlwbError  # noqa: E402
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+T = TypeVar("T")
+
+
+def exit_code(result: Any) -> int:
+    """0, or 128 + the signal that interrupted a run."""
+    if not getattr(result, "interrupted", False):
+        return 0
+    return 128 + int(getattr(result, "stop_signal", 0) or 2)
+
+
+def run_as_command(fn: Callable[[], T]) -> T:
+    """Run ``fn`` as a shell command does: an rlwb error is one line on stderr and exit
+    code 2, Ctrl-C exit code 130; an interrupted run exits with :func:`exit_code`."""
+    try:
+        result = fn()
+    except RlwbError as exc:
+        print(f"rlwb: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        print("rlwb: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    code = exit_code(result)
+    if code:
+        sys.exit(code)
+    return result
 
 
 # ---------------------------------------------------------------------- discovery
@@ -100,7 +126,7 @@ def cmd_train(args: list[str]) -> int:
     module = load_experiment(name)
     sys.argv[0] = f"rlwb train {name}"  # tyro's usage line
     result = module.main(rest)
-    return EXIT_INTERRUPTED if getattr(result, "interrupted", False) else 0
+    return exit_code(result)
 
 
 @dataclass
@@ -108,7 +134,7 @@ class EvalArgs:
     """Evaluate a saved policy: mean ± std return over N deterministic episodes."""
 
     checkpoint: tyro.conf.Positional[str]
-    """A checkpoint file, or a run folder (its latest checkpoint)."""
+    """A run folder (its latest checkpoint, else its policy.pt), a checkpoint or a policy.pt."""
     episodes: int | None = None
     """Episodes (default: the run's eval_episodes, which reproduces its final evaluation)."""
     video: str | None = None
@@ -182,7 +208,8 @@ def cmd_bench(args: list[str]) -> int:
 @dataclass
 class PlotArgs:
     """Learning curves of runs (mean and bootstrap 95% band over seeds, grouped by
-    experiment), read from their TensorBoard events."""
+    configuration, drawn up to the step every seed reached), read from their TensorBoard
+    events."""
 
     runs: tyro.conf.Positional[list[str]]
     """Run folders, or folders that contain runs."""
@@ -198,9 +225,9 @@ def cmd_plot(args: list[str]) -> int:
     opts = parse_cli(PlotArgs, args, prog="rlwb plot")
     if not opts.runs:
         raise ConfigError("rlwb plot needs at least one run folder (see rlwb plot --help)")
-    groups = plot_runs(opts.runs, opts.output, opts.tag)
-    for name, seeds in sorted(groups.items()):
-        print(f"{name}: {seeds} run{'s' if seeds != 1 else ''}")
+    for label, seeds, runs, end in plot_runs(opts.runs, opts.output, opts.tag):
+        extra = f" in {runs} runs" if runs != seeds else ""
+        print(f"{label}: {seeds} seed{'s' if seeds != 1 else ''}{extra}, up to step {end:,}")
     print(f"wrote {opts.output}")
     return 0
 

@@ -1,25 +1,34 @@
-"""Deterministic evaluation of an agent, live (during training) or from a checkpoint.
+"""Deterministic evaluation of an agent, live (during training) or from a saved file.
 
 An evaluation is one closed-loop ``engine.rollout`` of ``episodes`` members, each one
-episode long, with ``agent.act(obs, explore=False)``, after ``engine.reset(seed)``. The
-run's evaluations all use the same seed (``TrainConfig.eval_seed``), so they are comparable
-over training, and :func:`evaluate` on the run's final checkpoint reproduces the run's final
-evaluation exactly (same backend and machine): it restores the agent and the global random
-states saved with the checkpoint, which is when the runner evaluated.
+episode long, with ``act_on(agent, engine, obs, explore=False)``, after
+``engine.reset(seed)`` and ``agent.episode_start`` for every member. It runs on its own
+random numbers: the global generators and the agent's own ``torch.Generator`` attributes
+are seeded with the evaluation seed for the evaluation and restored afterwards, so
+evaluating never changes training (two runs that differ only in ``eval_every`` end
+bit-identical) and every evaluation of the same policy gives the same returns.
+
+The runner evaluates a separate agent built for the evaluation engine and loaded with the
+training agent's ``policy_state_dict()``: exactly what ``policy.pt`` holds. So
+:func:`evaluate` on ``policy.pt`` or on the final checkpoint reproduces the run's final
+evaluation (same backend and machine), and per-episode agent state (OU noise, a planner's
+warm start) never leaks between training and evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from rlwb import checkpoint as ckpt
 from rlwb.agent import Agent, act_on
-from rlwb.config import from_dict, import_object
+from rlwb.config import from_dict, import_object, to_plain
 from rlwb.engine import Engine, EngineSpec, make_engine
 from rlwb.errors import CheckpointError, ConfigError
 
@@ -48,14 +57,47 @@ def policy_of(agent: Agent, engine: Engine):
     return policy
 
 
+def _generators(agent: Agent) -> list[torch.Generator]:
+    """The agent's ``torch.Generator`` attributes, also one object deep (a planner's)."""
+    found: dict[int, torch.Generator] = {}
+    for value in vars(agent).values():
+        inner = vars(value).values() if hasattr(value, "__dict__") else ()
+        for item in (value, *inner):
+            if isinstance(item, torch.Generator):
+                found[id(item)] = item
+    return list(found.values())
+
+
+@contextlib.contextmanager
+def evaluation_rng(agent: Agent, seed: int) -> Iterator[None]:
+    """Global and agent generators seeded with ``seed`` inside, restored on the way out."""
+    saved_global = ckpt.rng_state()
+    generators = _generators(agent)
+    saved = [g.get_state() for g in generators]
+    try:
+        ckpt.seed_everything(seed)
+        for g in generators:
+            g.manual_seed(seed)
+        yield
+    finally:
+        ckpt.set_rng_state(saved_global)
+        for g, state in zip(generators, saved, strict=True):
+            g.set_state(state)
+
+
 def run_evaluation(
     agent: Agent, engine: Engine, seed: int, horizon: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One episode per engine member from ``reset(seed)``: (returns[N] f64, lengths[N])."""
-    engine.reset(seed=seed)
+    """One episode per engine member from ``reset(seed)``: (returns[N] f64, lengths[N]).
+
+    ``agent`` should be built for ``engine`` (its ``spec.num_envs`` members)."""
     if horizon is None and engine.max_episode_steps is None:
         horizon = DEFAULT_HORIZON
-    with torch.no_grad():
+    with evaluation_rng(agent, seed), torch.no_grad():
+        engine.reset(seed=seed)
+        episode_start = getattr(agent, "episode_start", None)
+        if episode_start is not None:
+            episode_start(torch.ones(engine.num_envs, dtype=torch.bool, device=agent.device))
         result = engine.rollout(policy_of(agent, engine), horizon=horizon)
     return result.returns.to(torch.float64).cpu(), result.lengths.cpu()
 
@@ -68,42 +110,43 @@ def mean_std(returns: torch.Tensor) -> tuple[float, float]:
     return mean, std
 
 
-def spec_from_dict(data: dict[str, Any], device: torch.device) -> EngineSpec:
-    fields = {f.name for f in dataclasses.fields(EngineSpec)}
-    values = {k: v for k, v in data.items() if k in fields}
-    values["observation_shape"] = tuple(values["observation_shape"])
-    values["action_low"] = torch.as_tensor(values["action_low"]).to(device)
-    values["action_high"] = torch.as_tensor(values["action_high"]).to(device)
-    values["device"] = device
-    return EngineSpec(**values)
-
-
 def spec_to_dict(spec: EngineSpec) -> dict[str, Any]:
     data = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
-    data["action_low"] = spec.action_low.cpu()
-    data["action_high"] = spec.action_high.cpu()
+    data = {k: v.cpu() if isinstance(v, torch.Tensor) else to_plain(v) for k, v in data.items()}
     data["device"] = str(spec.device)
     return data
 
 
-def agent_from_checkpoint(payload: dict[str, Any], device: torch.device) -> Agent:
-    """Rebuild the checkpoint's agent (class path + config + spec) and load its state."""
+def overrides_policy(agent: Agent) -> bool:
+    """Whether the agent keeps a smaller policy state than its full training state."""
+    return type(agent).policy_state_dict is not Agent.policy_state_dict
+
+
+def build_agent(payload: dict[str, Any], spec: EngineSpec, device: torch.device) -> Agent:
+    """An agent of the saved class and config, built for ``spec`` (not yet loaded)."""
     try:
         agent_cls = import_object(payload["agent_class"])
         config_cls = import_object(payload["agent_config_class"])
         config = from_dict(config_cls, payload["agent_config"])
-        spec = spec_from_dict(payload["spec"], device)
     except KeyError as exc:
-        raise CheckpointError(f"checkpoint lacks the field {exc.args[0]!r}") from None
+        raise CheckpointError(f"saved file lacks the field {exc.args[0]!r}") from None
     except ConfigError as exc:
-        raise CheckpointError(f"cannot rebuild the checkpoint's agent: {exc}") from None
-    agent = agent_cls(config, spec, device)
-    agent.load_state_dict(payload["agent"])
-    return agent
+        raise CheckpointError(f"cannot rebuild the saved agent: {exc}") from None
+    return agent_cls(config, spec, device)
+
+
+def load_policy(agent: Agent, payload: dict[str, Any]) -> None:
+    """Load the policy part of a checkpoint or policy file into ``agent``."""
+    if "policy" in payload:
+        agent.load_policy_state_dict(payload["policy"])
+    elif "agent" in payload:  # an agent without a separate policy state
+        agent.load_state_dict(payload["agent"])
+    else:
+        raise CheckpointError("saved file holds neither a policy nor an agent state")
 
 
 def evaluate(
-    checkpoint_path: str | os.PathLike[str],
+    path: str | os.PathLike[str],
     episodes: int | None = 10,
     video: str | os.PathLike[str] | None = None,
     backend: str | None = None,
@@ -112,19 +155,19 @@ def evaluate(
 ) -> tuple[float, float, list[float]]:
     """Mean and std of the return of a saved policy over ``episodes`` episodes.
 
-    ``seed`` defaults to the run's evaluation seed and ``backend`` to the run's backend, so
-    with the run's ``eval_episodes`` (``episodes=None``) this reproduces the run's final
-    evaluation. ``video`` writes one more episode (seed ``seed``) as an mp4.
+    ``path``: a run folder (its latest checkpoint, else its ``policy.pt``), a checkpoint or
+    a ``policy.pt``; only the policy part is loaded into the agent. ``seed`` defaults to the
+    run's evaluation seed and ``backend`` to the run's backend, so with the run's
+    ``eval_episodes`` (``episodes=None``) this reproduces the run's evaluation at that step.
+    ``video`` writes one more episode (seed ``seed``) as an mp4.
     """
-    payload = ckpt.load(checkpoint_path)
+    payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
     train = payload.get("train_config") or {}
     if episodes is None:
         episodes = int(train.get("eval_episodes", 10))
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be an integer >= 1, got {episodes!r}")
     dev = resolve_device(device if device is not None else _saved_device(train))
-    agent = agent_from_checkpoint(payload, dev)
-    ckpt.set_rng_state(payload["rng"]["global"])
     task = train["task"]
     task_kwargs = dict(train.get("task_kwargs") or {})
     eval_seed = int(seed if seed is not None else train["eval_seed"])
@@ -143,13 +186,16 @@ def evaluate(
         **task_kwargs,
     )
     try:
+        agent = build_agent(payload, engine.spec, dev)
+        load_policy(agent, payload)
         returns, _ = run_evaluation(agent, engine, eval_seed, train.get("eval_horizon"))
     finally:
         engine.close()
     if video is not None:
         from rlwb.video import record_video
 
-        record_video(agent, task, video, seed=eval_seed, task_kwargs=task_kwargs)
+        with evaluation_rng(agent, eval_seed):
+            record_video(agent, task, video, seed=eval_seed, task_kwargs=task_kwargs)
     mean, std = mean_std(returns)
     return mean, std, [float(r) for r in returns]
 

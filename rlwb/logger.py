@@ -2,17 +2,23 @@
 
 Tags follow CleanRL's conventions so curves compare across tools: ``charts/episodic_return``,
 ``charts/episodic_length``, ``eval/return_mean``, ``eval/return_std``, ``losses/*``,
-``perf/steps_per_second``; hyperparameters through the HParams plugin.
+``perf/steps_per_second``; hyperparameters through the HParams plugin; evaluation videos
+as animated GIFs (``eval/video``, encoded here: no moviepy needed).
+
+Console: on a terminal a live progress bar with ETA; otherwise (a file, a pipe, a
+scheduler's log) one progress line every ``line_every`` seconds.
 """
 
 from __future__ import annotations
 
+import io
 import pathlib
 import sys
 import time
 from collections import deque
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
@@ -29,12 +35,16 @@ class RunLogger:
         start_step: int = 0,
         progress: bool = True,
         console: Console | None = None,
+        line_every: float = 30.0,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir = pathlib.Path(log_dir)
-        # purge_step: a resumed run hides events the interrupted run wrote after its checkpoint
-        self.writer = SummaryWriter(str(self.log_dir), purge_step=start_step or None)
+        # purge_step: a resumed run hides events the interrupted run wrote after its
+        # checkpoint at step S. Everything at S itself (the evaluation there) was written
+        # before the checkpoint, so it stays: purge from S + 1.
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=start_step + 1 or None)
+        self.total_steps = total_steps
         self.console = console or Console(stderr=False)
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.last_eval: str = "-"
@@ -42,7 +52,9 @@ class RunLogger:
         self._last_refresh = (time.perf_counter(), start_step)
         self._progress: Progress | None = None
         self._task = None
-        if progress:
+        self.line_every = line_every if progress and not self.console.is_terminal else 0.0
+        self._line = (time.perf_counter(), start_step)  # last progress line: time, step
+        if progress and self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -53,8 +65,6 @@ class RunLogger:
                 TextColumn("eval {task.fields[eval]}"),
                 TimeRemainingColumn(),
                 console=self.console,
-                transient=not self.console.is_terminal,
-                disable=not self.console.is_terminal,
             )
             self._task = self._progress.add_task(
                 "train", total=total_steps, completed=start_step, sps=0.0, ret="-", eval="-"
@@ -95,9 +105,29 @@ class RunLogger:
     def text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text, 0)
 
+    def video(self, tag: str, frames: list[np.ndarray], step: int, fps: int) -> None:
+        """Frames ``[H, W, 3]`` uint8 as an animated GIF image summary (what
+        ``SummaryWriter.add_video`` writes, without its moviepy dependency)."""
+        import imageio.v2 as imageio
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        if not frames:
+            return
+        buffer = io.BytesIO()
+        imageio.mimsave(buffer, frames, format="GIF", duration=1000 / max(fps, 1), loop=0)
+        height, width = frames[0].shape[:2]
+        image = Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=buffer.getvalue()
+        )
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+        self.writer._get_file_writer().add_summary(summary, step)
+
     # ---------------------------------------------------------------- console
     def advance(self, step: int, force: bool = False) -> None:
-        """Move the progress bar (at most every ``REFRESH_S`` seconds unless ``force``)."""
+        """Move the progress bar (at most every ``REFRESH_S`` seconds unless ``force``), or
+        print a progress line every ``line_every`` seconds."""
+        if self.line_every > 0:
+            self._maybe_line(step)
         if self._progress is None:
             return
         now = time.perf_counter()
@@ -107,10 +137,31 @@ class RunLogger:
         if step > self._last_refresh[1] and elapsed > 0:
             self.steps_per_second = (step - self._last_refresh[1]) / elapsed
         self._last_refresh = (now, step)
-        recent = self.recent_returns
-        ret = f"{sum(recent) / len(recent):.1f}" if recent else "-"
         self._progress.update(
-            self._task, completed=step, sps=self.steps_per_second, ret=ret, eval=self.last_eval
+            self._task,
+            completed=step,
+            sps=self.steps_per_second,
+            ret=self._recent_return(),
+            eval=self.last_eval,
+        )
+
+    def _recent_return(self) -> str:
+        recent = self.recent_returns
+        return f"{sum(recent) / len(recent):.1f}" if recent else "-"
+
+    def _maybe_line(self, step: int) -> None:
+        now = time.perf_counter()
+        elapsed = now - self._line[0]
+        if elapsed < self.line_every:
+            return
+        sps = (step - self._line[1]) / elapsed
+        self._line = (now, step)
+        left = max(self.total_steps - step, 0)
+        eta = _clock(left / sps) if sps > 0 else "-"
+        percent = 100 * step / max(self.total_steps, 1)
+        self.print(
+            f"step {step:,}/{self.total_steps:,} ({percent:.0f}%)  {sps:,.0f} steps/s  "
+            f"return {self._recent_return()}  eval {self.last_eval}  ETA {eta}"
         )
 
     def print(self, message: str) -> None:
@@ -125,3 +176,8 @@ class RunLogger:
             self._progress = None
         self.writer.close()
         sys.stdout.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -94,13 +94,16 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Filled rows (on CPU) and the write position: enough to continue exactly."""
+        """Filled rows (on CPU) and the write position: enough to continue exactly.
+
+        The rows are copied out: a slice of the preallocated storage would make
+        ``torch.save`` write the whole capacity (36 MB for a 15k-step Pendulum run)."""
         return {
             "capacity": self.capacity,
             "pos": self.pos,
             "size": self.size,
-            "fields": {k: (list(s), str(d)) for k, (s, d) in self.fields.items()},
-            "data": {k: v[: self.size].cpu() for k, v in self.data.items()},
+            "fields": {k: [list(s), str(d)] for k, (s, d) in self.fields.items()},
+            "data": {k: v[: self.size].to("cpu", copy=True) for k, v in self.data.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -9,7 +9,16 @@ training, final evaluation, a summary.
 
 Order of work at a step boundary, which exact resume relies on: log, then evaluate, then
 checkpoint. The final checkpoint is written before the final evaluation, so evaluating the
-final checkpoint (``rlwb eval``) reproduces the run's final evaluation.
+final checkpoint (``rlwb eval``) reproduces the run's final evaluation. Evaluation runs a
+separate agent loaded with the policy state on its own random numbers, so it never changes
+training; each evaluation also writes ``policy.pt``.
+
+Resume: every setting comes from the checkpoint; only fields named explicitly (on the
+command line, or passed to :func:`train` with values that differ) change, and those that
+cannot change (task, backend, seed, members, task arguments, the agent's config) are refused.
+``config.yaml`` lists each resume with what changed. Resuming from a checkpoint that is not
+its folder's newest starts a branch in a new run folder, so the abandoned branch's files
+stay as they were; the checkpoint a run resumed from is never rotated away.
 """
 
 from __future__ import annotations
@@ -17,15 +26,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import random
+import shutil
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import numpy as np
 import torch
 import tyro
 
@@ -35,7 +44,14 @@ from rlwb.agent import Agent, IterationAgent, StepAgent, act_on
 from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
 from rlwb.engine import Engine, make_engine
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
-from rlwb.evaluate import mean_std, resolve_device, run_evaluation, spec_to_dict
+from rlwb.evaluate import (
+    evaluation_rng,
+    mean_std,
+    overrides_policy,
+    resolve_device,
+    run_evaluation,
+    spec_to_dict,
+)
 from rlwb.logger import RunLogger
 
 EVAL_SEED_OFFSET = 10_000  # default evaluation seed: seed + this (disjoint from training)
@@ -88,7 +104,9 @@ class TrainConfig:
     task_kwargs: dict[str, int | float | bool | str] = field(default_factory=dict)
     """Keyword arguments of the task (Gymnasium's env arguments, e.g. frame_skip 4)."""
     progress: bool = True
-    """Show a progress bar on the console."""
+    """Show progress: a live bar on a terminal, else a line every progress_every seconds."""
+    progress_every: float = 30.0
+    """Seconds between progress lines when the output is not a terminal (a file, a pipe)."""
 
 
 @dataclass
@@ -104,6 +122,8 @@ class TrainResult:
     updates: int
     wall_time: float
     interrupted: bool = False
+    stop_signal: int = 0
+    """The signal that stopped an interrupted run (SIGINT, SIGTERM), else 0."""
 
 
 @dataclass
@@ -117,11 +137,10 @@ class _Counters:
     last_checkpoint_step: int = -1
 
 
-# Fields a resumed run may take from the new config rather than the checkpoint's.
-RESUMABLE_OVERRIDES = (
-    "total_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "log_every",
-    "video", "video_every", "progress",
-)  # fmt: skip
+# Fields a resumed run refuses to change: the run would no longer be the same experiment.
+FIXED_ON_RESUME = ("task", "backend", "num_envs", "seed", "task_kwargs")
+# Fields that name where a run lives, not how it trains (never taken from a checkpoint).
+_PLACEMENT = ("run_dir", "run_name", "experiment")
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -141,6 +160,7 @@ def validate(cfg: TrainConfig) -> None:
         ("keep_checkpoints", cfg.keep_checkpoints >= 1, ">= 1"),
         ("log_every", cfg.log_every >= 1, ">= 1"),
         ("video_every", cfg.video_every >= 0, ">= 0"),
+        ("progress_every", cfg.progress_every >= 0, ">= 0"),
     ]
     for name, ok, rule in checks:
         if not ok:
@@ -153,17 +173,10 @@ def _crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and before // every < after // every
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+seed_everything = ckpt.seed_everything
 
 
-def _new_run_dir(cfg: TrainConfig, agent_cls: type) -> pathlib.Path:
-    root = pathlib.Path(cfg.run_dir)
-    prefix = cfg.experiment or agent_cls.__name__.lower()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = cfg.run_name or f"{prefix}-{cfg.task}-{cfg.seed}-{stamp}"
+def _unique_dir(root: pathlib.Path, name: str) -> pathlib.Path:
     path, n = root / name, 1
     while path.exists():
         n += 1
@@ -172,26 +185,52 @@ def _new_run_dir(cfg: TrainConfig, agent_cls: type) -> pathlib.Path:
     return path
 
 
+def _new_run_dir(cfg: TrainConfig, agent_cls: type) -> pathlib.Path:
+    prefix = cfg.experiment or agent_cls.__name__.lower()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = cfg.run_name or f"{prefix}-{cfg.task}-{cfg.seed}-{stamp}"
+    return _unique_dir(pathlib.Path(cfg.run_dir), name)
+
+
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+    """Ctrl-C (SIGINT) or SIGTERM (schedulers, ``timeout``) asks the loop to stop after the
+    current step; a second signal aborts."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.signal = 0
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal != 0
 
     def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signal = signum
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+@dataclass
+class _Resume:
+    """Where a resumed run continues and what its checkpoint holds."""
+
+    payload: dict[str, Any]
+    source: pathlib.Path
+    run_dir: pathlib.Path
+    branch: bool
+    history: list[dict[str, Any]]
 
 
 class _Run:
@@ -202,61 +241,61 @@ class _Run:
         agent_cls: type[Agent],
         agent_config: Any,
         cfg: TrainConfig,
-        payload: dict[str, Any] | None,
-        run_dir: pathlib.Path | None,
+        resume: _Resume | None,
     ) -> None:
-        self.agent_cls, self.agent_config, self.payload = agent_cls, agent_config, payload
+        self.agent_cls, self.agent_config = agent_cls, agent_config
+        self.payload = resume.payload if resume else None
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        kwargs = dict(cfg.task_kwargs)
-        backend = payload["backend"] if payload else cfg.backend
+        backend = self.payload["backend"] if self.payload else cfg.backend
         self.engine: Engine = make_engine(
-            cfg.task, cfg.num_envs, backend=backend, device=self.device, seed=cfg.seed, **kwargs
+            cfg.task,
+            cfg.num_envs,
+            backend=backend,
+            device=self.device,
+            seed=cfg.seed,
+            **dict(cfg.task_kwargs),
         )
         self.eval_engine: Engine | None = None
         try:
-            self._build(agent_cls, agent_config, cfg, payload, run_dir, kwargs)
+            self._build(agent_cls, agent_config, cfg, resume)
         except BaseException:
             self.close()
             raise
 
     def _build(
-        self,
-        agent_cls: type[Agent],
-        agent_config: Any,
-        cfg: TrainConfig,
-        payload: dict[str, Any] | None,
-        run_dir: pathlib.Path | None,
-        kwargs: dict[str, Any],
+        self, agent_cls: type[Agent], agent_config: Any, cfg: TrainConfig, resume: _Resume | None
     ) -> None:
         eval_seed = cfg.seed + EVAL_SEED_OFFSET if cfg.eval_seed is None else cfg.eval_seed
         self.cfg = dataclasses.replace(
             cfg, backend=self.engine.backend, device=str(self.device), eval_seed=eval_seed
         )
-        self.eval_engine = make_engine(
-            cfg.task,
-            cfg.eval_episodes,
-            backend=self.engine.backend,
-            device=self.device,
-            seed=eval_seed,
-            **kwargs,
-        )
+        self.eval_engine = self.engine.spawn(cfg.eval_episodes, seed=eval_seed)
         self.agent: Agent = agent_cls(agent_config, self.engine.spec, self.device)
         if not isinstance(self.agent, StepAgent | IterationAgent):
             raise ConfigError(
                 f"{class_path(agent_cls)} is neither a StepAgent nor an IterationAgent"
             )
+        self.eval_agent: Agent | None = None  # built at the first evaluation
+        self.launch: str | None = None  # how to start the experiment again
         self.action_generator = torch.Generator().manual_seed(cfg.seed)
         self.counters = _Counters()
-        self.run_dir = run_dir or _new_run_dir(self.cfg, agent_cls)
+        self.history = resume.history if resume else []
+        if resume is None:
+            self.run_dir = _new_run_dir(self.cfg, agent_cls)
+        else:
+            self.run_dir = resume.run_dir
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoints = ckpt.CheckpointManager(
-            self.run_dir / "checkpoints", self.cfg.keep_checkpoints
+            self.run_dir / "checkpoints",
+            self.cfg.keep_checkpoints,
+            protect=resume.source if resume and not resume.branch else None,
         )
         self.last_losses: dict[str, float] = {}
         self.eval_result: tuple[float, float, list[float]] = (math.nan, math.nan, [])
         self.obs: torch.Tensor | None = None
-        if payload:
-            self._restore(payload)
+        if self.payload:
+            self._restore(self.payload)
         else:
             self.obs = self.engine.reset(seed=cfg.seed)
             if isinstance(self.agent, StepAgent):
@@ -267,7 +306,7 @@ class _Run:
 
     # ------------------------------------------------------------------ state
     def config_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "experiment": self.cfg.experiment,
             "agent_class": class_path(self.agent_cls),
             "agent_config_class": class_path(self.agent_config),
@@ -283,11 +322,15 @@ class _Run:
             "rlwb_version": rlwb.__version__,
             "torch_version": torch.__version__,
         }
+        if self.history:
+            data["resumes"] = self.history
+        return data
 
     def _write_config(self) -> None:
         dump_yaml(self.config_dict(), self.run_dir / "config.yaml")
 
-    def payload_now(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
+        """What rebuilds the agent and its evaluation (shared by checkpoints and policy.pt)."""
         return {
             "rlwb_version": rlwb.__version__,
             "created": time.time(),
@@ -298,20 +341,28 @@ class _Run:
             "train_config": to_plain(self.cfg),
             "backend": self.engine.backend,
             "spec": spec_to_dict(self.engine.spec),
+            "env_steps": self.counters.env_steps,
+        }
+
+    def payload_now(self) -> dict[str, Any]:
+        payload = {
+            **self.header(),
             "agent": self.agent.state_dict(),
             "engine": self.engine.state_dict(),
-            "eval_engine": self.eval_engine.state_dict(),
             "obs": self.obs.cpu() if isinstance(self.agent, StepAgent) else None,
             "rng": {"global": ckpt.rng_state(), "actions": self.action_generator.get_state()},
             "counters": dataclasses.asdict(self.counters),
             "eval": list(self.eval_result[:2]) + [list(self.eval_result[2])],
+            "resumes": self.history,
         }
+        if overrides_policy(self.agent):  # else the policy is the agent state itself
+            payload["policy"] = self.agent.policy_state_dict()
+        return payload
 
     def _restore(self, payload: dict[str, Any]) -> None:
         try:
             self.agent.load_state_dict(payload["agent"])
             self.engine.load_state_dict(payload["engine"])
-            self.eval_engine.load_state_dict(payload["eval_engine"])
             counters = dict(payload["counters"])
             self.counters = _Counters(**counters)
             self.action_generator.set_state(payload["rng"]["actions"])
@@ -328,9 +379,23 @@ class _Run:
         return self.checkpoints.save(self.payload_now(), self.counters.env_steps)
 
     # ------------------------------------------------------------------ evaluation
+    def _evaluation_agent(self) -> Agent:
+        """A second agent, built for the evaluation engine, holding the current policy."""
+        policy = self.agent.policy_state_dict()
+        if self.eval_agent is None:
+            with evaluation_rng(self.agent, self.cfg.eval_seed):  # construction draws RNG
+                spec = self.eval_engine.spec
+                self.eval_agent = self.agent_cls(self.agent_config, spec, self.device)
+        if overrides_policy(self.agent):
+            self.eval_agent.load_policy_state_dict(policy)
+        else:
+            self.eval_agent.load_state_dict(policy)
+        return self.eval_agent
+
     def evaluate(self, logger: RunLogger, step: int, before: int, final: bool) -> None:
+        agent = self._evaluation_agent()
         returns, lengths = run_evaluation(
-            self.agent, self.eval_engine, self.cfg.eval_seed, self.cfg.eval_horizon
+            agent, self.eval_engine, self.cfg.eval_seed, self.cfg.eval_horizon
         )
         mean, std = mean_std(returns)
         self.eval_result = (mean, std, [float(r) for r in returns])
@@ -339,17 +404,32 @@ class _Run:
         logger.scalar("eval/length_mean", float(lengths.to(torch.float64).mean()), step)
         logger.last_eval = f"{mean:.1f}"
         logger.print(f"step {step:,}: eval return {mean:.2f} ± {std:.2f} ({len(returns)} episodes)")
+        self.save_policy()
         video_due = self.cfg.video and (final or _crossed(before, step, self.cfg.video_every))
         if video_due:
-            from rlwb.video import record_video
+            self._video(agent, logger, step)
 
-            path = self.run_dir / "videos" / f"eval_step_{step:012d}.mp4"
-            kwargs = self.cfg.task_kwargs
-            try:
-                record_video(self.agent, self.cfg.task, path, self.cfg.eval_seed, kwargs)
-                logger.print(f"video: {path}")
-            except RlwbError as exc:  # a video is not worth losing the run over
-                logger.print(f"warning: no video: {exc}")
+    def save_policy(self) -> pathlib.Path:
+        """``policy.pt``: the policy state and how to rebuild the agent (no replay, no
+        optimizer), for ``rlwb eval``."""
+        policy = self.agent.policy_state_dict()
+        key = "policy" if overrides_policy(self.agent) else "agent"
+        payload = {**self.header(), key: policy}
+        return ckpt.save(self.run_dir / ckpt.POLICY_FILE, payload, kind=ckpt.POLICY_FORMAT)
+
+    def _video(self, agent: Agent, logger: RunLogger, step: int) -> None:
+        from rlwb.video import record_video
+
+        path = self.run_dir / "videos" / f"eval_step_{step:012d}.mp4"
+        try:
+            with evaluation_rng(agent, self.cfg.eval_seed):
+                frames, fps = record_video(
+                    agent, self.cfg.task, path, self.cfg.eval_seed, self.cfg.task_kwargs
+                )
+            logger.video("eval/video", frames, step, fps)
+            logger.print(f"video: {path}")
+        except RlwbError as exc:  # a video is not worth losing the run over
+            logger.print(f"warning: no video: {exc}")
 
     def close(self) -> None:
         self.engine.close()
@@ -357,24 +437,81 @@ class _Run:
             self.eval_engine.close()
 
 
-def _merge_resume(cfg: TrainConfig, payload: dict[str, Any]) -> TrainConfig:
-    """The checkpoint's config, with the new one's cadence and budget fields."""
-    saved = from_dict(TrainConfig, payload["train_config"])
-    ignored = [
-        f"{f.name}={getattr(cfg, f.name)!r}"
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in (*RESUMABLE_OVERRIDES, "run_dir", "run_name", "experiment")
-        and getattr(cfg, f.name) != getattr(saved, f.name)
-        and not (
-            f.name in ("backend", "device", "eval_seed") and getattr(cfg, f.name) in ("auto", None)
-        )
+def explicit_fields(argv: Iterable[str]) -> set[str]:
+    """Dotted config fields a command line sets (``--train.total-steps 5`` ->
+    ``train.total_steps``; ``--train.no-video`` -> ``train.video``)."""
+    names: set[str] = set()
+    for token in argv:
+        if not token.startswith("--") or "." not in token:
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        section, _, rest = name.partition(".")
+        top = rest.split(".", 1)[0]
+        names.add(f"{section}.{top}")
+        if top.startswith("no_"):
+            names.add(f"{section}.{top[3:]}")
+    return names
+
+
+def _resume_configs(
+    saved: TrainConfig,
+    saved_agent: Any,
+    given: TrainConfig,
+    given_agent: Any,
+    explicit: set[str] | None,
+) -> tuple[TrainConfig, dict[str, list[Any]]]:
+    """The checkpoint's train config with the explicitly given changes, and those changes
+    as ``{"train.field": [old, new]}``. ``explicit`` None: every field that differs."""
+
+    def named(section: str, name: str) -> bool:
+        return explicit is None or f"{section}.{name}" in explicit
+
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        old, new = getattr(saved, f.name), getattr(given, f.name)
+        if f.name in _PLACEMENT or not named("train", f.name) or old == new:
+            continue
+        if f.name in ("backend", "device", "eval_seed") and new in ("auto", None):
+            continue
+        changes[f.name] = new
+    agent_changes = [
+        f.name
+        for f in dataclasses.fields(saved_agent)
+        if named("agent", f.name) and getattr(saved_agent, f.name) != getattr(given_agent, f.name)
     ]
-    if ignored:
-        print(
-            f"resuming with the checkpoint's settings; ignoring {', '.join(ignored)}",
-            file=sys.stderr,
+    fixed = [f"train.{k}" for k in changes if k in FIXED_ON_RESUME]
+    fixed += [f"agent.{k}" for k in agent_changes]
+    if fixed:
+        raise ConfigError(
+            f"cannot change {', '.join(fixed)} when resuming (the checkpoint was trained with "
+            "other values); start a new run instead"
         )
-    return dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RESUMABLE_OVERRIDES})
+    old = {k: to_plain(getattr(saved, k)) for k in changes}
+    recorded = {f"train.{k}": [old[k], to_plain(v)] for k, v in changes.items()}
+    return dataclasses.replace(saved, **changes), recorded
+
+
+def _prepare_resume(
+    resume: str | pathlib.Path, agent_cls: type[Agent]
+) -> tuple[dict[str, Any], pathlib.Path, pathlib.Path, bool]:
+    """Load the checkpoint; the run folder to continue in and whether it is a new branch."""
+    path = ckpt.resolve(resume)
+    payload = ckpt.load(path)
+    if payload.get("agent_class") != class_path(agent_cls):
+        raise CheckpointError(
+            f"{path} holds a {payload.get('agent_class')} agent, not {class_path(agent_cls)}"
+        )
+    step = int(payload["counters"]["env_steps"])
+    run_dir = path.parent.parent
+    newer = [p for p in ckpt.CheckpointManager(path.parent).existing() if ckpt.step_of(p) > step]
+    if not newer:
+        return payload, path, run_dir, False
+    # An older checkpoint: continue in a new run folder, keep the abandoned branch intact,
+    # and carry its TensorBoard events up to the branch point (the writer purges the rest).
+    branch = _unique_dir(run_dir.parent, f"{run_dir.name}-from-{step}")
+    for events in run_dir.glob("events.out.tfevents.*"):
+        shutil.copy2(events, branch / events.name)
+    return payload, path, branch, True
 
 
 def train(
@@ -382,30 +519,44 @@ def train(
     agent_config: Any,
     train_config: TrainConfig,
     resume: str | pathlib.Path | None = None,
+    explicit: Iterable[str] | None = None,
+    launch: str | None = None,
 ) -> TrainResult:
     """Train ``agent_cls(agent_config, spec, device)`` as ``train_config`` says.
 
     With ``resume`` (a checkpoint file, or a run or checkpoints folder: its latest), the run
-    continues in that run's folder from the checkpoint, with the checkpoint's task, engine,
-    seed and agent config; budget and cadence fields come from ``train_config``.
+    continues from the checkpoint with the checkpoint's settings. ``explicit`` names the
+    dotted fields (``"train.total_steps"``) the caller set on purpose: only those change;
+    None means every field of ``train_config`` that differs from the checkpoint's. Changing
+    the task, backend, seed, members, task arguments or agent config is refused. ``launch``
+    is how to start this experiment again (``"rlwb train NAME"``), for the resume hint.
     """
-    payload, run_dir = None, None
+    resume_state = None
     if resume is not None:
-        path = ckpt.resolve(resume)
-        payload = ckpt.load(path)
-        if payload.get("agent_class") != class_path(agent_cls):
-            raise CheckpointError(
-                f"{path} holds a {payload.get('agent_class')} agent, not {class_path(agent_cls)}"
-            )
-        train_config = _merge_resume(train_config, payload)
-        agent_config = from_dict(type(agent_config), payload["agent_config"])
-        run_dir = path.parent.parent
+        payload, source, run_dir, branch = _prepare_resume(resume, agent_cls)
+        saved = from_dict(TrainConfig, payload["train_config"])
+        saved_agent = from_dict(type(agent_config), payload["agent_config"])
+        names = set(explicit) if explicit is not None else None
+        train_config, changed = _resume_configs(
+            saved, saved_agent, train_config, agent_config, names
+        )
+        agent_config = saved_agent
+        history = list(payload.get("resumes") or [])
+        entry = {
+            "at_step": int(payload["counters"]["env_steps"]),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "from": str(source),
+            "changed": changed,
+        }
+        history.append({**entry, "branch": branch})
+        resume_state = _Resume(payload, source, run_dir, branch, history)
     validate(train_config)
     if train_config.video:
         from rlwb.video import check_renderable
 
         check_renderable(train_config.task, train_config.task_kwargs)
-    run = _Run(agent_cls, agent_config, train_config, payload, run_dir)
+    run = _Run(agent_cls, agent_config, train_config, resume_state)
+    run.launch = launch
     try:
         return _loop(run)
     finally:
@@ -414,7 +565,13 @@ def train(
 
 def _loop(run: _Run) -> TrainResult:
     cfg, counters = run.cfg, run.counters
-    logger = RunLogger(run.run_dir, cfg.total_steps, counters.env_steps, progress=cfg.progress)
+    logger = RunLogger(
+        run.run_dir,
+        cfg.total_steps,
+        counters.env_steps,
+        progress=cfg.progress,
+        line_every=cfg.progress_every,
+    )
     if run.payload is None:
         logger.hparams(
             flatten({"train": to_plain(cfg), "agent": to_plain(run.agent_config)}),
@@ -424,11 +581,17 @@ def _loop(run: _Run) -> TrainResult:
         logger.text("config", "    " + yaml_text.replace("\n", "\n    "))  # markdown code
         logger.print(f"run: {run.run_dir}  ({cfg.task} on {run.engine.backend}, {run.device})")
     else:
-        logger.print(f"resuming {run.run_dir} at step {counters.env_steps:,}")
+        last = run.history[-1]
+        changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in last["changed"].items())
+        kind = "branching into" if last["branch"] else "resuming"
+        logger.print(
+            f"{kind} {run.run_dir} at step {counters.env_steps:,} with the checkpoint's "
+            f"settings{'; changed: ' + changed if changed else ''}"
+        )
     start_time = time.perf_counter()
     start_wall = counters.wall_time
     window = [time.perf_counter(), counters.env_steps]
-    interrupted = False
+    interrupted, stop_signal = False, 0
     try:
         with _StopFlag() as stop:
             while counters.env_steps < cfg.total_steps:
@@ -462,12 +625,13 @@ def _loop(run: _Run) -> TrainResult:
                 if stop.requested:
                     if counters.last_checkpoint_step != now:
                         run.save_checkpoint()
-                    interrupted = True
+                    interrupted, stop_signal = True, stop.signal
                     break
         if interrupted:
             path = run.checkpoints.latest()
-            logger.print(f"interrupted at step {counters.env_steps:,}; checkpoint {path}")
-            command = f"rlwb train {cfg.experiment} " if cfg.experiment else ""
+            name = signal.Signals(stop_signal).name
+            logger.print(f"interrupted at step {counters.env_steps:,} ({name}); checkpoint {path}")
+            command = f"{run.launch} " if run.launch else ""
             logger.print(f"resume with: {command}--resume {path}")
             mean, std, returns = math.nan, math.nan, []
         else:
@@ -488,6 +652,7 @@ def _loop(run: _Run) -> TrainResult:
         updates=counters.updates,
         wall_time=counters.wall_time,
         interrupted=interrupted,
+        stop_signal=stop_signal,
     )
 
 
@@ -537,15 +702,31 @@ def _env_step(run: _Run, logger: RunLogger) -> None:
 def experiment_name(config_cls: type) -> str:
     module = config_cls.__module__
     if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        if spec is not None and spec.name:
+            return spec.name.rsplit(".", 1)[-1]
         return pathlib.Path(sys.argv[0]).stem or "experiment"
     return module.rsplit(".", 1)[-1]
+
+
+def launch_command(config_cls: type) -> str:
+    """``rlwb train X``, with X as ``rlwb train`` finds this experiment again."""
+    module = config_cls.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None and spec.name else sys.argv[0]
+    short = module.removeprefix("rlwb.experiments.")
+    return f"rlwb train {short}"
 
 
 def _with_resume(config_cls: type) -> type:
     """``config_cls`` plus a ``--resume PATH`` option, for tyro."""
     resume_type = Annotated[
         str | None,
-        tyro.conf.arg(help="Continue from this checkpoint (file, or run folder: its latest)."),
+        tyro.conf.arg(
+            help="Continue from this checkpoint (file, or run folder: its latest) with its "
+            "settings; options given with it change those settings."
+        ),
     ]
     return dataclasses.make_dataclass(
         config_cls.__name__,
@@ -560,7 +741,22 @@ def run_experiment(
     argv: list[str] | None = None,
     description: str | None = None,
 ) -> TrainResult:
-    """Parse overrides of ``config_cls`` (fields ``train`` and ``agent``), train, summarise."""
+    """Parse overrides of ``config_cls`` (fields ``train`` and ``agent``), train, summarise.
+
+    Called with ``argv=None`` (``python -m rlwb.experiments.X``), it reads ``sys.argv`` and
+    behaves as ``rlwb train X``: a bad option is one line on stderr and exit code 2, an
+    interrupted run exits with 128 + the signal number.
+    """
+    if argv is None:
+        from rlwb.cli import run_as_command
+
+        return run_as_command(lambda: _run_experiment(agent_cls, config_cls, None, description))
+    return _run_experiment(agent_cls, config_cls, argv, description)
+
+
+def _run_experiment(
+    agent_cls: type[Agent], config_cls: type, argv: list[str] | None, description: str | None
+) -> TrainResult:
     if not dataclasses.is_dataclass(config_cls):
         raise ConfigError(f"{config_cls!r} must be a dataclass with fields 'train' and 'agent'")
     args = sys.argv[1:] if argv is None else list(argv)
@@ -573,7 +769,14 @@ def run_experiment(
     train_cfg: TrainConfig = config.train
     if train_cfg.experiment is None:
         train_cfg = dataclasses.replace(train_cfg, experiment=experiment_name(config_cls))
-    result = train(agent_cls, config.agent, train_cfg, resume=parsed.resume)
+    result = train(
+        agent_cls,
+        config.agent,
+        train_cfg,
+        resume=parsed.resume,
+        explicit=explicit_fields(args),
+        launch=launch_command(config_cls),
+    )
     print_summary(result)
     return result
 
@@ -591,7 +794,7 @@ def print_summary(result: TrainResult) -> None:
         highlight=False,
     )
     if result.interrupted:
-        console.print("interrupted: no final evaluation; resume with --resume <checkpoint>")
+        console.print("interrupted: no final evaluation (resume with the line above)")
     else:
         n = len(result.eval_returns)
         console.print(

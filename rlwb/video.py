@@ -41,6 +41,11 @@ def _render(env: Any, task: str) -> np.ndarray:
     try:
         return env.render()
     except Exception as exc:  # missing pygame, no EGL, ...
+        if "pygame" in str(exc):  # Gymnasium's own hint names an extra pip ignores
+            raise RlwbError(
+                f"cannot render {task!r}: pygame is missing; "
+                'pip install "gymnasium[classic-control]"'
+            ) from None
         raise RlwbError(f"cannot render {task!r} offscreen here: {exc}") from None
 
 
@@ -62,8 +67,9 @@ def record_video(
     task_kwargs: dict[str, Any] | None = None,
     max_steps: int | None = None,
     fps: int | None = None,
-) -> pathlib.Path:
-    """Render one episode of ``agent.act(obs, explore=False)`` on ``task`` to ``path``."""
+) -> tuple[list[np.ndarray], int]:
+    """Render one episode of ``agent.act(obs, explore=False)`` on ``task`` to ``path``;
+    returns the frames and frames per second (for TensorBoard)."""
     import imageio.v2 as imageio
 
     path = pathlib.Path(path)
@@ -94,4 +100,4 @@ def record_video(
         imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
     else:
         imageio.mimsave(path, frames, duration=1000 / fps)
-    return path
+    return frames, fps

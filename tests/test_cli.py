@@ -111,6 +111,12 @@ def test_eval_writes_a_video_of_a_mujoco_policy(cli_runs, capsys):
     assert out.splitlines()[0] == format_result(
         runs["mujoco"].eval_mean, runs["mujoco"].eval_std, 2
     )
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(runs["mujoco"].run_dir))
+    acc.Reload()
+    (image,) = acc.Images("eval/video")  # the video in TensorBoard too, as an animated GIF
+    assert image.step == 200 and image.encoded_image_string[:6] == b"GIF89a"
 
 
 @pytest.mark.parametrize(
@@ -179,7 +185,7 @@ def test_plot_groups_seeds_into_one_curve(cli_runs, capsys):
     dirs = [str(runs["pendulum"].run_dir), str(runs["seed1"].run_dir)]
     code, out, err = run_main(capsys, "plot", *dirs, "-o", str(tmp / "curves.png"))
     assert code == 0, err
-    assert "toyagent (Pendulum-v1): 2 runs" in out
+    assert "toyagent (Pendulum-v1): 2 seeds, up to step 400" in out
     assert (tmp / "curves.png").stat().st_size > 10_000
 
 

@@ -115,6 +115,23 @@ def test_paper_preset_networks_and_updates() -> None:
     assert action.shape == (4, 2) and bool((action.abs() <= 2.0).all())
 
 
+def test_paper_preset_targets_use_the_online_batch_norm_statistics() -> None:
+    """Running statistics are copied into the targets at each target update (tau = 0.001
+    would leave the targets' input normalisation ~1,000 updates behind)."""
+    torch.manual_seed(0)
+    agent = DDPG(DDPGConfig.paper(hidden=(40, 30), buffer_size=1000), _spec(), "cpu")
+    _fill(agent)
+    agent.replay.data["obs"].add_(5.0)  # inputs far from the initial running mean of 0
+    agent.update(20)
+    online = dict(agent.actor.named_buffers()) | dict(agent.critic.named_buffers())
+    target = dict(agent.actor_target.named_buffers()) | dict(agent.critic_target.named_buffers())
+    assert float(agent.actor.net[0].running_mean.mean()) > 1.0
+    for name, value in online.items():
+        assert torch.equal(target[name], value), name
+    weight = agent.actor.net[0].weight
+    assert not torch.equal(agent.actor_target.net[0].weight, weight)  # weights stay soft
+
+
 # ---------------------------------------------------------------------- replay and noise
 def test_replay_wraps_and_restores_exactly() -> None:
     gen = torch.Generator().manual_seed(0)

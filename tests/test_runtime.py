@@ -61,7 +61,7 @@ def _zero_policy_return(seed: int, episodes: int) -> float:
 
 def _final_states_equal(path_a, path_b) -> None:
     a, b = ckpt.load(path_a), ckpt.load(path_b)
-    for key in ("agent", "engine", "eval_engine", "obs", "rng", "eval"):
+    for key in ("agent", "engine", "obs", "rng", "eval"):
         assert_same(a[key], b[key], key)
     counters_a, counters_b = dict(a["counters"]), dict(b["counters"])
     for counters in (counters_a, counters_b):
@@ -190,7 +190,8 @@ def test_iteration_agent_runs_and_resumes_exactly(tmp_path):
     assert_same(ckpt.load(resumed.checkpoint)["agent"], ckpt.load(full.checkpoint)["agent"])
 
 
-def test_sigint_checkpoints_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_checkpoint_and_exit_cleanly(tmp_path, sig, code):
     cmd = [
         sys.executable, "-m", "rlwb.cli", "train", "tests.toy_experiment",
         "--train.total-steps", "1000000", "--train.run-dir", str(tmp_path), "--train.run-name", "r",
@@ -203,13 +204,15 @@ def test_sigint_checkpoints_and_exits_cleanly(tmp_path):
     deadline = time.monotonic() + 60
     while manager.latest() is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err and "interrupted at step" in out
     saved = ckpt.load(manager.latest())
     stopped_at = saved["counters"]["env_steps"]
-    assert f"interrupted at step {stopped_at:,}" in out
+    assert f"interrupted at step {stopped_at:,} ({sig.name})" in out
+    hint = f"resume with: rlwb train tests.toy_experiment --resume {manager.latest()}"
+    assert hint in out
     result = run_experiment(
         ToyAgent,
         ToyExperimentConfig,

@@ -78,6 +78,9 @@ class ToyConfig:
     noise: float = 0.3
     capacity: int = 10_000
     hidden: tuple[int, ...] = field(default=(8,))
+    eval_noise: float = 0.0
+    """Noise from the global torch RNG in deterministic actions too (as a sampling planner
+    draws when it plans): evaluation must not take it from training."""
 
 
 class ToyAgent(StepAgent):
@@ -106,6 +109,8 @@ class ToyAgent(StepAgent):
         if explore:
             self.act_calls += 1
             action = action + self.config.noise * torch.randn_like(action)
+        elif self.config.eval_noise > 0:
+            action = action + self.config.eval_noise * torch.randn_like(action)
         return (low + (action.clamp(-1, 1) + 1) * (high - low) / 2).to(obs.dtype)
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:  # noqa: ANN001
