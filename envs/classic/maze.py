@@ -291,6 +291,16 @@ class PointMaze(TorchTask):
                 pos = self._far_enough(self.reset_cells[k] + jitter.reshape(tries, n, 2), goal)
         return torch.cat([pos, torch.zeros_like(pos), goal], dim=1)
 
+    def probe_state(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n, S]`` states at rest with position and goal both uniform over open cells
+        (jittered like resets): a probe set that spans every distance in the maze."""
+        noise = min(0.25, 0.5 - self.radius - 2 * _SKIN) * self.maze_size_scaling
+        k = torch.randint(len(self.open_cells), (2, n), generator=generator, device=self.device)
+        xy = self.open_cells[k] + self.uniform(generator, 2 * n, -noise, noise, dim=2).reshape(
+            2, n, 2
+        )
+        return torch.cat([xy[0], torch.zeros_like(xy[0]), xy[1]], dim=1)
+
     def _far_enough(self, candidates: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """From ``[K, n, 2]`` candidates per member, the first at least
         ``min_goal_distance`` cells from ``other[n, 2]``, else the farthest."""
