@@ -168,6 +168,8 @@ class PointMaze(TorchTask):
     success_distance: float = 0.45
     min_goal_distance: float = 0.0
     """Least start-to-goal distance in cells (Euclidean); 0 = Gymnasium-Robotics' draw."""
+    goal_cells_only: bool = False
+    """Goal-conditioned: draw goals from the ``g`` cells only (e.g. the deceptive goal)."""
 
     state_names = ("x", "y", "vx", "vy", "goal_x", "goal_y")
     action_low = (-1.0, -1.0)
@@ -275,11 +277,10 @@ class PointMaze(TorchTask):
         k = torch.randint(len(self.reset_cells), (n,), generator=generator, device=self.device)
         pos = self.reset_cells[k] + self.uniform(generator, n, -noise, noise, dim=2)
         if self.goal_conditioned:
-            g = torch.randint(
-                len(self.open_cells), (tries, n), generator=generator, device=self.device
-            )
+            cells = self.goal_cells if self.goal_cells_only else self.open_cells
+            g = torch.randint(len(cells), (tries, n), generator=generator, device=self.device)
             jitter = self.uniform(generator, tries * n, -noise, noise, dim=2).reshape(tries, n, 2)
-            goal = self._far_enough(self.open_cells[g] + jitter, pos)
+            goal = self._far_enough(cells[g] + jitter, pos)
         else:
             g = torch.randint(len(self.goal_cells), (n,), generator=generator, device=self.device)
             goal = self.goal_cells[g]
