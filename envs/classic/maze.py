@@ -168,6 +168,8 @@ class PointMaze(TorchTask):
     success_distance: float = 0.45
     min_goal_distance: float = 0.0
     """Least start-to-goal distance in cells (Euclidean); 0 = Gymnasium-Robotics' draw."""
+    goal_cells_only: bool = False
+    """Goal-conditioned: draw goals from the ``g`` cells only (e.g. the deceptive goal)."""
 
     state_names = ("x", "y", "vx", "vy", "goal_x", "goal_y")
     action_low = (-1.0, -1.0)
@@ -275,11 +277,10 @@ class PointMaze(TorchTask):
         k = torch.randint(len(self.reset_cells), (n,), generator=generator, device=self.device)
         pos = self.reset_cells[k] + self.uniform(generator, n, -noise, noise, dim=2)
         if self.goal_conditioned:
-            g = torch.randint(
-                len(self.open_cells), (tries, n), generator=generator, device=self.device
-            )
+            cells = self.goal_cells if self.goal_cells_only else self.open_cells
+            g = torch.randint(len(cells), (tries, n), generator=generator, device=self.device)
             jitter = self.uniform(generator, tries * n, -noise, noise, dim=2).reshape(tries, n, 2)
-            goal = self._far_enough(self.open_cells[g] + jitter, pos)
+            goal = self._far_enough(cells[g] + jitter, pos)
         else:
             g = torch.randint(len(self.goal_cells), (n,), generator=generator, device=self.device)
             goal = self.goal_cells[g]
@@ -290,6 +291,16 @@ class PointMaze(TorchTask):
                 jitter = self.uniform(generator, tries * n, -noise, noise, dim=2)
                 pos = self._far_enough(self.reset_cells[k] + jitter.reshape(tries, n, 2), goal)
         return torch.cat([pos, torch.zeros_like(pos), goal], dim=1)
+
+    def probe_state(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n, S]`` states at rest with position and goal both uniform over open cells
+        (jittered like resets): a probe set that spans every distance in the maze."""
+        noise = min(0.25, 0.5 - self.radius - 2 * _SKIN) * self.maze_size_scaling
+        k = torch.randint(len(self.open_cells), (2, n), generator=generator, device=self.device)
+        xy = self.open_cells[k] + self.uniform(generator, 2 * n, -noise, noise, dim=2).reshape(
+            2, n, 2
+        )
+        return torch.cat([xy[0], torch.zeros_like(xy[0]), xy[1]], dim=1)
 
     def _far_enough(self, candidates: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """From ``[K, n, 2]`` candidates per member, the first at least
