@@ -33,9 +33,9 @@ Where we differ from the authors' code, on purpose:
   ``1 / temperature``. Momentum smooths the mean only (the std is refit each iteration),
   the executed action is drawn from the final elites by their weights, and exploration
   adds the final std of the first step times Gaussian noise, all as in the original.
-* Evaluation restarts the planner's warm start at the first deterministic ``act`` after
-  exploratory ones (the runner's evaluation does not call ``episode_start``), and keeps its
-  warm start apart from the training members'.
+* Evaluation: the runner evaluates a separate agent loaded with ``policy_state_dict()``
+  (model and step count) and calls ``episode_start``, so evaluation plans from a fresh
+  warm start and never touches the training members' warm starts.
 * A model's NaN value ranks a candidate last (the original replaces NaN by 0).
 """
 
@@ -48,15 +48,15 @@ from typing import Any, Literal
 import torch
 
 from rlwb.agent import StepAgent
-from rlwb.agents.told import TOLD, TargetTOLD
+from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.nn import soft_update_
+from rlwb.planners.latent import LatentModel
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 from rlwb.replay import TrajectoryBuffer
 
 FORMAT_VERSION = 1
-MODES = ("explore", "eval")
 
 
 @dataclass
@@ -189,41 +189,6 @@ class TDMPCConfig:
         return cls(**{**values, **overrides})
 
 
-class LatentModel:
-    """TOLD behind the planners' model protocol: ``rollout(z[B, L], actions[B, N, H, A])
-    -> [B, N]`` = sum_t gamma^t R(z_t, a_t) + gamma^H min Q(z_H, pi(z_H)), actions in
-    [-1, 1]. The terminal action carries the policy's planning noise (``noise_std``), as
-    in the authors' value estimate."""
-
-    def __init__(self, told: TOLD, gamma: float, generator: torch.Generator) -> None:
-        self.told, self.gamma, self.generator = told, float(gamma), generator
-        self.noise_std = 0.0
-
-    @torch.no_grad()
-    def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        b, n, h, _ = actions.shape
-        z = states[:, None].expand(b, n, states.shape[-1])
-        total = torch.zeros(b, n, device=states.device)
-        discount = 1.0
-        for t in range(h):
-            z, reward = self.told.next(z, actions[:, :, t])
-            total = total + discount * reward
-            discount *= self.gamma
-        a = self.told.policy(z, self.noise_std, self.generator)
-        return total + discount * self.told.min_q(z, a)
-
-    @torch.no_grad()
-    def policy_rollouts(self, z: torch.Tensor, count: int, horizon: int) -> torch.Tensor:
-        """``count`` noisy policy trajectories ``[B, count, H, A]`` from each latent."""
-        z = z[:, None].expand(z.shape[0], count, z.shape[-1])
-        steps = []
-        for _ in range(horizon):
-            a = self.told.policy(z, self.noise_std, self.generator)
-            steps.append(a)
-            z, _ = self.told.next(z, a)
-        return torch.stack(steps, dim=2)
-
-
 def linear_schedule(start: float, end: float, duration: int, step: int) -> float:
     """``start`` -> ``end`` linearly over ``duration`` steps, then ``end``."""
     if duration <= 0:
@@ -286,14 +251,11 @@ class TDMPC(StepAgent):
         )
         self.steps = 0  # transitions observed (agent steps, summed over members)
         self.updates = 0
-        self.last_mode = "explore"
-        self.latent_model = LatentModel(self.model, config.gamma, self.generator)
+        self.world = TOLDWorld(self.model, config.gamma, self.generator)
+        self.latent_model = LatentModel(self.world)
         self.prior_count = int(config.mixture * config.samples)
         unit = torch.ones(act_dim, device=dev)
-        self.planners = {
-            mode: SamplingPlanner(self._planner_config(), -unit, unit, dev, seed=seed + i + 1)
-            for i, mode in enumerate(MODES)
-        }
+        self.planner = SamplingPlanner(self._planner_config(), -unit, unit, dev, seed=seed + 1)
 
     def _planner_config(self) -> SamplingConfig:
         cfg = self.config
@@ -327,21 +289,16 @@ class TDMPC(StepAgent):
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """Plan in latent space with MPPI; with ``explore``, add the plan's std as noise."""
         obs = obs.to(self.device, torch.float32)
-        mode = "explore" if explore else "eval"
-        planner = self.planners[mode]
-        if mode == "eval" and self.last_mode != "eval":
-            planner.reset()  # a new evaluation begins
-        self.last_mode = mode
-        horizon = self.plan_horizon()
-        if planner.config.horizon != horizon:
+        planner, horizon = self.planner, self.plan_horizon()
+        if planner.config.horizon != horizon:  # the horizon schedule moved on
             planner.config.horizon = horizon
             planner.reset()
         planner.config.min_std = self.std_floor()
-        self.latent_model.noise_std = self.config.min_std
-        z = self.model.encode(obs)
+        self.world.noise_std = self.config.min_std
+        z = self.world.encode(obs)
         prior = None
         if self.prior_count > 0:
-            prior = self.latent_model.policy_rollouts(z, self.prior_count, horizon)
+            prior = self.latent_model.policy_prior(z, self.world.policy, self.prior_count, horizon)
         u = planner.plan(self.latent_model, z, prior)
         if explore:
             noise = torch.randn(u.shape, generator=self.generator, device=self.device)
@@ -349,12 +306,8 @@ class TDMPC(StepAgent):
         return u * self.action_scale + self.action_bias
 
     def episode_start(self, members: torch.Tensor) -> None:
-        """Forget the warm start of members that begin an episode (the evaluation planner's
-        too, when a user's loop acts deterministically on the same members)."""
-        members = members.to(self.device, torch.bool)
-        for planner in self.planners.values():
-            if planner.mean is not None and planner.mean.shape[0] == members.shape[0]:
-                planner.reset(members)
+        """Forget the warm start of members that begin an episode."""
+        self.planner.reset(members.to(self.device, torch.bool))
 
     # ------------------------------------------------------------------ learning
     def observe(
@@ -410,7 +363,7 @@ class TDMPC(StepAgent):
         consistency = reward_loss = value_loss = priority = 0.0
         for t in range(h):
             q1, q2 = m.q(z, action[:, t])
-            z, reward_pred = m.next(z, action[:, t])
+            reward_pred, z = m.reward(z, action[:, t]), m.next(z, action[:, t])
             latents.append(z.detach())
             w = cfg.rho**t
             target = td_target[:, t]
@@ -460,25 +413,22 @@ class TDMPC(StepAgent):
 
     # ------------------------------------------------------------------ checkpoints
     def policy_state_dict(self) -> dict[str, Any]:
-        """What acting needs: networks, planner warm starts, generators, schedule step."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "model": self.model.state_dict(),
-            "target": self.target.state_dict(),
-            "planners": {mode: p.state_dict() for mode, p in self.planners.items()},
-            "planner_horizon": self.planners["explore"].config.horizon,
-            "generator": self.generator.get_state(),
-            "steps": self.steps,
-            "last_mode": self.last_mode,
-        }
+        """What acting needs: the model and the schedule's step (the plan horizon and the
+        std floor depend on it). Warm starts are per episode and start empty."""
+        return {"format_version": FORMAT_VERSION, "model": self.model.state_dict(),
+                "steps": self.steps}  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         return {
             **self.policy_state_dict(),
             "config": dataclasses.asdict(self.config),
+            "target": self.target.state_dict(),
             "optim": self.optim.state_dict(),
             "pi_optim": self.pi_optim.state_dict(),
             "replay": self.replay.state_dict(),
+            "planner": self.planner.state_dict(),
+            "planner_horizon": self.planner.config.horizon,
+            "generator": self.generator.get_state(),
             "updates": self.updates,
         }
 
@@ -491,21 +441,20 @@ class TDMPC(StepAgent):
             )
         try:
             self.model.load_state_dict(state["model"])
-            self.target.load_state_dict(state["target"])
-            for mode, planner in self.planners.items():
-                planner.config.horizon = int(state["planner_horizon"])
-                planner.load_state_dict(state["planners"][mode])
-            self.generator.set_state(state["generator"])
             self.steps = int(state["steps"])
-            self.last_mode = str(state["last_mode"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc
+        self.planner.reset()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
         try:
+            self.target.load_state_dict(state["target"])
             self.optim.load_state_dict(state["optim"])
             self.pi_optim.load_state_dict(state["pi_optim"])
+            self.planner.config.horizon = int(state["planner_horizon"])
+            self.planner.load_state_dict(state["planner"])
+            self.generator.set_state(state["generator"])
             self.updates = int(state["updates"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc

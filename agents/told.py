@@ -9,8 +9,8 @@ with zero bias, and the last layers of the reward and Q heads start at exactly z
 Actions live in [-1, 1]^A (the agent scales to the task's bounds).
 
 Everything is batched over any leading dimensions; nothing here knows about planning or
-losses (``agents.tdmpc`` does), so the planner's latent model and the update share one
-module.
+losses (``agents.tdmpc`` does). :class:`TOLDWorld` presents the model as the planners'
+``LatentWorld`` (``rlwb.planners.latent``), so planning and the update share one module.
 """
 
 from __future__ import annotations
@@ -78,12 +78,12 @@ class TOLD(nn.Module):
             nn.Linear(obs_dim, enc_dim), nn.ELU(), nn.Linear(enc_dim, latent_dim)
         )
         self.dynamics = elu_mlp(za, mlp_dim, latent_dim)
-        self.reward = elu_mlp(za, mlp_dim, 1)
+        self.reward_head = elu_mlp(za, mlp_dim, 1)
         self.pi = elu_mlp(latent_dim, mlp_dim, action_dim)
         self.q1 = q_mlp(za, mlp_dim)
         self.q2 = q_mlp(za, mlp_dim)
         self.apply(_orthogonal_init)
-        for head in (self.reward, self.q1, self.q2):
+        for head in (self.reward_head, self.q1, self.q2):
             nn.init.zeros_(head[-1].weight)
             nn.init.zeros_(head[-1].bias)
 
@@ -91,10 +91,13 @@ class TOLD(nn.Module):
         """``h``: observation -> latent."""
         return self.encoder(obs)
 
-    def next(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(d(z, a), R(z, a))``: next latent and the step's reward ``[...]``."""
-        x = torch.cat([z, a], dim=-1)
-        return self.dynamics(x), self.reward(x).squeeze(-1)
+    def next(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``d(z, a)``: the next latent."""
+        return self.dynamics(torch.cat([z, a], dim=-1))
+
+    def reward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``R(z, a)``: the step's reward ``[...]``."""
+        return self.reward_head(torch.cat([z, a], dim=-1)).squeeze(-1)
 
     def q(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both action values ``[...]``."""
@@ -135,3 +138,29 @@ class TargetTOLD(nn.Module):
         mine = [*self.encoder.parameters(), *self.q1.parameters(), *self.q2.parameters()]
         theirs = [*online.encoder.parameters(), *online.q1.parameters(), *online.q2.parameters()]
         return mine, theirs
+
+
+class TOLDWorld:
+    """TOLD as the planners' ``LatentWorld``: ``encode``, ``next``, ``reward`` and the
+    terminal ``value(z) = min Q(z, pi(z))``, where the policy's action carries clipped noise
+    of ``noise_std`` (the authors' value estimate samples pi at min_std), drawn from the
+    agent's generator."""
+
+    def __init__(self, told: TOLD, discount: float, generator: torch.Generator) -> None:
+        self.told, self.discount, self.generator = told, float(discount), generator
+        self.noise_std = 0.0
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.told.encode(obs)
+
+    def next(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.told.next(z, action)
+
+    def reward(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.told.reward(z, action)
+
+    def policy(self, z: torch.Tensor) -> torch.Tensor:
+        return self.told.policy(z, self.noise_std, self.generator)
+
+    def value(self, z: torch.Tensor) -> torch.Tensor:
+        return self.told.min_q(z, self.policy(z))

@@ -18,7 +18,7 @@ from rlwb import make_engine
 from rlwb.agents.tdmpc import TDMPC, TDMPCConfig, linear_schedule
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
-from rlwb.evaluate import run_evaluation
+from rlwb.evaluate import evaluation_rng, run_evaluation
 from rlwb.train import TrainConfig, train
 
 # The smallest setting that still plans and learns: used where behaviour, not skill, counts.
@@ -99,12 +99,12 @@ def test_told_architecture_and_initialisation() -> None:
     assert [type(x) for x in m.q1[:3]] == [nn.Linear, nn.LayerNorm, nn.Tanh]
     assert isinstance(m.dynamics[1], nn.ELU) and m.dynamics[0].in_features == 50 + 6
     assert m.encoder[0].out_features == 256 and m.dynamics[0].out_features == 512
-    for head in (m.reward, m.q1, m.q2):
+    for head in (m.reward_head, m.q1, m.q2):
         assert not head[-1].weight.any() and not head[-1].bias.any()
     w = m.dynamics[2].weight  # orthogonal: rows orthonormal
     assert torch.allclose(w @ w.T, torch.eye(512), atol=1e-4)
     # The planner gets the authors' conventions: 25 policy trajectories, exp(0.5 (v - max)).
-    p = agent.planners["explore"].config
+    p = agent.planner.config
     assert (p.prior_samples, p.temperature, p.momentum_std, p.execute) == (25, 2.0, False, "sample")
 
 
@@ -119,24 +119,19 @@ def test_schedules_grow_the_horizon_and_shrink_the_std_floor() -> None:
 
 
 # ---------------------------------------------------------------------- acting
-def test_actions_in_bounds_and_evaluation_forgets_the_training_warm_start() -> None:
+def test_actions_in_bounds_warm_start_per_member_and_reset_at_episode_start() -> None:
     agent = TDMPC(TDMPCConfig(**TINY, seed=0), _spec(), "cpu")
     agent.steps = 1_000  # past the horizon schedule: plans of 3 steps
     obs = torch.randn(2, 3)
     a = agent.act(obs, explore=True)
     assert a.shape == (2, 2) and bool((a.abs() <= 2).all())
-    train_mean = agent.planners["explore"].mean.clone()
-    assert train_mean.abs().sum() > 0  # warm start kept for the next step
-    agent.act(obs)  # evaluation: its own planner, fresh
-    assert torch.equal(agent.planners["explore"].mean, train_mean)
-    agent.act(obs)
-    eval_mean = agent.planners["eval"].mean.clone()
-    agent.act(obs, explore=True)
-    agent.act(obs)  # a new evaluation after training steps starts from scratch
-    fresh = TDMPC(TDMPCConfig(**TINY, seed=0), _spec(), "cpu").planners["eval"]
-    assert fresh.mean is None and not torch.equal(agent.planners["eval"].mean, eval_mean)
+    mean = agent.planner.mean
+    assert mean.shape == (2, 3, 2) and bool(mean[:, :2].any(-1).all())  # shifted plans kept
     agent.episode_start(torch.tensor([True, False]))
-    assert not agent.planners["explore"].mean[0].any() and agent.planners["explore"].mean[1].any()
+    assert not agent.planner.mean[0].any() and torch.equal(agent.planner.mean[1], mean[1])
+    agent.steps = 0  # the horizon schedule restarts the plans at 1 step
+    agent.act(obs)
+    assert agent.planner.mean.shape == (2, 1, 2)
 
 
 def test_update_changes_priorities_and_keeps_targets_slow() -> None:
@@ -184,7 +179,12 @@ def test_state_dict_round_trip_is_exact() -> None:
     assert torch.equal(a.act(obs), b.act(obs))
     policy = TDMPC(cfg, _spec(), "cpu")
     policy.load_policy_state_dict(a.policy_state_dict())
-    assert torch.equal(policy.act(obs), a.act(obs))
+    acted = []
+    for agent in (a, policy):  # as the runner evaluates: own random numbers, fresh plans
+        with evaluation_rng(agent, 7):
+            agent.episode_start(torch.ones(2, dtype=torch.bool))
+            acted.append(agent.act(obs))
+    assert torch.equal(*acted)
 
 
 def _train(steps: int, starts: int, tmp_path, resume=None, num_envs: int = 1, **kw) -> object:
@@ -221,7 +221,7 @@ def test_resumed_run_matches_uninterrupted_run_with_cem(tmp_path) -> None:
     for name, value in final["model"].items():
         assert torch.equal(again["model"][name], value), name
     assert torch.equal(again["replay"]["priority"], final["replay"]["priority"])
-    assert torch.equal(again["planners"]["explore"]["mean"], final["planners"]["explore"]["mean"])
+    assert torch.equal(again["planner"]["mean"], final["planner"]["mean"])
 
 
 # ---------------------------------------------------------------------- learning
