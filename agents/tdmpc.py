@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlwb.agent import StepAgent
+from rlwb.agent import StepAgent, unit_action_map
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
@@ -204,20 +204,12 @@ class TDMPC(StepAgent):
         if not isinstance(config, TDMPCConfig):
             raise ConfigError(f"TDMPC needs a TDMPCConfig, got {type(config).__name__}")
         config.validate()
-        if len(spec.observation_shape) != 1:
-            raise ConfigError(
-                f"TDMPC takes flat observations; {spec.task_id} has shape "
-                f"{spec.observation_shape} (from-pixels TD-MPC is not implemented)"
-            )
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
+        # From-pixels TD-MPC (a conv encoder) is not implemented: flat observations only.
+        self.action_scale, self.action_bias = unit_action_map(spec, dev, "TDMPC")
         if dev.type == "cpu" and config.torch_threads > 0:
             torch.set_num_threads(config.torch_threads)
-        low = spec.action_low.to(dev, torch.float32)
-        high = spec.action_high.to(dev, torch.float32)
-        if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
-            raise ConfigError(f"TDMPC needs finite action bounds; {spec.task_id} has {low}..{high}")
-        self.action_scale, self.action_bias = (high - low) / 2, (high + low) / 2
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
         seed = config.seed

@@ -4,6 +4,7 @@ of MPPI, and learning Pendulum-v1 to a return an untrained agent cannot reach.""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import subprocess
@@ -76,6 +77,15 @@ def _fill(agent: TDMPC, steps: int = 40, seed: int = 0) -> None:
 def test_bad_config_is_a_clear_error(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TDMPCConfig(**overrides)
+
+
+def test_tasks_it_cannot_run_are_clear_errors() -> None:
+    images = dataclasses.replace(_spec(), observation_shape=(3, 64, 64))
+    with pytest.raises(ConfigError, match="flat observations"):
+        TDMPC(TDMPCConfig(**TINY), images, "cpu")
+    unbounded = dataclasses.replace(_spec(), action_low=torch.full((2,), -torch.inf))
+    with pytest.raises(ConfigError, match="finite action bounds"):
+        TDMPC(TDMPCConfig(**TINY), unbounded, "cpu")
 
 
 def test_defaults_are_the_authors() -> None:
