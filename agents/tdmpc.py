@@ -67,8 +67,11 @@ class TDMPCConfig:
     planner: Literal["mppi", "cem"] = "mppi"
     """Sampling method of the shared planner (TD-MPC: MPPI; CEM for comparison)."""
     iterations: int = 6
+    """Refits of the sampling distribution per control step."""
     samples: int = 512
+    """Gaussian candidate sequences per member and iteration."""
     elites: int = 64
+    """Best candidates the distribution is refit to (weighted by their values)."""
     mixture: float = 0.05
     """Fraction of extra policy-prior trajectories: int(mixture * samples) = 25."""
     temperature: float = 0.5
@@ -90,27 +93,41 @@ class TDMPCConfig:
     horizon: int = 5
     """Planning horizon and length of the training windows."""
     batch_size: int = 512
+    """Windows per update."""
     buffer_size: int = 1_000_000
+    """Replay capacity in transitions (split evenly over the engine members)."""
     lr: float = 1e-3
+    """Adam learning rate of the model and of the policy."""
     gamma: float = 0.99
+    """Discount of the TD targets and of the planned returns."""
     rho: float = 0.5
     """Temporal weight rho ** t of the window's step t in every loss."""
     consistency_coef: float = 2.0
+    """Weight of the latent consistency loss (MSE to the target encoder's latents)."""
     reward_coef: float = 0.5
+    """Weight of the reward MSE."""
     value_coef: float = 0.1
+    """Weight of the TD value MSE (both Q heads)."""
     grad_clip: float = 10.0
+    """Gradient norm clip of the model and of the policy."""
     tau: float = 0.01
+    """EMA rate of the target encoder and Q heads."""
     target_every: int = 2
     """EMA target update every this many updates (the authors' update_freq)."""
     per_alpha: float = 0.6
+    """Prioritized replay exponent (window priority = its rho-weighted |TD error|)."""
     per_beta: float = 0.4
+    """Importance-weight exponent of prioritized replay."""
     seed_updates: bool = True
     """The first update call also runs one update per stored transition (the authors'
     catch-up when the seed steps end)."""
     # ---- architecture
     latent_dim: int = 50
+    """Latent size (the authors use 100 for humanoid and dog)."""
     mlp_dim: int = 512
+    """Hidden width of dynamics, reward, Q and policy."""
     enc_dim: int = 256
+    """Hidden width of the encoder."""
     # ---- runtime
     torch_threads: int = 1
     """torch.set_num_threads on CPU at construction (0: leave torch's setting)."""
