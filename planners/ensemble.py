@@ -92,9 +92,16 @@ class ProbabilisticEnsemble(nn.Module):
         self.register_buffer("in_mean", torch.zeros(sizes[0]))
         self.register_buffer("in_std", torch.ones(sizes[0]))
         self.to(dev)
-        self.optimizer = torch.optim.Adam(
-            self.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        self._optimizer: torch.optim.Adam | None = None
+
+    @property
+    def optimizer(self) -> torch.optim.Adam:
+        """Built on first use: planning alone never imports torch.optim's compile machinery."""
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(
+                self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+            )
+        return self._optimizer
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs[E, M, O], action[E, M, A]`` -> mean, logvar ``[E, M, out]``."""

@@ -77,7 +77,7 @@ class GradientPlanner(PlannerBase):
         if prior_u is not None:
             u = torch.cat([u, prior_u], dim=1)
         u = u.detach().requires_grad_(True)
-        optimizer = torch.optim.Adam([u], lr=cfg.lr)
+        adam = _Adam(u, cfg.lr)
         rows = torch.arange(b, device=self.device)
         best_ret = torch.full((b,), -torch.inf, device=self.device)
         best_seq = mean.clone()
@@ -92,12 +92,32 @@ class GradientPlanner(PlannerBase):
                 best_seq = torch.where(better[:, None, None], u.detach()[rows, top], best_seq)
                 if i == cfg.iterations:
                     break  # the last evaluation only scores the final step's sequences
-                optimizer.zero_grad(set_to_none=True)
-                (-returns.sum()).backward()
-                optimizer.step()
+                (grad,) = torch.autograd.grad(-returns.sum(), u)
+                adam.step(grad.nan_to_num(0.0))
                 with torch.no_grad():
                     u.clamp_(-1, 1)
         self.mean = shift(best_seq)
         self.last_returns = best_ret
         self.last_plan = self.to_task(best_seq)
         return self.last_plan[:, 0]
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015, default betas) on one tensor: ``torch.optim.Adam`` would
+    import torch._dynamo on first use, seconds of start-up for a planner."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps=1e-8) -> None:
+        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        self.m.lerp_(grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        m_hat = self.m / (1 - b1**self.t)
+        v_hat = self.v / (1 - b2**self.t)
+        self.param.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
