@@ -6,7 +6,10 @@ For Pendulum-v1 and the deceptive point-mass maze at several batch sizes this ti
 * ``ceiling`` -- the same task math as a bare loop of tensor ops (``task.step`` on a state
   tensor, no engine), the most the engine could reach;
 * both again under ``torch.compile`` (``--no-compile`` skips them: each size compiles anew);
-* Gymnasium's ``SyncVectorEnv`` of 64 ``Pendulum-v1`` envs, the usual CPU baseline.
+* Gymnasium's ``SyncVectorEnv`` of 64 ``Pendulum-v1`` envs, the usual CPU baseline;
+* with ``--gymnax`` (``pip install -e ".[bench]"``), gymnax's ``Pendulum-v1`` in JAX on the
+  same CPU, ``jit(scan(vmap(step)))`` over 100 steps per call (autoreset included), at
+  each batch size: the JAX peer of the engine (``gymnax`` column; ratio = engine / gymnax).
 
 Engine and ceiling cells are measured back to back, so a loaded machine slows both alike;
 read the ratio column. Actions are one fixed random batch (no policy in the loop).
@@ -74,6 +77,35 @@ def measure(task_id: str, n: int, duration: float, compiled: bool) -> tuple[floa
     return engine_rate, ceiling_rate
 
 
+def gymnax_rate(n: int, duration: float, steps: int = 100) -> float:
+    """gymnax Pendulum-v1 env steps/s: ``steps`` vmapped steps per jitted ``lax.scan``."""
+    import gymnax
+    import jax
+    import jax.numpy as jnp
+
+    env, params = gymnax.make("Pendulum-v1")
+    keys = jax.random.split(jax.random.PRNGKey(0), n)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    rng = np.random.default_rng(0)
+    action = jnp.asarray(rng.uniform(-2, 2, size=(n,)), dtype=jnp.float32)
+    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def body(carry, _):  # noqa: ANN001, ANN202 - jax pytrees
+        key, state = carry
+        key, sub = jax.random.split(key)
+        _, state, reward, *_ = vstep(jax.random.split(sub, n), state, action, params)
+        return (key, state), reward.sum()
+
+    run = jax.jit(lambda carry: jax.lax.scan(body, carry, None, length=steps))
+    holder = [(jax.random.PRNGKey(1), state)]
+
+    def call() -> None:
+        holder[0], rewards = run(holder[0])
+        rewards.block_until_ready()
+
+    return rate(call, n * steps, duration)
+
+
 def gym_rate(duration: float, num_envs: int = 64) -> float:
     import gymnasium as gym
 
@@ -108,6 +140,7 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--sizes", default="1,1024,16384,262144")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--gymnax", action="store_true", help="time gymnax (JAX) as a peer")
     p.add_argument("--append", default=None, help="append the table to this markdown file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -116,8 +149,8 @@ def main(argv: list[str] | None = None) -> str:
 
     lines = [
         "| task | num_envs | engine eager | ceiling eager | ratio | engine compiled "
-        "| ceiling compiled | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ceiling compiled | ratio | gymnax | best engine / gymnax |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, task_id in TASKS.items():
         for n in sizes:
@@ -127,10 +160,13 @@ def main(argv: list[str] | None = None) -> str:
             r_c = "-" if comp[0] is None else f"{comp[0] / comp[1]:.2f}"
             row = f"| {name} | {n} | {fmt(eager[0])} | {fmt(eager[1])} | {r_e} | "
             row += f"{fmt(comp[0])} | {fmt(comp[1])} | {r_c} |"
+            jax_rate = gymnax_rate(n, args.duration) if args.gymnax and "Pendulum" in name else None
+            best = max(x for x in (eager[0], comp[0]) if x is not None)
+            row += f" {fmt(jax_rate)} | {'-' if jax_rate is None else f'{best / jax_rate:.2f}'} |"
             lines.append(row)
             print(row, flush=True)
     g = gym_rate(args.duration)
-    lines.append(f"| Pendulum-v1, gymnasium SyncVectorEnv | 64 | {fmt(g)} | | | | | |")
+    lines.append(f"| Pendulum-v1, gymnasium SyncVectorEnv | 64 | {fmt(g)} | | | | | | | |")
     table = "\n".join(lines)
     header = (
         f"\n## torch backend throughput (env steps/s)\n\n"

@@ -5,6 +5,7 @@ named observation slices."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import gymnasium as gym
 import mujoco
@@ -153,16 +154,15 @@ def test_one_loader_builds_the_task_once_for_the_backend(monkeypatch) -> None:
         make_engine("Pendulum-v1", 2, backend="torch", action_repeat=0)
 
 
-def test_registered_task_with_custom_class_runs() -> None:
+def test_registered_task_with_custom_class_runs(monkeypatch) -> None:
     """Other helpers register tasks as TaskEntry(loader="module:Class"): still works."""
 
     @dataclasses.dataclass
     class SlowCheetah(HalfCheetah):
         forward_reward_weight: float = 0.5
 
-    import sys
-
-    sys.modules[__name__].SlowCheetah = SlowCheetah
+    monkeypatch.setattr(sys.modules[__name__], "SlowCheetah", SlowCheetah, raising=False)
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks.all_tasks()))  # undone after the test
     tasks.register(
         tasks.TaskEntry(
             id="SlowCheetahTest-v0",

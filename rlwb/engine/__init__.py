@@ -161,9 +161,9 @@ def make_engine(
     _positive_int("action_repeat", options.get("action_repeat", 1))
     own = backend_options(cls)
     backend_kwargs = {k: rest.pop(k) for k in own if k in rest}
-    if backend != "gym":
+    if "definition" in inspect.signature(cls.__init__).parameters:
         backend_kwargs["definition"] = tasks.build_task(entry, rest, [*ENGINE_OPTIONS, *own])
-    else:
+    else:  # gym (Gymnasium's own arguments) and backends that build their task themselves
         backend_kwargs.update(rest)
     engine = cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **backend_kwargs)
     engine._configure(**options)

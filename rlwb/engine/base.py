@@ -525,9 +525,12 @@ class Engine(ABC):
                 f"{self.task_id}, got {tuple(action.shape)}"
             )
         action = action.to(device=self.device, dtype=self.dtype)
-        if not bool(torch.isfinite(action).all()):
+        # One reduction instead of isfinite+all (isfinite is slow on CPU: ~0.2 ms at 16k):
+        # a NaN or inf makes the sum non-finite; a finite sum that overflowed is re-checked.
+        if not bool(torch.isfinite(action.sum())):
             bad = (~torch.isfinite(action)).any(1).nonzero().squeeze(1).tolist()
-            raise ActionError(f"action contains NaN or inf for members {bad[:10]}")
+            if bad:
+                raise ActionError(f"action contains NaN or inf for members {bad[:10]}")
         return action
 
     # ------------------------------------------------------------------ views

@@ -1,9 +1,11 @@
 """The state layout of the MuJoCo backends (``mujoco`` and ``warp``), and states from outside.
 
 One engine state row is MuJoCo's ``mj_getState`` with ``STATE_SPEC`` =
-``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART | mjSTATE_CTRL``, i.e. ``[time, qpos, qvel, act,
-(history), qacc_warmstart, ctrl, (plugin)]`` in MuJoCo's bit order, followed by the
-engine's elapsed-step counter. The warm start makes a clone continue bit-identically; the
+``mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART | mjSTATE_CTRL | mjSTATE_USERDATA``, i.e.
+``[time, qpos, qvel, act, (history), qacc_warmstart, ctrl, (userdata), (plugin)]`` in
+MuJoCo's bit order, followed by the engine's elapsed-step counter. ``userdata`` is empty for
+every Gymnasium model; tasks that keep per-episode state there (dm_control's targets) carry
+it in the state. The warm start makes a clone continue bit-identically; the
 last control makes a loaded member *observe* what its source observed (observations such
 as Humanoid's ``qfrc_actuator`` depend on it). Both backends use this layout, so a state
 taken on one loads on the other.
@@ -22,7 +24,12 @@ import numpy as np
 import torch
 
 _S = mujoco.mjtState
-STATE_SPEC = int(_S.mjSTATE_FULLPHYSICS) | int(_S.mjSTATE_WARMSTART) | int(_S.mjSTATE_CTRL)
+STATE_SPEC = (
+    int(_S.mjSTATE_FULLPHYSICS)
+    | int(_S.mjSTATE_WARMSTART)
+    | int(_S.mjSTATE_CTRL)
+    | int(_S.mjSTATE_USERDATA)
+)
 FULLPHYSICS = int(_S.mjSTATE_FULLPHYSICS)
 
 
