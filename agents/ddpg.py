@@ -287,18 +287,14 @@ class DDPG(StepAgent):
         self._actor_step = FusedAdamStep(self.actor_opt)
         self._critic_step = FusedAdamStep(self.critic_opt)
 
-        self.replay = ReplayBuffer(
-            config.buffer_size,
-            {
-                "obs": ((obs_dim,), torch.float32),
-                "action": ((act_dim,), torch.float32),
-                "reward": ((), torch.float32),
-                "next_obs": ((obs_dim,), torch.float32),
-                "done": ((), torch.float32),
-            },
-            device=dev,
-            generator=self.generator,
-        )
+        self._replay_fields = {
+            "obs": ((obs_dim,), torch.float32),
+            "action": ((act_dim,), torch.float32),
+            "reward": ((), torch.float32),
+            "next_obs": ((obs_dim,), torch.float32),
+            "done": ((), torch.float32),
+        }
+        self._replay: ReplayBuffer | None = None
         self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
         self.updates = 0
 
@@ -310,6 +306,19 @@ class DDPG(StepAgent):
             self._actor_target_fwd = torch.compile(self.actor_target)
             self._critic_target_fwd = torch.compile(self.critic_target)
         self._step = _CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        """Allocated on first use: the runner's evaluation copy of the agent only acts, and
+        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid)."""
+        if self._replay is None:
+            self._replay = ReplayBuffer(
+                self.config.buffer_size,
+                self._replay_fields,
+                device=self.device,
+                generator=self.generator,
+            )
+        return self._replay
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

@@ -31,7 +31,7 @@ from rlwb.errors import CheckpointError
 FORMAT = "rlwb-checkpoint"
 POLICY_FORMAT = "rlwb-policy"  # policy.pt: the agent's policy_state_dict and how to rebuild it
 POLICY_FILE = "policy.pt"
-VERSION = 1
+VERSION = 2  # 2: weights-only (tensors and plain data; version 1 held numpy arrays)
 LATEST = "latest"
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
@@ -111,9 +111,10 @@ def load_tensors(path: pathlib.Path) -> Any:
     except pickle.UnpicklingError as exc:  # weights_only refused a global: never run it
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f" ({found.group(1)})" if found else ""
+        old = " (rlwb checkpoints before format 2 held numpy arrays)" if "numpy" in what else ""
         raise CheckpointError(
             f"{path} holds Python objects other than tensors and plain data{what}; "
-            "refusing to load it (loading could run code)"
+            f"refusing to load it (loading could run code){old}"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -91,6 +91,7 @@ def load_experiment(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        module.__rlwb_experiment__ = name  # how `rlwb train` finds it again (resume hint)
         sys.modules[path.stem] = module
         spec.loader.exec_module(module)
         return _check_main(module, name)

@@ -117,6 +117,24 @@ def spec_to_dict(spec: EngineSpec) -> dict[str, Any]:
     return data
 
 
+def spec_from_dict(data: dict[str, Any], device: torch.device) -> EngineSpec:
+    """The saved training engine's spec (:func:`spec_to_dict`'s inverse)."""
+    fields = {f.name for f in dataclasses.fields(EngineSpec)}
+    values = {k: v for k, v in data.items() if k in fields}
+    values["observation_shape"] = tuple(values["observation_shape"])
+    values["action_low"] = torch.as_tensor(values["action_low"]).to(device)
+    values["action_high"] = torch.as_tensor(values["action_high"]).to(device)
+    values["device"] = device
+    return EngineSpec(**values)
+
+
+def agent_from_checkpoint(payload: dict[str, Any], device: torch.device) -> Agent:
+    """The checkpoint's training agent (built for the saved spec), full state loaded."""
+    agent = build_agent(payload, spec_from_dict(payload["spec"], device), device)
+    agent.load_state_dict(payload["agent"])
+    return agent
+
+
 def overrides_policy(agent: Agent) -> bool:
     """Whether the agent keeps a smaller policy state than its full training state."""
     return type(agent).policy_state_dict is not Agent.policy_state_dict
@@ -133,6 +151,14 @@ def build_agent(payload: dict[str, Any], spec: EngineSpec, device: torch.device)
     except ConfigError as exc:
         raise CheckpointError(f"cannot rebuild the saved agent: {exc}") from None
     return agent_cls(config, spec, device)
+
+
+def policy_entry(agent: Agent) -> dict[str, Any]:
+    """``{"policy": policy_state_dict()}``, or ``{"agent": state_dict()}`` for an agent
+    without a separate policy state (what :func:`load_policy` reads back)."""
+    if overrides_policy(agent):
+        return {"policy": agent.policy_state_dict()}
+    return {"agent": agent.state_dict()}
 
 
 def load_policy(agent: Agent, payload: dict[str, Any]) -> None:

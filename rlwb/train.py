@@ -15,7 +15,8 @@ training; each evaluation also writes ``policy.pt``.
 
 Resume: every setting comes from the checkpoint; only fields named explicitly (on the
 command line, or passed to :func:`train` with values that differ) change, and those that
-cannot change (task, backend, seed, members, task arguments, the agent's config) are refused.
+cannot change (task, backend, device, seed, members, task arguments, the agent's config) are
+refused.
 ``config.yaml`` lists each resume with what changed. Resuming from a checkpoint that is not
 its folder's newest starts a branch in a new run folder, so the abandoned branch's files
 stay as they were; the checkpoint a run resumed from is never rotated away.
@@ -46,8 +47,10 @@ from rlwb.engine import Engine, make_engine
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
 from rlwb.evaluate import (
     evaluation_rng,
+    load_policy,
     mean_std,
     overrides_policy,
+    policy_entry,
     resolve_device,
     run_evaluation,
     spec_to_dict,
@@ -138,7 +141,8 @@ class _Counters:
 
 
 # Fields a resumed run refuses to change: the run would no longer be the same experiment.
-FIXED_ON_RESUME = ("task", "backend", "num_envs", "seed", "task_kwargs")
+# (device too: agent generators and engine states are device-specific)
+FIXED_ON_RESUME = ("task", "backend", "device", "num_envs", "seed", "task_kwargs")
 # Fields that name where a run lives, not how it trains (never taken from a checkpoint).
 _PLACEMENT = ("run_dir", "run_name", "experiment")
 
@@ -356,7 +360,7 @@ class _Run:
             "resumes": self.history,
         }
         if overrides_policy(self.agent):  # else the policy is the agent state itself
-            payload["policy"] = self.agent.policy_state_dict()
+            payload.update(policy_entry(self.agent))
         return payload
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -381,15 +385,11 @@ class _Run:
     # ------------------------------------------------------------------ evaluation
     def _evaluation_agent(self) -> Agent:
         """A second agent, built for the evaluation engine, holding the current policy."""
-        policy = self.agent.policy_state_dict()
         if self.eval_agent is None:
             with evaluation_rng(self.agent, self.cfg.eval_seed):  # construction draws RNG
                 spec = self.eval_engine.spec
                 self.eval_agent = self.agent_cls(self.agent_config, spec, self.device)
-        if overrides_policy(self.agent):
-            self.eval_agent.load_policy_state_dict(policy)
-        else:
-            self.eval_agent.load_state_dict(policy)
+        load_policy(self.eval_agent, policy_entry(self.agent))
         return self.eval_agent
 
     def evaluate(self, logger: RunLogger, step: int, before: int, final: bool) -> None:
@@ -412,9 +412,7 @@ class _Run:
     def save_policy(self) -> pathlib.Path:
         """``policy.pt``: the policy state and how to rebuild the agent (no replay, no
         optimizer), for ``rlwb eval``."""
-        policy = self.agent.policy_state_dict()
-        key = "policy" if overrides_policy(self.agent) else "agent"
-        payload = {**self.header(), key: policy}
+        payload = {**self.header(), **policy_entry(self.agent)}
         return ckpt.save(self.run_dir / ckpt.POLICY_FILE, payload, kind=ckpt.POLICY_FORMAT)
 
     def _video(self, agent: Agent, logger: RunLogger, step: int) -> None:
@@ -528,7 +526,7 @@ def train(
     continues from the checkpoint with the checkpoint's settings. ``explicit`` names the
     dotted fields (``"train.total_steps"``) the caller set on purpose: only those change;
     None means every field of ``train_config`` that differs from the checkpoint's. Changing
-    the task, backend, seed, members, task arguments or agent config is refused. ``launch``
+    the task, backend, device, seed, members, task arguments or agent config is refused. ``launch``
     is how to start this experiment again (``"rlwb train NAME"``), for the resume hint.
     """
     resume_state = None
@@ -542,13 +540,15 @@ def train(
         )
         agent_config = saved_agent
         history = list(payload.get("resumes") or [])
-        entry = {
-            "at_step": int(payload["counters"]["env_steps"]),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "from": str(source),
-            "changed": changed,
-        }
-        history.append({**entry, "branch": branch})
+        history.append(
+            {
+                "at_step": int(payload["counters"]["env_steps"]),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "from": str(source),
+                "branch": branch,
+                "changed": changed,
+            }
+        )
         resume_state = _Resume(payload, source, run_dir, branch, history)
     validate(train_config)
     if train_config.video:
@@ -712,6 +712,9 @@ def experiment_name(config_cls: type) -> str:
 def launch_command(config_cls: type) -> str:
     """``rlwb train X``, with X as ``rlwb train`` finds this experiment again."""
     module = config_cls.__module__
+    given = getattr(sys.modules.get(module), "__rlwb_experiment__", None)  # a .py file
+    if given:
+        return f"rlwb train {given}"
     if module == "__main__":
         spec = getattr(sys.modules["__main__"], "__spec__", None)
         module = spec.name if spec is not None and spec.name else sys.argv[0]

@@ -201,21 +201,23 @@ def test_progress_lines_when_output_is_not_a_terminal(tmp_path, capsys):
 
 
 def test_python_m_experiment_reports_bad_options_like_rlwb_train(tmp_path):
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
+    procs = [
+        subprocess.Popen(
             [sys.executable, "-m", *args, "--train.bogus", "1"],
             cwd=ROOT,
             env=subprocess_env(),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
         )
-
-    direct = run("tests.toy_experiment")
-    command = run("rlwb.cli", "train", "tests.toy_experiment")
-    assert direct.returncode == command.returncode == cli.EXIT_ERROR
-    assert direct.stderr == command.stderr
-    assert direct.stderr.startswith("rlwb: error: ") and len(direct.stderr.splitlines()) == 1
+        for args in (["tests.toy_experiment"], ["rlwb.cli", "train", "tests.toy_experiment"])
+    ]
+    (direct_err, direct), (command_err, command) = [
+        (p.communicate(timeout=120)[1], p.returncode) for p in procs
+    ]
+    assert direct == command == cli.EXIT_ERROR
+    assert direct_err == command_err
+    assert direct_err.startswith("rlwb: error: ") and len(direct_err.splitlines()) == 1
 
 
 def test_readme_shows_the_real_quickstart_script():
