@@ -108,7 +108,7 @@ GOAL_SLICES = {
 }
 
 _SKIN = 1e-3
-_GOAL_TRIES = 16
+_GOAL_TRIES = 32
 _CODES = {"#": 1, "1": 1, ".": 0, "0": 0, "r": "r", "g": "g", "c": "c"}
 
 
