@@ -155,6 +155,9 @@ class GoalAgent(StepAgent):
         self.updates = 0
         # Training episodes finished since the last update report: successes, distances.
         self.stats = torch.zeros(3, dtype=torch.float64, device=dev)
+        # The latest episode report and probe: every update returns them, because the runner
+        # logs only the update before each log step.
+        self.report: dict[str, float] = {}
         self._probe = self._make_probe()
 
     # ------------------------------------------------------------------ goals
@@ -256,15 +259,16 @@ class GoalAgent(StepAgent):
             "critic_loss": torch.stack(critic_losses).mean(),
             "actor_loss": torch.stack(actor_losses).mean(),
         }
-        out.update(self.episode_report())
+        self.report.update(self.episode_report())
         if cfg.probe_every and self.updates % cfg.probe_every < num_updates:
-            out.update(self.probe())
-        return out
+            self.report.update(self.probe())
+        return {**out, **self.report}
 
-    def episode_report(self) -> dict[str, float]:
-        """Success rate and final distance of training episodes since the last report."""
+    def episode_report(self, min_episodes: int = 20) -> dict[str, float]:
+        """Success rate and final distance of the training episodes finished since the last
+        report, once there are ``min_episodes`` of them (a host sync per update)."""
         successes, distance, count = self.stats.tolist()
-        if count == 0:
+        if count < min_episodes:
             return {}
         self.stats.zero_()
         return {"success_rate": successes / count, "final_distance": distance / count}

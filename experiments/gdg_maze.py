@@ -6,14 +6,15 @@
 
 Episodes end on success, so ``eval/return_mean`` is the success rate; ``losses/`` carries
 the training success rate, final distance, bridge points planned and the distance probe
-(Spearman rank correlation of learned against true steps-to-goal). Expect an evaluation
+(Spearman rank correlation of learned against true steps-to-goal); ``bridges/points`` is a
+picture of the maze with the bridge points of the final evaluation. Expect an evaluation
 success rate of 1.0 on the open maze after 10k steps (about 2 minutes on 2 CPU cores).
 """
 
 from dataclasses import dataclass, field
 
 from rlwb.agents.gdg import GDG, GDGConfig
-from rlwb.experiments.goal_maze import maze_train_config
+from rlwb.experiments.goal_maze import log_bridge_points, maze_train_config
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 
@@ -24,7 +25,9 @@ class Config:
 
 
 def main(argv: list[str] | None = None) -> TrainResult:
-    return run_experiment(GDG, Config, argv, __doc__)
+    result = run_experiment(GDG, Config, argv, __doc__)
+    log_bridge_points(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,6 +1,15 @@
-"""Runner settings shared by the goal-maze experiments (``gdg_maze``, ``ddpg_her_maze``)."""
+"""Runner settings shared by the goal-maze experiments (``gdg_maze``, ``ddpg_her_maze``)
+and GDG's picture of its bridge points."""
 
-from rlwb.train import TrainConfig
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from rlwb.agents.bridges import draw_bridges
+from rlwb.agents.gdg import GDG, GDGConfig
+from rlwb.config import from_dict
+from rlwb.engine import make_engine
+from rlwb.evaluate import run_evaluation, spec_from_dict
+from rlwb.train import TrainConfig, TrainResult
 
 
 def maze_train_config() -> TrainConfig:
@@ -21,5 +30,27 @@ def maze_train_config() -> TrainConfig:
             "min_goal_distance": 2.0,
             "max_episode_steps": 50,
             "terminate_on_success": True,
+            "goal_cell_prob": 0.0,
         },
     )
+
+
+def log_bridge_points(result: TrainResult) -> None:
+    """Draw the bridge points the final GDG agent plans on its evaluation episodes into the
+    run's TensorBoard as ``bridges/points``."""
+    if result.checkpoint is None:
+        return
+    payload = torch.load(result.checkpoint, weights_only=False)
+    spec = spec_from_dict(payload["spec"], torch.device("cpu"))
+    agent = GDG(from_dict(GDGConfig, payload["agent_config"]), spec, "cpu")
+    agent.load_state_dict(payload["agent"])
+    if not agent.config.bridges:
+        return
+    train = payload["train_config"]
+    engine = make_engine(spec.task_id, train["eval_episodes"], backend="torch",
+                         seed=train["eval_seed"], **spec.task_kwargs)  # fmt: skip
+    run_evaluation(agent, engine, train["eval_seed"])
+    points = agent.planner(False, engine.num_envs).recent_bridges()
+    fig = draw_bridges(agent.task, points, f"{spec.task_id}: {len(points)} bridge points")
+    with SummaryWriter(str(result.run_dir)) as writer:
+        writer.add_figure("bridges/points", fig, result.env_steps)
