@@ -9,6 +9,9 @@ the final distance to the goal and, on tasks that know their true distances (the
 mazes' ``steps_to_goal``), how well the critic ranks a fixed probe set. Subclasses say what
 the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the actor optimises
 (:meth:`GoalAgent.actor_objective`).
+
+Episodes that end on success (``terminate_on_success``) stop bootstrapping only for the
+goal they ended on: relabelled rows never count as terminal.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from rlwb import tasks
 from rlwb.agent import StepAgent
 from rlwb.agents.ddpg import Actor, Critic, DDPGConfig
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
+from rlwb.goals import goal_task, observation_slices
 from rlwb.nn import float_state, soft_update_
 from rlwb.noise import GaussianNoise
 from rlwb.replay import HER_STRATEGIES, TrajectoryBuffer
@@ -76,30 +79,6 @@ class GoalAgentConfig:
         ):
             if not ok:
                 raise ConfigError(f"{name}.{field} is invalid: {getattr(self, field)!r}")
-
-
-def goal_task(spec: EngineSpec) -> Any:
-    """The task object behind ``spec`` (for ``compute_reward``, ``goal_reached`` and true
-    distances); a ConfigError if it is not a goal-conditioned rlwb task."""
-    entry = tasks.find(spec.task_id)
-    if entry is None:
-        raise ConfigError(f"goal agents need an rlwb goal task; {spec.task_id!r} is not one")
-    task = entry.build(**spec.task_kwargs)
-    if observation_slices(spec, task) is None or not hasattr(task, "compute_reward"):
-        raise ConfigError(
-            f"{spec.task_id} is not goal-conditioned (no observation_slices/compute_reward); "
-            "use a goal variant such as PointMaze-Open-Goal-v0"
-        )
-    return task
-
-
-def observation_slices(spec: EngineSpec, task: Any = None) -> dict[str, tuple[int, int]] | None:
-    """``name -> (start, stop)`` columns of a goal observation: the engine spec's field
-    where the engine provides it, else the task's ``observation_slices`` attribute."""
-    slices = getattr(spec, "observation_slices", None) or getattr(task, "observation_slices", None)
-    if not slices:
-        return None
-    return {k: (int(a), int(b)) for k, (a, b) in dict(slices).items()}
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -176,6 +155,9 @@ class GoalAgent(StepAgent):
         self.updates = 0
         # Training episodes finished since the last update report: successes, distances.
         self.stats = torch.zeros(3, dtype=torch.float64, device=dev)
+        # The latest episode report and probe: every update returns them, because the runner
+        # logs only the update before each log step.
+        self.report: dict[str, float] = {}
         self._probe = self._make_probe()
 
     # ------------------------------------------------------------------ goals
@@ -255,6 +237,8 @@ class GoalAgent(StepAgent):
                 cfg.her_strategy,
                 cfg.relabel_prob,
             )
+            # A termination belongs to the goal it was reached for, not to a relabelled one.
+            batch["terminated"] = torch.where(batch["relabelled"], 0.0, batch["terminated"])
             with torch.no_grad():
                 target = self.bootstrap_target(batch)
             critic_loss = F.mse_loss(self.critic(batch["obs"], batch["action"]), target)
@@ -275,15 +259,16 @@ class GoalAgent(StepAgent):
             "critic_loss": torch.stack(critic_losses).mean(),
             "actor_loss": torch.stack(actor_losses).mean(),
         }
-        out.update(self.episode_report())
+        self.report.update(self.episode_report())
         if cfg.probe_every and self.updates % cfg.probe_every < num_updates:
-            out.update(self.probe())
-        return out
+            self.report.update(self.probe())
+        return {**out, **self.report}
 
-    def episode_report(self) -> dict[str, float]:
-        """Success rate and final distance of training episodes since the last report."""
+    def episode_report(self, min_episodes: int = 20) -> dict[str, float]:
+        """Success rate and final distance of the training episodes finished since the last
+        report, once there are ``min_episodes`` of them (a host sync per update)."""
         successes, distance, count = self.stats.tolist()
-        if count == 0:
+        if count < min_episodes:
             return {}
         self.stats.zero_()
         return {"success_rate": successes / count, "final_distance": distance / count}

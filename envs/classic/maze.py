@@ -108,7 +108,7 @@ GOAL_SLICES = {
 }
 
 _SKIN = 1e-3
-_GOAL_TRIES = 16
+_GOAL_TRIES = 32
 _CODES = {"#": 1, "1": 1, ".": 0, "0": 0, "r": "r", "g": "g", "c": "c"}
 
 
@@ -168,8 +168,9 @@ class PointMaze(TorchTask):
     success_distance: float = 0.45
     min_goal_distance: float = 0.0
     """Least start-to-goal distance in cells (Euclidean); 0 = Gymnasium-Robotics' draw."""
-    goal_cells_only: bool = False
-    """Goal-conditioned: draw goals from the ``g`` cells only (e.g. the deceptive goal)."""
+    goal_cell_prob: float = 0.0
+    """Goal-conditioned: probability that a goal comes from the ``g`` cells (e.g. the
+    deceptive goal) rather than uniformly from all open cells."""
 
     state_names = ("x", "y", "vx", "vy", "goal_x", "goal_y")
     action_low = (-1.0, -1.0)
@@ -198,6 +199,8 @@ class PointMaze(TorchTask):
             if self.goal_conditioned
             else None
         )
+        if not 0 <= self.goal_cell_prob <= 1:
+            raise ConfigError(f"goal_cell_prob must be in [0, 1], got {self.goal_cell_prob}")
         if self.min_goal_distance < 0:
             raise ConfigError(f"min_goal_distance must be >= 0, got {self.min_goal_distance}")
         self._cell_paths = self._all_pairs_steps()
@@ -277,10 +280,18 @@ class PointMaze(TorchTask):
         k = torch.randint(len(self.reset_cells), (n,), generator=generator, device=self.device)
         pos = self.reset_cells[k] + self.uniform(generator, n, -noise, noise, dim=2)
         if self.goal_conditioned:
-            cells = self.goal_cells if self.goal_cells_only else self.open_cells
-            g = torch.randint(len(cells), (tries, n), generator=generator, device=self.device)
+            g = torch.randint(
+                len(self.open_cells), (tries, n), generator=generator, device=self.device
+            )
+            cells = self.open_cells[g]
+            if self.goal_cell_prob > 0:
+                h = torch.randint(
+                    len(self.goal_cells), (tries, n), generator=generator, device=self.device
+                )
+                pick = self.uniform(generator, n, 0.0, 1.0)[:, 0] < self.goal_cell_prob
+                cells = torch.where(pick[None, :, None], self.goal_cells[h], cells)
             jitter = self.uniform(generator, tries * n, -noise, noise, dim=2).reshape(tries, n, 2)
-            goal = self._far_enough(cells[g] + jitter, pos)
+            goal = self._far_enough(cells + jitter, pos)
         else:
             g = torch.randint(len(self.goal_cells), (n,), generator=generator, device=self.device)
             goal = self.goal_cells[g]
