@@ -1,4 +1,5 @@
 """Task definitions (installed as ``rlwb.envs``). Importing registers every built-in task."""
 
 from rlwb.envs import classic as _classic  # noqa: F401
+from rlwb.envs import dmc as _dmc  # noqa: F401
 from rlwb.envs import mujoco as _mujoco  # noqa: F401

@@ -41,9 +41,13 @@ import torch
 # cvel[nbody, 6], qfrc_actuator[nv], cfrc_ext[nbody, 6], site_xpos[nsite, 3], ctrl[nu],
 # qfrc_constraint[nv], ten_length[ntendon], ten_velocity[ntendon].
 # cfrc_ext needs mj_rnePostConstraint after the step, as Gymnasium calls it.
+# dm_control tasks (envs/dmc) also read xmat[nbody, 9], sensordata[nsensordata],
+# geom_xpos[ngeom, 3], site_xmat[nsite, 9] and subtree_com[nbody, 3].
 KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
     "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
+    # --- dm_control tasks (issue #19), additive
+    "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com", "act", "userdata",
 )  # fmt: skip
 
 # Fields that are only up to date after mj_rnePostConstraint.
@@ -139,6 +143,10 @@ class MujocoTask:
     max_episode_steps: ClassVar[int | None] = 1000
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")
     pre_fields: ClassVar[tuple[str, ...]] = ()
+    # dm_control's Physics.step ends with mj_step1, so position- and velocity-dependent
+    # fields (xpos, xmat, sensordata...) describe the state *after* the step; backends call
+    # mj_step1 after the last mj_step of an env step when this is True (issue #19).
+    sync_after_step: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if isinstance(self.frame_skip, bool) or not isinstance(self.frame_skip, int):
@@ -158,6 +166,13 @@ class MujocoTask:
 
     def model_path(self) -> str:
         return resolve_xml(self.xml_file)
+
+    def load_model(self, path: str):  # noqa: ANN201 - mujoco.MjModel
+        """The compiled model (hook: dm_control tasks build theirs, e.g. with userdata
+        slots that hold per-episode task state such as reacher's target)."""
+        import mujoco
+
+        return mujoco.MjModel.from_xml_path(path)
 
     def setup(self, model) -> None:  # noqa: ANN001, B027 - mujoco.MjModel; optional hook
         """Read model constants (body ids, masses) once, before any other call."""
@@ -190,7 +205,9 @@ class MujocoTask:
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does."""
+        """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does.
+        A task may return a third tensor ``userdata[n, nuserdata]`` (per-episode task state
+        kept in MjData.userdata, which the ``mujoco`` backend's state includes)."""
         raise NotImplementedError
 
 
@@ -261,15 +278,13 @@ def build_task(task_id: str, kwargs: dict) -> MujocoTask:
 def load_model(task_id: str, task: MujocoTask) -> Any:
     """The ``mujoco.MjModel`` of a built task definition, with ``task.setup`` called: the
     common first step of every MuJoCo backend."""
-    import mujoco
-
     from rlwb.errors import ConfigError
 
     try:
         path = task.model_path()
     except FileNotFoundError as exc:
         raise ConfigError(f"bad xml_file for task {task_id!r}: {exc}") from exc
-    model = mujoco.MjModel.from_xml_path(path)
+    model = task.load_model(path)
     task.setup(model)
     return model
 

@@ -182,6 +182,7 @@ class MujocoEngine(Engine):
         self.init_qpos = torch.from_numpy(self.model.qpos0.copy())
         self.init_qvel = torch.zeros(self.model.nv, dtype=torch.float64)
         self._rne = self.task.needs_rne_post
+        self._sync = self.task.sync_after_step  # dm_control tasks: mj_step1 after stepping
 
         names = list(dict.fromkeys(self.task.fields + self.task.pre_fields))
         unknown = [n for n in names if n not in KNOWN_FIELDS]
@@ -232,12 +233,14 @@ class MujocoEngine(Engine):
     # ------------------------------------------------------------------ workers
     def _step_chunk(self, members: range, slot: int) -> None:
         model, data, gather = self.model, self._slot_data[slot], self._gather
-        states, nstep, rne = self._state, self.frame_skip, self._rne
+        states, nstep, rne, sync = self._state, self.frame_skip, self._rne, self._sync
         step, rne_post = mujoco.mj_step, mujoco.mj_rnePostConstraint
         get_state, set_state = mujoco.mj_getState, mujoco.mj_setState
         for i in members:
             set_state(model, data, states[i], INTERNAL_SPEC)  # state and this step's control
             step(model, data, nstep)
+            if sync:
+                mujoco.mj_step1(model, data)
             if rne:
                 rne_post(model, data)
             get_state(model, data, states[i], INTERNAL_SPEC)
@@ -257,10 +260,9 @@ class MujocoEngine(Engine):
 
     # ------------------------------------------------------------------ primitives
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
-        qpos, qvel = self.task.reset_state(
-            self.init_qpos, self.init_qvel, len(members), self.generator
-        )
-        qpos_np, qvel_np = qpos.numpy(), qvel.numpy()
+        drawn = self.task.reset_state(self.init_qpos, self.init_qvel, len(members), self.generator)
+        qpos_np, qvel_np = drawn[0].numpy(), drawn[1].numpy()
+        userdata_np = drawn[2].numpy() if len(drawn) > 2 else None  # dm_control tasks (#19)
         index = members.tolist()
         model = self.model
 
@@ -270,6 +272,8 @@ class MujocoEngine(Engine):
                 mujoco.mj_resetData(model, data)  # as Gymnasium's reset: ctrl, warm start zeroed
                 data.qpos[:] = qpos_np[k]
                 data.qvel[:] = qvel_np[k]
+                if userdata_np is not None:
+                    data.userdata[:] = userdata_np[k]
                 mujoco.mj_forward(model, data)
                 self._store_member(index[k], data)
 
@@ -371,6 +375,7 @@ class MujocoEngine(Engine):
             buf[:, 0] = self.view[name].numpy()
         gathers = list(record.items())
         model, nstep, rne, states = self.model, self.frame_skip, self._rne, self._state
+        sync = self._sync
 
         def run_chunk(members: Sequence[int], slot: int) -> None:
             step, rne_post = mujoco.mj_step, mujoco.mj_rnePostConstraint
@@ -380,6 +385,8 @@ class MujocoEngine(Engine):
                 for t in range(horizon):
                     data.ctrl[:] = ctrl[i, t]
                     step(model, data, nstep)
+                    if sync:
+                        mujoco.mj_step1(model, data)
                     if rne:
                         rne_post(model, data)
                     for name, buf in gathers:

@@ -170,6 +170,7 @@ class WarpEngine(Engine):
         self.dt = float(self.model.opt.timestep * self.frame_skip)
         self.max_episode_steps = self.task.max_episode_steps
         self._rne = self.task.needs_rne_post
+        self._sync = self.task.sync_after_step  # dm_control tasks (#19): step1 after stepping
         for name, value in (("nconmax", nconmax), ("njmax", njmax)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -241,6 +242,9 @@ class WarpEngine(Engine):
             )
         wrapped = names + [n for n, _ in self._state_parts]
         self._t = {n: wp.to_torch(getattr(self.d, n)) for n in dict.fromkeys(wrapped)}
+        for n in ("xmat", "site_xmat"):  # Warp's mat33 arrays as MjData's [.., 9] (#19)
+            if n in self._t:
+                self._t[n] = self._t[n].flatten(-2)
         self.view = {
             n: torch.zeros(self._t[n].shape, dtype=torch.float64, device=self.device) for n in names
         }
@@ -268,6 +272,11 @@ class WarpEngine(Engine):
         mjw, m, d = self._mjw, self.m, self.d
         for _ in range(self.frame_skip):
             mjw.step(m, d)
+        if self._sync:  # MuJoCo C's mj_step1, which (unlike mjw.step1) keeps acc sensors
+            mjw.fwd_position(m, d)
+            mjw.sensor_pos(m, d)
+            mjw.fwd_velocity(m, d)
+            mjw.sensor_vel(m, d)
         if self._rne:
             mjw.rne_postconstraint(m, d)
 

@@ -1,0 +1,141 @@
+"""DeepMind Control Suite tasks against dm_control itself (the oracle).
+
+From the same physics state and actions, the ``mujoco`` backend's observations and rewards
+must equal ``dm_control.suite.load(domain, task)``'s over whole episodes (float64), the
+episode must end by truncation at dm_control's step limit, and reset observations must be
+distributed like dm_control's (two-sample Kolmogorov-Smirnov test per observation column).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlwb.engine import make_engine
+from rlwb.envs import dmc
+from rlwb.envs.dmc.rewards import SIGMOIDS, tolerance
+from rlwb.errors import BackendUnavailableError
+
+suite = pytest.importorskip("dm_control.suite")
+stats = pytest.importorskip("scipy.stats")
+
+# steps of the parity episode: whole episodes for a few tasks, shorter ones elsewhere
+STEPS = {"cheetah-run": 1000, "walker-walk": 1000, "cartpole-swingup": 1000, "finger-spin": 500}
+TASKS = sorted(dmc._TASKS)
+MEMBERS = 2
+
+
+def _flat(observation: dict) -> np.ndarray:
+    return np.concatenate([np.atleast_1d(v).ravel() for v in observation.values()])
+
+
+def _load(task_id: str, seed: int):
+    domain, _, task = task_id.partition("-")
+    return suite.load(domain, task, task_kwargs={"random": seed})
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_episode_matches_dm_control(task_id: str) -> None:
+    envs = [_load(task_id, seed) for seed in range(MEMBERS)]
+    first = [env.reset() for env in envs]
+    engine = make_engine(task_id, MEMBERS, backend="mujoco", seed=0, dtype=torch.float64)
+    assert engine.frame_skip == envs[0]._n_sub_steps
+    assert engine.max_episode_steps == envs[0]._step_limit == 1000
+    keys = list(first[0].observation)
+    slices = engine.task.observation_slices
+    assert list(slices) == keys
+    engine.reset()
+    states = np.stack([np.r_[engine.task.state_from_dm_control(env.physics), 0] for env in envs])
+    obs = engine.set_state(torch.from_numpy(states))
+    expected = np.stack([_flat(ts.observation) for ts in first])
+    np.testing.assert_allclose(obs.numpy(), expected, rtol=0, atol=1e-12)
+    for key, (start, stop) in slices.items():
+        np.testing.assert_array_equal(obs[0, start:stop].numpy(), first[0].observation[key].ravel())
+
+    spec = envs[0].action_spec()
+    rng = np.random.default_rng(1)
+    steps = STEPS.get(task_id, 200)
+    rewards = np.zeros((steps, MEMBERS))
+    for t in range(steps):
+        action = rng.uniform(spec.minimum, spec.maximum, size=(MEMBERS, *spec.shape))
+        timesteps = [env.step(a) for env, a in zip(envs, action, strict=True)]
+        obs, reward, terminated, truncated, info = engine.step(torch.from_numpy(action))
+        final = info["final_obs"].numpy()
+        expected = np.stack([_flat(ts.observation) for ts in timesteps])
+        np.testing.assert_allclose(final, expected, rtol=1e-9, atol=1e-9, err_msg=f"step {t}")
+        rewards[t] = [ts.reward for ts in timesteps]
+        np.testing.assert_allclose(reward.numpy(), rewards[t], rtol=1e-9, atol=1e-12)
+        assert not terminated.any() and all(ts.discount == 1.0 for ts in timesteps)
+        assert bool(truncated.all()) == timesteps[0].last() == (t == 999)
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_reset_distribution_matches_dm_control(task_id: str) -> None:
+    n = 100
+    env = _load(task_id, 0)
+    reference = np.stack([_flat(env.reset().observation) for _ in range(n)])
+    engine = make_engine(task_id, n, backend="mujoco", seed=0, dtype=torch.float64)
+    ours = engine.reset().numpy()
+    for column in range(ours.shape[1]):
+        a, b = ours[:, column], reference[:, column]
+        if np.ptp(b) == 0:
+            np.testing.assert_allclose(a, b, atol=1e-12, err_msg=f"column {column}")
+            continue
+        p = stats.ks_2samp(a, b).pvalue
+        assert p > 1e-4, f"{task_id}: reset column {column} differs from dm_control (p={p:.2g})"
+
+
+@pytest.mark.parametrize("sigmoid", SIGMOIDS)
+def test_tolerance_matches_dm_control(sigmoid: str) -> None:
+    from dm_control.utils import rewards
+
+    x = np.linspace(-3, 3, 601)
+    for bounds, margin, value in [((0, 0), 1.0, 0.1), ((-0.5, 1.0), 0.7, 0.3), ((1, 2), 0, 0.1)]:
+        if sigmoid in ("cosine", "linear", "quadratic") or value > 0:
+            expected = rewards.tolerance(x, bounds, margin, sigmoid, value)
+            ours = tolerance(torch.from_numpy(x), bounds, margin, sigmoid, value)
+            np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="value_at_1"):
+        tolerance(torch.zeros(1), margin=1, sigmoid=sigmoid, value_at_margin=1.5)
+
+
+def test_missing_dm_control_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dm_control.suite", None)
+    with pytest.raises(BackendUnavailableError, match=r"rlwb\[dmc\]"):
+        make_engine("cheetah-run", 1, backend="mujoco")
+
+
+def test_gym_backend_runs_dm_control_through_shimmy() -> None:
+    pytest.importorskip("shimmy")
+    engine = make_engine("cheetah-run", 2, backend="gym", seed=0)
+    obs = engine.reset(seed=0)
+    assert obs.shape == (2, 17)
+    obs, reward, terminated, truncated, _ = engine.step(torch.zeros(2, 6))
+    assert obs.shape == (2, 17) and reward.shape == (2,)
+    engine.close()
+
+
+@pytest.mark.parametrize("task_id", ["hopper-hop"])  # touch sensors: acc stage
+def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
+    """One step from the same states: MuJoCo Warp (float32, on Warp's CPU device here) within
+    float32 tolerance of the exact CPU backend, touch sensors included."""
+    from rlwb.engine import backend_status
+
+    ok, why = backend_status("warp", "cpu")
+    if not ok:
+        pytest.skip(why)
+    cpu = make_engine(task_id, 4, backend="mujoco", seed=0, dtype=torch.float64)
+    gpu = make_engine(task_id, 4, backend="warp", device="cpu", seed=0, dtype=torch.float64)
+    cpu.reset()
+    gpu.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        action = torch.rand(4, cpu.action_dim, generator=gen, dtype=torch.float64) * 2 - 1
+        gpu.set_state(cpu.get_state())
+        obs_cpu, reward_cpu, *_ = cpu.step(action)
+        obs_gpu, reward_gpu, *_ = gpu.step(action)
+        torch.testing.assert_close(obs_gpu, obs_cpu, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(reward_gpu, reward_cpu, rtol=1e-4, atol=1e-4)
