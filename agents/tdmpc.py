@@ -252,19 +252,7 @@ class TDMPC(StepAgent):
         self.optim = torch.optim.Adam(self._model_params, lr=config.lr)
         self.pi_optim = torch.optim.Adam(self._pi_params, lr=config.lr)
 
-        self.replay = TrajectoryBuffer(
-            max(config.buffer_size, spec.num_envs),
-            spec.num_envs,
-            {
-                "obs": ((obs_dim,), torch.float32),
-                "action": ((act_dim,), torch.float32),
-                "reward": ((), torch.float32),
-                "next_obs": ((obs_dim,), torch.float32),
-                "terminated": ((), torch.float32),
-            },
-            device=dev,
-            generator=self.generator,
-        )
+        self._replay: TrajectoryBuffer | None = None  # built on first use (not for evaluation)
         self.steps = 0  # transitions observed (agent steps, summed over members)
         self.updates = 0
         self.world = TOLDWorld(self.model, config.gamma, self.generator)
@@ -272,6 +260,24 @@ class TDMPC(StepAgent):
         self.prior_count = int(config.mixture * config.samples)
         unit = torch.ones(act_dim, device=dev)
         self.planner = SamplingPlanner(self._planner_config(), -unit, unit, dev, seed=seed + 1)
+
+    @property
+    def replay(self) -> TrajectoryBuffer:
+        """Per-member trajectories, allocated on first use: an evaluation copy never does."""
+        if self._replay is None:
+            obs_dim, act_dim = self.spec.observation_shape[0], self.spec.action_dim
+            fields = {
+                "obs": ((obs_dim,), torch.float32),
+                "action": ((act_dim,), torch.float32),
+                "reward": ((), torch.float32),
+                "next_obs": ((obs_dim,), torch.float32),
+                "terminated": ((), torch.float32),
+            }
+            capacity = max(self.config.buffer_size, self.spec.num_envs)
+            self._replay = TrajectoryBuffer(
+                capacity, self.spec.num_envs, fields, self.device, self.generator
+            )
+        return self._replay
 
     def _planner_config(self) -> SamplingConfig:
         cfg = self.config

@@ -195,6 +195,7 @@ def test_state_dict_round_trip_is_exact() -> None:
             agent.episode_start(torch.ones(2, dtype=torch.bool))
             acted.append(agent.act(obs))
     assert torch.equal(*acted)
+    assert policy._replay is None  # an evaluation copy never allocates the replay
 
 
 def _train(steps: int, starts: int, tmp_path, resume=None, num_envs: int = 1, **kw) -> object:
