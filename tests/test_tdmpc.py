@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,30 +15,16 @@ from torch import nn
 from rlwb import checkpoint as ckpt
 from rlwb import make_engine
 from rlwb.agents.tdmpc import TDMPC, TDMPCConfig, linear_schedule
-from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
 from rlwb.evaluate import evaluation_rng, run_evaluation
 from rlwb.train import TrainConfig, train
+from tests.helpers import run_cli, toy_spec
 
 # The smallest setting that still plans and learns: used where behaviour, not skill, counts.
 TINY = dict(
     iterations=2, samples=32, elites=4, batch_size=16, buffer_size=2_000,
     latent_dim=8, mlp_dim=32, enc_dim=16, horizon=3, schedule_steps=100,
 )  # fmt: skip
-
-
-def _spec(obs_dim: int = 3, act_dim: int = 2, num_envs: int = 2) -> EngineSpec:
-    return EngineSpec(
-        task_id="toy",
-        num_envs=num_envs,
-        observation_shape=(obs_dim,),
-        action_dim=act_dim,
-        action_low=torch.full((act_dim,), -2.0),
-        action_high=torch.full((act_dim,), 2.0),
-        max_episode_steps=50,
-        dt=0.05,
-        device=torch.device("cpu"),
-    )
 
 
 def _fill(agent: TDMPC, steps: int = 40, seed: int = 0) -> None:
@@ -80,10 +64,10 @@ def test_bad_config_is_a_clear_error(overrides: dict, message: str) -> None:
 
 
 def test_tasks_it_cannot_run_are_clear_errors() -> None:
-    images = dataclasses.replace(_spec(), observation_shape=(3, 64, 64))
+    images = dataclasses.replace(toy_spec(), observation_shape=(3, 64, 64))
     with pytest.raises(ConfigError, match="flat observations"):
         TDMPC(TDMPCConfig(**TINY), images, "cpu")
-    unbounded = dataclasses.replace(_spec(), action_low=torch.full((2,), -torch.inf))
+    unbounded = dataclasses.replace(toy_spec(), action_low=torch.full((2,), -torch.inf))
     with pytest.raises(ConfigError, match="finite action bounds"):
         TDMPC(TDMPCConfig(**TINY), unbounded, "cpu")
 
@@ -104,7 +88,7 @@ def test_defaults_are_the_authors() -> None:
 
 
 def test_told_architecture_and_initialisation() -> None:
-    agent = TDMPC(TDMPCConfig.official(seed=0), _spec(obs_dim=17, act_dim=6), "cpu")
+    agent = TDMPC(TDMPCConfig.official(seed=0), toy_spec(obs_dim=17, act_dim=6), "cpu")
     m = agent.model
     assert [type(x) for x in m.q1[:3]] == [nn.Linear, nn.LayerNorm, nn.Tanh]
     assert isinstance(m.dynamics[1], nn.ELU) and m.dynamics[0].in_features == 50 + 6
@@ -119,7 +103,7 @@ def test_told_architecture_and_initialisation() -> None:
 
 
 def test_schedules_grow_the_horizon_and_shrink_the_std_floor() -> None:
-    agent = TDMPC(TDMPCConfig(**{**TINY, "horizon": 5}, seed=0), _spec(), "cpu")
+    agent = TDMPC(TDMPCConfig(**{**TINY, "horizon": 5}, seed=0), toy_spec(), "cpu")
     assert (agent.plan_horizon(), agent.std_floor()) == (1, 0.5)
     agent.steps = 50
     assert agent.plan_horizon() == 3 and agent.std_floor() == pytest.approx(0.275)
@@ -130,7 +114,7 @@ def test_schedules_grow_the_horizon_and_shrink_the_std_floor() -> None:
 
 # ---------------------------------------------------------------------- acting
 def test_actions_in_bounds_warm_start_per_member_and_reset_at_episode_start() -> None:
-    agent = TDMPC(TDMPCConfig(**TINY, seed=0), _spec(), "cpu")
+    agent = TDMPC(TDMPCConfig(**TINY, seed=0), toy_spec(), "cpu")
     agent.steps = 1_000  # past the horizon schedule: plans of 3 steps
     obs = torch.randn(2, 3)
     a = agent.act(obs, explore=True)
@@ -145,7 +129,7 @@ def test_actions_in_bounds_warm_start_per_member_and_reset_at_episode_start() ->
 
 
 def test_update_changes_priorities_and_keeps_targets_slow() -> None:
-    agent = TDMPC(TDMPCConfig(**TINY, seed=0, seed_updates=False), _spec(), "cpu")
+    agent = TDMPC(TDMPCConfig(**TINY, seed=0, seed_updates=False), toy_spec(), "cpu")
     _fill(agent)
     before = agent.replay.priority.clone()
     enc_before = [p.clone() for p in agent.target.encoder.parameters()]
@@ -161,7 +145,7 @@ def test_update_changes_priorities_and_keeps_targets_slow() -> None:
 
 
 def test_first_update_catches_up_on_the_seed_steps() -> None:
-    agent = TDMPC(TDMPCConfig(**TINY, seed=0), _spec(), "cpu")
+    agent = TDMPC(TDMPCConfig(**TINY, seed=0), toy_spec(), "cpu")
     _fill(agent, steps=20)
     agent.update(1)
     assert agent.updates == 1 + 40  # one per stored transition (2 members x 20 steps)
@@ -172,7 +156,7 @@ def test_first_update_catches_up_on_the_seed_steps() -> None:
 # ---------------------------------------------------------------------- checkpoints
 def test_state_dict_round_trip_is_exact() -> None:
     cfg = TDMPCConfig(**TINY, seed=0, seed_updates=False)
-    a = TDMPC(cfg, _spec(), "cpu")
+    a = TDMPC(cfg, toy_spec(), "cpu")
     _fill(a)
     a.update(3)
     obs = torch.randn(2, 3)
@@ -180,14 +164,14 @@ def test_state_dict_round_trip_is_exact() -> None:
     blob = io.BytesIO()
     torch.save(a.state_dict(), blob)
     blob.seek(0)
-    b = TDMPC(TDMPCConfig(**TINY, seed=1, seed_updates=False), _spec(), "cpu")
+    b = TDMPC(TDMPCConfig(**TINY, seed=1, seed_updates=False), toy_spec(), "cpu")
     b.load_state_dict(torch.load(blob, weights_only=True))
     assert torch.equal(a.act(obs, explore=True), b.act(obs, explore=True))
     la, lb = a.update(2), b.update(2)
     assert torch.equal(la["value_loss"], lb["value_loss"])
     assert torch.equal(a.replay.priority, b.replay.priority)
     assert torch.equal(a.act(obs), b.act(obs))
-    policy = TDMPC(cfg, _spec(), "cpu")
+    policy = TDMPC(cfg, toy_spec(), "cpu")
     policy.load_policy_state_dict(a.policy_state_dict())
     acted = []
     for agent in (a, policy):  # as the runner evaluates: own random numbers, fresh plans
@@ -237,14 +221,9 @@ def test_resumed_run_matches_uninterrupted_run_with_cem(tmp_path) -> None:
 
 # ---------------------------------------------------------------------- learning
 def _cli_eval(checkpoint) -> float:
-    out = subprocess.run(
-        [sys.executable, "-m", "rlwb.cli", "eval", str(checkpoint)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return float(re.search(r"(-?\d+\.\d+) ±", out).group(1))
+    out = run_cli("eval", str(checkpoint))
+    assert out.returncode == 0, out.stderr
+    return float(re.search(r"(-?\d+\.\d+) ±", out.stdout).group(1))
 
 
 @pytest.mark.slow
