@@ -15,6 +15,10 @@ Deviations / choices: ``explore`` is ignored (MPC acts the same in training and 
 with ``replan_every = k > 1`` the plan's next actions are executed for k steps and the warm
 start is shifted by k; planning is undiscounted over the horizon (PETS) and a member that
 terminates in the model collects no more reward (which is what keeps a pendulum up).
+
+On survival-only rewards (InvertedPendulum) the MPPI weighting with a long horizon works
+best: CEM's elites are arbitrary among tied survivors, and nothing in the reward keeps the
+cart off its rail (measured in ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class CEMMPCConfig:
     """Execute this many actions of each plan before planning again."""
     seed: int = 0
     """Seed of the planner's sampling generator (and the sibling engines)."""
+    torch_threads: int = 1
+    """torch.set_num_threads at construction on CPU (0: leave it): small tensor ops, and
+    intra-op threads on a shared machine wait on each other (see DDPGConfig)."""
 
     def validate(self) -> None:
         self.planner.validate()
@@ -85,6 +92,8 @@ class CEMMPC(StepAgent):
     def __init__(self, config: CEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
+        if self.device.type == "cpu" and config.torch_threads > 0:
+            torch.set_num_threads(config.torch_threads)
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )

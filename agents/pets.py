@@ -55,6 +55,9 @@ class PETSConfig:
     """Fraction of transitions kept out of training to measure one-step error."""
     capacity: int = 200_000
     seed: int = 0
+    torch_threads: int = 1
+    """torch.set_num_threads at construction on CPU (0: leave it): small tensor ops, and
+    intra-op threads on a shared machine wait on each other (see DDPGConfig)."""
 
     def validate(self) -> None:
         if self.reward not in ("auto", "task", "learned"):
@@ -73,6 +76,8 @@ class PETS(StepAgent):
     def __init__(self, config: PETSConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
+        if self.device.type == "cpu" and config.torch_threads > 0:
+            torch.set_num_threads(config.torch_threads)
         if len(spec.observation_shape) != 1:
             raise ConfigError(f"PETS needs flat observations, got {spec.observation_shape}")
         reward_fn = task_reward(spec.task_id, spec.task_kwargs)

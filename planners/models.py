@@ -77,9 +77,10 @@ class EngineModel:
         self.seed = int(seed)
         self.engine_kwargs = engine_kwargs
         self._engines: dict[int, Engine] = {}
-        backend = source.backend if isinstance(source, Engine) else source.backend
-        if self.differentiable and backend != "torch":
-            raise ValueError(f"differentiable=True needs a torch-backend task, not {backend!r}")
+        if self.differentiable and source.backend != "torch":
+            raise ValueError(
+                f"differentiable=True needs a torch-backend task, not {source.backend!r}"
+            )
 
     def engine(self, num_envs: int) -> Engine:
         """The sibling engine of ``num_envs`` members (built on first use)."""

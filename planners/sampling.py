@@ -285,7 +285,9 @@ class SamplingPlanner(PlannerBase):
         best_seq = mean.clone()
         rows = torch.arange(b, device=self.device)
         for i in range(cfg.iterations):
-            n = max(int(cfg.samples / cfg.population_decay**i), 2 * cfg.elites, cfg.elites + 1)
+            n = cfg.samples
+            if cfg.population_decay > 1:  # iCEM: shrink, but keep at least 2 x elites
+                n = min(n, max(int(n / cfg.population_decay**i), 2 * cfg.elites))
             noise = colored_noise((b, n, a, h), cfg.noise_beta, self.generator, self.device)
             u = (mean[:, None] + std[:, None] * noise.transpose(-1, -2)).clamp(-1, 1)
             if kept is not None:

@@ -32,12 +32,19 @@ def _cem(engine, **planner) -> CEMMPC:
 
 
 # ---------------------------------------------------------------------- true-model CEM
+@pytest.mark.slow
 def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps():
-    """MPPI-weighted CEM over the true simulator, 2000 model steps per control step:
-    1000 steps without the pole leaving +-0.2 rad (random actions last ~10-60 steps)."""
+    """The CEM-MPC agent with MPPI weighting over the true simulator (60 samples x 40 steps,
+    softmax over the best 30; 2400 model steps per control step) keeps the pole within
+    +-0.2 rad for the whole 1000-step episode (random actions last ~5-60 steps).
+
+    Deterministic for these seeds. Not for every seed: the reward is survival only, so
+    nothing keeps the cart off the rail at +-1 m, and in our runs with other seeds about
+    4 in 10 episodes ended when the cart hit it (benchmarks/RESULTS.md); shorter horizons
+    (12-20) hit it in all."""
     engine = make_engine("InvertedPendulum-v5", 1, backend="mujoco", seed=1)
-    planner = dict(PENDULUM_PLANNER)
-    agent = CEMMPC(CEMMPCConfig(planner=SamplingConfig(**planner)), engine.spec, "cpu")
+    planner = SamplingConfig(**PENDULUM_PLANNER)
+    agent = CEMMPC(CEMMPCConfig(planner=planner, seed=0), engine.spec, "cpu")
     obs = engine.reset(seed=1)
     for _ in range(1000):
         obs, _, terminated, truncated, _ = engine.step(act_on(agent, engine, obs))
@@ -46,7 +53,7 @@ def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps():
 
 
 PENDULUM_PLANNER = dict(
-    method="mppi", samples=50, horizon=20, iterations=2, elites=50, init_std=0.3, temperature=0.5
+    method="mppi", samples=60, horizon=40, iterations=1, elites=30, init_std=0.3, temperature=0.5
 )
 
 

@@ -234,3 +234,24 @@ def test_latent_model_discounts_and_adds_terminal_value():
     assert torch.allclose(LatentModel(world).rollout(z, actions)[0], expected)
     prior = LatentModel(world).policy_prior(z, lambda z: -z[:, :1], samples=3, horizon=2)
     assert prior.shape == (1, 3, 2, 1)
+
+
+def test_population_sizes_follow_the_config():
+    """N per call is ``samples`` (+ kept elites, + iCEM's mean, + prior), shrinking only
+    with iCEM's population decay and never below 2 x elites."""
+    seen = []
+
+    class Recording(QuadraticModel):
+        def rollout(self, states, actions):
+            seen.append(actions.shape[1])
+            return super().rollout(states, actions)
+
+    _planner(method="mppi", samples=10, elites=10, horizon=2, iterations=2).plan(
+        Recording(), TARGETS
+    )
+    assert seen == [10, 10]
+    seen.clear()
+    config = SamplingConfig.icem(samples=40, elites=8, horizon=2, iterations=3)
+    SamplingPlanner(config, LOW, HIGH).plan(Recording(), TARGETS)
+    kept = round(0.3 * 8)
+    assert seen == [40, 32 + kept, 25 + kept + 1]
