@@ -13,7 +13,7 @@ import torch
 
 from rlwb.agents.bridges import BridgeConfig, BridgePlanner
 from rlwb.agents.ddpg_her import DDPGHER
-from rlwb.agents.gdg import GDG
+from rlwb.agents.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView
@@ -155,3 +155,20 @@ def test_agents_reach_open_maze_goals_and_rank_distances(experiment, success, tm
     probe = agent.probe()
     assert probe["probe_spearman"] >= 0.6, (probe, untrained)
     assert abs(untrained) < 0.5
+
+
+def test_goal_reacher_rewards_match_compute_reward():
+    engine = make_engine("ReacherGoal-v0", 4, backend="mujoco", seed=0)
+    task = get("ReacherGoal-v0").build()
+    (a0, a1), (d0, d1) = (
+        task.observation_slices["achieved_goal"],
+        task.observation_slices["desired_goal"],
+    )
+    engine.reset(seed=0)
+    for _ in range(5):
+        obs, reward, *_ = engine.step(torch.rand(4, 2) * 0.2 - 0.1)
+        expected = task.compute_reward(obs[:, a0:a1], obs[:, d0:d1])
+        assert torch.equal(reward.to(expected.dtype), expected)
+    # Relabelled with its own fingertip, every row succeeds.
+    assert task.compute_reward(obs[:, a0:a1], obs[:, a0:a1]).eq(1).all()
+    assert GDG(GDGConfig(hidden=(16,)), engine.spec, "cpu").act(obs).shape == (4, 2)
