@@ -172,3 +172,15 @@ def test_goal_reacher_rewards_match_compute_reward():
     # Relabelled with its own fingertip, every row succeeds.
     assert task.compute_reward(obs[:, a0:a1], obs[:, a0:a1]).eq(1).all()
     assert GDG(GDGConfig(hidden=(16,)), engine.spec, "cpu").act(obs).shape == (4, 2)
+
+
+def test_gymnasium_robotics_point_maze_is_a_goal_task():
+    pytest.importorskip("gymnasium_robotics")
+    engine = make_engine("PointMaze_UMaze-v3", 2, backend="gym", seed=0)
+    agent = GDG(GDGConfig(hidden=(16,)), engine.spec, "cpu")
+    assert agent.slices == {"achieved_goal": (0, 2), "desired_goal": (2, 4), "observation": (4, 8)}
+    obs = engine.reset(seed=0)
+    for _ in range(3):
+        obs, reward, *_ = engine.step(agent.act(obs, explore=True))
+        assert torch.equal(reward, agent.task.compute_reward(obs[:, 0:2], obs[:, 2:4]))
+    engine.close()
