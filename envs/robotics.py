@@ -57,9 +57,17 @@ class RoboticsMaze:
 
 def register_robotics() -> bool:
     """Register the maze ids with Gymnasium and rlwb if gymnasium-robotics is installed."""
+    import contextlib
+    import io
+    import warnings
+
     try:
         import gymnasium as gym
-        import gymnasium_robotics
+
+        # Its import prints a notice about Adroit hand rewards on stderr: not ours to show.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            import gymnasium_robotics
     except ImportError:
         return False
     gym.register_envs(gymnasium_robotics)
