@@ -117,6 +117,17 @@ class GDG(GoalAgent):
     def episode_start(self, members: torch.Tensor) -> None:
         self.planner(True, members.shape[0]).restart(members.to(self.device, torch.bool))
 
+    def state_dict(self) -> dict:
+        """The goal agent's state plus the training stream's bridge state (exact resume)."""
+        plan = self.planners.get(True)
+        return {**super().state_dict(), "bridges": plan.state_dict() if plan else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if state.get("bridges") is not None:
+            members = state["bridges"]["active"].shape[0]
+            self.planner(True, members).load_state_dict(state["bridges"])
+
     def update(self, num_updates: int = 1) -> dict:
         out = super().update(num_updates)
         plan = self.planners.get(True)
