@@ -147,6 +147,18 @@ class BridgePlanner:
         self.planned += int(ok.sum())
         self.chosen = (self.chosen + [chosen[ok].cpu()])[-64:]
 
+    _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
+              "last_achieved")  # fmt: skip
+
+    def state_dict(self) -> dict:
+        """Per-member state (CPU tensors) and the planning count, for exact resume."""
+        return {**{k: getattr(self, k).cpu() for k in self._STATE}, "planned": self.planned}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATE:
+            setattr(self, k, state[k].to(getattr(self, k).device).clone())
+        self.planned = int(state["planned"])
+
     def recent_bridges(self) -> torch.Tensor:
         """Up to the last 64 planning calls' bridge points ``[N, G]`` on the CPU."""
         return torch.cat(self.chosen) if self.chosen else torch.zeros(0, self.bridge.shape[1])

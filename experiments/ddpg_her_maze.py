@@ -10,7 +10,7 @@ the success rate). Expect an evaluation success rate of 1.0 on the open maze aft
 from dataclasses import dataclass, field
 
 from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
-from rlwb.experiments.goal_maze import maze_train_config
+from rlwb.experiments._goal_maze import maze_train_config
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

@@ -14,7 +14,7 @@ success rate of 1.0 on the open maze after 10k steps (about 2 minutes on 2 CPU c
 from dataclasses import dataclass, field
 
 from rlwb.agents.gdg import GDG, GDGConfig
-from rlwb.experiments.goal_maze import log_bridge_points, maze_train_config
+from rlwb.experiments._goal_maze import log_bridge_points, maze_train_config
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

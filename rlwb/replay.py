@@ -6,6 +6,10 @@ indices from a caller-supplied ``torch.Generator`` (on the buffer's device), opt
 several updates at once (``sample(batch, num_batches=U)`` -> ``[U, batch, ...]``), so an agent
 pays for one random draw and one gather per ``update`` call instead of one per gradient step.
 Storage is allocated with ``torch.empty``; the operating system only commits pages as they fill.
+
+:class:`TrajectoryBuffer` keeps transitions per engine member in time order with episode ids:
+uniform transitions, prioritized windows of H steps that never cross an episode end (for
+model-based agents such as TD-MPC) and hindsight goal relabelling (GDG, DDPG + HER).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import torch
 
 from rlwb.agents.bridges import BridgeConfig, BridgePlanner
 from rlwb.agents.ddpg_her import DDPGHER
-from rlwb.agents.gdg import GDG
+from rlwb.agents.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView
@@ -155,3 +155,71 @@ def test_agents_reach_open_maze_goals_and_rank_distances(experiment, success, tm
     probe = agent.probe()
     assert probe["probe_spearman"] >= 0.6, (probe, untrained)
     assert abs(untrained) < 0.5
+
+
+def test_goal_reacher_rewards_match_compute_reward():
+    engine = make_engine("ReacherGoal-v0", 4, backend="mujoco", seed=0)
+    task = get("ReacherGoal-v0").build()
+    (a0, a1), (d0, d1) = (
+        task.observation_slices["achieved_goal"],
+        task.observation_slices["desired_goal"],
+    )
+    engine.reset(seed=0)
+    for _ in range(5):
+        obs, reward, *_ = engine.step(torch.rand(4, 2) * 0.2 - 0.1)
+        expected = task.compute_reward(obs[:, a0:a1], obs[:, d0:d1])
+        assert torch.equal(reward.to(expected.dtype), expected)
+    # Relabelled with its own fingertip, every row succeeds.
+    assert task.compute_reward(obs[:, a0:a1], obs[:, a0:a1]).eq(1).all()
+    assert GDG(GDGConfig(hidden=(16,)), engine.spec, "cpu").act(obs).shape == (4, 2)
+
+
+def test_gymnasium_robotics_point_maze_is_a_goal_task():
+    pytest.importorskip("gymnasium_robotics")
+    engine = make_engine("PointMaze_UMaze-v3", 2, backend="gym", seed=0)
+    agent = GDG(GDGConfig(hidden=(16,)), engine.spec, "cpu")
+    assert agent.slices == {"achieved_goal": (0, 2), "desired_goal": (2, 4), "observation": (4, 8)}
+    obs = engine.reset(seed=0)
+    for _ in range(3):
+        obs, reward, *_ = engine.step(agent.act(obs, explore=True))
+        assert torch.equal(reward, agent.task.compute_reward(obs[:, 0:2], obs[:, 2:4]))
+    engine.close()
+
+
+def test_gdg_resumes_exactly_with_bridge_state():
+    """Train a few hundred steps, checkpoint (through torch.save/weights_only load),
+    continue both copies: identical actions and losses."""
+    kw = {**MAZE_KW, "max_episode_steps": 30}
+    cfg = dict(hidden=(16,), batch_size=16, seed=0, probe_every=0)
+    cfg_bridge = BridgeConfig(start_threshold=-1.0, patience=2, candidates=8, min_hop=-1.0)
+    engines = [make_engine("PointMaze-Deceptive-Goal-v0", 2, backend="torch", seed=0, **kw)]
+    agent = GDG(GDGConfig(bridge=cfg_bridge, **cfg), engines[0].spec, "cpu")
+
+    def run(agent, engine, obs, steps):
+        out = []
+        for _ in range(steps):
+            action = agent.act(obs, explore=True)
+            nxt, reward, term, trunc, info = engine.step(action)
+            real = torch.where(info["done"][:, None], info["final_obs"], nxt)
+            agent.observe(obs, action, reward, real, term, trunc)
+            if bool(info["done"].any()):
+                agent.episode_start(info["done"])
+            out.append((action, agent.update(1)["critic_loss"]))
+            obs = nxt
+        return obs, out
+
+    obs = engines[0].reset(seed=0)
+    agent.episode_start(torch.ones(2, dtype=torch.bool))
+    obs, _ = run(agent, engines[0], obs, 60)
+    assert agent.planners[True].planned > 0
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    buffer.seek(0)
+    clone = GDG(GDGConfig(bridge=cfg_bridge, **cfg), engines[0].spec, "cpu")
+    clone.load_state_dict(torch.load(buffer, weights_only=True))
+    twin = make_engine("PointMaze-Deceptive-Goal-v0", 2, backend="torch", seed=0, **kw)
+    twin.load_state_dict(engines[0].state_dict())
+    _, a = run(agent, engines[0], obs, 40)
+    _, b = run(clone, twin, obs.clone(), 40)
+    for (act_a, loss_a), (act_b, loss_b) in zip(a, b, strict=True):
+        assert torch.equal(act_a, act_b) and torch.equal(loss_a, loss_b)
