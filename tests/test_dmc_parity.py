@@ -70,6 +70,29 @@ def test_episode_matches_dm_control(task_id: str) -> None:
         assert bool(truncated.all()) == timesteps[0].last() == (t == 999)
 
 
+def test_action_repeat_counts_dm_control_steps() -> None:
+    """TD-MPC's cartpole setting: action repeat 8, so an engine step is 8 dm_control steps
+    (rewards summed) and an episode is 1000 / 8 = 125 engine steps."""
+    env = _load("cartpole-swingup", 0)
+    first = env.reset()
+    engine = make_engine(
+        "cartpole-swingup", 1, backend="mujoco", dtype=torch.float64, action_repeat=8
+    )
+    assert engine.spec.action_repeat == 8 and engine.spec.max_episode_steps == 125
+    engine.reset()
+    engine.set_state(torch.from_numpy(np.r_[engine.task.state_from_dm_control(env.physics), 0]))
+    assert _flat(first.observation).shape == engine.observation_shape
+    rng = np.random.default_rng(0)
+    for t in range(125):
+        action = rng.uniform(-1, 1, size=(1, 1))
+        rewards = [env.step(action[0]).reward for _ in range(8)]
+        obs, reward, _, truncated, info = engine.step(torch.from_numpy(action))
+        np.testing.assert_allclose(reward.item(), sum(rewards), rtol=1e-12)
+        assert bool(truncated[0]) == (t == 124) == env._reset_next_step
+    expected = _flat(env.task.get_observation(env.physics))
+    np.testing.assert_allclose(info["final_obs"][0].numpy(), expected, atol=1e-12)
+
+
 @pytest.mark.parametrize("task_id", TASKS)
 def test_reset_distribution_matches_dm_control(task_id: str) -> None:
     n = 100
@@ -118,7 +141,7 @@ def test_gym_backend_runs_dm_control_through_shimmy() -> None:
     engine.close()
 
 
-@pytest.mark.parametrize("task_id", ["hopper-hop"])  # touch sensors: acc stage
+@pytest.mark.parametrize("task_id", ["hopper-hop", "reacher-easy"])  # touch; userdata
 def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
     """One step from the same states: MuJoCo Warp (float32, on Warp's CPU device here) within
     float32 tolerance of the exact CPU backend, touch sensors included."""
@@ -131,6 +154,7 @@ def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
     gpu = make_engine(task_id, 4, backend="warp", device="cpu", seed=0, dtype=torch.float64)
     cpu.reset()
     gpu.reset()
+    assert gpu.get_state().shape == cpu.get_state().shape
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
         action = torch.rand(4, cpu.action_dim, generator=gen, dtype=torch.float64) * 2 - 1
@@ -139,3 +163,16 @@ def test_warp_backend_agrees_with_mujoco(task_id: str) -> None:
         obs_gpu, reward_gpu, *_ = gpu.step(action)
         torch.testing.assert_close(obs_gpu, obs_cpu, rtol=1e-3, atol=1e-3)
         torch.testing.assert_close(reward_gpu, reward_cpu, rtol=1e-4, atol=1e-4)
+
+
+def test_cloning_a_reacher_member_clones_its_target() -> None:
+    """The per-episode target is part of the state: a clone continues identically."""
+    engine = make_engine("reacher-hard", 3, backend="mujoco", seed=0, dtype=torch.float64)
+    obs = engine.reset()
+    lo, hi = engine.task.observation_slices["to_target"]
+    assert not torch.equal(obs[0, lo:hi], obs[1, lo:hi])  # different targets drawn
+    engine.set_state(engine.get_state()[:1], members=[1])
+    action = torch.full((3, 2), 0.3, dtype=torch.float64)
+    for _ in range(20):
+        obs, reward, *_ = engine.step(action)
+        assert torch.equal(obs[0], obs[1]) and torch.equal(reward[0], reward[1])

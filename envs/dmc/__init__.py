@@ -9,8 +9,7 @@ TD-MPC (and the published DMC curves) count *environment* steps, i.e. engine ste
 episodes of 1000 / k engine steps.
 
 Backends: ``mujoco`` first (bit-identical to dm_control; ``backend="auto"`` picks it), then
-``warp`` (float32; resets still run on the CPU, per member). Reacher keeps its target in
-``MjData.userdata``, which the warp backend's state does not carry: ``mujoco`` only."""
+``warp`` (float32; resets still run on the CPU, per member)."""
 
 from rlwb.tasks import TaskEntry, register
 
@@ -33,16 +32,12 @@ _TASKS = {
     "ball_in_cup-catch": "ball_in_cup:BallInCupCatch",
 }
 
-# Tasks whose per-episode state lives in MjData.userdata, which the warp backend's state
-# does not carry (yet).
-_CPU_ONLY = {"reacher-easy", "reacher-hard"}
-
 for _id, _loader in _TASKS.items():
     _domain, _, _task = _id.partition("-")
     register(
         TaskEntry(
             id=_id,
-            backends=("mujoco",) if _id in _CPU_ONLY else ("mujoco", "warp"),
+            backends=("mujoco", "warp"),
             loader=f"rlwb.envs.dmc.{_loader}",
             gym_id=f"dm_control/{_id}-v0",
             family="dmc",

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from rlwb.envs.dmc.base import XMAT, DmcTask, object_id, randn, sensor_columns
+from rlwb.envs.dmc.base import XMAT, DmcTask, contact_count, object_id, randn, sensor_columns
 from rlwb.envs.dmc.rewards import tolerance
 from rlwb.envs.mujoco.base import PhysicsView
 
@@ -101,8 +101,7 @@ class QuadrupedWalk(DmcTask):
                 mujoco.mj_resetData(model, data)
                 data.qpos[r : r + 3] = (0.0, 0.0, z)
                 data.qpos[r + 3 : r + 7] = quat[k].numpy()
-                mujoco.mj_forward(model, data)
-                if data.ncon == 0:
+                if contact_count(model, data) == 0:
                     break
                 z += 0.01
                 attempts += 1

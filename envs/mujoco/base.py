@@ -276,8 +276,8 @@ def build_task(task_id: str, kwargs: dict) -> MujocoTask:
 
 
 def load_model(task_id: str, task: MujocoTask) -> Any:
-    """The ``mujoco.MjModel`` of a built task definition, with ``task.setup`` called: the
-    common first step of every MuJoCo backend."""
+    """The ``mujoco.MjModel`` of a built task definition (``task.load_model``), with
+    ``task.setup`` called: the common first step of every MuJoCo backend."""
     from rlwb.errors import ConfigError
 
     try:

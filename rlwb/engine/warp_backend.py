@@ -232,6 +232,7 @@ class WarpEngine(Engine):
         parts = [("time", 1), ("qpos", m.nq), ("qvel", m.nv), ("act", m.na)]
         parts += [("history", int(getattr(m, "nhistory", 0))), ("qacc_warmstart", m.nv)]
         parts += [("ctrl", m.nu)]
+        parts += [("userdata", m.nuserdata)]  # per-episode task state (dm_control tasks, #19)
         self._state_parts = [(n, size) for n, size in parts if size > 0]
         self.state_size = sum(size for _, size in self._state_parts)
         expected = mujoco.mj_stateSize(m, STATE_SPEC)
@@ -361,15 +362,16 @@ class WarpEngine(Engine):
 
     # ------------------------------------------------------------------ primitives
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
-        qpos, qvel = self.task.reset_state(
-            self.init_qpos, self.init_qvel, len(members), self.generator
-        )
+        drawn = self.task.reset_state(self.init_qpos, self.init_qvel, len(members), self.generator)
+        qpos, qvel = drawn[0], drawn[1]
         mask = self._mask(members)
         with self._scope():
             self._mjw.reset_data(self.m, self.d, reset=mask)
         t = self._t
         t["qpos"][members] = qpos.to(device=self.device, dtype=t["qpos"].dtype)
         t["qvel"][members] = qvel.to(device=self.device, dtype=t["qvel"].dtype)
+        if len(drawn) > 2:  # per-episode task state (dm_control tasks, #19)
+            t["userdata"][members] = drawn[2].to(device=self.device, dtype=t["userdata"].dtype)
         with self._scope():
             self._mjw.forward(self.m, self.d)
         self._gather(members)
