@@ -72,8 +72,12 @@ class SamplingConfig:
     """iCEM: samples shrink by this factor per iteration (never below 2 x elites)."""
     prior_samples: int = 0
     """Policy-prior candidates the agent supplies per member (TD-MPC's num_pi_trajs)."""
-    execute: Literal["mean", "best"] = "mean"
-    """Act on the first action of the final mean or of the best sequence seen."""
+    execute: Literal["mean", "best", "sample"] = "mean"
+    """Act on the first action of the final mean, of the best sequence seen, or of one of
+    the last iteration's elites drawn by its weight (TD-MPC; CEM's elites weigh equally)."""
+    momentum_std: bool = True
+    """Smooth the std with ``momentum`` like the mean (PETS) or refit it each iteration
+    (TD-MPC: momentum on the mean only)."""
 
     @classmethod
     def icem(cls, **overrides: Any) -> SamplingConfig:
@@ -113,8 +117,10 @@ class SamplingConfig:
         for name, ok, what in checks:
             if not ok:
                 raise ConfigError(f"planner {name} must be {what}, got {getattr(self, name)!r}")
-        if self.execute not in ("mean", "best"):
-            raise ConfigError(f"planner execute must be 'mean' or 'best', got {self.execute!r}")
+        if self.execute not in ("mean", "best", "sample"):
+            raise ConfigError(
+                f"planner execute must be 'mean', 'best' or 'sample', got {self.execute!r}"
+            )
 
 
 def colored_noise(
@@ -176,6 +182,7 @@ class PlannerBase:
         self.kept: torch.Tensor | None = None  # [B, K, H, A], normalised (iCEM)
         self.last_returns: torch.Tensor | None = None  # [B] best return of the last plan
         self.last_plan: torch.Tensor | None = None  # [B, H, A] executed sequence, task units
+        self.last_std: torch.Tensor | None = None  # [B, A] final std of step 0, normalised
 
     # ------------------------------------------------------------------ units
     def to_task(self, u: torch.Tensor) -> torch.Tensor:
@@ -295,20 +302,27 @@ class SamplingPlanner(PlannerBase):
             best_ret = torch.where(better, top_ret[:, 0], best_ret)
             best_seq = torch.where(better[:, None, None], elites[:, 0], best_seq)
             if cfg.method == "mppi":
-                w = torch.softmax((top_ret - top_ret[:, :1]) / cfg.temperature, dim=1)
-                w = w[:, :, None, None]
+                weights = torch.softmax((top_ret - top_ret[:, :1]) / cfg.temperature, dim=1)
+                w = weights[:, :, None, None]
                 fit_mean = (w * elites).sum(1)
                 if cfg.update_std:
                     fit_std = ((w * (elites - fit_mean[:, None]) ** 2).sum(1)).sqrt()
                 else:
                     fit_std = torch.full_like(fit_mean, cfg.init_std)
             else:
+                weights = torch.full_like(top_ret, 1.0 / cfg.elites)
                 fit_mean, fit_std = elites.mean(1), elites.std(1, unbiased=False)
             mean = cfg.momentum * mean + (1 - cfg.momentum) * fit_mean
-            std = (cfg.momentum * std + (1 - cfg.momentum) * fit_std).clamp_min(cfg.min_std)
+            if cfg.momentum_std:
+                fit_std = cfg.momentum * std + (1 - cfg.momentum) * fit_std
+            std = fit_std.clamp_min(cfg.min_std)
             if cfg.keep_elites > 0:
                 kept = elites[:, : max(1, int(round(cfg.keep_elites * cfg.elites)))]
         seq = best_seq if cfg.execute == "best" else mean
+        if cfg.execute == "sample":
+            pick = torch.multinomial(weights, 1, generator=self.generator).squeeze(1)
+            seq = elites[rows, pick]
+        self.last_std = std[:, 0]
         self.mean = shift(mean)
         self.kept = shift(kept) if kept is not None else None
         self.last_returns = best_ret

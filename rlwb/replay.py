@@ -6,11 +6,15 @@ indices from a caller-supplied ``torch.Generator`` (on the buffer's device), opt
 several updates at once (``sample(batch, num_batches=U)`` -> ``[U, batch, ...]``), so an agent
 pays for one random draw and one gather per ``update`` call instead of one per gradient step.
 Storage is allocated with ``torch.empty``; the operating system only commits pages as they fill.
+
+:class:`TrajectoryBuffer` keeps transitions per engine member in time order with episode ids:
+uniform transitions, prioritized windows of H steps that never cross an episode end (for
+model-based agents such as TD-MPC) and hindsight goal relabelling (GDG, DDPG + HER).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -133,3 +137,309 @@ class ReplayBuffer:
                 )
             self.data[name][:size] = rows.to(device=self.device, dtype=dtype)
         self.pos, self.size = int(pos), int(size)
+
+
+# ====================================================================== trajectories
+GoalSlices = Mapping[str, tuple[int, int]]
+HER_STRATEGIES = ("future", "final", "episode")
+
+
+class TrajectoryBuffer:
+    """Per-member trajectories in time order, device-resident, with episode ids.
+
+    Every engine member owns ``capacity // num_members`` slots that it fills circularly, one
+    per :meth:`add` call (all members write together, so one global step counter ``g``
+    addresses the same slot ``g % T`` in every member). Each slot remembers its episode id;
+    two tables per member (episode id mod T -> first and last global step) say where every
+    stored episode starts and ends, so windows and hindsight goals never cross an episode
+    end and cost no search. A member's ``done`` closes its episode after the row is written.
+
+    Sampling (all draws from the buffer's generator, no host loops):
+
+    * :meth:`sample`: uniform transitions.
+    * :meth:`sample_windows`: ``H`` consecutive transitions of one episode, drawn in
+      proportion to ``priority ** alpha`` of their first transition (proportional
+      prioritized replay, Schaul et al. 2016; uniform with ``alpha = 0``), with importance
+      weights ``(N P)^-beta`` normalised by their maximum; :meth:`update_priorities` sets
+      the priorities of the sampled windows (new transitions get the maximum seen so far).
+    * :meth:`sample_her`: transitions whose desired goal is replaced, with probability
+      ``relabel_prob``, by an achieved goal of the same episode (Andrychowicz et al. 2017:
+      ``future`` = a later step of the episode, ``final`` = its last stored step, ``episode``
+      = any of its steps), rewards recomputed by the task's ``compute_reward``.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_members: int,
+        fields: Mapping[str, FieldSpec],
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
+            raise ConfigError(f"num_members must be an integer >= 1, got {num_members!r}")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < num_members:
+            raise ConfigError(
+                f"trajectory capacity must be an integer >= num_members ({num_members}), "
+                f"got {capacity!r}"
+            )
+        if not fields:
+            raise ConfigError("a trajectory buffer needs at least one field")
+        if "done" in fields:
+            raise ConfigError("'done' is the trajectory buffer's own field; do not declare it")
+        self.num_members, self.length = num_members, capacity // num_members
+        self.capacity = self.length * num_members
+        self.device = torch.device(device)
+        self.fields = {name: (tuple(shape), dtype) for name, (shape, dtype) in fields.items()}
+        self.generator = generator
+        m, t, dev = num_members, self.length, self.device
+        self.data = {
+            name: torch.empty((m, t, *shape), dtype=dtype, device=dev)
+            for name, (shape, dtype) in self.fields.items()
+        }
+        self.done = torch.zeros((m, t), dtype=torch.bool, device=dev)
+        self.episode = torch.zeros((m, t), dtype=torch.int64, device=dev)
+        self.priority = torch.zeros((m, t), dtype=torch.float32, device=dev)
+        self.ep_first = torch.zeros((m, t), dtype=torch.int64, device=dev)
+        self.ep_last = torch.zeros((m, t), dtype=torch.int64, device=dev)
+        self.current = torch.zeros(m, dtype=torch.int64, device=dev)  # open episode id
+        self.fresh = torch.ones(m, dtype=torch.bool, device=dev)  # next row starts it
+        self.max_priority = 1.0
+        self.steps = 0  # add() calls so far: the next global step
+        self._members = torch.arange(m, device=dev)
+
+    def __len__(self) -> int:
+        return self.size * self.num_members
+
+    @property
+    def size(self) -> int:
+        """Filled slots per member."""
+        return min(self.steps, self.length)
+
+    @property
+    def oldest(self) -> int:
+        """Global step of the oldest stored row."""
+        return self.steps - self.size
+
+    # ------------------------------------------------------------------ writing
+    def add(self, done: torch.Tensor, **batch: torch.Tensor) -> None:
+        """One step of every member: fields ``[M, ...]`` and ``done[M]`` (the episode ends
+        after this row)."""
+        if set(batch) != set(self.fields):
+            raise ValueError(
+                f"trajectory add needs exactly the fields {sorted(self.fields)}, got "
+                f"{sorted(batch)}"
+            )
+        m, slot, g = self.num_members, self.steps % self.length, self.steps
+        for name, value in batch.items():
+            shape, dtype = self.fields[name]
+            if tuple(value.shape) != (m, *shape):
+                raise ValueError(
+                    f"trajectory field {name!r} expects shape {(m, *shape)}, got "
+                    f"{tuple(value.shape)}"
+                )
+            self.data[name][:, slot] = value.to(device=self.device, dtype=dtype)
+        done = done.to(device=self.device, dtype=torch.bool).reshape(m)
+        key = self.current % self.length
+        self.episode[:, slot] = self.current
+        self.done[:, slot] = done
+        self.priority[:, slot] = self.max_priority
+        first = self.ep_first[self._members, key]
+        self.ep_first[self._members, key] = torch.where(self.fresh, g, first)
+        self.ep_last[self._members, key] = g
+        self.current += done.long()
+        self.fresh = done
+        self.steps += 1
+
+    # ------------------------------------------------------------------ addressing
+    def _slot(self, g: torch.Tensor) -> torch.Tensor:
+        return g % self.length
+
+    def _episode_bounds(
+        self, member: torch.Tensor, g: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """First and last stored global step of the episode that holds row ``(member, g)``."""
+        key = self.episode[member, self._slot(g)] % self.length
+        first = self.ep_first[member, key].clamp(min=self.oldest)
+        return first, self.ep_last[member, key]
+
+    def gather(self, member: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Fields (and ``done``) of rows ``(member, g)`` of any matching shapes."""
+        slot = self._slot(g)
+        out = {name: store[member, slot] for name, store in self.data.items()}
+        out["done"] = self.done[member, slot]
+        return out
+
+    def _check_nonempty(self) -> None:
+        if self.steps == 0:
+            raise RuntimeError("cannot sample from an empty trajectory buffer")
+
+    def sample_rows(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniform ``(member, g)`` index pairs ``[batch]`` over all stored rows."""
+        self._check_nonempty()
+        k = torch.randint(
+            0, self.size * self.num_members, (batch_size,), generator=self.generator,
+            device=self.device,
+        )  # fmt: skip
+        return k // self.size, self.oldest + k % self.size
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """Uniform transitions: each field ``[batch, ...]``, plus ``member`` and ``step``."""
+        member, g = self.sample_rows(batch_size)
+        return {**self.gather(member, g), "member": member, "step": g}
+
+    # ------------------------------------------------------------------ windows
+    def window_starts(self, horizon: int) -> torch.Tensor:
+        """``[M, T]`` bool: the slot's row starts ``horizon`` stored steps of one episode."""
+        slot = torch.arange(self.length, device=self.device)
+        last = self.steps - 1
+        g = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
+        g = g.expand(self.num_members, -1)
+        filled = (g >= self.oldest) & (g >= 0)
+        key = self.episode % self.length
+        ep_last = self.ep_last.gather(1, key)
+        return filled & (g + horizon - 1 <= ep_last)
+
+    def sample_windows(
+        self, batch_size: int, horizon: int, alpha: float = 0.0, beta: float = 0.0
+    ) -> dict[str, torch.Tensor]:
+        """Windows of ``horizon`` steps inside one episode: fields ``[batch, horizon, ...]``,
+        ``member`` and ``step`` (the first row's global step) ``[batch]`` for
+        :meth:`update_priorities`, and importance ``weight`` ``[batch]``."""
+        self._check_nonempty()
+        if horizon < 1:
+            raise ConfigError(f"window horizon must be >= 1, got {horizon}")
+        valid = self.window_starts(horizon)
+        p = torch.where(valid, self.priority.clamp(min=1e-12) ** alpha, 0.0).reshape(-1)
+        total = p.sum()
+        if not bool(total > 0):
+            raise RuntimeError(f"no stored episode has {horizon} steps yet")
+        cdf = torch.cumsum(p, 0)
+        u = torch.rand(batch_size, generator=self.generator, device=self.device) * total
+        flat = torch.searchsorted(cdf, u, right=True).clamp_(max=p.numel() - 1)
+        member, slot = flat // self.length, flat % self.length
+        last = self.steps - 1
+        g0 = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
+        offsets = torch.arange(horizon, device=self.device)
+        rows = self.gather(member[:, None], g0[:, None] + offsets)
+        prob = p[flat] / total
+        weight = (valid.sum() * prob) ** (-beta)
+        rows.update(member=member, step=g0, weight=weight / weight.max())
+        return rows
+
+    def update_priorities(
+        self, member: torch.Tensor, step: torch.Tensor, priority: torch.Tensor
+    ) -> None:
+        """Set the priority of rows ``(member, step)`` (e.g. a window's mean TD error)."""
+        priority = priority.detach().to(self.device, torch.float32).clamp(min=1e-6)
+        self.priority[member, self._slot(step)] = priority
+        self.max_priority = max(self.max_priority, float(priority.max()))
+
+    # ------------------------------------------------------------------ hindsight
+    def hindsight_goals(
+        self,
+        member: torch.Tensor,
+        g: torch.Tensor,
+        strategy: str,
+        goal_field: str,
+        goal_slice: tuple[int, int],
+    ) -> torch.Tensor:
+        """Achieved goals ``[batch, G]`` from the episode of each row (see the class doc);
+        taken from ``goal_field`` (e.g. ``next_obs``) at columns ``goal_slice``."""
+        if strategy not in HER_STRATEGIES:
+            raise ConfigError(f"HER strategy must be one of {HER_STRATEGIES}, got {strategy!r}")
+        first, last = self._episode_bounds(member, g)
+        if strategy == "final":
+            pick = last
+        else:
+            low = g if strategy == "future" else first
+            u = torch.rand(g.shape, generator=self.generator, device=self.device)
+            pick = torch.minimum(low + (u * (last - low + 1).to(u.dtype)).long(), last)
+        a, b = goal_slice
+        return self.data[goal_field][member, self._slot(pick), a:b]
+
+    def sample_her(
+        self,
+        batch_size: int,
+        compute_reward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        slices: GoalSlices,
+        strategy: str = "future",
+        relabel_prob: float = 0.8,
+    ) -> dict[str, torch.Tensor]:
+        """Uniform transitions (fields ``obs``, ``next_obs``, ``action``, …) whose desired
+        goal is relabelled with probability ``relabel_prob`` (``her_ratio`` k = 4 is 0.8);
+        ``reward = compute_reward(achieved goal of next_obs, desired goal)`` for every row,
+        ``relabelled`` says which rows changed."""
+        if not 0 <= relabel_prob <= 1:
+            raise ConfigError(f"relabel_prob must be in [0, 1], got {relabel_prob}")
+        member, g = self.sample_rows(batch_size)
+        rows = self.gather(member, g)
+        (ag0, ag1), (dg0, dg1) = slices["achieved_goal"], slices["desired_goal"]
+        new_goal = self.hindsight_goals(member, g, strategy, "next_obs", (ag0, ag1))
+        u = torch.rand(batch_size, generator=self.generator, device=self.device)
+        relabel = u < relabel_prob
+        obs, next_obs = rows["obs"].clone(), rows["next_obs"].clone()
+        goal = torch.where(relabel[:, None], new_goal, obs[:, dg0:dg1])
+        obs[:, dg0:dg1] = goal
+        next_obs[:, dg0:dg1] = goal
+        reward = compute_reward(next_obs[:, ag0:ag1], goal)
+        rows.update(
+            obs=obs, next_obs=next_obs, reward=reward, relabelled=relabel, member=member, step=g
+        )
+        return rows
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The stored rows of every member in time order (on CPU) and the counters."""
+        order = self._slot(torch.arange(self.oldest, self.steps, device=self.device))
+        return {
+            "capacity": self.capacity,
+            "num_members": self.num_members,
+            "steps": self.steps,
+            "max_priority": self.max_priority,
+            "data": {k: v[:, order].cpu() for k, v in self.data.items()},
+            "done": self.done[:, order].cpu(),
+            "episode": self.episode[:, order].cpu(),
+            "priority": self.priority[:, order].cpu(),
+            "current": self.current.cpu(),
+            "fresh": self.fresh.cpu(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        try:
+            capacity, members, steps = state["capacity"], state["num_members"], state["steps"]
+            data = state["data"]
+            episode, done, priority = state["episode"], state["done"], state["priority"]
+            current, fresh, max_priority = state["current"], state["fresh"], state["max_priority"]
+        except KeyError as exc:
+            raise CheckpointError(f"trajectory buffer state is missing {exc}") from exc
+        if (capacity, members) != (self.capacity, self.num_members):
+            raise CheckpointError(
+                f"trajectory state has capacity {capacity} for {members} members, this "
+                f"buffer has {self.capacity} for {self.num_members}"
+            )
+        if set(data) != set(self.fields):
+            raise CheckpointError(
+                f"trajectory state has fields {sorted(data)}, this buffer has {sorted(self.fields)}"
+            )
+        self.steps = int(steps)
+        size, dev = self.size, self.device
+        order = self._slot(torch.arange(self.oldest, self.steps, device=dev))
+        for name, rows in data.items():
+            shape, dtype = self.fields[name]
+            if tuple(rows.shape) != (members, size, *shape):
+                raise CheckpointError(
+                    f"trajectory field {name!r} has shape {tuple(rows.shape)}, expected "
+                    f"{(members, size, *shape)}"
+                )
+            self.data[name][:, order] = rows.to(device=dev, dtype=dtype)
+        self.episode[:, order] = episode.to(dev)
+        self.done[:, order] = done.to(dev)
+        self.priority[:, order] = priority.to(dev, torch.float32)
+        self.current, self.fresh = current.to(dev).clone(), fresh.to(dev).clone()
+        self.max_priority = float(max_priority)
+        # Episode tables from the rows: first and last global step of each stored episode.
+        g = torch.arange(self.oldest, self.steps, device=dev).expand(members, -1)
+        key = self.episode[:, order] % self.length
+        self.ep_first.fill_(0).scatter_reduce_(1, key, g, "amin", include_self=False)
+        self.ep_last.fill_(0).scatter_reduce_(1, key, g, "amax", include_self=False)

@@ -29,3 +29,23 @@ def run_cli(*args: str, cwd: pathlib.Path | None = None, timeout: float = 120):
         text=True,
         timeout=timeout,
     )
+
+
+def toy_spec(obs_dim: int = 3, act_dim: int = 2, num_envs: int = 2, bound: float = 2.0):
+    """An ``EngineSpec`` of a made-up flat task (actions in [-bound, bound]): for agent tests
+    that feed transitions by hand."""
+    import torch
+
+    from rlwb.engine.base import EngineSpec
+
+    return EngineSpec(
+        task_id="toy",
+        num_envs=num_envs,
+        observation_shape=(obs_dim,),
+        action_dim=act_dim,
+        action_low=torch.full((act_dim,), -bound),
+        action_high=torch.full((act_dim,), bound),
+        max_episode_steps=50,
+        dt=0.05,
+        device=torch.device("cpu"),
+    )

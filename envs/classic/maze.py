@@ -38,6 +38,15 @@ open cell if none) centre plus ``U(-d, d) s`` noise per axis with ``d = min(0.25
 - 0.002)`` (Gymnasium-Robotics' 0.25, shrunk so a wide agent starts clear of walls), zero
 velocity.
 
+Minimum start-to-goal distance (``min_goal_distance``, in cells, Euclidean between centres
+of start and goal): without it 2-13% of goal-conditioned episodes start already solved.
+Each member draws ``_GOAL_TRIES`` goal candidates (goal-conditioned) or start candidates
+(fixed goal) and keeps the first far enough, else the farthest: vectorized, no rejection
+loop. ``observation_slices`` names the parts of the flat goal observation as
+``(start, stop)`` columns; :meth:`PointMaze.goal_reached` is the success test and
+:meth:`PointMaze.steps_to_goal` a ground-truth distance (shortest 4-connected cell path,
+in cells) for probing learned distances.
+
 Behaviour descriptor for novelty search: the final ``(x, y)``, the first two observation
 entries in every variant (:func:`behavior_descriptor`; ``info`` also carries
 ``x_position``/``y_position``).
@@ -99,6 +108,7 @@ GOAL_SLICES = {
 }
 
 _SKIN = 1e-3
+_GOAL_TRIES = 32
 _CODES = {"#": 1, "1": 1, ".": 0, "0": 0, "r": "r", "g": "g", "c": "c"}
 
 
@@ -156,6 +166,11 @@ class PointMaze(TorchTask):
     max_speed: float = 2.5
     radius: float = 0.1
     success_distance: float = 0.45
+    min_goal_distance: float = 0.0
+    """Least start-to-goal distance in cells (Euclidean); 0 = Gymnasium-Robotics' draw."""
+    goal_cell_prob: float = 0.0
+    """Goal-conditioned: probability that a goal comes from the ``g`` cells (e.g. the
+    deceptive goal) rather than uniformly from all open cells."""
 
     state_names = ("x", "y", "vx", "vy", "goal_x", "goal_y")
     action_low = (-1.0, -1.0)
@@ -179,6 +194,16 @@ class PointMaze(TorchTask):
         self.substeps = max(1, math.ceil(self.max_speed * self.dt / (0.5 * self.maze_size_scaling)))
         self.obs_dim = 8 if self.goal_conditioned else 4
         self.obs_slices = dict(GOAL_SLICES) if self.goal_conditioned else None
+        self.observation_slices: dict[str, tuple[int, int]] | None = (
+            {k: (v.start, v.stop) for k, v in GOAL_SLICES.items()}
+            if self.goal_conditioned
+            else None
+        )
+        if not 0 <= self.goal_cell_prob <= 1:
+            raise ConfigError(f"goal_cell_prob must be in [0, 1], got {self.goal_cell_prob}")
+        if self.min_goal_distance < 0:
+            raise ConfigError(f"min_goal_distance must be >= 0, got {self.min_goal_distance}")
+        self._cell_paths = self._all_pairs_steps()
         self.bind(torch.device("cpu"), torch.float32)
 
     # ---------------------------------------------------------------- geometry
@@ -251,15 +276,83 @@ class PointMaze(TorchTask):
     def reset_state(self, n: int, generator: torch.Generator) -> torch.Tensor:
         s = self.maze_size_scaling
         noise = min(0.25, 0.5 - self.radius - 2 * _SKIN) * s  # the agent starts inside its cell
+        tries = _GOAL_TRIES if self.min_goal_distance > 0 else 1
         k = torch.randint(len(self.reset_cells), (n,), generator=generator, device=self.device)
         pos = self.reset_cells[k] + self.uniform(generator, n, -noise, noise, dim=2)
         if self.goal_conditioned:
-            g = torch.randint(len(self.open_cells), (n,), generator=generator, device=self.device)
-            goal = self.open_cells[g] + self.uniform(generator, n, -noise, noise, dim=2)
+            g = torch.randint(
+                len(self.open_cells), (tries, n), generator=generator, device=self.device
+            )
+            cells = self.open_cells[g]
+            if self.goal_cell_prob > 0:
+                h = torch.randint(
+                    len(self.goal_cells), (tries, n), generator=generator, device=self.device
+                )
+                pick = self.uniform(generator, n, 0.0, 1.0)[:, 0] < self.goal_cell_prob
+                cells = torch.where(pick[None, :, None], self.goal_cells[h], cells)
+            jitter = self.uniform(generator, tries * n, -noise, noise, dim=2).reshape(tries, n, 2)
+            goal = self._far_enough(cells + jitter, pos)
         else:
             g = torch.randint(len(self.goal_cells), (n,), generator=generator, device=self.device)
             goal = self.goal_cells[g]
+            if tries > 1:
+                k = torch.randint(
+                    len(self.reset_cells), (tries, n), generator=generator, device=self.device
+                )
+                jitter = self.uniform(generator, tries * n, -noise, noise, dim=2)
+                pos = self._far_enough(self.reset_cells[k] + jitter.reshape(tries, n, 2), goal)
         return torch.cat([pos, torch.zeros_like(pos), goal], dim=1)
+
+    def probe_state(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n, S]`` states at rest with position and goal both uniform over open cells
+        (jittered like resets): a probe set that spans every distance in the maze."""
+        noise = min(0.25, 0.5 - self.radius - 2 * _SKIN) * self.maze_size_scaling
+        k = torch.randint(len(self.open_cells), (2, n), generator=generator, device=self.device)
+        xy = self.open_cells[k] + self.uniform(generator, 2 * n, -noise, noise, dim=2).reshape(
+            2, n, 2
+        )
+        return torch.cat([xy[0], torch.zeros_like(xy[0]), xy[1]], dim=1)
+
+    def _far_enough(self, candidates: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """From ``[K, n, 2]`` candidates per member, the first at least
+        ``min_goal_distance`` cells from ``other[n, 2]``, else the farthest."""
+        dist = torch.linalg.vector_norm(candidates - other, dim=-1)  # [K, n]
+        ok = dist >= self.min_goal_distance * self.maze_size_scaling
+        first = torch.where(ok.any(0), ok.to(torch.int8).argmax(0), dist.argmax(0))
+        return candidates[first, torch.arange(candidates.shape[1], device=candidates.device)]
+
+    # ---------------------------------------------------------------- goal helpers
+    def goal_reached(self, achieved: torch.Tensor, desired: torch.Tensor) -> torch.Tensor:
+        """``[...]`` bool: ``achieved`` lies within the success distance of ``desired``."""
+        dist = torch.linalg.vector_norm(achieved - desired, dim=-1)
+        return dist <= self.success_distance * self.maze_size_scaling
+
+    def _all_pairs_steps(self) -> torch.Tensor:
+        """``[R*C, R*C]`` shortest 4-connected path lengths between cells (inf via walls)."""
+        n = self.rows * self.cols
+        dist = torch.full((n, n), math.inf, dtype=torch.float64)
+        free = [i * self.cols + j for i, row in enumerate(self.grid)
+                for j, c in enumerate(row) if c != 1]  # fmt: skip
+        for a in free:
+            dist[a, a] = 0.0
+            for b in (a + 1, a - 1, a + self.cols, a - self.cols):
+                if b in free and (abs(b - a) != 1 or b // self.cols == a // self.cols):
+                    dist[a, b] = 1.0
+        for k in free:  # Floyd-Warshall on a few dozen cells
+            dist = torch.minimum(dist, dist[:, k : k + 1] + dist[k : k + 1, :])
+        return dist
+
+    def steps_to_goal(self, xy: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """``[B]`` shortest path length in cells from the cell of ``xy[B, 2]`` to that of
+        ``goal[B, 2]`` (ground truth for learned distances)."""
+
+        def cell(p: torch.Tensor) -> torch.Tensor:
+            u, v = self._to_grid(p[:, 0], p[:, 1])
+            row = v.floor().clamp(0, self.rows - 1).long()
+            return row * self.cols + u.floor().clamp(0, self.cols - 1).long()
+
+        table = self._cell_paths.to(xy.device)
+        return table[cell(xy), cell(goal)].to(xy.dtype)
 
     def dynamics(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         s, h = self.maze_size_scaling, self.dt / self.substeps

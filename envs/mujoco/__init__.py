@@ -32,3 +32,13 @@ for _id, _loader in _TASKS.items():
             description=f"Gymnasium's {_id}, reproduced from the physics state",
         )
     )
+
+register(
+    TaskEntry(
+        id="ReacherGoal-v0",
+        backends=("warp", "mujoco"),
+        loader="rlwb.envs.mujoco.reacher_goal:GoalReacher",
+        family="mujoco",
+        description="Reacher-v5 with a goal observation (fingertip, target) and sparse reward",
+    )
+)

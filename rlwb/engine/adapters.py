@@ -223,3 +223,46 @@ class SB3VecEnvView(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return indices
+
+
+class SB3GoalVecEnvView(SB3VecEnvView):
+    """A goal-conditioned engine as an SB3 ``VecEnv`` with Gymnasium-Robotics' ``Dict``
+    observations (``observation``, ``achieved_goal``, ``desired_goal``, cut from the flat
+    observation by the task's ``observation_slices``) and a batched ``compute_reward`` for
+    SB3's ``HerReplayBuffer``."""
+
+    def __init__(self, engine: Engine):
+        from rlwb.goals import GOAL_KEYS, goal_task, observation_slices
+
+        self.task = goal_task(engine.spec)
+        self.slices = {k: observation_slices(engine.spec, self.task)[k] for k in GOAL_KEYS}
+        super().__init__(engine)
+        box = self.observation_space
+        self.observation_space = gym.spaces.Dict(
+            {
+                k: gym.spaces.Box(box.low[a:b], box.high[a:b], dtype=box.dtype)
+                for k, (a, b) in self.slices.items()
+            }
+        )
+
+    def _split(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: obs[..., a:b].copy() for k, (a, b) in self.slices.items()}
+
+    def reset(self) -> dict[str, np.ndarray]:
+        return self._split(super().reset())
+
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
+        obs, reward, done, infos = super().step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                info["terminal_observation"] = self._split(info["terminal_observation"])
+        return self._split(obs), reward, done, infos
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
+    ) -> list[Any]:
+        if method_name != "compute_reward":
+            return super().env_method(method_name, *method_args, indices=indices, **method_kwargs)
+        achieved, desired = method_args[0], method_args[1]
+        reward = self.task.compute_reward(torch.as_tensor(achieved), torch.as_tensor(desired))
+        return [_numpy(reward).astype(np.float32)] * len(list(self._get_indices(indices)))

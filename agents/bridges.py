@@ -1,0 +1,192 @@
+"""Bridge points for GDG: intermediate goals chosen from visited states by a learned distance.
+
+A :class:`BridgePlanner` keeps, per engine member, whether a bridge point is being pursued,
+which, for how many more steps, and how the distance to the real goal has progressed. Each
+:meth:`BridgePlanner.goals` call (one per env step) returns the goal the policy should
+chase now:
+
+* plan a bridge when the episode starts far from the goal (``D(s0, g) > start_threshold``)
+  or progress stalls (``D(s, g)`` has not dropped by ``min_progress`` for ``patience``
+  steps) and no bridge is active;
+* the bridge is ``b* = argmin_b D(s, b) + D(b, g)`` over ``candidates`` visited states b
+  drawn from the replay (their achieved goals), among those with ``D(s, b)`` in
+  ``[min_hop, max_hop]`` (SoRB's cut-off: short learned distances are the reliable ones;
+  the lower bound keeps the planner from picking the current state);
+* it is pursued until reached (the task's success test) or until its budget
+  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends, then the real goal returns.
+
+The planner never changes what is stored: replay keeps the real goals, and hindsight
+relabelling teaches the policy to reach visited states anyway.
+
+Episode starts: the training stream is told by ``episode_start``; streams that are not
+(evaluation rollouts) restart a member when its desired goal changes or its achieved goal
+jumps farther than ``teleport`` in one step (a reset). One ``any()`` per step decides
+whether to plan at all (a host sync on CUDA, once per env step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class BridgeConfig:
+    start_threshold: float = 30.0
+    """Plan at the episode start when D(s0, g) exceeds this many steps."""
+    patience: int = 15
+    """Steps without progress before planning a bridge."""
+    min_progress: float = 1.0
+    """Decrease of D(s, g) (steps) that counts as progress."""
+    candidates: int = 256
+    min_hop: float = 3.0
+    max_hop: float = 40.0
+    budget_scale: float = 1.5
+    budget_slack: int = 5
+    teleport: float = 1.0
+    """Achieved-goal jump (goal units) taken as a reset in streams without episode_start."""
+
+
+class BridgePlanner:
+    """Per-member bridge state for one stream of observations (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        members: int,
+        achieved_of: Callable[[torch.Tensor], torch.Tensor],
+        goal_dim: int,
+        device: torch.device,
+    ) -> None:
+        self.config, self.achieved_of = config, achieved_of
+        z = dict(device=device)
+        self.active = torch.zeros(members, dtype=torch.bool, **z)
+        self.bridge = torch.zeros(members, goal_dim, **z)
+        self.budget = torch.zeros(members, dtype=torch.int64, **z)
+        self.best = torch.full((members,), math.inf, **z)
+        self.stalled = torch.zeros(members, dtype=torch.int64, **z)
+        self.fresh = torch.ones(members, dtype=torch.bool, **z)
+        self.last_goal = torch.full((members, goal_dim), math.nan, **z)
+        self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
+        self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
+        self.planned = 0
+
+    def restart(self, members: torch.Tensor) -> None:
+        """Forget the members in bool mask ``members`` (a new episode)."""
+        self.active &= ~members
+        self.best = torch.where(members, math.inf, self.best)
+        self.stalled = torch.where(members, 0, self.stalled)
+        self.fresh |= members
+
+    def goals(
+        self,
+        obs: torch.Tensor,
+        achieved: torch.Tensor,
+        goal: torch.Tensor,
+        distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        reached: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        visited: Callable[[int], torch.Tensor | None],
+        detect_resets: bool,
+    ) -> torch.Tensor:
+        """The goal each member chases now ``[B, G]``.
+
+        ``distance(obs, goal) -> [B]`` is the learned D(s, pi(s, g), g) with ``goal``
+        swapped into ``obs``; ``reached(achieved, goal) -> [B]`` the success test;
+        ``visited(K)`` returns K visited observations ``[K, obs_dim]`` or None.
+        """
+        cfg = self.config
+        if detect_resets:
+            jump = torch.linalg.vector_norm(achieved - self.last_achieved, dim=-1)
+            new_goal = (goal != self.last_goal).any(-1)
+            self.restart(new_goal | (jump > cfg.teleport) | jump.isnan())
+        self.last_goal, self.last_achieved = goal.clone(), achieved.clone()
+        d_goal = distance(obs, goal)
+        # Bridges end when reached or out of budget; the progress baseline restarts there.
+        self.budget -= self.active.long()
+        done = self.active & (reached(achieved, self.bridge) | (self.budget <= 0))
+        self.active &= ~done
+        improved = d_goal < self.best - cfg.min_progress
+        reset_best = improved | done
+        self.best = torch.where(reset_best, d_goal, self.best)
+        self.stalled = torch.where(reset_best | self.active, 0, self.stalled + 1)
+        want = ~self.active & (
+            (self.fresh & (d_goal > cfg.start_threshold)) | (self.stalled >= cfg.patience)
+        )
+        self.fresh = torch.zeros_like(self.fresh)
+        if bool(want.any()):
+            self._plan(want, obs, goal, distance, visited)
+        return torch.where(self.active[:, None], self.bridge, goal)
+
+    def _plan(self, want, obs, goal, distance, visited) -> None:
+        cfg = self.config
+        cand = visited(cfg.candidates)
+        self.stalled = torch.where(want, 0, self.stalled)
+        if cand is None:
+            return
+        idx = want.nonzero().squeeze(1)
+        p, k = len(idx), cand.shape[0]
+        points = self.achieved_of(cand)  # [K, G]
+        here = obs[idx].unsqueeze(1).expand(p, k, -1).reshape(p * k, -1)
+        to_bridge = distance(here, points.repeat(p, 1)).reshape(p, k)
+        there = cand.unsqueeze(0).expand(p, k, -1).reshape(p * k, -1)
+        onward = distance(there, goal[idx].repeat_interleave(k, 0)).reshape(p, k)
+        total = torch.where(
+            (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_hop), to_bridge + onward, math.inf
+        )
+        best, arg = total.min(1)
+        ok = torch.isfinite(best)
+        chosen = points[arg]
+        budget = torch.ceil(cfg.budget_scale * to_bridge.gather(1, arg[:, None]).squeeze(1))
+        sel = idx[ok]
+        self.bridge[sel] = chosen[ok]
+        self.budget[sel] = budget[ok].long() + cfg.budget_slack
+        self.active[sel] = True
+        self.planned += int(ok.sum())
+        self.chosen = (self.chosen + [chosen[ok].cpu()])[-64:]
+
+    _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
+              "last_achieved")  # fmt: skip
+
+    def state_dict(self) -> dict:
+        """Per-member state (CPU tensors) and the planning count, for exact resume."""
+        return {**{k: getattr(self, k).cpu() for k in self._STATE}, "planned": self.planned}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATE:
+            setattr(self, k, state[k].to(getattr(self, k).device).clone())
+        self.planned = int(state["planned"])
+
+    def recent_bridges(self) -> torch.Tensor:
+        """Up to the last 64 planning calls' bridge points ``[N, G]`` on the CPU."""
+        return torch.cat(self.chosen) if self.chosen else torch.zeros(0, self.bridge.shape[1])
+
+
+def draw_bridges(task, bridges: torch.Tensor, title: str = "bridge points"):
+    """A matplotlib figure of a point maze (walls grey) with bridge points ``[N, 2]`` and
+    the map's goal cells; for TensorBoard's ``add_figure``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    s = task.maze_size_scaling
+    fig, ax = plt.subplots(figsize=(task.cols * 0.5 + 1, task.rows * 0.5 + 0.5))
+    for i, row in enumerate(task.grid):
+        for j, cell in enumerate(row):
+            if cell == 1:
+                x, y = task.cell_center(i, j)
+                ax.add_patch(plt.Rectangle((x - s / 2, y - s / 2), s, s, color="0.6"))
+    goals = task.goal_cells.cpu()
+    ax.scatter(goals[:, 0], goals[:, 1], marker="*", s=200, c="gold", label="g cells")
+    if len(bridges):
+        b = bridges.cpu()
+        ax.scatter(b[:, 0], b[:, 1], s=14, c="tab:blue", alpha=0.6, label="bridge points")
+    ax.set_xlim(-task.cols * s / 2, task.cols * s / 2)
+    ax.set_ylim(-task.rows * s / 2, task.rows * s / 2)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=7)
+    return fig

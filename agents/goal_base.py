@@ -1,0 +1,354 @@
+"""What goal-reaching agents share: the goal task, HER replay, DDPG networks, monitoring.
+
+:class:`GoalAgent` is an off-policy actor-critic over a goal-conditioned flat observation
+(``observation_slices`` names ``achieved_goal`` and ``desired_goal``). It stores
+trajectories per engine member in :class:`rlwb.replay.TrajectoryBuffer`, samples
+hindsight-relabelled batches, trains the DDPG actor and critic networks of
+:mod:`rlwb.agents.ddpg` (imported, not copied), and reports the training success rate,
+the final distance to the goal and, on tasks that know their true distances (the point
+mazes' ``steps_to_goal``), how well the critic ranks a fixed probe set. Subclasses say what
+the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the actor optimises
+(:meth:`GoalAgent.actor_objective`).
+
+Episodes that end on success (``terminate_on_success``) stop bootstrapping only for the
+goal they ended on: relabelled rows never count as terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from rlwb.agent import StepAgent
+from rlwb.agents.ddpg import Actor, Critic, DDPGConfig
+from rlwb.engine.base import EngineSpec
+from rlwb.errors import CheckpointError, ConfigError
+from rlwb.goals import goal_task, observation_slices
+from rlwb.nn import float_state, soft_update_
+from rlwb.noise import GaussianNoise
+from rlwb.replay import HER_STRATEGIES, TrajectoryBuffer
+
+FORMAT_VERSION = 1
+PROBE_SIZE = 512
+
+
+@dataclass
+class GoalAgentConfig:
+    """Shared hyperparameters (HER's defaults where they exist: Plappert et al. 2018)."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 1e-3
+    critic_lr: float = 1e-3
+    tau: float = 0.05
+    """Target update rate (HER's polyak 0.95)."""
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    her_strategy: str = "future"
+    relabel_prob: float = 0.8
+    """Share of relabelled goals (HER's replay_k = 4)."""
+    noise_sigma: float = 0.2
+    """Gaussian exploration noise in the normalised action space."""
+    random_eps: float = 0.3
+    """Probability of a uniform random action while exploring (HER)."""
+    action_l2: float = 1.0
+    """Penalty on the squared normalised action in the actor loss (HER)."""
+    probe_every: int = 1000
+    """Updates between probes of the critic against true distances (0: never)."""
+    seed: int | None = None
+    torch_threads: int = 1
+
+    def validate(self) -> None:
+        name = type(self).__name__
+        for field, ok in (
+            ("hidden", len(self.hidden) > 0 and all(h > 0 for h in self.hidden)),
+            ("actor_lr", self.actor_lr > 0),
+            ("critic_lr", self.critic_lr > 0),
+            ("tau", 0 < self.tau <= 1),
+            ("batch_size", self.batch_size >= 1),
+            ("buffer_size", self.buffer_size >= 1),
+            ("her_strategy", self.her_strategy in HER_STRATEGIES),
+            ("relabel_prob", 0 <= self.relabel_prob <= 1),
+            ("noise_sigma", self.noise_sigma >= 0),
+            ("random_eps", 0 <= self.random_eps <= 1),
+            ("action_l2", self.action_l2 >= 0),
+            ("probe_every", self.probe_every >= 0),
+        ):
+            if not ok:
+                raise ConfigError(f"{name}.{field} is invalid: {getattr(self, field)!r}")
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman rank correlation of two ``[N]`` tensors (ties broken by order)."""
+
+    def ranks(v: torch.Tensor) -> torch.Tensor:
+        r = torch.empty_like(v, dtype=torch.float64)
+        r[v.argsort()] = torch.arange(len(v), dtype=torch.float64, device=v.device)
+        return r - r.mean()
+
+    rx, ry = ranks(x), ranks(y)
+    return float((rx * ry).sum() / (rx.norm() * ry.norm()).clamp(min=1e-12))
+
+
+class GoalAgent(StepAgent):
+    """Goal-conditioned actor-critic with hindsight replay (see the module docstring)."""
+
+    config_class: type = GoalAgentConfig
+
+    def __init__(self, config: GoalAgentConfig, spec: EngineSpec, device: torch.device | str):
+        if not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got "
+                f"{type(config).__name__}"
+            )
+        config.validate()
+        self.config, self.spec = config, spec
+        self.device = dev = torch.device(device)
+        if dev.type == "cpu" and config.torch_threads > 0:
+            torch.set_num_threads(config.torch_threads)
+        self.task = goal_task(spec)
+        self.slices = observation_slices(spec, self.task)
+        self.goal_cols = slice(*self.slices["desired_goal"])
+        self.achieved_cols = slice(*self.slices["achieved_goal"])
+        self.horizon = int(spec.max_episode_steps or 1000)
+        low, high = spec.action_low.to(dev, torch.float32), spec.action_high.to(dev, torch.float32)
+        self.action_scale, self.action_bias = (high - low) / 2, (high + low) / 2
+        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
+
+        self.generator = torch.Generator(device=dev)
+        seed = config.seed if config.seed is not None else int(torch.randint(0, 2**62, (1,)))
+        self.generator.manual_seed(seed)
+        nets = DDPGConfig(hidden=tuple(config.hidden))
+        self.actor, self.critic = Actor(obs_dim, act_dim, nets), Critic(obs_dim, act_dim, nets)
+        self.actor_target, self.critic_target = (
+            Actor(obs_dim, act_dim, nets),
+            Critic(obs_dim, act_dim, nets),
+        )
+        for net in (self.actor, self.critic, self.actor_target, self.critic_target):
+            net.to(dev)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
+            p.requires_grad_(False)
+        self._targets = float_state(self.actor_target) + float_state(self.critic_target)
+        self._sources = float_state(self.actor) + float_state(self.critic)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.replay = TrajectoryBuffer(
+            max(config.buffer_size, spec.num_envs),
+            spec.num_envs,
+            {
+                "obs": ((obs_dim,), torch.float32),
+                "action": ((act_dim,), torch.float32),
+                "next_obs": ((obs_dim,), torch.float32),
+                "terminated": ((), torch.float32),
+            },
+            device=dev,
+            generator=self.generator,
+        )
+        self.noise = GaussianNoise(
+            spec.num_envs, act_dim, config.noise_sigma, device=dev, generator=self.generator
+        )
+        self.updates = 0
+        # Training episodes finished since the last update report: successes, distances.
+        self.stats = torch.zeros(3, dtype=torch.float64, device=dev)
+        # The latest episode report and probe: every update returns them, because the runner
+        # logs only the update before each log step.
+        self.report: dict[str, float] = {}
+        self._probe = self._make_probe()
+
+    # ------------------------------------------------------------------ goals
+    def with_goal(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """``obs`` with its desired goal replaced by ``goal`` (broadcast over leading dims)."""
+        out = obs.clone()
+        out[..., self.goal_cols] = goal
+        return out
+
+    def goal_reached(self, achieved: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """``[B]`` bool: ``achieved`` is within reach of ``goal`` (the task's test)."""
+        if hasattr(self.task, "goal_reached"):
+            return self.task.goal_reached(achieved, goal)
+        return self.task.compute_reward(achieved, goal) >= 0  # Gymnasium-Robotics: 0 or -1
+
+    def reached(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B]`` bool: the achieved goal of ``obs`` reaches its desired goal."""
+        return self.goal_reached(obs[..., self.achieved_cols], obs[..., self.goal_cols])
+
+    # ------------------------------------------------------------------ acting
+    def policy_obs(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        """The observation the actor sees (GDG swaps in bridge points here)."""
+        return obs
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        obs = obs.to(self.device, torch.float32)
+        action = self.actor(self.policy_obs(obs, explore))
+        if explore:
+            action = (action + self.noise.sample()).clamp_(-1.0, 1.0)
+            shape = action.shape
+            uniform = torch.rand(shape, generator=self.generator, device=self.device) * 2 - 1
+            coin = torch.rand(shape[0], generator=self.generator, device=self.device)
+            action = torch.where((coin < self.config.random_eps)[:, None], uniform, action)
+        return action * self.action_scale + self.action_bias
+
+    # ------------------------------------------------------------------ learning
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Store the step per member (the env reward is not stored: goals are relabelled
+        and rewards recomputed) and count finished episodes' success and distance."""
+        dev = self.device
+        obs, next_obs = obs.to(dev, torch.float32), next_obs.to(dev, torch.float32)
+        norm = ((action.to(dev, torch.float32) - self.action_bias) / self.action_scale).clamp(-1, 1)
+        terminated, truncated = terminated.to(dev), truncated.to(dev)
+        done = terminated | truncated
+        self.replay.add(
+            done=done, obs=obs, action=norm, next_obs=next_obs, terminated=terminated.float()
+        )
+        dist = torch.linalg.vector_norm(
+            next_obs[:, self.achieved_cols] - next_obs[:, self.goal_cols], dim=-1
+        )
+        success = self.reached(next_obs).to(torch.float64)
+        d = done.to(torch.float64)
+        self.stats += torch.stack([(success * d).sum(), (dist.double() * d).sum(), d.sum()])
+
+    def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def actor_objective(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``[batch]`` quantity the actor minimises (before the action penalty)."""
+        raise NotImplementedError
+
+    def distance_estimate(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B]`` the critic's reading of how far each observation is from its goal."""
+        raise NotImplementedError
+
+    def update(self, num_updates: int = 1) -> dict[str, Any]:
+        if num_updates < 1 or len(self.replay) == 0:
+            return {}
+        cfg = self.config
+        critic_losses, actor_losses = [], []
+        for _ in range(num_updates):
+            batch = self.replay.sample_her(
+                cfg.batch_size,
+                self.task.compute_reward,
+                self.slices,
+                cfg.her_strategy,
+                cfg.relabel_prob,
+            )
+            # A termination belongs to the goal it was reached for, not to a relabelled one.
+            batch["terminated"] = torch.where(batch["relabelled"], 0.0, batch["terminated"])
+            with torch.no_grad():
+                target = self.bootstrap_target(batch)
+            critic_loss = F.mse_loss(self.critic(batch["obs"], batch["action"]), target)
+            self.critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic_opt.step()
+            action = self.actor(batch["obs"])
+            actor_loss = self.actor_objective(batch["obs"], action).mean()
+            actor_loss = actor_loss + cfg.action_l2 * action.pow(2).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward(inputs=list(self.actor.parameters()))
+            self.actor_opt.step()
+            soft_update_(self._targets, self._sources, cfg.tau)
+            critic_losses.append(critic_loss.detach())
+            actor_losses.append(actor_loss.detach())
+            self.updates += 1
+        out: dict[str, Any] = {
+            "critic_loss": torch.stack(critic_losses).mean(),
+            "actor_loss": torch.stack(actor_losses).mean(),
+        }
+        self.report.update(self.episode_report())
+        if cfg.probe_every and self.updates % cfg.probe_every < num_updates:
+            self.report.update(self.probe())
+        return {**out, **self.report}
+
+    def episode_report(self, min_episodes: int = 20) -> dict[str, float]:
+        """Success rate and final distance of the training episodes finished since the last
+        report, once there are ``min_episodes`` of them (a host sync per update)."""
+        successes, distance, count = self.stats.tolist()
+        if count < min_episodes:
+            return {}
+        self.stats.zero_()
+        return {"success_rate": successes / count, "final_distance": distance / count}
+
+    # ------------------------------------------------------------------ probing
+    def _make_probe(self) -> dict[str, torch.Tensor] | None:
+        """A fixed set of observations with their true steps-to-goal, if the task knows."""
+        if not hasattr(self.task, "steps_to_goal") or not hasattr(self.task, "probe_state"):
+            return None
+        gen = torch.Generator().manual_seed(12345)
+        state = self.task.probe_state(PROBE_SIZE, gen)
+        obs = self.task.observation(state).to(self.device, torch.float32)
+        true = self.task.steps_to_goal(obs[:, self.achieved_cols], obs[:, self.goal_cols])
+        return {"obs": obs, "true": true.to(self.device)}
+
+    @torch.no_grad()
+    def probe(self) -> dict[str, float]:
+        """Spearman rank correlation of the critic's distance with the true one, and both
+        means, on the fixed probe set."""
+        if self._probe is None:
+            return {}
+        learned = self.distance_estimate(self._probe["obs"])
+        true = self._probe["true"]
+        return {
+            "probe_spearman": spearman(learned, true),
+            "probe_learned_mean": float(learned.mean()),
+            "probe_true_mean": float(true.float().mean()),
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": dataclasses.asdict(self.config),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "replay": self.replay.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+            "stats": self.stats.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_version(state, type(self).__name__)
+        try:
+            for name in ("actor", "critic", "actor_target", "critic_target"):
+                getattr(self, name).load_state_dict(state[name])
+            self.actor_opt.load_state_dict(state["actor_opt"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
+            self.replay.load_state_dict(state["replay"])
+            self.generator.set_state(state["generator"])
+            self.updates = int(state["updates"])
+            self.stats = state["stats"].to(self.device)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{type(self).__name__} checkpoint does not fit this agent: {exc}"
+            ) from exc
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """Actor and critic: the critic is part of acting for GDG's bridge points."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+        }
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        check_version(state, type(self).__name__)
+        try:
+            self.actor.load_state_dict(state["actor"])
+            self.critic.load_state_dict(state["critic"])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"policy checkpoint does not fit this agent: {exc}") from exc
+
+
+def check_version(state: dict[str, Any], who: str) -> None:
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{who} checkpoint format {version!r} is not supported")

@@ -1,0 +1,195 @@
+"""Success rate against env steps on the point-mass goal mazes: GDG, GDG without bridge
+points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffer.
+
+    python benchmarks/gdg_bench.py --mazes open deceptive --seeds 0 1 2 --workers 2
+
+Every run: 4 engine members, 1000 random steps, then half a gradient update per env step,
+64-64 networks, batch 128, episodes that end on success, goals >= 2 cells from the start.
+Evaluation: 50 deterministic episodes every ``--eval-every`` steps, success = the episode
+reached its goal. On the deceptive maze training goals come from the ``g`` cell half of the
+time (uniform over open cells otherwise) and evaluation uses the ``g`` cell only: the goal
+behind the cup that traps greedy distance-following. Results go to a JSON-lines file (one
+line per run, written as runs finish) and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+
+AGENTS = ("gdg", "gdg_no_bridges", "ddpg_her", "sb3_ddpg_her")
+STEPS = {"open": 6_000, "umaze": 15_000, "deceptive": 30_000}
+HORIZON = {"open": 50, "umaze": 100, "deceptive": 100}
+MEMBERS, LEARNING_STARTS, EVAL_EPISODES = 4, 1_000, 50
+
+
+def task_kwargs(maze: str, evaluation: bool) -> dict:
+    kw = {
+        "min_goal_distance": 2.0,
+        "max_episode_steps": HORIZON[maze],
+        "terminate_on_success": True,
+    }
+    if maze == "deceptive":
+        kw["goal_cell_prob"] = 1.0 if evaluation else 0.5
+    return kw
+
+
+def task_id(maze: str) -> str:
+    return {"open": "PointMaze-Open-Goal-v0", "umaze": "PointMaze-UMaze-Goal-v0",
+            "deceptive": "PointMaze-Deceptive-Goal-v0"}[maze]  # fmt: skip
+
+
+def success_rate(policy, maze: str, seed: int) -> float:
+    from rlwb.engine import make_engine
+
+    engine = make_engine(task_id(maze), EVAL_EPISODES, backend="torch", seed=seed + 10_000,
+                         **task_kwargs(maze, evaluation=True))  # fmt: skip
+    engine.reset(seed=seed + 10_000)
+    with torch.no_grad():
+        result = engine.rollout(policy, horizon=HORIZON[maze])
+    return float(result.terminated.any(1).float().mean())
+
+
+def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int) -> list:
+    from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
+    from rlwb.agents.gdg import GDG, GDGConfig
+    from rlwb.engine import make_engine
+
+    torch.manual_seed(seed)
+    engine = make_engine(task_id(maze), MEMBERS, backend="torch", seed=seed,
+                         **task_kwargs(maze, evaluation=False))  # fmt: skip
+    small = dict(hidden=(64, 64), batch_size=128, seed=seed, probe_every=0)
+    if agent_name == "ddpg_her":
+        agent = DDPGHER(DDPGHERConfig(**small), engine.spec, "cpu")
+    else:
+        agent = GDG(GDGConfig(bridges=agent_name == "gdg", **small), engine.spec, "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    obs = engine.reset(seed=seed)
+    agent.episode_start(torch.ones(MEMBERS, dtype=torch.bool))
+    curve = []
+    for step in range(MEMBERS, steps + 1, MEMBERS):
+        if step <= LEARNING_STARTS:
+            action = torch.rand(MEMBERS, 2, generator=gen) * 2 - 1
+        else:
+            action = agent.act(obs, explore=True)
+        nxt, reward, term, trunc, info = engine.step(action)
+        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
+        agent.observe(obs, action, reward, real, term, trunc)
+        obs = nxt
+        if bool(info["done"].any()):
+            agent.episode_start(info["done"])
+        if step > LEARNING_STARTS:
+            agent.update(MEMBERS // 2)
+        if step % eval_every == 0:
+            curve.append((step, success_rate(lambda o: agent.act(o), maze, seed)))
+    return curve
+
+
+def run_sb3(maze: str, seed: int, steps: int, eval_every: int) -> list:
+    import numpy as np
+    from stable_baselines3 import DDPG, HerReplayBuffer
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from rlwb.engine import make_engine
+    from rlwb.engine.adapters import SB3GoalVecEnvView
+
+    torch.set_num_threads(1)
+    engine = make_engine(task_id(maze), MEMBERS, backend="torch", seed=seed,
+                         **task_kwargs(maze, evaluation=False))  # fmt: skip
+    env = SB3GoalVecEnvView(engine)
+    model = DDPG(
+        "MultiInputPolicy", env, learning_rate=1e-3, buffer_size=1_000_000,
+        learning_starts=LEARNING_STARTS, batch_size=128, tau=0.05, gamma=0.98, train_freq=1,
+        gradient_steps=MEMBERS // 2, replay_buffer_class=HerReplayBuffer,
+        replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
+        action_noise=NormalActionNoise(np.zeros(2), 0.2 * np.ones(2)),
+        policy_kwargs={"net_arch": [64, 64]}, seed=seed, verbose=0,
+    )  # fmt: skip
+    curve: list = []
+    slices = env.slices
+
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        split = {k: obs[:, a:b].numpy() for k, (a, b) in slices.items()}
+        return torch.as_tensor(model.predict(split, deterministic=True)[0])
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_every == 0:
+                curve.append((self.num_timesteps, success_rate(policy, maze, seed)))
+            return True
+
+    model.learn(steps, callback=Evaluate())
+    return curve
+
+
+def one_run(args: tuple) -> dict:
+    agent_name, maze, seed, steps, eval_every = args
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    if agent_name == "sb3_ddpg_her":
+        curve = run_sb3(maze, seed, steps, eval_every)
+    else:
+        curve = run_rlwb(agent_name, maze, seed, steps, eval_every)
+    return {"agent": agent_name, "maze": maze, "seed": seed, "curve": curve,
+            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def table(rows: list[dict]) -> str:
+    """Mean (min-max) success over seeds at each evaluation step, per maze and agent."""
+    lines = []
+    for maze in dict.fromkeys(r["maze"] for r in rows):
+        runs = [r for r in rows if r["maze"] == maze]
+        steps = sorted({s for r in runs for s, _ in r["curve"]})
+        lines.append(f"\n{maze}: success rate (mean over seeds, [min, max]) vs env steps")
+        lines.append("| agent | seeds | " + " | ".join(f"{s:,}" for s in steps) + " |")
+        lines.append("|---|---|" + "---|" * len(steps))
+        for agent in AGENTS:
+            mine = [dict(r["curve"]) for r in runs if r["agent"] == agent]
+            if not mine:
+                continue
+            cells = []
+            for s in steps:
+                vals = [c[s] for c in mine if s in c]
+                cells.append(f"{statistics.mean(vals):.2f} [{min(vals):.2f}, {max(vals):.2f}]"
+                             if vals else "-")  # fmt: skip
+            lines.append(f"| {agent} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mazes", nargs="+", default=["open", "deceptive"], choices=list(STEPS))
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=None, help="override every maze's budget")
+    parser.add_argument("--evals", type=int, default=5, help="evaluations per run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="gdg_bench.jsonl")
+    args = parser.parse_args(argv)
+    jobs = []
+    for maze in args.mazes:
+        steps = args.steps or STEPS[maze]
+        every = max(MEMBERS, steps // args.evals // MEMBERS * MEMBERS)
+        jobs += [(a, maze, s, steps, every) for s in args.seeds for a in args.agents]
+    rows = []
+    out = pathlib.Path(args.out)
+    with ProcessPoolExecutor(args.workers) as pool, out.open("a") as sink:
+        for row in pool.map(one_run, jobs):
+            rows.append(row)
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            print(f"{row['agent']} {row['maze']} seed {row['seed']}: {row['curve']} "
+                  f"({row['seconds']} s)", file=sys.stderr, flush=True)  # fmt: skip
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

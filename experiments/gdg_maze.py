@@ -1,0 +1,34 @@
+"""Goal-distance gradient (GDG) on the point-mass goal mazes (torch backend).
+
+    rlwb train gdg_maze                                         # open maze, bridge points on
+    rlwb train gdg_maze --train.task PointMaze-Deceptive-Goal-v0 --agent.no-bridges \\
+        --train.task-kwargs.max-episode-steps 100 --train.task-kwargs.goal-cell-prob 0.5
+
+Episodes end on success, so ``eval/return_mean`` is the success rate; ``losses/`` carries
+the training success rate, final distance, bridge points planned and the distance probe
+(Spearman rank correlation of learned against true steps-to-goal); ``bridges/points`` is a
+picture of the maze with the bridge points of the final evaluation. Expect an evaluation
+success rate of 1.0 on the open maze after 10k steps (about 2 minutes on 2 CPU cores).
+"""
+
+from dataclasses import dataclass, field
+
+from rlwb.agents.gdg import GDG, GDGConfig
+from rlwb.experiments._goal_maze import log_bridge_points, maze_train_config
+from rlwb.train import TrainConfig, TrainResult, run_experiment
+
+
+@dataclass
+class Config:
+    train: TrainConfig = field(default_factory=maze_train_config)
+    agent: GDGConfig = field(default_factory=lambda: GDGConfig(hidden=(64, 64), batch_size=128))
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    result = run_experiment(GDG, Config, argv, __doc__)
+    log_bridge_points(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
