@@ -58,6 +58,11 @@ class GDG(GoalAgent):
     def __init__(self, config: GDGConfig, spec, device) -> None:
         super().__init__(config, spec, device)
         self.planners: dict[bool, BridgePlanner] = {}
+        # Bridge candidates outside training come from their own stream, so evaluating
+        # never changes the training run's random draws.
+        self.eval_generator = torch.Generator(device=self.device)
+        seed = torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device)
+        self.eval_generator.manual_seed(int(seed))
 
     # ------------------------------------------------------------------ distance
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -94,10 +99,12 @@ class GDG(GoalAgent):
             self.planners[training] = plan
         return plan
 
-    def visited(self, k: int) -> torch.Tensor | None:
+    def visited(self, k: int, training: bool = True) -> torch.Tensor | None:
+        """``k`` visited observations from the replay (bridge candidates), or None."""
         if len(self.replay) == 0:
             return None
-        return self.replay.sample(k)["next_obs"]
+        generator = self.generator if training else self.eval_generator
+        return self.replay.sample(k, generator)["next_obs"]
 
     def policy_obs(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         if not self.config.bridges:
@@ -109,7 +116,7 @@ class GDG(GoalAgent):
             obs[:, self.goal_cols],
             self.distance_to,
             self.goal_reached,
-            self.visited,
+            lambda k: self.visited(k, explore),
             detect_resets=not explore,
         )
         return self.with_goal(obs, goal)
@@ -120,10 +127,16 @@ class GDG(GoalAgent):
     def state_dict(self) -> dict:
         """The goal agent's state plus the training stream's bridge state (exact resume)."""
         plan = self.planners.get(True)
-        return {**super().state_dict(), "bridges": plan.state_dict() if plan else None}
+        return {
+            **super().state_dict(),
+            "bridges": plan.state_dict() if plan else None,
+            "eval_generator": self.eval_generator.get_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        if "eval_generator" in state:
+            self.eval_generator.set_state(state["eval_generator"])
         if state.get("bridges") is not None:
             members = state["bridges"]["active"].shape[0]
             self.planner(True, members).load_state_dict(state["bridges"])

@@ -274,18 +274,23 @@ class TrajectoryBuffer:
         if self.steps == 0:
             raise RuntimeError("cannot sample from an empty trajectory buffer")
 
-    def sample_rows(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uniform ``(member, g)`` index pairs ``[batch]`` over all stored rows."""
+    def sample_rows(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniform ``(member, g)`` index pairs ``[batch]`` over all stored rows (drawn from
+        ``generator``, default the buffer's)."""
         self._check_nonempty()
         k = torch.randint(
-            0, self.size * self.num_members, (batch_size,), generator=self.generator,
-            device=self.device,
+            0, self.size * self.num_members, (batch_size,),
+            generator=generator or self.generator, device=self.device,
         )  # fmt: skip
         return k // self.size, self.oldest + k % self.size
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+    def sample(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Uniform transitions: each field ``[batch, ...]``, plus ``member`` and ``step``."""
-        member, g = self.sample_rows(batch_size)
+        member, g = self.sample_rows(batch_size, generator)
         return {**self.gather(member, g), "member": member, "step": g}
 
     # ------------------------------------------------------------------ windows
