@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from rlwb.engine.rollout import (
 from rlwb.errors import ActionError, ConfigError
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
+LIVE_STEPPING_SHARE = 4 / 3  # rollouts step a subset once under 3/4 of the members run
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,10 @@ class Engine(ABC):
     max_episode_steps: int | None
     dt: float  # seconds of simulated time per engine step (task_dt * action_repeat)
     action_repeat: int = 1
+    # Rollouts step only the members still running once fewer than 3/4 of them are (on
+    # backends that implement ``_step_some``); False steps every member to the end.
+    step_live_only: bool = True
+    _steps_subsets: bool = False  # the backend implements ``_step_some``
 
     @classmethod
     def available(cls, device: torch.device | None = None) -> tuple[bool, str]:
@@ -207,6 +213,39 @@ class Engine(ABC):
             return self._step_members(action)
         return repeat_step(self._step_members, action, self.action_repeat)
 
+    def _step_some(
+        self, action: torch.Tensor, members: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Advance only ``members`` (int64 ``[K]``) one task step with ``action[K, A]`` and
+        return their ``(obs, reward, terminated, info)`` rows; the other members may be
+        left anywhere (rollouts restore the engine). Backends that implement it set
+        ``_steps_subsets``."""
+        raise NotImplementedError
+
+    def _advance_live(
+        self, action: torch.Tensor, members: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """One engine step of the live ``members`` only, as full ``[N]`` rows: ended
+        members keep ``obs`` and get zero reward, info and termination (the rollout rules
+        never read those rows: rewards and info are zero after the end, observations
+        frozen at the last alive step)."""
+        action = action[members]
+
+        def step_once(act: torch.Tensor) -> Any:
+            return self._step_some(act, members)
+
+        if self.action_repeat == 1:
+            part = step_once(action)
+        else:
+            part = repeat_step(step_once, action, self.action_repeat)
+        o, r, t, i = part
+        n = self.num_envs
+        full_obs = obs.index_put((members,), o)
+        reward = r.new_zeros(n).index_put((members,), r)
+        term = t.new_zeros(n).index_put((members,), t)
+        info = {k: v.new_zeros((n, *v.shape[1:])).index_put((members,), v) for k, v in i.items()}
+        return full_obs, reward, term, info
+
     def _generator_device(self) -> torch.device:
         """Device of the engine's random generator (CPU unless the backend samples on GPU)."""
         return torch.device("cpu")
@@ -247,6 +286,24 @@ class Engine(ABC):
             raise RuntimeError("call reset() before step()")
         action = self.check_action(action, (self.num_envs, self.action_dim))
         obs, reward, terminated, info = self._advance(action)
+        info["done"] = None  # keys in the order callers have always seen
+        info["final_obs"] = obs
+        if self.device.type == "cpu" and not reward.requires_grad:
+            truncated, done, members = self._count_on_host(reward, terminated, info)
+        else:
+            truncated, done, members = self._count_on_device(reward, terminated, info)
+        info["done"] = done
+        if members is not None:
+            obs = obs.clone()
+            obs[members] = self._reset_members(members)
+        self._obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def _count_on_device(
+        self, reward: torch.Tensor, terminated: torch.Tensor, info: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The per-step bookkeeping in torch ops (any device): ``(truncated, done, members
+        to autoreset or None)``; fills ``info``'s episode statistics."""
         self.elapsed += 1
         self.episode_return += reward.to(torch.float64)
         self.episode_length += 1
@@ -255,19 +312,50 @@ class Engine(ABC):
         else:
             truncated = torch.zeros_like(terminated)
         done = terminated | truncated
-        info["done"] = done
-        info["final_obs"] = obs
         info["episode_return"] = self.episode_return.clone()
         info["episode_length"] = self.episode_length.clone()
-        if bool(done.any()):
-            members = done.nonzero().squeeze(1)
-            obs = obs.clone()
-            obs[members] = self._reset_members(members)
-            self.elapsed[members] = 0
-            self.episode_return[members] = 0.0
-            self.episode_length[members] = 0
-        self._obs = obs
-        return obs, reward, terminated, truncated, info
+        if not bool(done.any()):
+            return truncated, done, None
+        members = done.nonzero().squeeze(1)
+        self.elapsed[members] = 0
+        self.episode_return[members] = 0.0
+        self.episode_length[members] = 0
+        return truncated, done, members
+
+    def _host_counters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """numpy views of the counter tensors, cached while the tensors stay the same
+        objects (``Tensor.numpy()`` costs microseconds per call)."""
+        tensors = (self.elapsed, self.episode_return, self.episode_length)
+        cached = getattr(self, "_host_views", None)
+        if cached is None or any(a is not b for a, b in zip(cached[0], tensors, strict=True)):
+            cached = self._host_views = (tensors, tuple(x.numpy() for x in tensors))
+        return cached[1]
+
+    def _count_on_host(
+        self, reward: torch.Tensor, terminated: torch.Tensor, info: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`_count_on_device` in numpy on the CPU tensors' memory: the same integer
+        and float64 arithmetic (bit-identical), without ~15 torch dispatches per step,
+        which cost as much as the physics of one small member."""
+        elapsed, ret, length = self._host_counters()
+        term = terminated.numpy()
+        elapsed += 1
+        ret += reward.numpy()  # float32 rewards widen exactly, as reward.to(float64)
+        length += 1
+        if self.max_episode_steps is not None:
+            trunc = (elapsed >= self.max_episode_steps) & ~term
+        else:
+            trunc = np.zeros_like(term)
+        done = term | trunc
+        info["episode_return"] = torch.from_numpy(ret.copy())
+        info["episode_length"] = torch.from_numpy(length.copy())
+        if not done.any():
+            return torch.from_numpy(trunc), torch.from_numpy(done), None
+        rows = np.flatnonzero(done)
+        elapsed[rows] = 0
+        ret[rows] = 0.0
+        length[rows] = 0
+        return torch.from_numpy(trunc), torch.from_numpy(done), torch.from_numpy(rows)
 
     def get_state(self) -> torch.Tensor:
         """Full state of every member, float64 ``[B, S]``: physics, then elapsed steps."""
@@ -459,6 +547,7 @@ class Engine(ABC):
         outs: list[tuple[torch.Tensor, ...]] = []
         infos: dict[str, list[torch.Tensor]] = {}
         taken = []
+        live = None  # int64 indices of the members still running, once few enough are
         for t in range(horizon):
             if isinstance(actions, torch.Tensor):
                 act = actions[:, t]
@@ -466,15 +555,21 @@ class Engine(ABC):
                 with self._policy_context():
                     act = actions(obs)
             act = self.check_action(act, (n, self.action_dim))
-            obs, reward, term, info = self._advance(act)
+            if live is None:
+                obs, reward, term, info = self._advance(act)
+            else:
+                obs, reward, term, info = self._advance_live(act, live, obs)
             outs.append((obs, reward.to(self.dtype), term))
             for key, value in info.items():
                 infos.setdefault(key, []).append(value)
             taken.append(act)
             alive = still_alive(alive, term, elapsed0 + t + 1, self.max_episode_steps,
                                 stop_on_truncation)  # fmt: skip
-            if not bool(alive.any()):
+            running = int(alive.sum())
+            if running == 0:
                 break
+            if self._steps_subsets and self.step_live_only and running * LIVE_STEPPING_SHARE < n:
+                live = alive.nonzero().squeeze(1)
         if not outs:  # horizon 0
             none = obs[:, None][:, :0]
             flat = none.new_zeros(n, 0)
@@ -524,10 +619,16 @@ class Engine(ABC):
                 f"action must have shape (num_envs={shape[0]}, action_dim={shape[1]}) for "
                 f"{self.task_id}, got {tuple(action.shape)}"
             )
-        action = action.to(device=self.device, dtype=self.dtype)
+        if action.dtype != self.dtype or action.device != self.device:
+            action = action.to(device=self.device, dtype=self.dtype)
         # One reduction instead of isfinite+all (isfinite is slow on CPU: ~0.2 ms at 16k):
         # a NaN or inf makes the sum non-finite; a finite sum that overflowed is re-checked.
-        if not bool(torch.isfinite(action.sum())):
+        if self.device.type == "cpu":  # float() of a CPU sum: no tensor op for the test
+            total = (action.detach() if action.requires_grad else action).sum()
+            finite = math.isfinite(float(total))
+        else:
+            finite = bool(torch.isfinite(action.sum()))
+        if not finite:
             bad = (~torch.isfinite(action)).any(1).nonzero().squeeze(1).tolist()
             if bad:
                 raise ActionError(f"action contains NaN or inf for members {bad[:10]}")
