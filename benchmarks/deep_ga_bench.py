@@ -122,8 +122,17 @@ def main() -> None:
         help="keep Humanoid's fall termination (default off: every episode runs the horizon, "
         "so both libraries do the same work; random networks fall within ~30 steps)",
     )  # fmt: skip
+    parser.add_argument(
+        "--step-every-member", action="store_true",
+        help="rollouts keep simulating members that ended (the engine before it learned to "
+        "step only live members), for a before/after comparison in one run",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.step_every_member:
+        from rlwb.engine.base import Engine
+
+        Engine.step_live_only = False
     hidden = (256, 256)
     print(f"population {args.population}, 2x256 tanh MLP, horizon {args.horizon}, "
           f"{args.threads} torch threads")  # fmt: skip

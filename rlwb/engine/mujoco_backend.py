@@ -137,19 +137,6 @@ def _split(members: Sequence[int], parts: int) -> list[Sequence[int]]:
     return [members[bounds[k] : bounds[k + 1]] for k in range(parts)]
 
 
-def _cast_rows(
-    reward: torch.Tensor, info: dict[str, torch.Tensor], dtype: torch.dtype
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The reward and its components as fresh ``dtype`` tensors. ``[B]`` float64 values
-    are stacked and cast in one go (the same rounding as one cast each, two torch ops
-    instead of one per key: at small batches each op costs as much as a member's step)."""
-    values = list(info.values())
-    if all(v.shape == reward.shape and v.dtype == reward.dtype for v in values):
-        rows = torch.stack([reward, *values]).to(dtype).unbind(0)
-        return rows[0], dict(zip(info, rows[1:], strict=True))
-    return reward.to(dtype, copy=True), {k: v.to(dtype, copy=True) for k, v in info.items()}
-
-
 class MujocoEngine(Engine):
     """Batched native MuJoCo: a state per member, stepped by a thread pool.
 
@@ -343,8 +330,9 @@ class MujocoEngine(Engine):
         """The task's torch math on the gathered fields, outputs in the engine's dtype."""
         action64 = action.to(torch.float64)
         obs, reward, terminated, info = self.task.evaluate(pre, post, action64, self.task_dt)
-        reward, info = _cast_rows(reward, info, self.dtype)
-        return obs.to(self.dtype, copy=True), reward, terminated.clone(), info
+        dtype = self.dtype
+        info = {k: v.to(dtype, copy=True) for k, v in info.items()}
+        return obs.to(dtype, copy=True), reward.to(dtype, copy=True), terminated.clone(), info
 
     def _get_physics_state(self) -> torch.Tensor:
         return torch.from_numpy(self._state.copy())
