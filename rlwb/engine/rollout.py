@@ -13,7 +13,10 @@ whole horizon at once (mujoco threads, warp graphs). :func:`assemble` turns them
 * observations are frozen after a member's last alive step, ``final_obs`` is that last
   observation and ``observations[:, 0]`` the start;
 * recorded actions are those passed in up to the last step any member was alive, zero
-  after (the reference loop stops there).
+  after (the reference loop stops there);
+* a stepping loop may stop simulating members that have ended (``Engine._step_some``):
+  their raw rows after the end are placeholders the rules above never read, and a
+  closed-loop policy sees their final observation from then on.
 
 :func:`repeat_step` owns action repeat (``k`` task steps per engine step) the same way.
 """
