@@ -48,6 +48,7 @@ from rlwb.engine.rollout import (
 from rlwb.errors import ActionError, ConfigError
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
+_NUMPY_FLOATS = (torch.float32, torch.float64)  # rewards the host bookkeeping reads
 LIVE_STEPPING_SHARE = 4 / 3  # rollouts step a subset once under 3/4 of the members run
 
 
@@ -288,7 +289,7 @@ class Engine(ABC):
         obs, reward, terminated, info = self._advance(action)
         info["done"] = None  # keys in the order callers have always seen
         info["final_obs"] = obs
-        if self.device.type == "cpu" and not reward.requires_grad:
+        if self.device.type == "cpu" and reward.dtype in _NUMPY_FLOATS and not reward.requires_grad:
             truncated, done, members = self._count_on_host(reward, terminated, info)
         else:
             truncated, done, members = self._count_on_device(reward, terminated, info)
