@@ -5,6 +5,8 @@ import importlib
 import inspect
 import pathlib
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +44,16 @@ def test_readme_agents_table_names_every_experiment():
     table = readme.split("## Agents", 1)[1].split("###", 1)[0]
     missing = [n for n in EXPERIMENTS if n != "sb3_on_engine" and f"`{n}`" not in table]
     assert not missing, f"experiments missing from the README's agents table: {missing}"
+
+
+def test_gym_backend_finds_dm_control_ids_without_importing_shimmy_first():
+    """Gymnasium registers ``dm_control/*`` only once shimmy is imported; a fresh process
+    (as a user's script) must still get the gym oracle of a DMC task."""
+    pytest.importorskip("shimmy")
+    code = (
+        "from rlwb.engine import make_engine\n"
+        "print(tuple(make_engine('cartpole-swingup', 2, backend='gym', seed=0).reset().shape))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip().endswith("(2, 5)")
