@@ -57,3 +57,20 @@ def test_gym_backend_finds_dm_control_ids_without_importing_shimmy_first():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.strip().endswith("(2, 5)")
+
+
+def test_plot_groups_a_resumed_run_with_its_fresh_twin(tmp_path):
+    """A fresh run's config.yaml may say ``updates_per_step: 1`` (as the experiment wrote
+    it) and its resumed twin ``1.0`` (the field's type): one configuration for rlwb plot."""
+    from rlwb.plot import run_settings
+
+    settings = []
+    for name, value in (("fresh", "1"), ("resumed", "1.0")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text(
+            f"experiment: pets_mujoco\ntrain:\n  task: InvertedPendulum-v5\n  seed: 0\n"
+            f"  updates_per_step: {value}\nagent: {{}}\n"
+        )
+        settings.append(run_settings(run))
+    assert settings[0] == settings[1]
