@@ -2,19 +2,28 @@
 
 from rlwb.agents.cem_mpc import CEMMPC, CEMMPCConfig
 from rlwb.agents.ddpg import DDPG, DDPGConfig
+from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
 from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
+from rlwb.agents.gdg import GDG, GDGConfig
 from rlwb.agents.pets import PETS, PETSConfig
 from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
+from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
 
 __all__ = [
     "CEMMPC",
     "CEMMPCConfig",
     "DDPG",
     "DDPGConfig",
+    "DDPGHER",
+    "DDPGHERConfig",
     "DeepGA",
     "DeepGAConfig",
+    "GDG",
+    "GDGConfig",
     "PETS",
     "PETSConfig",
     "SafeCEMMPC",
     "SafeCEMMPCConfig",
+    "TDMPC",
+    "TDMPCConfig",
 ]

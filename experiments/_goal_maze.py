@@ -4,6 +4,7 @@ and GDG's picture of its bridge points."""
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from rlwb import checkpoint
 from rlwb.agents.bridges import draw_bridges
 from rlwb.agents.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
@@ -40,7 +41,7 @@ def log_bridge_points(result: TrainResult) -> None:
     run's TensorBoard as ``bridges/points``."""
     if result.checkpoint is None:
         return
-    payload = torch.load(result.checkpoint, weights_only=False)
+    payload = checkpoint.load(result.checkpoint)  # weights only: never runs code
     spec = spec_from_dict(payload["spec"], torch.device("cpu"))
     agent = GDG(from_dict(GDGConfig, payload["agent_config"]), spec, "cpu")
     agent.load_state_dict(payload["agent"])

@@ -11,15 +11,16 @@ about 25), in a few seconds on 2 CPU cores.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import tyro
 from stable_baselines3 import PPO, TD3
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from rlwb import make_engine
+from rlwb.config import parse_cli
 
 
 @dataclass
@@ -50,7 +51,11 @@ def build_model(cfg: Config, venv) -> PPO | TD3:  # noqa: ANN001 - an SB3 VecEnv
 
 
 def main(argv: list[str] | None = None) -> tuple[float, float]:
-    cfg = tyro.cli(Config, args=argv, description=__doc__.split("\n\n")[0])
+    if argv is None:  # python -m: a bad option is one line and exit code 2, as `rlwb train`
+        from rlwb.cli import run_as_command
+
+        return run_as_command(lambda: main(sys.argv[1:]))
+    cfg = parse_cli(Config, argv, description=__doc__.split("\n\n")[0])
     torch.set_num_threads(1)  # small networks: one thread is fastest
     engine = make_engine(cfg.task, cfg.num_envs, backend=cfg.backend, seed=cfg.seed)
     venv = engine.as_sb3_vec_env()

@@ -167,6 +167,12 @@ class ListArgs:
     experiments."""
 
 
+def _agent_modules() -> set[str]:
+    """Modules of rlwb.agents that define an agent class it exports."""
+    agents = importlib.import_module("rlwb.agents")
+    return {getattr(agents, name).__module__.rpartition(".")[2] for name in agents.__all__}
+
+
 def cmd_list(args: list[str]) -> int:
     parse_cli(ListArgs, args, prog="rlwb list")
     from rlwb import tasks
@@ -184,6 +190,8 @@ def cmd_list(args: list[str]) -> int:
     for title, package in (("agents", "rlwb.agents"), ("experiments", "rlwb.experiments")):
         print(f"\n{title}:")
         found = modules_of(package)
+        if package == "rlwb.agents":  # the agents, not their parts (told, bridges, ga_*)
+            found = {name: doc for name, doc in found.items() if name in _agent_modules()}
         for name, doc in found.items():
             print(f"  {name:<24} {doc}")
         if not found:

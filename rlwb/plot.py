@@ -72,6 +72,11 @@ def find_runs(paths: list[str | os.PathLike[str]]) -> list[pathlib.Path]:
     return runs
 
 
+def _plain_number(value: object) -> object:
+    """An integral float as an int, so that settings 1 and 1.0 compare and print alike."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
     """(experiment and task, the settings that define its configuration, its seed)."""
     config = run / "config.yaml"
@@ -82,7 +87,8 @@ def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
         experiment = data.get("experiment") or train.get("experiment") or agent
         if experiment and train.get("task"):
             flat = flatten({"train": train, "agent": data.get("agent") or {}})
-            settings = {k: v for k, v in flat.items() if k not in IGNORED}
+            # 1 and 1.0 are one setting (a resumed run's config.yaml has the field's type)
+            settings = {k: _plain_number(v) for k, v in flat.items() if k not in IGNORED}
             settings["agent_class"] = data.get("agent_class")
             return f"{experiment} ({train['task']})", settings, train.get("seed")
     match = _TAIL.search(run.name)

@@ -125,6 +125,22 @@ def build_task(
         raise ConfigError(f"bad argument for task {entry.id!r}: {exc}") from exc
 
 
+# Gymnasium ids that exist only once their plugin package is imported (Gymnasium 1.x has
+# no entry-point discovery): prefix -> module whose import registers them.
+GYM_PLUGINS = {"dm_control/": "shimmy"}
+
+
+def register_gym_plugin(gym_id: str) -> None:
+    """Import the package that registers ``gym_id`` with Gymnasium (``dm_control/...``:
+    shimmy), if it is installed, so the ``gym`` backend and videos find the id."""
+    for prefix, module in GYM_PLUGINS.items():
+        if gym_id.startswith(prefix):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return  # the caller reports the id as unknown
+
+
 def unknown_task_message(task_id: str) -> str:
     known = sorted(all_tasks())
     close = difflib.get_close_matches(task_id, known, n=3)

@@ -403,7 +403,8 @@ class _Run:
         logger.scalar("eval/return_std", std, step)
         logger.scalar("eval/length_mean", float(lengths.to(torch.float64).mean()), step)
         logger.last_eval = f"{mean:.1f}"
-        logger.print(f"step {step:,}: eval return {mean:.2f} ± {std:.2f} ({len(returns)} episodes)")
+        episodes = f"{len(returns)} episode{'s' * (len(returns) != 1)}"
+        logger.print(f"step {step:,}: eval return {mean:.2f} ± {std:.2f} ({episodes})")
         self.save_policy()
         video_due = self.cfg.video and (final or _crossed(before, step, self.cfg.video_every))
         if video_due:

@@ -24,7 +24,9 @@ def _gym_id(task: str) -> str:
     from rlwb import tasks
 
     entry = tasks.find(task)
-    return entry.gym_id if entry is not None and entry.gym_id else task
+    gym_id = entry.gym_id if entry is not None and entry.gym_id else task
+    tasks.register_gym_plugin(gym_id)  # dm_control/* ids appear once shimmy is imported
+    return gym_id
 
 
 def _open(task: str, task_kwargs: dict[str, Any] | None) -> Any:

@@ -179,7 +179,7 @@ def test_state_dict_round_trip_is_exact() -> None:
     torch.manual_seed(1)
     b = DDPG(cfg, _spec(), "cpu")
     assert not torch.equal(a.act(obs), b.act(obs))
-    b.load_state_dict(torch.load(blob, weights_only=False))
+    b.load_state_dict(torch.load(blob, weights_only=True))
     assert torch.equal(a.act(obs, explore=True), b.act(obs, explore=True))
     la, lb = a.update(2), b.update(2)
     assert torch.equal(la["critic_loss"], lb["critic_loss"])

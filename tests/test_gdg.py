@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlwb import checkpoint
 from rlwb.agents.bridges import BridgeConfig, BridgePlanner
 from rlwb.agents.ddpg_her import DDPGHER
 from rlwb.agents.gdg import GDG, GDGConfig
@@ -141,12 +142,8 @@ def test_agents_reach_open_maze_goals_and_rank_distances(experiment, success, tm
     steps-to-goal with Spearman >= 0.6 (untrained: |rho| < 0.5)."""
     result = _train(experiment, tmp_path, seed=1)
     assert result.eval_mean >= success, result.eval_mean
-    # The runner's own payload holds numpy RNG state until the runtime branch lands.
-    payload = torch.load(result.checkpoint, weights_only=False)
-    buffer = io.BytesIO()
-    torch.save(payload["agent"], buffer)
-    buffer.seek(0)
-    agent_state = torch.load(buffer, weights_only=True)  # the agent's checkpoint contract
+    payload = checkpoint.load(result.checkpoint)  # torch.load(weights_only=True)
+    agent_state = payload["agent"]
     spec = spec_from_dict(payload["spec"], torch.device("cpu"))
     cls = GDG if experiment == "gdg_maze" else DDPGHER
     agent = cls(from_dict(cls.config_class, payload["agent_config"]), spec, "cpu")

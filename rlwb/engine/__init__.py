@@ -95,6 +95,7 @@ def backend_status(
 def _gym_registered(task_id: str) -> bool:
     import gymnasium
 
+    tasks.register_gym_plugin(task_id)  # dm_control/* ids appear once shimmy is imported
     return task_id in gymnasium.registry
 
 
