@@ -1,5 +1,7 @@
-"""Deep GA (Such et al. 2017, "Deep Neuroevolution: Genetic Algorithms Are a Competitive
-Alternative for Training Deep Neural Networks for Reinforcement Learning"), and GA-NS.
+"""Deep GA and GA-NS: neuroevolution by a simple genetic algorithm (Such et al. 2017).
+
+"Deep Neuroevolution: Genetic Algorithms Are a Competitive Alternative for Training Deep
+Neural Networks for Reinforcement Learning".
 
 One generation (the paper's Algorithm 1):
 
