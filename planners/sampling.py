@@ -78,6 +78,12 @@ class SamplingConfig:
     momentum_std: bool = True
     """Smooth the std with ``momentum`` like the mean (PETS) or refit it each iteration
     (TD-MPC: momentum on the mean only)."""
+    tie_break: Literal["effort", "none"] = "effort"
+    """Among candidates with exactly equal returns, rank the one with the smaller mean
+    squared (normalised) action first (``"effort"``), or leave ties in sample order
+    (``"none"``, the papers' topk). Only exact ties are reordered, so tasks with continuous
+    rewards plan the same either way; survival-only rewards (InvertedPendulum: 1 per step
+    alive) tie all survivors, and there it picks the calmest of them."""
 
     @classmethod
     def icem(cls, **overrides: Any) -> SamplingConfig:
@@ -117,6 +123,10 @@ class SamplingConfig:
         for name, ok, what in checks:
             if not ok:
                 raise ConfigError(f"planner {name} must be {what}, got {getattr(self, name)!r}")
+        if self.tie_break not in ("effort", "none"):
+            raise ConfigError(
+                f"planner tie_break must be 'effort' or 'none', got {self.tie_break!r}"
+            )
         if self.execute not in ("mean", "best", "sample"):
             raise ConfigError(
                 f"planner execute must be 'mean', 'best' or 'sample', got {self.execute!r}"
@@ -272,9 +282,9 @@ class SamplingPlanner(PlannerBase):
             u = torch.rand(b, cfg.samples, h, a, generator=self.generator, device=self.device)
             u = self._join(u * 2 - 1, prior_u)
             returns = self._score(model, states, u)
-            best = returns.argmax(1)
-            seq = u[torch.arange(b, device=self.device), best]
-            self.last_returns = returns.max(1).values
+            top_ret, best = self._top(returns, u, 1)
+            seq = u[torch.arange(b, device=self.device), best[:, 0]]
+            self.last_returns = top_ret[:, 0]
             self.last_plan = self.to_task(seq)
             return self.last_plan[:, 0]
 
@@ -296,7 +306,7 @@ class SamplingPlanner(PlannerBase):
                 u = torch.cat([u, mean[:, None]], dim=1)
             u = self._join(u, prior_u)
             returns = self._score(model, states, u)
-            top_ret, top = returns.topk(cfg.elites, dim=1)  # [B, K]
+            top_ret, top = self._top(returns, u, cfg.elites)  # [B, K]
             elites = u[rows[:, None], top]  # [B, K, H, A]
             better = top_ret[:, 0] > best_ret
             best_ret = torch.where(better, top_ret[:, 0], best_ret)
@@ -332,6 +342,19 @@ class SamplingPlanner(PlannerBase):
     @staticmethod
     def _join(u: torch.Tensor, prior_u: torch.Tensor | None) -> torch.Tensor:
         return u if prior_u is None else torch.cat([u, prior_u], dim=1)
+
+    def _top(
+        self, returns: torch.Tensor, u: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best returns ``[B, k]`` and their candidate indices, best first; exact
+        ties ordered by ``config.tie_break``."""
+        if self.config.tie_break == "none":
+            return returns.topk(k, dim=1)
+        effort = (u**2).mean((-2, -1))  # [B, N]
+        by_effort = effort.argsort(dim=1)  # then a stable sort by return keeps that order
+        order = returns.gather(1, by_effort).argsort(dim=1, descending=True, stable=True)
+        top = by_effort.gather(1, order[:, :k])
+        return returns.gather(1, top), top
 
     def _score(self, model: Model, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -171,3 +171,37 @@ def test_experiment_runs_and_rlwb_eval_reproduces_it(experiment, args, tmp_path)
     mean, _, _ = evaluate(result.run_dir, episodes=None)  # the run's eval_episodes
     assert result.env_steps == 30 and math.isfinite(result.eval_mean)
     assert mean == pytest.approx(result.eval_mean)
+
+
+# ---------------------------------------------------------------------- videos
+def test_video_of_a_planning_agent_plans_from_the_rendered_state(tmp_path):
+    """``record_video`` hands CEM-MPC the state of the Gymnasium env it renders (MuJoCo,
+    EGL): 12 steps of a tiny planner keep the pole up, and every state the agent got
+    reproduces the observation it acted on when loaded into an engine."""
+    from rlwb.video import record_video
+
+    engine = make_engine("InvertedPendulum-v5", 1, backend="mujoco", seed=0)
+    agent = _cem(engine, samples=16, horizon=8)
+    seen = []
+    act = agent.act
+
+    def spy(obs, explore=False, state=None):
+        seen.append((obs, state))
+        return act(obs, explore, state=state)
+
+    agent.act = spy
+    frames, fps = record_video(agent, "InvertedPendulum-v5", tmp_path / "v.mp4", max_steps=12)
+    assert len(frames) == 13 and len(seen) == 12  # not terminated: 12 steps, 13 frames
+    assert (tmp_path / "v.mp4").stat().st_size > 0 and fps > 0
+    assert [int(state[0, -1]) for _, state in seen] == list(range(12))  # elapsed steps
+    for obs, state in seen:
+        assert torch.allclose(engine.set_state(state), obs, atol=1e-6)
+
+
+def test_video_of_a_planning_agent_on_a_torch_task_is_a_clear_error(tmp_path):
+    from rlwb.errors import RlwbError
+    from rlwb.video import record_video
+
+    engine = make_engine("Pendulum-v1", 1, backend="torch", seed=0)
+    with pytest.raises(RlwbError, match="engine state.*mujoco"):
+        record_video(_cem(engine), "Pendulum-v1", tmp_path / "v.mp4", max_steps=2)
