@@ -78,12 +78,12 @@ class SamplingConfig:
     momentum_std: bool = True
     """Smooth the std with ``momentum`` like the mean (PETS) or refit it each iteration
     (TD-MPC: momentum on the mean only)."""
-    tie_break: Literal["effort", "none"] = "effort"
-    """Among candidates with exactly equal returns, rank the one with the smaller mean
-    squared (normalised) action first (``"effort"``), or leave ties in sample order
-    (``"none"``, the papers' topk). Only exact ties are reordered, so tasks with continuous
-    rewards plan the same either way; survival-only rewards (InvertedPendulum: 1 per step
-    alive) tie all survivors, and there it picks the calmest of them."""
+    tie_break: Literal["none", "effort"] = "none"
+    """Order of candidates with exactly equal returns: sample order (``"none"``, the
+    papers' topk) or the smaller mean squared normalised action first (``"effort"``, a
+    deviation). Only exact ties move, so continuous rewards plan the same either way;
+    survival-only rewards (InvertedPendulum) tie survivors. Measured there it did not help
+    (benchmarks/RESULTS.md), hence off by default."""
 
     @classmethod
     def icem(cls, **overrides: Any) -> SamplingConfig:
