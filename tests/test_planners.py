@@ -277,3 +277,15 @@ def test_effort_tie_break_executes_the_calmest_of_exactly_tied_candidates():
     assert torch.allclose(planner.last_plan, calmest)
     with pytest.raises(ConfigError, match="tie_break"):
         SamplingConfig(tie_break="least").validate()
+
+
+def test_std_ramp_perturbs_early_steps_less():
+    """``std_ramp = 4``: the first iteration's std grows from init_std / 4 at the first
+    step to init_std at the last (geometrically); 1 keeps it flat; < 1 is rejected."""
+    config = SamplingConfig(samples=8, horizon=5, elites=2, init_std=0.4, std_ramp=4.0)
+    planner = SamplingPlanner(config, -torch.ones(1), torch.ones(1))
+    std = planner._initial_std(torch.zeros(2, 5, 1))
+    expected = 0.4 * 4.0 ** (torch.arange(5) / 4 - 1)
+    assert torch.allclose(std[1, :, 0], expected) and std[0, 0, 0] == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="std_ramp"):
+        SamplingConfig(std_ramp=0.5).validate()
