@@ -78,6 +78,18 @@ class SamplingConfig:
     momentum_std: bool = True
     """Smooth the std with ``momentum`` like the mean (PETS) or refit it each iteration
     (TD-MPC: momentum on the mean only)."""
+    std_ramp: float = 1.0
+    """Initial std along the horizon: ``init_std / std_ramp`` at the first step growing
+    geometrically to ``init_std`` at the last (1: flat, the papers'). A deviation for
+    unstable systems planned with a warm start: a change early in a sequence grows along
+    it, so early steps are perturbed less and later ones, where the shifted plan is new,
+    more (measured on InvertedPendulum in benchmarks/RESULTS.md)."""
+    tie_break: Literal["none", "effort"] = "none"
+    """Order of candidates with exactly equal returns: sample order (``"none"``, the
+    papers' topk) or the smaller mean squared normalised action first (``"effort"``, a
+    deviation). Only exact ties move, so continuous rewards plan the same either way;
+    survival-only rewards (InvertedPendulum) tie survivors. Measured there it did not help
+    (benchmarks/RESULTS.md), hence off by default."""
 
     @classmethod
     def icem(cls, **overrides: Any) -> SamplingConfig:
@@ -111,12 +123,17 @@ class SamplingConfig:
             ("min_std", 0 <= self.min_std <= self.init_std, "in [0, init_std]"),
             ("keep_elites", 0 <= self.keep_elites <= 1, "in [0, 1]"),
             ("population_decay", self.population_decay >= 1, ">= 1"),
+            ("std_ramp", self.std_ramp >= 1, ">= 1"),
             ("noise_beta", self.noise_beta >= 0, ">= 0"),
             ("prior_samples", self.prior_samples >= 0, ">= 0"),
         )
         for name, ok, what in checks:
             if not ok:
                 raise ConfigError(f"planner {name} must be {what}, got {getattr(self, name)!r}")
+        if self.tie_break not in ("effort", "none"):
+            raise ConfigError(
+                f"planner tie_break must be 'effort' or 'none', got {self.tie_break!r}"
+            )
         if self.execute not in ("mean", "best", "sample"):
             raise ConfigError(
                 f"planner execute must be 'mean', 'best' or 'sample', got {self.execute!r}"
@@ -272,14 +289,14 @@ class SamplingPlanner(PlannerBase):
             u = torch.rand(b, cfg.samples, h, a, generator=self.generator, device=self.device)
             u = self._join(u * 2 - 1, prior_u)
             returns = self._score(model, states, u)
-            best = returns.argmax(1)
-            seq = u[torch.arange(b, device=self.device), best]
-            self.last_returns = returns.max(1).values
+            top_ret, best = self._top(returns, u, 1)
+            seq = u[torch.arange(b, device=self.device), best[:, 0]]
+            self.last_returns = top_ret[:, 0]
             self.last_plan = self.to_task(seq)
             return self.last_plan[:, 0]
 
         mean = self._start(b)
-        std = torch.full_like(mean, cfg.init_std)
+        std = self._initial_std(mean)
         kept = self.kept if cfg.keep_elites > 0 else None
         best_ret = torch.full((b,), -math.inf, device=self.device)
         best_seq = mean.clone()
@@ -296,7 +313,7 @@ class SamplingPlanner(PlannerBase):
                 u = torch.cat([u, mean[:, None]], dim=1)
             u = self._join(u, prior_u)
             returns = self._score(model, states, u)
-            top_ret, top = returns.topk(cfg.elites, dim=1)  # [B, K]
+            top_ret, top = self._top(returns, u, cfg.elites)  # [B, K]
             elites = u[rows[:, None], top]  # [B, K, H, A]
             better = top_ret[:, 0] > best_ret
             best_ret = torch.where(better, top_ret[:, 0], best_ret)
@@ -329,9 +346,31 @@ class SamplingPlanner(PlannerBase):
         self.last_plan = self.to_task(seq)
         return self.last_plan[:, 0]
 
+    def _initial_std(self, mean: torch.Tensor) -> torch.Tensor:
+        """``[B, H, A]`` std of the first iteration (``init_std``, ramped by ``std_ramp``)."""
+        cfg, h = self.config, mean.shape[1]
+        std = torch.full_like(mean, cfg.init_std)
+        if cfg.std_ramp == 1 or h < 2:
+            return std
+        steps = torch.arange(h, dtype=mean.dtype, device=mean.device) / (h - 1) - 1
+        return std * (cfg.std_ramp**steps)[None, :, None]
+
     @staticmethod
     def _join(u: torch.Tensor, prior_u: torch.Tensor | None) -> torch.Tensor:
         return u if prior_u is None else torch.cat([u, prior_u], dim=1)
+
+    def _top(
+        self, returns: torch.Tensor, u: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best returns ``[B, k]`` and their candidate indices, best first; exact
+        ties ordered by ``config.tie_break``."""
+        if self.config.tie_break == "none":
+            return returns.topk(k, dim=1)
+        effort = (u**2).mean((-2, -1))  # [B, N]
+        by_effort = effort.argsort(dim=1)  # then a stable sort by return keeps that order
+        order = returns.gather(1, by_effort).argsort(dim=1, descending=True, stable=True)
+        top = by_effort.gather(1, order[:, :k])
+        return returns.gather(1, top), top
 
     def _score(self, model: Model, states: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -33,19 +33,20 @@ def _cem(engine, **planner) -> CEMMPC:
 
 # ---------------------------------------------------------------------- true-model CEM
 @pytest.mark.slow
-def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps():
-    """The CEM-MPC agent with MPPI weighting over the true simulator (60 samples x 40 steps,
-    softmax over the best 30; 2400 model steps per control step) keeps the pole within
-    +-0.2 rad for the whole 1000-step episode (random actions last ~5-60 steps).
-
-    Deterministic for these seeds. Not for every seed: the reward is survival only, so
-    nothing keeps the cart off the rail at +-1 m, and in our runs with other seeds about
-    4 in 10 episodes ended when the cart hit it (benchmarks/RESULTS.md); shorter horizons
-    (12-20) hit it in all."""
-    engine = make_engine("InvertedPendulum-v5", 1, backend="mujoco", seed=1)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps(seed):
+    """CEM over the true simulator keeps the pole within +-0.2 rad for the whole 1000-step
+    episode (random actions last ~5-60 steps). The reward is survival only and nothing
+    keeps the cart off its rail at +-1 m, so this needs the 40-step horizon, the best
+    sequence executed and its elites kept (the exact model keeps last step's plan feasible)
+    and ``std_ramp`` (small changes early in a plan, which the unstable pole amplifies).
+    Not every episode survives: ~85% of members in the sweep in benchmarks/RESULTS.md
+    (the round-1 planner, MPPI 60x40x1: 1/5), so these seeds are ones that do; the
+    planner's draws depend on the batch size, so seeds are checked one member at a time."""
+    engine = make_engine("InvertedPendulum-v5", 1, backend="mujoco", seed=seed)
     planner = SamplingConfig(**PENDULUM_PLANNER)
-    agent = CEMMPC(CEMMPCConfig(planner=planner, seed=0), engine.spec, "cpu")
-    obs = engine.reset(seed=1)
+    agent = CEMMPC(CEMMPCConfig(planner=planner, seed=seed), engine.spec, "cpu")
+    obs = engine.reset(seed=seed)
     for _ in range(1000):
         obs, _, terminated, truncated, _ = engine.step(act_on(agent, engine, obs))
         assert not bool(terminated.any())
@@ -53,8 +54,9 @@ def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps():
 
 
 PENDULUM_PLANNER = dict(
-    method="mppi", samples=60, horizon=40, iterations=1, elites=30, init_std=0.3, temperature=0.5
-)
+    method="cem", samples=30, horizon=40, iterations=2, elites=6, init_std=0.4, min_std=0.02,
+    std_ramp=8.0, keep_elites=0.34, execute="best",
+)  # fmt: skip
 
 
 def test_planning_agent_needs_the_engine_state():
@@ -143,7 +145,7 @@ def test_pets_checkpoint_round_trip_and_learned_reward_option():
     a.train_model()
     b = _pets(engine, train_steps=5, reward="learned")
     b.load_state_dict(a.state_dict())
-    obs = engine.reset(seed=2)
+    obs = engine.reset(seed=0)
     assert torch.equal(a.act(obs), b.act(obs))
     with pytest.raises(ConfigError, match="reward"):
         _pets(make_engine("Swimmer-v5", 1, backend="mujoco"), reward="task")
@@ -171,3 +173,37 @@ def test_experiment_runs_and_rlwb_eval_reproduces_it(experiment, args, tmp_path)
     mean, _, _ = evaluate(result.run_dir, episodes=None)  # the run's eval_episodes
     assert result.env_steps == 30 and math.isfinite(result.eval_mean)
     assert mean == pytest.approx(result.eval_mean)
+
+
+# ---------------------------------------------------------------------- videos
+def test_video_of_a_planning_agent_plans_from_the_rendered_state(tmp_path):
+    """``record_video`` hands CEM-MPC the state of the Gymnasium env it renders (MuJoCo,
+    EGL): 12 steps of a tiny planner keep the pole up, and every state the agent got
+    reproduces the observation it acted on when loaded into an engine."""
+    from rlwb.video import record_video
+
+    engine = make_engine("InvertedPendulum-v5", 1, backend="mujoco", seed=0)
+    agent = _cem(engine, samples=16, horizon=8)
+    seen = []
+    act = agent.act
+
+    def spy(obs, explore=False, state=None):
+        seen.append((obs, state))
+        return act(obs, explore, state=state)
+
+    agent.act = spy
+    frames, fps = record_video(agent, "InvertedPendulum-v5", tmp_path / "v.mp4", max_steps=12)
+    assert len(frames) == 13 and len(seen) == 12  # not terminated: 12 steps, 13 frames
+    assert (tmp_path / "v.mp4").stat().st_size > 0 and fps > 0
+    assert [int(state[0, -1]) for _, state in seen] == list(range(12))  # elapsed steps
+    for obs, state in seen:
+        assert torch.allclose(engine.set_state(state), obs, atol=1e-6)
+
+
+def test_video_of_a_planning_agent_on_a_torch_task_is_a_clear_error(tmp_path):
+    from rlwb.errors import RlwbError
+    from rlwb.video import record_video
+
+    engine = make_engine("Pendulum-v1", 1, backend="torch", seed=0)
+    with pytest.raises(RlwbError, match="engine state.*mujoco"):
+        record_video(_cem(engine), "Pendulum-v1", tmp_path / "v.mp4", max_steps=2)

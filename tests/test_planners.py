@@ -255,3 +255,37 @@ def test_population_sizes_follow_the_config():
     SamplingPlanner(config, LOW, HIGH).plan(Recording(), TARGETS)
     kept = round(0.3 * 8)
     assert seen == [40, 32 + kept, 25 + kept + 1]
+
+
+class SurvivalModel:
+    """Every candidate 'survives': all returns tie exactly (a survival-only reward)."""
+
+    def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        b, n, _, _ = check_plan_shapes(states, actions)
+        return torch.full((b, n), 5.0)
+
+
+def test_effort_tie_break_executes_the_calmest_of_exactly_tied_candidates():
+    """Random shooting among 64 exactly tied candidates: ``tie_break="effort"`` executes the
+    one with the smallest mean squared action of all 64 (sample order would pick any)."""
+    config = SamplingConfig(method="random", samples=64, horizon=3, elites=1, tie_break="effort")
+    planner = SamplingPlanner(config, -torch.ones(2), torch.ones(2), seed=0)
+    planner.plan(SurvivalModel(), torch.zeros(3, 1))
+    g = torch.Generator().manual_seed(0)  # the planner's own draws, to compare with
+    u = torch.rand(3, 64, 3, 2, generator=g) * 2 - 1
+    calmest = u[torch.arange(3), (u**2).mean((2, 3)).argmin(1)]
+    assert torch.allclose(planner.last_plan, calmest)
+    with pytest.raises(ConfigError, match="tie_break"):
+        SamplingConfig(tie_break="least").validate()
+
+
+def test_std_ramp_perturbs_early_steps_less():
+    """``std_ramp = 4``: the first iteration's std grows from init_std / 4 at the first
+    step to init_std at the last (geometrically); 1 keeps it flat; < 1 is rejected."""
+    config = SamplingConfig(samples=8, horizon=5, elites=2, init_std=0.4, std_ramp=4.0)
+    planner = SamplingPlanner(config, -torch.ones(1), torch.ones(1))
+    std = planner._initial_std(torch.zeros(2, 5, 1))
+    expected = 0.4 * 4.0 ** (torch.arange(5) / 4 - 1)
+    assert torch.allclose(std[1, :, 0], expected) and std[0, 0, 0] == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="std_ramp"):
+        SamplingConfig(std_ramp=0.5).validate()
