@@ -31,7 +31,13 @@ def run_cli(*args: str, cwd: pathlib.Path | None = None, timeout: float = 120):
     )
 
 
-def toy_spec(obs_dim: int = 3, act_dim: int = 2, num_envs: int = 2, bound: float = 2.0):
+def toy_spec(
+    obs_dim: int = 3,
+    act_dim: int = 2,
+    num_envs: int = 2,
+    bound: float = 2.0,
+    max_episode_steps: int = 50,
+):
     """An ``EngineSpec`` of a made-up flat task (actions in [-bound, bound]): for agent tests
     that feed transitions by hand."""
     import torch
@@ -45,7 +51,7 @@ def toy_spec(obs_dim: int = 3, act_dim: int = 2, num_envs: int = 2, bound: float
         action_dim=act_dim,
         action_low=torch.full((act_dim,), -bound),
         action_high=torch.full((act_dim,), bound),
-        max_episode_steps=50,
+        max_episode_steps=max_episode_steps,
         dt=0.05,
         device=torch.device("cpu"),
     )

@@ -20,23 +20,14 @@ from rlwb.evaluate import run_evaluation
 from rlwb.noise import OrnsteinUhlenbeckNoise
 from rlwb.replay import ReplayBuffer
 from rlwb.train import TrainConfig, train
+from tests.helpers import toy_spec
 
 # Small networks so the learning tests fit the suite's time budget on 2 loaded cores.
 FAST = dict(buffer_size=50_000)  # the default (64-64, batch 128) with a smaller buffer
 
 
 def _spec(obs_dim: int = 3, act_dim: int = 2, num_envs: int = 4) -> EngineSpec:
-    return EngineSpec(
-        task_id="toy",
-        num_envs=num_envs,
-        observation_shape=(obs_dim,),
-        action_dim=act_dim,
-        action_low=torch.full((act_dim,), -2.0),
-        action_high=torch.full((act_dim,), 2.0),
-        max_episode_steps=100,
-        dt=0.05,
-        device=torch.device("cpu"),
-    )
+    return toy_spec(obs_dim, act_dim, num_envs, max_episode_steps=100)
 
 
 def _fill(agent: DDPG, n: int = 300, seed: int = 0) -> None:
