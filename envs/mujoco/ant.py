@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import TorchOps, ops
 from rlwb.envs.mujoco.base import (
     MujocoTask,
     PhysicsView,
@@ -62,6 +63,7 @@ class Ant(MujocoTask):
     max_episode_steps: ClassVar[int] = 1000
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "xpos", "cfrc_ext")
     pre_fields: ClassVar[tuple[str, ...]] = ("xpos",)
+    numpy_math: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,20 +95,23 @@ class Ant(MujocoTask):
 
     def _contact_forces(self, view: PhysicsView) -> torch.Tensor:
         low, high = self.contact_force_range
-        return view["cfrc_ext"].clamp(low, high)
+        cfrc_ext = view["cfrc_ext"]
+        return ops(cfrc_ext).clip(cfrc_ext, low, high)
 
     def observation(self, view: PhysicsView) -> torch.Tensor:
         qpos = (
             view["qpos"][:, 2:] if self.exclude_current_positions_from_observation else view["qpos"]
         )
         parts = [qpos, view["qvel"]]
+        xp = ops(qpos)
         if self.include_cfrc_ext_in_observation:
-            parts.append(self._contact_forces(view)[:, 1:].flatten(1))
-        return torch.cat(parts, dim=1)
+            parts.append(xp.flatten(self._contact_forces(view)[:, 1:]))
+        return xp.cat(parts, 1)
 
     def _is_healthy(self, view: PhysicsView) -> torch.Tensor:
         qpos, qvel = view["qpos"], view["qvel"]
-        finite = torch.isfinite(qpos).all(1) & torch.isfinite(qvel).all(1)
+        xp = ops(qpos)
+        finite = xp.isfinite(qpos).all(1) & xp.isfinite(qvel).all(1)
         min_z, max_z = self.healthy_z_range
         return finite & (qpos[:, 2] >= min_z) & (qpos[:, 2] <= max_z)
 
@@ -116,10 +121,12 @@ class Ant(MujocoTask):
         body = self._main_body()
         xy_velocity = (post["xpos"][:, body, :2] - pre["xpos"][:, body, :2]) / dt
         forward = self.forward_reward_weight * xy_velocity[:, 0]
-        healthy = self._is_healthy(post).to(torch.float64) * self.healthy_reward
-        action = on_device(action, forward)
-        ctrl_cost = self.ctrl_cost_weight * action.square().sum(1)
-        contact_cost = self.contact_cost_weight * self._contact_forces(post).square().sum((1, 2))
+        xp = ops(forward)
+        healthy = xp.as_float64(self._is_healthy(post)) * self.healthy_reward
+        action = on_device(action, forward) if xp is TorchOps else action
+        ctrl_cost = self.ctrl_cost_weight * (action * action).sum(1)
+        forces = self._contact_forces(post)
+        contact_cost = self.contact_cost_weight * (forces * forces).sum((1, 2))
         reward = forward + healthy - (ctrl_cost + contact_cost)
         qpos = post["qpos"]
         info = {
@@ -133,7 +140,7 @@ class Ant(MujocoTask):
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
         unhealthy = ~self._is_healthy(post)
-        return unhealthy if self.terminate_when_unhealthy else torch.zeros_like(unhealthy)
+        return unhealthy if self.terminate_when_unhealthy else ops(unhealthy).zeros_like(unhealthy)
 
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator

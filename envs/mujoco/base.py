@@ -25,6 +25,11 @@ Backend protocol, in order:
 
 View tensors may be strided views of a backend's buffers (e.g. qpos as columns of a state
 array) and are overwritten by the next step: tasks read them and return new tensors.
+
+A task with ``numpy_math = True`` writes ``observation``/``reward``/``terminated`` against
+:mod:`rlwb.envs.mujoco.arrays`, so the same code also runs on views of float64 numpy
+arrays (``action`` then a float64 array too); the ``mujoco`` backend evaluates such tasks
+in numpy, where a small batch costs a fraction of torch's per-op dispatch.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
+
+from rlwb.envs.mujoco.arrays import ops
 
 # Fields a backend must be able to provide. Names and shapes follow mujoco.MjData
 # (per member): qpos[nq], qvel[nv], xpos[nbody, 3], xipos[nbody, 3], cinert[nbody, 10],
@@ -53,7 +60,7 @@ KNOWN_FIELDS = (
 # Fields that are only up to date after mj_rnePostConstraint.
 RNE_POST_FIELDS = ("cfrc_ext", "cfrc_int", "cacc")
 
-PhysicsView = dict[str, torch.Tensor]
+PhysicsView = dict[str, torch.Tensor]  # or dict[str, np.ndarray] for numpy_math tasks
 
 
 def gymnasium_asset(name: str) -> str:
@@ -120,7 +127,7 @@ def noisy_reset(
     return qpos, init_qvel + noise
 
 
-def in_open_range(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+def in_open_range(x: Any, bounds: tuple[float, float]) -> Any:
     """``low < x < high`` elementwise, Gymnasium's healthy-range test (strict bounds)."""
     low, high = bounds
     return (x > low) & (x < high)
@@ -147,6 +154,9 @@ class MujocoTask:
     # fields (xpos, xmat, sensordata...) describe the state *after* the step; backends call
     # mj_step1 after the last mj_step of an env step when this is True (issue #19).
     sync_after_step: ClassVar[bool] = False
+    # observation/reward/terminated also run on numpy arrays (written against
+    # rlwb.envs.mujoco.arrays); the mujoco backend then evaluates them in numpy.
+    numpy_math: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if isinstance(self.frame_skip, bool) or not isinstance(self.frame_skip, int):
@@ -193,7 +203,8 @@ class MujocoTask:
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
         """``[B]`` bool: Gymnasium's ``terminated`` (unhealthy), never the time limit."""
-        return torch.zeros(post["qpos"].shape[0], dtype=torch.bool, device=post["qpos"].device)
+        qpos = post["qpos"]
+        return ops(qpos).false_rows(qpos)
 
     def evaluate(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
@@ -211,9 +222,9 @@ class MujocoTask:
         raise NotImplementedError
 
 
-def control_cost(action: torch.Tensor, weight: float) -> torch.Tensor:
+def control_cost(action: Any, weight: float) -> Any:
     """``weight * sum(action**2)`` per member, in float64 as Gymnasium computes it."""
-    a = action.to(torch.float64)
+    a = ops(action).as_float64(action)
     return weight * (a * a).sum(-1)
 
 
@@ -224,14 +235,13 @@ def forward_velocity(
     return (post["qpos"][:, coord] - pre["qpos"][:, coord]) / dt
 
 
-def positions_velocities(
-    view: PhysicsView, skip: int, clip_velocity: float | None = None
-) -> torch.Tensor:
+def positions_velocities(view: PhysicsView, skip: int, clip_velocity: float | None = None) -> Any:
     """``[qpos[skip:], qvel]`` (velocities optionally clipped): the locomotion observation."""
     qvel = view["qvel"]
+    xp = ops(qvel)
     if clip_velocity is not None:
-        qvel = qvel.clamp(-clip_velocity, clip_velocity)
-    return torch.cat([view["qpos"][:, skip:], qvel], dim=1)
+        qvel = xp.clip(qvel, -clip_velocity, clip_velocity)
+    return xp.cat([view["qpos"][:, skip:], qvel], 1)
 
 
 @dataclass
@@ -246,6 +256,7 @@ class LocomotionTask(MujocoTask):
     exclude_current_positions_from_observation: bool = True
 
     pre_fields: ClassVar[tuple[str, ...]] = ("qpos",)
+    numpy_math: ClassVar[bool] = True
     # root coordinates dropped from the observation when excluding current positions
     skipped_positions: ClassVar[int] = 1
     velocity_clip: ClassVar[float | None] = None
@@ -260,11 +271,11 @@ class LocomotionTask(MujocoTask):
         return positions_velocities(view, self._skip(), self.velocity_clip)
 
 
-def mass_center(xipos: torch.Tensor, body_mass: torch.Tensor) -> torch.Tensor:
+def mass_center(xipos: Any, body_mass: Any) -> Any:
     """Mass-weighted mean of body inertial-frame positions ``[B, 3]`` (Gymnasium's
-    ``mass_center``: ``sum(mass * xipos) / sum(mass)`` over all bodies)."""
-    m = body_mass.to(xipos)
-    return (m[None, :, None] * xipos).sum(1) / m.sum()
+    ``mass_center``: ``sum(mass * xipos) / sum(mass)`` over all bodies); ``body_mass`` in
+    ``xipos``'s library and device."""
+    return (body_mass[None, :, None] * xipos).sum(1) / body_mass.sum()
 
 
 def build_task(task_id: str, kwargs: dict) -> MujocoTask:
@@ -295,13 +306,13 @@ def load_task_model(task_id: str, kwargs: dict) -> tuple[MujocoTask, Any]:
     return task, load_model(task_id, task)
 
 
-def planar_motion_info(xy: torch.Tensor, xy_velocity: torch.Tensor) -> dict[str, torch.Tensor]:
+def planar_motion_info(xy: Any, xy_velocity: Any) -> dict[str, Any]:
     """The position/velocity info keys Gymnasium's planar-moving tasks (Ant, Humanoid,
     Swimmer) report."""
     return {
         "x_position": xy[:, 0],
         "y_position": xy[:, 1],
-        "distance_from_origin": torch.linalg.vector_norm(xy, dim=1),
+        "distance_from_origin": ops(xy).norm(xy, 1),
         "x_velocity": xy_velocity[:, 0],
         "y_velocity": xy_velocity[:, 1],
     }

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import (
     LocomotionTask,
     PhysicsView,
@@ -43,7 +44,7 @@ class Hopper(LocomotionTask):
 
     def is_healthy(self, post: PhysicsView) -> torch.Tensor:
         qpos, qvel = post["qpos"], post["qvel"]
-        state = torch.cat([qpos[:, 2:], qvel], dim=1)
+        state = ops(qpos).cat([qpos[:, 2:], qvel], 1)
         healthy_state = in_open_range(state, self.healthy_state_range).all(1)
         healthy_z = in_open_range(qpos[:, 1], self.healthy_z_range)
         healthy_angle = in_open_range(qpos[:, 2], self.healthy_angle_range)
@@ -51,7 +52,7 @@ class Hopper(LocomotionTask):
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
         unhealthy = ~self.is_healthy(post)
-        return unhealthy if self.terminate_when_unhealthy else torch.zeros_like(unhealthy)
+        return unhealthy if self.terminate_when_unhealthy else ops(unhealthy).zeros_like(unhealthy)
 
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
@@ -75,7 +76,7 @@ def walker_reward(
     """Hopper's and Walker2d's shared reward: forward + healthy bonus - control cost."""
     x_velocity = forward_velocity(pre, post, dt)
     forward = task.forward_reward_weight * x_velocity
-    healthy = task.is_healthy(post).to(torch.float64) * task.healthy_reward
+    healthy = ops(forward).as_float64(task.is_healthy(post)) * task.healthy_reward
     ctrl = control_cost(action, task.ctrl_cost_weight)
     info = {
         "x_position": post["qpos"][:, 0],

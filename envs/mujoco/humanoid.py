@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from rlwb.envs.mujoco.ant import load_model, on_device
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import (
     MujocoTask,
     PhysicsView,
     in_open_range,
+    mass_center,
     noisy_reset,
     planar_motion_info,
 )
@@ -42,23 +45,30 @@ class HumanoidObservation(MujocoTask):
     include_qfrc_actuator_in_observation: bool = True
     include_cfrc_ext_in_observation: bool = True
 
+    numpy_math: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self._consts: dict[str, torch.Tensor] | None = None
+        self._np_consts: dict[str, np.ndarray] = {}
 
     def setup(self, model) -> None:  # noqa: ANN001 - mujoco.MjModel
-        """Cache ``body_mass``, ``qpos0`` and the physics timestep as float64 tensors."""
-        self._consts = {
-            "body_mass": torch.as_tensor(model.body_mass, dtype=torch.float64).clone(),
-            "init_qpos": torch.as_tensor(model.qpos0, dtype=torch.float64).clone(),
-            "timestep": torch.tensor(float(model.opt.timestep), dtype=torch.float64),
+        """Cache ``body_mass``, ``qpos0`` and the physics timestep as float64 arrays."""
+        self._np_consts = {
+            "body_mass": np.array(model.body_mass, dtype=np.float64),
+            "init_qpos": np.array(model.qpos0, dtype=np.float64),
+            "timestep": np.array(float(model.opt.timestep)),
         }
+        self._consts = {k: torch.from_numpy(v) for k, v in self._np_consts.items()}
 
-    def const(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        """Model constant ``name`` on ``like``'s device (loads the task's own XML if not set up)."""
+    def const(self, name: str, like: Any) -> Any:
+        """Model constant ``name`` in ``like``'s library and device (loads the task's own XML
+        if not set up)."""
         if self._consts is None:
             self.setup(load_model(self))
         assert self._consts is not None
+        if isinstance(like, np.ndarray):
+            return self._np_consts[name]
         value = self._consts[name]
         if value.device != like.device:
             value = self._consts[name] = on_device(value, like)
@@ -77,15 +87,16 @@ class HumanoidObservation(MujocoTask):
             view["qpos"][:, 2:] if self.exclude_current_positions_from_observation else view["qpos"]
         )
         parts = [qpos, view["qvel"]]
+        xp = ops(qpos)
         if self.include_cinert_in_observation:
-            parts.append(view["cinert"][:, 1:].flatten(1))
+            parts.append(xp.flatten(view["cinert"][:, 1:]))
         if self.include_cvel_in_observation:
-            parts.append(view["cvel"][:, 1:].flatten(1))
+            parts.append(xp.flatten(view["cvel"][:, 1:]))
         if self.include_qfrc_actuator_in_observation:
             parts.append(view["qfrc_actuator"][:, 6:])
         if self.include_cfrc_ext_in_observation:
-            parts.append(view["cfrc_ext"][:, 1:].flatten(1))
-        return torch.cat(parts, dim=1)
+            parts.append(xp.flatten(view["cfrc_ext"][:, 1:]))
+        return xp.cat(parts, 1)
 
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
@@ -114,8 +125,8 @@ class Humanoid(HumanoidObservation):
 
     def mass_center_xy(self, view: PhysicsView) -> torch.Tensor:
         """``[B, 2]`` mass-weighted mean of the bodies' ``xipos``, as Gymnasium's helper."""
-        mass = self.const("body_mass", view["xipos"])
-        return (torch.einsum("b,nbj->nj", mass, view["xipos"]) / mass.sum())[:, :2]
+        xipos = view["xipos"]
+        return mass_center(xipos, self.const("body_mass", xipos))[:, :2]
 
     def _is_healthy(self, view: PhysicsView) -> torch.Tensor:
         return in_open_range(view["qpos"][:, 2], self.healthy_z_range)
@@ -125,11 +136,13 @@ class Humanoid(HumanoidObservation):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         xy_velocity = (self.mass_center_xy(post) - self.mass_center_xy(pre)) / dt
         forward = self.forward_reward_weight * xy_velocity[:, 0]
-        healthy = self._is_healthy(post).to(torch.float64) * self.healthy_reward
-        ctrl_cost = self.ctrl_cost_weight * post["ctrl"].square().sum(1)
+        xp = ops(forward)
+        healthy = xp.as_float64(self._is_healthy(post)) * self.healthy_reward
+        ctrl, cfrc_ext = post["ctrl"], post["cfrc_ext"]
+        ctrl_cost = self.ctrl_cost_weight * (ctrl * ctrl).sum(1)
         low, high = self.contact_cost_range
-        contact = self.contact_cost_weight * post["cfrc_ext"].square().sum((1, 2))
-        contact_cost = contact.clamp(low, high)
+        contact = self.contact_cost_weight * (cfrc_ext * cfrc_ext).sum((1, 2))
+        contact_cost = xp.clip(contact, low, high)
         reward = forward + healthy - (ctrl_cost + contact_cost)
         qpos = post["qpos"]
         info = {
@@ -143,4 +156,4 @@ class Humanoid(HumanoidObservation):
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
         unhealthy = ~self._is_healthy(post)
-        return unhealthy if self.terminate_when_unhealthy else torch.zeros_like(unhealthy)
+        return unhealthy if self.terminate_when_unhealthy else ops(unhealthy).zeros_like(unhealthy)

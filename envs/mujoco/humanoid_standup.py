@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import PhysicsView
 from rlwb.envs.mujoco.humanoid import HumanoidObservation
 
@@ -45,10 +46,11 @@ class HumanoidStandup(HumanoidObservation):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         qpos = post["qpos"]
         uph = qpos[:, 2] / self.const("timestep", qpos)
-        ctrl_cost = self.ctrl_cost_weight * post["ctrl"].square().sum(1)
+        ctrl, cfrc_ext = post["ctrl"], post["cfrc_ext"]
+        ctrl_cost = self.ctrl_cost_weight * (ctrl * ctrl).sum(1)
         low, high = self.impact_cost_range
-        impact = self.impact_cost_weight * post["cfrc_ext"].square().sum((1, 2))
-        impact_cost = impact.clamp(low, high)
+        impact = self.impact_cost_weight * (cfrc_ext * cfrc_ext).sum((1, 2))
+        impact_cost = ops(impact).clip(impact, low, high)
         reward = uph - ctrl_cost - impact_cost + 1.0
         info = {
             "x_position": qpos[:, 0],

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, noisy_reset
 
 
@@ -23,21 +24,23 @@ class InvertedDoublePendulum(MujocoTask):
 
     gym_id: ClassVar[str] = "InvertedDoublePendulum-v5"
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "site_xpos", "qfrc_constraint")
+    numpy_math: ClassVar[bool] = True
 
     def observation_dim(self, model) -> int:  # noqa: ANN001
         return 1 + 2 * (model.nq - 1) + model.nv + 1
 
     def observation(self, view: PhysicsView) -> torch.Tensor:
         qpos = view["qpos"]
-        return torch.cat(
+        xp = ops(qpos)
+        return xp.cat(
             [
                 qpos[:, :1],
-                torch.sin(qpos[:, 1:]),
-                torch.cos(qpos[:, 1:]),
-                view["qvel"].clamp(-10, 10),
-                view["qfrc_constraint"][:, :1].clamp(-10, 10),
+                xp.sin(qpos[:, 1:]),
+                xp.cos(qpos[:, 1:]),
+                xp.clip(view["qvel"], -10, 10),
+                xp.clip(view["qfrc_constraint"][:, :1], -10, 10),
             ],
-            dim=1,
+            1,
         )
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
@@ -50,7 +53,7 @@ class InvertedDoublePendulum(MujocoTask):
         v1, v2 = post["qvel"][:, 1], post["qvel"][:, 2]
         dist_penalty = 0.01 * x**2 + (y - 2) ** 2
         vel_penalty = 1e-3 * v1**2 + 5e-3 * v2**2
-        alive = self.healthy_reward * (~self.terminated(post)).to(torch.float64)
+        alive = self.healthy_reward * ops(x).as_float64(~self.terminated(post))
         info = {
             "reward_survive": alive,
             "distance_penalty": -dist_penalty,

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, noisy_reset
 
 
@@ -20,21 +21,22 @@ class InvertedPendulum(MujocoTask):
     reset_noise_scale: float = 0.01
 
     gym_id: ClassVar[str] = "InvertedPendulum-v5"
+    numpy_math: ClassVar[bool] = True
 
     def observation_dim(self, model) -> int:  # noqa: ANN001
         return model.nq + model.nv
 
     def observation(self, view: PhysicsView) -> torch.Tensor:
-        return torch.cat([view["qpos"], view["qvel"]], dim=1)
+        return ops(view["qpos"]).cat([view["qpos"], view["qvel"]], 1)
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
         obs = self.observation(post)
-        return ~torch.isfinite(obs).all(1) | (obs[:, 1].abs() > 0.2)
+        return ~ops(obs).isfinite(obs).all(1) | (abs(obs[:, 1]) > 0.2)
 
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        survive = (~self.terminated(post)).to(torch.float64)
+        survive = ops(post["qpos"]).as_float64(~self.terminated(post))
         return survive, {"reward_survive": survive}
 
     def reset_state(

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, body_id, control_cost, uniform
 from rlwb.envs.mujoco.reacher import rejection_sample
 
@@ -28,6 +29,7 @@ class Pusher(MujocoTask):
     gym_id: ClassVar[str] = "Pusher-v5"
     max_episode_steps: ClassVar[int | None] = 100
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "xpos")
+    numpy_math: ClassVar[bool] = True
 
     def setup(self, model) -> None:  # noqa: ANN001
         self._tips = body_id(model, "tips_arm")
@@ -39,7 +41,7 @@ class Pusher(MujocoTask):
 
     def observation(self, view: PhysicsView) -> torch.Tensor:
         xpos = view["xpos"]
-        return torch.cat(
+        return ops(xpos).cat(
             [
                 view["qpos"][:, :7],
                 view["qvel"][:, :7],
@@ -47,16 +49,16 @@ class Pusher(MujocoTask):
                 xpos[:, self._object],
                 xpos[:, self._goal],
             ],
-            dim=1,
+            1,
         )
 
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         xpos = post["xpos"]
-        obj = xpos[:, self._object]
-        near = -torch.linalg.vector_norm(obj - xpos[:, self._tips], dim=1) * self.reward_near_weight
-        dist = -torch.linalg.vector_norm(obj - xpos[:, self._goal], dim=1) * self.reward_dist_weight
+        obj, norm = xpos[:, self._object], ops(xpos).norm
+        near = -norm(obj - xpos[:, self._tips], 1) * self.reward_near_weight
+        dist = -norm(obj - xpos[:, self._goal], 1) * self.reward_dist_weight
         ctrl = -control_cost(action, self.reward_control_weight)
         info = {"reward_dist": dist, "reward_ctrl": ctrl, "reward_near": near}
         return dist + ctrl + near, info

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import MujocoTask, PhysicsView, body_id, control_cost, uniform
 
 
@@ -27,6 +28,7 @@ class Reacher(MujocoTask):
     gym_id: ClassVar[str] = "Reacher-v5"
     max_episode_steps: ClassVar[int | None] = 50
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "xpos")
+    numpy_math: ClassVar[bool] = True
 
     def setup(self, model) -> None:  # noqa: ANN001
         self._fingertip = body_id(model, "fingertip")
@@ -40,21 +42,23 @@ class Reacher(MujocoTask):
 
     def observation(self, view: PhysicsView) -> torch.Tensor:
         qpos, theta = view["qpos"], view["qpos"][:, :2]
-        return torch.cat(
+        xp = ops(qpos)
+        return xp.cat(
             [
-                torch.cos(theta),
-                torch.sin(theta),
+                xp.cos(theta),
+                xp.sin(theta),
                 qpos[:, 2:],
                 view["qvel"][:, :2],
                 self._tip_to_target(view)[:, :2],
             ],
-            dim=1,
+            1,
         )
 
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        dist = -torch.linalg.vector_norm(self._tip_to_target(post), dim=1) * self.reward_dist_weight
+        offset = self._tip_to_target(post)
+        dist = -ops(offset).norm(offset, 1) * self.reward_dist_weight
         ctrl = -control_cost(action, self.reward_control_weight)
         return dist + ctrl, {"reward_dist": dist, "reward_ctrl": ctrl}
 

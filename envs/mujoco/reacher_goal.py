@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import torch
 
+from rlwb.envs.mujoco.arrays import ops
 from rlwb.envs.mujoco.base import PhysicsView
 from rlwb.envs.mujoco.reacher import Reacher
 from rlwb.errors import ConfigError
@@ -44,29 +45,31 @@ class GoalReacher(Reacher):
     def observation(self, view: PhysicsView) -> torch.Tensor:
         theta = view["qpos"][:, :2]
         xpos = view["xpos"]
-        return torch.cat(
+        xp = ops(xpos)
+        return xp.cat(
             [
-                torch.cos(theta),
-                torch.sin(theta),
+                xp.cos(theta),
+                xp.sin(theta),
                 view["qvel"][:, :2],
                 xpos[:, self._fingertip, :2],
                 xpos[:, self._target, :2],
             ],
-            dim=1,
+            1,
         )
 
     def goal_reached(self, achieved: torch.Tensor, desired: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.vector_norm(achieved - desired, dim=-1) <= self.success_distance
+        return ops(achieved).norm(achieved - desired, -1) <= self.success_distance
 
     def compute_reward(self, achieved: torch.Tensor, desired: torch.Tensor) -> torch.Tensor:
         if self.reward_type == "dense":
-            return -torch.linalg.vector_norm(achieved - desired, dim=-1)
-        return self.goal_reached(achieved, desired).to(achieved.dtype)
+            return -ops(achieved).norm(achieved - desired, -1)
+        return ops(achieved).cast_like(self.goal_reached(achieved, desired), achieved)
 
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         obs = self.observation(post)
-        dist = torch.linalg.vector_norm(obs[:, 6:8] - obs[:, 8:10], dim=1)
+        dist = ops(obs).norm(obs[:, 6:8] - obs[:, 8:10], 1)
         reward = self.compute_reward(obs[:, 6:8], obs[:, 8:10])
-        return reward, {"distance": dist, "success": (dist <= self.success_distance).double()}
+        success = ops(obs).as_float64(dist <= self.success_distance)
+        return reward, {"distance": dist, "success": success}

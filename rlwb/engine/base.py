@@ -344,13 +344,14 @@ class Engine(ABC):
         ret += reward.numpy()  # float32 rewards widen exactly, as reward.to(float64)
         length += 1
         if self.max_episode_steps is not None:
-            trunc = (elapsed >= self.max_episode_steps) & ~term
+            trunc = elapsed >= self.max_episode_steps
+            trunc &= ~term
         else:
-            trunc = np.zeros_like(term)
+            trunc = np.zeros(term.shape, dtype=bool)
         done = term | trunc
         info["episode_return"] = torch.from_numpy(ret.copy())
         info["episode_length"] = torch.from_numpy(length.copy())
-        if not done.any():
+        if not np.count_nonzero(done):  # faster than done.any() on small arrays
             return torch.from_numpy(trunc), torch.from_numpy(done), None
         rows = np.flatnonzero(done)
         elapsed[rows] = 0

@@ -4,8 +4,12 @@ Every member's full physics state lives in one ``[B, S]`` numpy array; each thre
 ``MjData`` and, per member, loads the state (``mj_setState``), writes ``ctrl``, runs
 ``frame_skip`` ``mj_step``s (plus ``mj_rnePostConstraint`` where the task reads
 ``cfrc_ext``), saves the state back and copies the fields the task reads into preallocated
-numpy buffers that torch shares (``torch.from_numpy``). The task's torch math then runs once
-per batch. ``mj_step`` releases the GIL, so the threads run in parallel; members are handed
+numpy buffers that torch shares (``torch.from_numpy``). The task's math then runs once per
+batch: in numpy on those buffers when the task is written for both libraries
+(``numpy_math``, all Gymnasium MuJoCo tasks; numpy's per-op cost is a fraction of torch's
+at the batch sizes a CPU simulates, and the numbers are Gymnasium's own numpy arithmetic),
+else in torch on tensors that share them; either way the outputs are new torch tensors.
+``mj_step`` releases the GIL, so the threads run in parallel; members are handed
 out in blocks from a shared counter, so a thread slowed by other load takes fewer.
 
 Why a state array and per-thread MjData rather than one MjData per member: the swap is exact
@@ -203,9 +207,11 @@ class MujocoEngine(Engine):
             if n not in _STATE_PARTS
         }
         self._gather = list(self._np.items())
-        self.view = {
-            n: torch.from_numpy(parts[n] if n in _STATE_PARTS else self._np[n]) for n in names
-        }
+        # the task's fields as numpy views of those buffers, and torch tensors sharing them
+        self._np_view = {n: parts[n] if n in _STATE_PARTS else self._np[n] for n in names}
+        self.view = {n: torch.from_numpy(a) for n, a in self._np_view.items()}
+        self._numpy = bool(self.task.numpy_math)  # evaluate the task on the numpy views
+        self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
 
         if num_threads is None:
             num_threads = min(os.cpu_count() or 1, max(1, self.num_envs // MEMBERS_PER_THREAD))
@@ -253,10 +259,30 @@ class MujocoEngine(Engine):
         for name, buf in self._gather:
             buf[i] = getattr(data, name)
 
-    def _members_view(self, members: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _members_view(self, members: torch.Tensor) -> dict[str, Any]:
+        """The task's fields of ``members``, in the library the task is evaluated in."""
+        view = self._np_view if self._numpy else self.view
         if len(members) == self.num_envs and torch.equal(members, self._all_members):
-            return self.view
-        return {n: v[members] for n, v in self.view.items()}
+            return view
+        index = members.numpy() if self._numpy else members
+        return {n: v[index] for n, v in view.items()}
+
+    def _pre_fields(self, view: dict[str, Any]) -> dict[str, Any]:
+        """Copies of the pre-step fields the task's reward needs (stepping overwrites them)."""
+        if self._numpy:
+            return {n: view[n].copy() for n in self.task.pre_fields}
+        return {n: view[n].clone() for n in self.task.pre_fields}
+
+    def _out(self, x: Any) -> torch.Tensor:
+        """A task output as a new tensor in the engine's dtype (bool stays bool)."""
+        if isinstance(x, np.ndarray):
+            dtype = bool if x.dtype == np.bool_ else self._np_dtype
+            return torch.from_numpy(x.astype(dtype))
+        return x.clone() if x.dtype == torch.bool else x.to(self.dtype, copy=True)
+
+    def _observe(self, members: torch.Tensor) -> torch.Tensor:
+        """The observation of ``members`` from their gathered fields."""
+        return self._out(self.task.observation(self._members_view(members)))
 
     # ------------------------------------------------------------------ primitives
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
@@ -278,7 +304,7 @@ class MujocoEngine(Engine):
                 self._store_member(index[k], data)
 
         self._run(reset_chunk, len(index))
-        return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
+        return self._observe(members)
 
     def _run(self, fn: Callable[[Sequence[int], int], None], n: int) -> None:
         """Run ``fn(block, slot)`` over positions ``0..n-1``: threaded for big batches."""
@@ -299,13 +325,18 @@ class MujocoEngine(Engine):
     def _step_members(
         self, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        pre = {n: self.view[n].clone() for n in self.task.pre_fields}
-        self._ctrl_t.copy_(action)
+        view = self._np_view if self._numpy else self.view
+        pre = self._pre_fields(view)
+        if self._numpy:
+            act: Any = action.detach().numpy()
+            self._ctrl[:] = act
+        else:
+            self._ctrl_t.copy_(action)
         if len(self._chunks) == 1:
             self._step_chunk(self._chunks[0], 0)
         else:
             self.pool.map(self._step_chunk, self._chunks)
-        return self._evaluate(pre, self.view, action)
+        return self._evaluate(pre, view, act if self._numpy else action)
 
     _steps_subsets = True
 
@@ -314,7 +345,7 @@ class MujocoEngine(Engine):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Step only ``members`` (rollouts skip members that have ended): the same worker
         loop over a list of member indices, the task evaluated on their gathered rows."""
-        pre = {n: self.view[n][members] for n in self.task.pre_fields}
+        pre = self._pre_fields(self._members_view(members))
         index = members.tolist()
         self._ctrl[index] = action.detach().numpy()
         blocks = [index[b.start : b.stop] for b in self._blocks(len(index))]
@@ -325,14 +356,29 @@ class MujocoEngine(Engine):
         return self._evaluate(pre, self._members_view(members), action)
 
     def _evaluate(
-        self, pre: dict[str, torch.Tensor], post: dict[str, torch.Tensor], action: torch.Tensor
+        self, pre: dict[str, Any], post: dict[str, Any], action: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """The task's torch math on the gathered fields, outputs in the engine's dtype."""
-        action64 = action.to(torch.float64)
-        obs, reward, terminated, info = self.task.evaluate(pre, post, action64, self.task_dt)
-        dtype = self.dtype
-        info = {k: v.to(dtype, copy=True) for k, v in info.items()}
-        return obs.to(dtype, copy=True), reward.to(dtype, copy=True), terminated.clone(), info
+        """The task's math on the gathered fields (numpy or torch, as the views are; the
+        action as a tensor or, for numpy, an array), outputs as new tensors in the engine's
+        dtype."""
+        if not self._numpy:
+            action64 = action.to(torch.float64)
+            obs, reward, terminated, info = self.task.evaluate(pre, post, action64, self.task_dt)
+            out = self._out
+            return out(obs), out(reward), out(terminated), {k: out(v) for k, v in info.items()}
+        if isinstance(action, torch.Tensor):
+            action = action.detach().numpy()
+        obs, reward, terminated, info = self.task.evaluate(
+            pre, post, action.astype(np.float64), self.task_dt
+        )
+        # _out inlined: at one member these conversions are a third of the step's overhead
+        dtype, tensor = self._np_dtype, torch.from_numpy
+        return (
+            tensor(obs.astype(dtype)),
+            tensor(reward.astype(dtype)),
+            tensor(terminated.astype(bool)),
+            {k: tensor(v.astype(dtype)) for k, v in info.items()},
+        )
 
     def _get_physics_state(self) -> torch.Tensor:
         return torch.from_numpy(self._state.copy())
@@ -373,7 +419,7 @@ class MujocoEngine(Engine):
                 self._store_member(i, data)
 
         self._run(load_chunk, len(index))
-        return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
+        return self._observe(members)
 
     # ------------------------------------------------------------------ open-loop rollout
     def _rollout_fast(
@@ -391,11 +437,10 @@ class MujocoEngine(Engine):
             bad = (~torch.isfinite(actions)).flatten(1).any(1).nonzero().squeeze(1).tolist()
             raise ActionError(f"open-loop actions contain NaN or inf for members {bad[:10]}")
         acts = self.check_action(actions.reshape(n * horizon, a), (n * horizon, a))
-        acts64 = acts.to(torch.float64)
-        ctrl = np.ascontiguousarray(acts64.numpy().reshape(n, horizon, a))
+        ctrl = np.ascontiguousarray(acts.detach().numpy().astype(np.float64).reshape(n, horizon, a))
         record = {name: np.empty((n, horizon + 1, *shape)) for name, shape in self._shapes.items()}
         for name, buf in record.items():
-            buf[:, 0] = self.view[name].numpy()
+            buf[:, 0] = self._np_view[name]
         gathers = list(record.items())
         model, nstep, rne, states = self.model, self.frame_skip, self._rne, self._state
         sync = self._sync
@@ -420,16 +465,15 @@ class MujocoEngine(Engine):
         else:
             self.pool.map(run_chunk, self._chunks)
         steps = n * horizon
-        full = {k: torch.from_numpy(v) for k, v in record.items()}
+        full = record if self._numpy else {k: torch.from_numpy(v) for k, v in record.items()}
         post = {k: v[:, 1:].reshape(steps, *v.shape[2:]) for k, v in full.items()}
         pre = {k: full[k][:, :-1].reshape(steps, *full[k].shape[2:]) for k in self.task.pre_fields}
-        step_obs, reward, term, info = self.task.evaluate(pre, post, acts64, self.task_dt)
-        dtype = self.dtype
+        step_obs, reward, term, info = self._evaluate(pre, post, acts)
         return (
-            step_obs.to(dtype).reshape(n, horizon, *step_obs.shape[1:]),
-            reward.to(dtype).reshape(n, horizon),
+            step_obs.reshape(n, horizon, *step_obs.shape[1:]),
+            reward.reshape(n, horizon),
             term.reshape(n, horizon),
-            {k: v.to(dtype).reshape(n, horizon, *v.shape[1:]) for k, v in info.items()},
+            {k: v.reshape(n, horizon, *v.shape[1:]) for k, v in info.items()},
             acts.reshape(n, horizon, a),
         )
 
