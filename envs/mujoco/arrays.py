@@ -40,6 +40,14 @@ class NumpyOps:
         return np.asarray(x).astype(np.float64, copy=False)
 
     @staticmethod
+    def sum(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+        return np.add.reduce(x, axis)  # x.sum(axis) without numpy's Python wrapper
+
+    @staticmethod
+    def all(x: np.ndarray, axis: int) -> np.ndarray:
+        return np.logical_and.reduce(x, axis)
+
+    @staticmethod
     def cast_like(x: np.ndarray, like: np.ndarray) -> np.ndarray:
         return x.astype(like.dtype)
 
@@ -88,6 +96,14 @@ class TorchOps:
     @staticmethod
     def as_float64(x: torch.Tensor) -> torch.Tensor:
         return x.to(torch.float64)
+
+    @staticmethod
+    def sum(x: torch.Tensor, axis: int | tuple[int, ...]) -> torch.Tensor:
+        return x.sum(axis)
+
+    @staticmethod
+    def all(x: torch.Tensor, axis: int) -> torch.Tensor:
+        return x.all(axis)
 
     @staticmethod
     def cast_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

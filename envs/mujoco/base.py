@@ -224,8 +224,9 @@ class MujocoTask:
 
 def control_cost(action: Any, weight: float) -> Any:
     """``weight * sum(action**2)`` per member, in float64 as Gymnasium computes it."""
-    a = ops(action).as_float64(action)
-    return weight * (a * a).sum(-1)
+    xp = ops(action)
+    a = xp.as_float64(action)
+    return weight * xp.sum(a * a, -1)
 
 
 def forward_velocity(

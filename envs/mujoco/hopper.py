@@ -44,8 +44,9 @@ class Hopper(LocomotionTask):
 
     def is_healthy(self, post: PhysicsView) -> torch.Tensor:
         qpos, qvel = post["qpos"], post["qvel"]
-        state = ops(qpos).cat([qpos[:, 2:], qvel], 1)
-        healthy_state = in_open_range(state, self.healthy_state_range).all(1)
+        xp = ops(qpos)
+        state = xp.cat([qpos[:, 2:], qvel], 1)
+        healthy_state = xp.all(in_open_range(state, self.healthy_state_range), 1)
         healthy_z = in_open_range(qpos[:, 1], self.healthy_z_range)
         healthy_angle = in_open_range(qpos[:, 2], self.healthy_angle_range)
         return healthy_state & healthy_z & healthy_angle

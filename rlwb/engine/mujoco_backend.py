@@ -35,7 +35,6 @@ identical).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import queue
@@ -62,68 +61,94 @@ MEMBERS_PER_THREAD = 8  # below this many members per thread, threading costs mo
 BLOCKS_PER_THREAD = 4  # blocks handed out dynamically per thread (load balance vs. overhead)
 
 
+class _Call:
+    """One ``ThreadPool.map``: its blocks, the shared block counter and the helpers that
+    are working on it (``active``), so the caller waits only for those."""
+
+    def __init__(self, fn: Callable[[Any, int], None], blocks: Sequence[Any]) -> None:
+        self.fn, self.blocks, self.n = fn, blocks, len(blocks)
+        self.counter = itertools.count()
+        self.done = threading.Condition(threading.Lock())
+        self.active = 0
+        self.error: BaseException | None = None
+
+    def drain(self, slot: int) -> None:
+        fn, blocks, n = self.fn, self.blocks, self.n
+        for k in self.counter:
+            if k >= n:
+                return
+            fn(blocks[k], slot)
+
+    def help(self, slot: int) -> None:
+        """A helper's share: join (counted as active), take blocks until none are left."""
+        with self.done:
+            self.active += 1
+        try:
+            self.drain(slot)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            self.error = self.error or exc
+            for k in self.counter:  # take the remaining blocks: the call stops here
+                if k >= self.n:
+                    break
+        finally:
+            with self.done:
+                self.active -= 1
+                if not self.active:
+                    self.done.notify_all()
+
+
 class ThreadPool:
     """Persistent workers that, with the caller, drain a list of blocks of members.
 
     Blocks are handed out dynamically (``next`` on a shared ``itertools.count`` is atomic
     under the GIL), so a thread slowed down by other load on a shared machine simply takes
     fewer blocks. Hand-offs go through ``queue.SimpleQueue`` (C-level, microseconds), one per
-    helper thread per call, never a thread start.
+    helper thread per call, never a thread start. The caller waits only for helpers that
+    joined the call before it ran out of blocks: on a loaded machine a helper can take
+    milliseconds to be scheduled, and when the caller has done every block by then, waiting
+    for it to wake only to find nothing left made a 2-thread step slower than a 1-thread
+    one. A late helper then finds its call's counter exhausted and returns.
     """
 
     def __init__(self, num_threads: int) -> None:
         self.num_threads = max(1, int(num_threads))
         self._jobs: list[queue.SimpleQueue] = []
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         for k in range(self.num_threads - 1):
             jobs: queue.SimpleQueue = queue.SimpleQueue()
             thread = threading.Thread(
-                target=self._work, args=(jobs,), daemon=True, name=f"rlwb-mj-{k}"
+                target=self._work, args=(jobs, k + 1), daemon=True, name=f"rlwb-mj-{k}"
             )
             thread.start()
             self._jobs.append(jobs)
             self._threads.append(thread)
 
-    def _work(self, jobs: queue.SimpleQueue) -> None:
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            try:
-                job()
-                self._done.put(None)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                self._done.put(exc)
-
     @staticmethod
-    def _drain(
-        fn: Callable[[Any, int], None], blocks: Sequence[Any], counter: itertools.count, slot: int
-    ) -> None:
-        n = len(blocks)
-        for k in counter:
-            if k >= n:
+    def _work(jobs: queue.SimpleQueue, slot: int) -> None:
+        while True:
+            call = jobs.get()
+            if call is None:
                 return
-            fn(blocks[k], slot)
+            call.help(slot)
 
     def map(self, fn: Callable[[Any, int], None], blocks: Sequence[Any]) -> None:
         """Run ``fn(block, slot)`` on every block, spread over the threads, and wait for all.
         ``slot`` (0 for the caller, 1.. for workers) names the thread, for per-thread data."""
-        helpers = min(len(self._jobs), len(blocks) - 1)
-        counter = itertools.count()
-        for slot, jobs in enumerate(self._jobs[:helpers], start=1):
-            jobs.put(functools.partial(self._drain, fn, blocks, counter, slot))
-        error: BaseException | None = None
+        call = _Call(fn, blocks)
+        for jobs in self._jobs[: min(len(self._jobs), len(blocks) - 1)]:
+            jobs.put(call)
         try:
-            self._drain(fn, blocks, counter, 0)
-        except BaseException as exc:  # noqa: BLE001 - collected, raised after the workers finish
-            error = exc
-        for _ in range(helpers):
-            result = self._done.get()
-            if result is not None and error is None:
-                error = result
-        if error is not None:
-            raise error
+            call.drain(0)
+        except BaseException as exc:  # noqa: BLE001 - raised once the helpers are out
+            call.error = exc
+            for k in call.counter:  # the helpers stop after their current block
+                if k >= call.n:
+                    break
+        with call.done:
+            while call.active:
+                call.done.wait()
+        if call.error is not None:
+            raise call.error
 
     def close(self) -> None:
         for jobs in self._jobs:
@@ -328,7 +353,7 @@ class MujocoEngine(Engine):
         view = self._np_view if self._numpy else self.view
         pre = self._pre_fields(view)
         if self._numpy:
-            act: Any = action.detach().numpy()
+            act: Any = (action.detach() if action.requires_grad else action).numpy()
             self._ctrl[:] = act
         else:
             self._ctrl_t.copy_(action)
