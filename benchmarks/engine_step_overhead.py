@@ -4,7 +4,7 @@ The throughput grid (``engine_throughput.py``) compares closed-loop stepping wit
 ``mujoco.rollout`` ceiling that starts from the reset state; a policy-driven batch visits
 other (contact-heavier) states, so that ratio mixes engine overhead with physics cost. This
 script times, on one batch in one state: the thread pool's physics alone, the backend's
-``_step_members`` (physics + the task's batched torch math), the public ``step`` (plus
+``_step_members`` (physics + the task's batched math), the public ``step`` (plus
 validation, autoreset and episode bookkeeping), ``step`` with a policy in the loop, and
 ``mujoco.rollout`` over the very same member states and controls (the ceiling).
 
@@ -34,14 +34,24 @@ class Args:
     warm_steps: int = 50
     """Policy steps taken first, so the batch is in a typical running state."""
     repeats: int = 200
+    stat: str = "min"
+    """Per-call statistic: "min" (robust on a loaded, shared machine: the cost when the
+    process got the cores) or "mean" (the average, as earlier rounds reported)."""
 
 
-def _ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
+def _ms(parts: dict[str, Callable[[], object]], repeats: int, stat: str) -> dict[str, float]:
+    """ms per call of each part; the parts take turns call by call, so a burst of load
+    on the shared machine hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for fn in parts.values():
         fn()
-    return (time.perf_counter() - start) / repeats * 1e3
+    for _ in range(repeats):
+        for name, fn in parts.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    pick = min if stat == "min" else (lambda t: sum(t) / len(t))
+    return {name: pick(t) * 1e3 for name, t in times.items()}
 
 
 def measure(args: Args, n: int) -> dict[str, float]:
@@ -85,14 +95,15 @@ def measure(args: Args, n: int) -> dict[str, float]:
     def ceiling() -> None:
         pool.rollout(model, datas, states, ctrl)
 
-    results = {
-        "restore (subtracted)": _ms(restore, args.repeats),
-        "ceiling: mujoco.rollout": _ms(ceiling, args.repeats),
-        "pool physics": _ms(physics, args.repeats),
-        "_step_members": _ms(members, args.repeats),
-        "step": _ms(step, args.repeats),
-        "step + policy": _ms(step_with_policy, args.repeats),
+    parts = {
+        "restore (subtracted)": restore,
+        "ceiling: mujoco.rollout": ceiling,
+        "pool physics": physics,
+        "_step_members": members,
+        "step": step,
+        "step + policy": step_with_policy,
     }
+    results = _ms(parts, args.repeats, args.stat)
     engine.close()
     pool.close()
     base = results["restore (subtracted)"]

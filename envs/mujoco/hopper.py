@@ -51,14 +51,27 @@ class Hopper(LocomotionTask):
         healthy_angle = in_open_range(qpos[:, 2], self.healthy_angle_range)
         return healthy_state & healthy_z & healthy_angle
 
-    def terminated(self, post: PhysicsView) -> torch.Tensor:
-        unhealthy = ~self.is_healthy(post)
+    def terminated(self, post: PhysicsView, healthy: torch.Tensor | None = None) -> torch.Tensor:
+        unhealthy = ~(self.is_healthy(post) if healthy is None else healthy)
         return unhealthy if self.terminate_when_unhealthy else ops(unhealthy).zeros_like(unhealthy)
 
     def reward(
-        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+        self,
+        pre: PhysicsView,
+        post: PhysicsView,
+        action: torch.Tensor,
+        dt: float,
+        healthy: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return walker_reward(self, pre, post, action, dt, self._init_z)
+        return walker_reward(self, pre, post, action, dt, self._init_z, healthy)
+
+    def evaluate(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The health test once for reward and termination (it is most of the math)."""
+        healthy = self.is_healthy(post)
+        reward, info = self.reward(pre, post, action, dt, healthy)
+        return self.observation(post), reward, self.terminated(post, healthy), info
 
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
@@ -73,11 +86,14 @@ def walker_reward(
     action: torch.Tensor,
     dt: float,
     init_z: float,
+    healthy: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Hopper's and Walker2d's shared reward: forward + healthy bonus - control cost."""
+    """Hopper's and Walker2d's shared reward: forward + healthy bonus - control cost
+    (``healthy``: the task's ``is_healthy(post)`` when the caller has it already)."""
     x_velocity = forward_velocity(pre, post, dt)
     forward = task.forward_reward_weight * x_velocity
-    healthy = ops(forward).as_float64(task.is_healthy(post)) * task.healthy_reward
+    healthy = task.is_healthy(post) if healthy is None else healthy
+    healthy = ops(forward).as_float64(healthy) * task.healthy_reward
     ctrl = control_cost(action, task.ctrl_cost_weight)
     info = {
         "x_position": post["qpos"][:, 0],

@@ -324,9 +324,9 @@ class Engine(ABC):
         self.episode_length[members] = 0
         return truncated, done, members
 
-    def _host_counters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """numpy views of the counter tensors, cached while the tensors stay the same
-        objects (``Tensor.numpy()`` costs microseconds per call)."""
+    def _host_counters(self) -> tuple[np.ndarray, ...]:
+        """numpy views of the counter tensors (and a ``[B]`` int64 array of ones), cached
+        while the tensors stay the same objects (``Tensor.numpy()`` costs microseconds)."""
         cached = getattr(self, "_host_views", None)
         if (
             cached is None
@@ -335,7 +335,8 @@ class Engine(ABC):
             or cached[2] is not self.episode_length
         ):
             tensors = (self.elapsed, self.episode_return, self.episode_length)
-            cached = self._host_views = (*tensors, *(x.numpy() for x in tensors))
+            ones = np.ones(self.num_envs, dtype=np.int64)
+            cached = self._host_views = (*tensors, *(x.numpy() for x in tensors), ones)
         return cached[3:]
 
     def _count_on_host(
@@ -344,14 +345,13 @@ class Engine(ABC):
         """:meth:`_count_on_device` in numpy on the CPU tensors' memory: the same integer
         and float64 arithmetic (bit-identical), without ~15 torch dispatches per step,
         which cost as much as the physics of one small member."""
-        elapsed, ret, length = self._host_counters()
+        elapsed, ret, length, one = self._host_counters()
         term = terminated.numpy()
-        elapsed += 1
-        ret += reward.numpy()  # float32 rewards widen exactly, as reward.to(float64)
-        length += 1
+        np.add(elapsed, one, out=elapsed)  # (ufuncs with out= and an array operand: the
+        np.add(ret, reward.numpy(), out=ret)  # fastest spelling; float32 rewards widen
+        np.add(length, one, out=length)  # exactly, as reward.to(float64))
         if self.max_episode_steps is not None:
-            trunc = elapsed >= self.max_episode_steps
-            trunc &= ~term
+            trunc = np.greater(elapsed >= self.max_episode_steps, term)  # limit & ~term
         else:
             trunc = np.zeros(term.shape, dtype=bool)
         done = term | trunc
