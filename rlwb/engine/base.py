@@ -296,8 +296,11 @@ class Engine(ABC):
             truncated, done, members = self._count_on_device(reward, terminated, info)
         info["done"] = done
         if members is not None:
-            obs = obs.clone()
-            obs[members] = self._reset_members(members)
+            if len(members) == self.num_envs:  # every member ended (always so for one)
+                obs = self._reset_members(members)
+            else:
+                obs = obs.clone()
+                obs[members] = self._reset_members(members)
         self._obs = obs
         return obs, reward, terminated, truncated, info
 

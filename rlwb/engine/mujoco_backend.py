@@ -287,7 +287,8 @@ class MujocoEngine(Engine):
     def _members_view(self, members: torch.Tensor) -> dict[str, Any]:
         """The task's fields of ``members``, in the library the task is evaluated in."""
         view = self._np_view if self._numpy else self.view
-        if len(members) == self.num_envs and torch.equal(members, self._all_members):
+        n = self.num_envs
+        if len(members) == n and (n == 1 or torch.equal(members, self._all_members)):
             return view
         index = members.numpy() if self._numpy else members
         return {n: v[index] for n, v in view.items()}
