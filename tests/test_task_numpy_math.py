@@ -147,3 +147,20 @@ def test_pool_caller_does_not_wait_for_a_helper_that_has_not_joined() -> None:
     pool.map(lambda block, slot: slots.append(slot), list(range(8)))
     assert len(slots) == 16
     pool.close()
+
+
+def test_small_action_finite_test_on_the_host() -> None:
+    """One member's action is tested on a Python sum: NaN/inf name the member; finite
+    values whose sum overflows pass (re-checked elementwise)."""
+    from rlwb.errors import ActionError
+
+    engine = make_engine("HalfCheetah-v5", 2, backend="mujoco", seed=0, dtype=torch.float64)
+    shape = (2, engine.action_dim)
+    big = torch.full(shape, 1e308, dtype=torch.float64)
+    assert engine.check_action(big, shape) is big
+    for bad in (float("nan"), float("-inf")):
+        action = torch.zeros(shape, dtype=torch.float64)
+        action[1, 3] = bad
+        with pytest.raises(ActionError, match=r"NaN or inf for members \[1\]"):
+            engine.check_action(action, shape)
+    engine.close()

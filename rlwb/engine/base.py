@@ -638,7 +638,7 @@ class Engine(ABC):
         # a NaN or inf makes the sum non-finite; a finite sum that overflowed is re-checked.
         if on_cpu:  # a float on the host, no tensor op for the test of a small batch
             plain = action.detach() if action.requires_grad else action
-            if plain.numel() <= SMALL_ACTION:
+            if plain.numel() <= SMALL_ACTION and plain.dtype in _NUMPY_FLOATS:
                 total = sum(plain.numpy().ravel().tolist())
             else:
                 total = float(plain.sum())
