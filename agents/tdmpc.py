@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlwb.agent import StepAgent, unit_action_map
+from rlwb.agent import NUM_UPDATES, StepAgent, unit_action_map
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
@@ -356,8 +356,9 @@ class TDMPC(StepAgent):
         self.steps += int(obs.shape[0])
 
     def update(self, num_updates: int = 1) -> dict[str, Any]:
-        """``num_updates`` TOLD + policy updates on prioritized windows; mean losses as 0-dim
-        tensors."""
+        """``num_updates`` TOLD + policy updates on prioritized windows (more on the first
+        call with ``seed_updates``); mean losses as 0-dim tensors and, under ``num_updates``,
+        how many ran (the runner counts it)."""
         if num_updates < 1:
             return {}
         if self.updates == 0 and self.config.seed_updates:
@@ -366,7 +367,7 @@ class TDMPC(StepAgent):
         for _ in range(num_updates):
             for key, value in self._update_once().items():
                 sums[key] = sums.get(key, 0.0) + value
-        return {key: value / num_updates for key, value in sums.items()}
+        return {NUM_UPDATES: num_updates, **{k: v / num_updates for k, v in sums.items()}}
 
     def _update_once(self) -> dict[str, torch.Tensor]:
         cfg, m, h = self.config, self.model, self.config.horizon

@@ -147,8 +147,8 @@ def test_update_changes_priorities_and_keeps_targets_slow() -> None:
 def test_first_update_catches_up_on_the_seed_steps() -> None:
     agent = TDMPC(TDMPCConfig(**TINY, seed=0), toy_spec(), "cpu")
     _fill(agent, steps=20)
-    agent.update(1)
-    assert agent.updates == 1 + 40  # one per stored transition (2 members x 20 steps)
+    assert agent.update(1)["num_updates"] == 1 + 40  # one per stored transition (2 x 20)
+    assert agent.updates == 41
     agent.update(1)
     assert agent.updates == 42
 
@@ -213,6 +213,9 @@ def test_resumed_run_matches_uninterrupted_run_with_cem(tmp_path) -> None:
     resumed = _train(240, 60, tmp_path, resume=middle, **kw)
     again = ckpt.load(resumed.checkpoint)["agent"]
     assert again["updates"] == final["updates"] > 100
+    # the runner counts every gradient update: 2 per engine step from env step 60 on, plus
+    # the catch-up's one per transition stored by then (60)
+    assert full.updates == resumed.updates == final["updates"] == 2 * 91 + 60
     for name, value in final["model"].items():
         assert torch.equal(again["model"][name], value), name
     assert torch.equal(again["replay"]["priority"], final["replay"]["priority"])
