@@ -295,13 +295,16 @@ class TrajectoryBuffer:
 
     # ------------------------------------------------------------------ windows
     def window_starts(self, horizon: int) -> torch.Tensor:
-        """``[M, T]`` bool: the slot's row starts ``horizon`` stored steps of one episode."""
-        slot = torch.arange(self.length, device=self.device)
+        """``[M, size]`` bool: the slot's row starts ``horizon`` stored steps of one episode.
+        Only the slots filled so far (``0 .. size-1``; all ``T`` once the buffer wrapped),
+        so that sampling costs the stored rows, not the capacity (1M for TD-MPC)."""
+        n = self.size
+        slot = torch.arange(n, device=self.device)
         last = self.steps - 1
         g = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
         g = g.expand(self.num_members, -1)
         filled = (g >= self.oldest) & (g >= 0)
-        key = self.episode % self.length
+        key = self.episode[:, :n] % self.length
         ep_last = self.ep_last.gather(1, key)
         return filled & (g + horizon - 1 <= ep_last)
 
@@ -315,14 +318,15 @@ class TrajectoryBuffer:
         if horizon < 1:
             raise ConfigError(f"window horizon must be >= 1, got {horizon}")
         valid = self.window_starts(horizon)
-        p = torch.where(valid, self.priority.clamp(min=1e-12) ** alpha, 0.0).reshape(-1)
+        n = valid.shape[1]
+        p = torch.where(valid, self.priority[:, :n].clamp(min=1e-12) ** alpha, 0.0).reshape(-1)
         total = p.sum()
         if not bool(total > 0):
             raise RuntimeError(f"no stored episode has {horizon} steps yet")
         cdf = torch.cumsum(p, 0)
         u = torch.rand(batch_size, generator=self.generator, device=self.device) * total
         flat = torch.searchsorted(cdf, u, right=True).clamp_(max=p.numel() - 1)
-        member, slot = flat // self.length, flat % self.length
+        member, slot = flat // n, flat % n
         last = self.steps - 1
         g0 = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
         offsets = torch.arange(horizon, device=self.device)
