@@ -61,6 +61,14 @@ def truncated_normal_action(
     if std <= 0:
         return mean
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return noisy_action(mean, std, noise, clip)
+
+
+def noisy_action(
+    mean: torch.Tensor, std: float, noise: torch.Tensor, clip: float = 0.3
+) -> torch.Tensor:
+    """:func:`truncated_normal_action` with its standard normal ``noise`` given: what a
+    compiled function takes (it draws no random numbers itself)."""
     x = mean + (noise * std).clamp(-clip, clip)
     clamped = x.clamp(-1.0 + 1e-6, 1.0 - 1e-6)
     return x + (clamped - x).detach()
