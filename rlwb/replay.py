@@ -204,7 +204,8 @@ class TrajectoryBuffer:
         self.ep_last = torch.zeros((m, t), dtype=torch.int64, device=dev)
         self.current = torch.zeros(m, dtype=torch.int64, device=dev)  # open episode id
         self.fresh = torch.ones(m, dtype=torch.bool, device=dev)  # next row starts it
-        self.max_priority = 1.0
+        # a 0-dim tensor on the device: updating it needs no host sync
+        self.max_priority = torch.ones((), dtype=torch.float32, device=dev)
         self.steps = 0  # add() calls so far: the next global step
         self._members = torch.arange(m, device=dev)
 
@@ -342,7 +343,7 @@ class TrajectoryBuffer:
         """Set the priority of rows ``(member, step)`` (e.g. a window's mean TD error)."""
         priority = priority.detach().to(self.device, torch.float32).clamp(min=1e-6)
         self.priority[member, self._slot(step)] = priority
-        self.max_priority = max(self.max_priority, float(priority.max()))
+        self.max_priority = torch.maximum(self.max_priority, priority.max())
 
     # ------------------------------------------------------------------ hindsight
     def hindsight_goals(
@@ -405,7 +406,7 @@ class TrajectoryBuffer:
             "capacity": self.capacity,
             "num_members": self.num_members,
             "steps": self.steps,
-            "max_priority": self.max_priority,
+            "max_priority": float(self.max_priority),
             "data": {k: v[:, order].cpu() for k, v in self.data.items()},
             "done": self.done[:, order].cpu(),
             "episode": self.episode[:, order].cpu(),
@@ -446,7 +447,7 @@ class TrajectoryBuffer:
         self.done[:, order] = done.to(dev)
         self.priority[:, order] = priority.to(dev, torch.float32)
         self.current, self.fresh = current.to(dev).clone(), fresh.to(dev).clone()
-        self.max_priority = float(max_priority)
+        self.max_priority = torch.tensor(float(max_priority), device=dev)
         # Episode tables from the rows: first and last global step of each stored episode.
         g = torch.arange(self.oldest, self.steps, device=dev).expand(members, -1)
         key = self.episode[:, order] % self.length
