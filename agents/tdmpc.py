@@ -320,9 +320,11 @@ class TDMPC(StepAgent):
         return int(min(cfg.horizon, h))
 
     # ------------------------------------------------------------------ acting
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
-        """Plan in latent space with MPPI; with ``explore``, add the plan's std as noise."""
+        """Plan in latent space with MPPI; with ``explore``, add the plan's std as noise.
+        Inference mode: planning records nothing for autograd (warm starts kept between
+        calls are only ever replaced, never changed in place)."""
         obs = obs.to(self.device, torch.float32)
         planner, horizon = self.planner, self.plan_horizon()
         if planner.config.horizon != horizon:  # the horizon schedule moved on
