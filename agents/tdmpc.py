@@ -393,8 +393,7 @@ class TDMPC(StepAgent):
         pi_noise = torch.randn((h + 1, b, a), generator=gen, device=self.device)
         if self._compiled and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
-        fields = ("obs", "action", "reward", "next_obs", "terminated", "weight")
-        loss, stats, priority, latents = self._model_loss(*(batch[k] for k in fields), td_noise)
+        loss, stats, priority, latents = self._model_loss(batch, td_noise)
         self._model_step.zero_grad()
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self._model_params, cfg.grad_clip)
@@ -412,22 +411,18 @@ class TDMPC(StepAgent):
         return {**stats, "pi_loss": pi_loss.detach(), "grad_norm": grad_norm.detach()}
 
     def _model_loss_eager(
-        self,
-        obs: torch.Tensor,
-        action: torch.Tensor,
-        reward: torch.Tensor,
-        next_obs: torch.Tensor,
-        terminated: torch.Tensor,
-        weight: torch.Tensor,
-        td_noise: torch.Tensor,
+        self, batch: dict[str, torch.Tensor], td_noise: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """TOLD's loss on windows ``[B, H, ...]``: (the loss to back-propagate, detached
-        statistics, new window priorities ``[B]``, the detached latents ``[H+1, B, L]``).
+        """TOLD's loss on a batch of windows ``[B, H, ...]`` (``sample_windows``): (the loss
+        to back-propagate, detached statistics, new window priorities ``[B]``, the detached
+        latents ``[H+1, B, L]``).
 
         The latents are rolled forward one step at a time (each needs the last); reward, Q
         and consistency terms then run on all H steps at once (one large matmul per layer
         instead of H small ones)."""
         cfg, m, h = self.config, self.model, self.config.horizon
+        obs, action, reward = batch["obs"], batch["action"], batch["reward"]
+        next_obs, terminated = batch["next_obs"], batch["terminated"]
         with torch.no_grad():
             next_z = m.encode(next_obs)  # [B, H, L]
             next_a = noisy_action(torch.tanh(m.pi(next_z)), cfg.min_std, td_noise)
@@ -450,7 +445,7 @@ class TDMPC(StepAgent):
             + cfg.reward_coef * reward_loss.clamp(max=1e4)
             + cfg.value_coef * value_loss.clamp(max=1e4)
         )
-        weighted = (total * weight).mean()
+        weighted = (total * batch["weight"]).mean()
         stats = {
             "consistency_loss": consistency.mean().detach(),
             "reward_loss": reward_loss.mean().detach(),
