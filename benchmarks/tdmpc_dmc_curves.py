@@ -145,8 +145,8 @@ def curves_table(task: str, runs: list[Run]) -> list[str]:
             + f" | {', '.join(map(str, theirs)) if theirs else '-'}"
             + f" | {_cell(statistics.mean(theirs) if theirs else None)} |"
         )
-    if not steps:
-        lines.append("| (no evaluation yet) |" + " |" * (len(seeds) + 3))
+    if not any(r.evals for r in runs):
+        lines.append("\nno rlwb evaluation in these runs yet (their progress: speed table)")
     for mark in (100_000, 500_000):
         if mark in official and mark > reached:
             mean = statistics.mean(official[mark])
