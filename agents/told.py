@@ -69,6 +69,8 @@ def noisy_action(
 ) -> torch.Tensor:
     """:func:`truncated_normal_action` with its standard normal ``noise`` given: what a
     compiled function takes (it draws no random numbers itself)."""
+    if std <= 0:
+        return mean
     x = mean + (noise * std).clamp(-clip, clip)
     clamped = x.clamp(-1.0 + 1e-6, 1.0 - 1e-6)
     return x + (clamped - x).detach()
