@@ -4,7 +4,8 @@ Reads run folders of ``rlwb train tdmpc_dmc`` (TensorBoard events and ``config.y
 converts the runner's steps (agent steps) to env steps (agent steps x action repeat, how
 the published curves count), and prints, per task, every evaluation of every seed beside
 the official TD-MPC returns at the same env step; then the speed of each run in env
-steps/s, from the wall-clock stamps of its TensorBoard events.
+steps/s, from the wall-clock stamps of its TensorBoard events and the modification times of
+its checkpoints (copy run folders with ``cp -p`` to keep them).
 
     python benchmarks/tdmpc_dmc_curves.py /work/runs-src/runs     # or any folder of runs
 
