@@ -38,10 +38,11 @@ Speed: one ``torch._foreach_lerp_`` for all target tensors, indices for all of a
 sync per step), Adam's fused kernel called directly (``rlwb.nn.FusedAdamStep``: bit-identical
 to ``Adam.step`` without its per-call regrouping), one torch thread on CPU, optional
 ``torch.compile`` of the networks, and on CUDA the whole gradient step captured once as a
-CUDA graph and replayed (not run yet: this work had no GPU). Measured on 2 CPU cores
-(HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against SB3's 14.0 ms; see
-``benchmarks/RESULTS.md``. Critic and target critic are not fused into one forward: they have
-different weights, and a stacked (bmm) forward would double the weight-gradient work.
+CUDA graph and replayed (``rlwb.nn.CudaGraphStep``; not run yet: this work had no GPU).
+Measured on 2 CPU cores (HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against
+SB3's 14.0 ms; see ``benchmarks/RESULTS.md``. Critic and target critic are not fused into one
+forward: they have different weights, and a stacked (bmm) forward would double the
+weight-gradient work.
 """
 
 from __future__ import annotations
