@@ -50,7 +50,7 @@ noise draws, the optimizer steps and the EMA stay eager outside the graphs, so w
 captured reads only its inputs and the parameters), on CPU inductor's kernels. On the
 authors' configuration the update and the plan are compute-bound (about 35 and 25 GFLOP);
 one CPU core does about 0.25 s per plan and 0.35 s per update (the update ~10% less than
-before these changes, the plan the same), and compile took another ~14% off the pair at
+before these changes, the plan the same), and compile took another 10-14% off the pair at
 about a minute of compile time (``benchmarks/RESULTS.md``): an option, off by default.
 """
 
