@@ -280,7 +280,8 @@ class TDMPC(StepAgent):
             mode = "reduce-overhead" if dev.type == "cuda" else None
             self._model_loss = torch.compile(self._model_loss_eager, mode=mode)
             self._policy_loss = torch.compile(self._policy_loss_eager, mode=mode)
-            self.latent_model.rollout = torch.compile(self.latent_model.rollout, mode=mode)
+            self._latent_rollout = torch.compile(self.latent_model.rollout, mode=mode)
+            self.latent_model.rollout = self._rollout_with_noise
 
     @property
     def replay(self) -> TrajectoryBuffer:
@@ -316,6 +317,16 @@ class TDMPC(StepAgent):
             momentum_std=False,
             execute="sample",
         )
+
+    def _rollout_with_noise(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The planner's ``model.rollout`` with ``compile``: the terminal value's policy noise
+        drawn first (the same numbers the eager rollout draws), then the compiled rollout."""
+        if self.world.noise_std <= 0:  # a noiseless policy: nothing to draw
+            return self._latent_rollout(states, actions)
+        b, n = actions.shape[:2]
+        shape = (b * n, self.spec.action_dim)
+        noise = torch.randn(shape, generator=self.generator, device=self.device)
+        return self._latent_rollout(states, actions, noise=noise)
 
     # ------------------------------------------------------------------ schedules
     def std_floor(self) -> float:

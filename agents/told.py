@@ -172,5 +172,10 @@ class TOLDWorld:
     def policy(self, z: torch.Tensor) -> torch.Tensor:
         return self.told.policy(z, self.noise_std, self.generator)
 
-    def value(self, z: torch.Tensor) -> torch.Tensor:
-        return self.told.min_q(z, self.policy(z))
+    def value(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``min Q(z, pi(z))``; the policy's standard normal ``noise`` drawn here unless
+        given (a compiled rollout gets it)."""
+        if noise is None:
+            return self.told.min_q(z, self.policy(z))
+        action = noisy_action(torch.tanh(self.told.pi(z)), self.noise_std, noise)
+        return self.told.min_q(z, action)
