@@ -38,10 +38,11 @@ Speed: one ``torch._foreach_lerp_`` for all target tensors, indices for all of a
 sync per step), Adam's fused kernel called directly (``rlwb.nn.FusedAdamStep``: bit-identical
 to ``Adam.step`` without its per-call regrouping), one torch thread on CPU, optional
 ``torch.compile`` of the networks, and on CUDA the whole gradient step captured once as a
-CUDA graph and replayed (not run yet: this work had no GPU). Measured on 2 CPU cores
-(HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against SB3's 14.0 ms; see
-``benchmarks/RESULTS.md``. Critic and target critic are not fused into one forward: they have
-different weights, and a stacked (bmm) forward would double the weight-gradient work.
+CUDA graph and replayed (``rlwb.nn.CudaGraphStep``; not run yet: this work had no GPU).
+Measured on 2 CPU cores (HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against
+SB3's 14.0 ms; see ``benchmarks/RESULTS.md``. Critic and target critic are not fused into one
+forward: they have different weights, and a stacked (bmm) forward would double the
+weight-gradient work.
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ from torch.nn import functional as F
 from rlwb.agent import StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
-from rlwb.nn import FusedAdamStep, fan_in_uniform_, mlp_block, soft_update_
+from rlwb.nn import (
+    CudaGraphStep,
+    FusedAdamStep,
+    fan_in_uniform_,
+    fused_adam_available,
+    mlp_block,
+    soft_update_,
+)
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
 from rlwb.replay import ReplayBuffer
 
@@ -273,7 +281,7 @@ class DDPG(StepAgent):
         self._source_stats = [b for m in online for b in m.buffers()]
 
         self._graphed = dev.type == "cuda" and config.cuda_graph
-        opt_kw: dict[str, Any] = {"fused": True} if _fused_adam_ok(dev) else {"foreach": True}
+        opt_kw: dict[str, Any] = {"fused": True} if fused_adam_available(dev) else {"foreach": True}
         if self._graphed:
             opt_kw["capturable"] = True
         weights = [p for p in self._critic_params if p.ndim > 1]
@@ -305,7 +313,7 @@ class DDPG(StepAgent):
             self._critic_fwd = torch.compile(self.critic)
             self._actor_target_fwd = torch.compile(self.actor_target)
             self._critic_target_fwd = torch.compile(self.critic_target)
-        self._step = _CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
+        self._step = CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
 
     @property
     def replay(self) -> ReplayBuffer:
@@ -442,7 +450,7 @@ class DDPG(StepAgent):
             self._actor_step.bind()
             self._critic_step.bind()
             if self._graphed:  # the optimizer state moved: capture again
-                self._step = _CudaGraphStep(self._gradient_step)
+                self._step = CudaGraphStep(self._gradient_step)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"DDPG checkpoint does not fit this agent: {exc}") from exc
         self.replay.load_state_dict(state["replay"])
@@ -471,26 +479,6 @@ def _check_version(state: dict[str, Any]) -> None:
         )
 
 
-def _fused_adam_ok(device: torch.device) -> bool:
-    """Fused Adam exists on CUDA, and on CPU in recent torch; probe once per device type."""
-    if device.type not in _FUSED_OK:
-        try:  # the kernel itself: Optimizer.step's first call imports torch._dynamo (seconds)
-            p = torch.zeros(1, device=device)
-            step = torch.zeros((), device=device)
-            torch._fused_adam_(
-                [p], [p.clone()], [p.clone()], [p.clone()], [], [step],
-                lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
-                amsgrad=False, maximize=False,
-            )  # fmt: skip
-            _FUSED_OK[device.type] = True
-        except (RuntimeError, ValueError, AttributeError):
-            _FUSED_OK[device.type] = False
-    return _FUSED_OK[device.type]
-
-
-_FUSED_OK: dict[str, bool] = {}
-
-
 def _make_noise(
     cfg: DDPGConfig, members: int, act_dim: int, dev: torch.device, gen: torch.Generator
 ) -> GaussianNoise | OrnsteinUhlenbeckNoise:
@@ -501,40 +489,3 @@ def _make_noise(
     if cfg.noise == "gaussian" and cfg.noise_sigma > 0:
         return GaussianNoise(members, act_dim, cfg.noise_sigma, device=dev, generator=gen)
     return NoNoise(members, act_dim, device=dev, generator=gen)
-
-
-class _CudaGraphStep:
-    """Runs a gradient step eagerly a few times (on a side stream), then captures it once
-    as a CUDA graph and afterwards only copies the batch in and replays.
-
-    Correct because the step reads nothing but its tensor arguments and module/optimizer
-    state that lives at fixed addresses (Adam must be ``capturable``). CUDA only.
-    """
-
-    warmup = 3
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-        self.calls = 0
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.inputs: tuple[torch.Tensor, ...] = ()
-        self.outputs: tuple[torch.Tensor, ...] = ()
-
-    def __call__(self, *batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.graph is None and self.calls < self.warmup:
-            self.calls += 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                out = self.fn(*batch)
-            torch.cuda.current_stream().wait_stream(side)
-            return out
-        if self.graph is None:
-            self.inputs = tuple(t.clone() for t in batch)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.outputs = self.fn(*self.inputs)
-        for static, value in zip(self.inputs, batch, strict=True):
-            static.copy_(value)
-        self.graph.replay()
-        return tuple(t.clone() for t in self.outputs)

@@ -61,6 +61,16 @@ def truncated_normal_action(
     if std <= 0:
         return mean
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return noisy_action(mean, std, noise, clip)
+
+
+def noisy_action(
+    mean: torch.Tensor, std: float, noise: torch.Tensor, clip: float = 0.3
+) -> torch.Tensor:
+    """:func:`truncated_normal_action` with its standard normal ``noise`` given: what a
+    compiled function takes (it draws no random numbers itself)."""
+    if std <= 0:
+        return mean
     x = mean + (noise * std).clamp(-clip, clip)
     clamped = x.clamp(-1.0 + 1e-6, 1.0 - 1e-6)
     return x + (clamped - x).detach()
@@ -162,5 +172,10 @@ class TOLDWorld:
     def policy(self, z: torch.Tensor) -> torch.Tensor:
         return self.told.policy(z, self.noise_std, self.generator)
 
-    def value(self, z: torch.Tensor) -> torch.Tensor:
-        return self.told.min_q(z, self.policy(z))
+    def value(self, z: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``min Q(z, pi(z))``; the policy's standard normal ``noise`` drawn here unless
+        given (a compiled rollout gets it)."""
+        if noise is None:
+            return self.told.min_q(z, self.policy(z))
+        action = noisy_action(torch.tanh(self.told.pi(z)), self.noise_std, noise)
+        return self.told.min_q(z, action)

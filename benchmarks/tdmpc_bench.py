@@ -1,5 +1,5 @@
 """TD-MPC: cost of one agent step (plan + update) and short learning runs, beside the
-published numbers.
+published numbers. Prints plans/s, updates/s and env steps/s.
 
 Speed: the authors' configuration (``TDMPCConfig()``) on cheetah-run's shapes (17-dim
 observation, 6-dim action; DMControl state), one member: milliseconds per ``act`` (6 MPPI
@@ -10,6 +10,7 @@ The small preset is measured the same way. Learning: ``--learn-task`` trains tha
 ``--learn-preset`` for ``--learn-steps`` agent steps per seed through ``rlwb.train``.
 
     python benchmarks/tdmpc_bench.py                              # speed only
+    python benchmarks/tdmpc_bench.py --compile --no-small         # eager vs torch.compile
     python benchmarks/tdmpc_bench.py --learn-task Pendulum-v1 --learn-steps 3000 --seeds 0 1
     python benchmarks/tdmpc_bench.py --learn-task cheetah-run --learn-preset official \
         --learn-steps 25000 --learn-starts 5000 --learn-action-repeat 4   # 100k env steps
@@ -49,6 +50,10 @@ class Args:
     """Timed calls per measurement (after one warm-up call)."""
     action_repeat: int = 4
     """Action repeat for the env-step conversion (cheetah-run: 4)."""
+    compile: bool = False
+    """Also time the official configuration with ``compile=True`` (torch.compile)."""
+    small: bool = True
+    """Also time ``TDMPCConfig.small()``."""
     learn_task: str | None = None
     learn_preset: str = "small"
     """small or official."""
@@ -130,16 +135,22 @@ def main() -> None:
     print(f"machine: {machine}, {os.cpu_count()} cores, torch {torch.__version__}, ", end="")
     print(f"agent torch threads {TDMPCConfig().torch_threads}, device {args.device}")
     k = args.action_repeat
-    print(f"| config | clock | act ms | update ms | agent steps/s | env steps/s (x{k}) | h/100k |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| config | clock | plan ms | update ms | plans/s | updates/s | agent steps/s | "
+          f"env steps/s (x{k}) | h/100k |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     kw = dict(seed=0, seed_updates=False)  # time single updates, not the seed catch-up
-    for name, cfg in (("official", TDMPCConfig(**kw)), ("small", TDMPCConfig.small(**kw))):
+    configs = [("official", TDMPCConfig(**kw))]
+    if args.compile:  # only when asked: a TDMPCConfig without the field is an older rlwb
+        configs.append(("official, compile", TDMPCConfig(**kw, compile=True)))
+    if args.small:
+        configs.append(("small", TDMPCConfig.small(**kw)))
+    for name, cfg in configs:
         timings = speed(cfg, args)
         for clock, (act, upd) in zip(("wall", "CPU"), zip(*timings, strict=True), strict=True):
             sps = 1.0 / (act + upd)
             env_sps = sps * args.action_repeat
-            print(f"| {name} | {clock} | {act * 1e3:.1f} | {upd * 1e3:.1f} | {sps:.2f} | "
-                  f"{env_sps:.2f} | {1e5 / env_sps / 3600:.1f} |")  # fmt: skip
+            cells = (act * 1e3, upd * 1e3, 1 / act, 1 / upd, sps, env_sps, 1e5 / env_sps / 3600)
+            print(f"| {name} | {clock} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
     if args.learn_task:
         print(f"\nlearning: {args.learn_task}, preset {args.learn_preset}, "
               f"{args.learn_steps} agent steps ({args.learn_starts} random)")  # fmt: skip

@@ -49,7 +49,11 @@ class LatentModel:
     def __init__(self, world: LatentWorld) -> None:
         self.world = world
 
-    def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def rollout(
+        self, states: torch.Tensor, actions: torch.Tensor, **value_inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Returns ``[B, N]``; ``value_inputs`` go to ``world.value`` (TD-MPC hands over its
+        policy noise drawn beforehand, so that a compiled rollout draws no random numbers)."""
         b, n, h, a = check_plan_shapes(states, actions)
         z = states.repeat_interleave(n, 0)
         flat = actions.reshape(b * n, h, a)
@@ -59,7 +63,7 @@ class LatentModel:
             ret = ret + weight * self.world.reward(z, flat[:, t])
             z = self.world.next(z, flat[:, t])
             weight *= self.world.discount
-        return (ret + weight * self.world.value(z)).reshape(b, n)
+        return (ret + weight * self.world.value(z, **value_inputs)).reshape(b, n)
 
     def policy_prior(
         self,

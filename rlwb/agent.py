@@ -23,6 +23,9 @@ import torch
 
 from rlwb.engine.base import Engine, EngineSpec
 
+#: Key of ``StepAgent.update``'s result that reports the gradient updates actually run.
+NUM_UPDATES = "num_updates"
+
 
 class Agent(ABC):
     """Common part: construction, acting, state for checkpoints."""
@@ -80,7 +83,9 @@ class StepAgent(Agent):
 
     @abstractmethod
     def update(self, num_updates: int) -> dict[str, float]:
-        """Run ``num_updates`` gradient updates; return scalars to log under ``losses/``."""
+        """Run ``num_updates`` gradient updates; return scalars to log under ``losses/``.
+        An agent that runs a different number (TD-MPC's catch-up on the seed steps) says how
+        many under the key :data:`NUM_UPDATES`: the runner counts that, and does not log it."""
 
     def episode_start(self, members: torch.Tensor) -> None:  # noqa: B027 - optional hook
         """Members (bool mask ``[B]``) that start a new episode (e.g. reset OU noise)."""

@@ -1,9 +1,10 @@
-"""Small network helpers shared by agents: MLP blocks, fan-in init, fused target updates."""
+"""Small network helpers shared by agents: MLP blocks, fan-in init, fused target updates,
+fused Adam steps and CUDA-graph capture of a gradient step."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -123,3 +124,60 @@ class FusedAdamStep:
                 found_inf=None,
                 **hyper,
             )
+
+
+def fused_adam_available(device: torch.device) -> bool:
+    """Fused Adam exists on CUDA, and on CPU in recent torch; probe once per device type."""
+    if device.type not in _FUSED_ADAM:
+        try:  # the kernel itself: Optimizer.step's first call imports torch._dynamo (seconds)
+            p = torch.zeros(1, device=device)
+            step = torch.zeros((), device=device)
+            torch._fused_adam_(
+                [p], [p.clone()], [p.clone()], [p.clone()], [], [step],
+                lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                amsgrad=False, maximize=False,
+            )  # fmt: skip
+            _FUSED_ADAM[device.type] = True
+        except (RuntimeError, ValueError, AttributeError):
+            _FUSED_ADAM[device.type] = False
+    return _FUSED_ADAM[device.type]
+
+
+_FUSED_ADAM: dict[str, bool] = {}
+
+
+class CudaGraphStep:
+    """Runs a gradient step eagerly a few times (on a side stream), then captures it once
+    as a CUDA graph and afterwards only copies the batch in and replays.
+
+    Correct because the step reads nothing but its tensor arguments and module/optimizer
+    state that lives at fixed addresses (Adam must be ``capturable``). CUDA only.
+    """
+
+    warmup = 3
+
+    def __init__(self, fn: Callable[..., tuple[torch.Tensor, ...]]) -> None:
+        self.fn = fn
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: tuple[torch.Tensor, ...] = ()
+        self.outputs: tuple[torch.Tensor, ...] = ()
+
+    def __call__(self, *batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.graph is None and self.calls < self.warmup:
+            self.calls += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.fn(*batch)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            self.inputs = tuple(t.clone() for t in batch)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = self.fn(*self.inputs)
+        for static, value in zip(self.inputs, batch, strict=True):
+            static.copy_(value)
+        self.graph.replay()
+        return tuple(t.clone() for t in self.outputs)

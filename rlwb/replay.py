@@ -204,7 +204,8 @@ class TrajectoryBuffer:
         self.ep_last = torch.zeros((m, t), dtype=torch.int64, device=dev)
         self.current = torch.zeros(m, dtype=torch.int64, device=dev)  # open episode id
         self.fresh = torch.ones(m, dtype=torch.bool, device=dev)  # next row starts it
-        self.max_priority = 1.0
+        # a 0-dim tensor on the device: updating it needs no host sync
+        self.max_priority = torch.ones((), dtype=torch.float32, device=dev)
         self.steps = 0  # add() calls so far: the next global step
         self._members = torch.arange(m, device=dev)
 
@@ -295,13 +296,16 @@ class TrajectoryBuffer:
 
     # ------------------------------------------------------------------ windows
     def window_starts(self, horizon: int) -> torch.Tensor:
-        """``[M, T]`` bool: the slot's row starts ``horizon`` stored steps of one episode."""
-        slot = torch.arange(self.length, device=self.device)
+        """``[M, size]`` bool: the slot's row starts ``horizon`` stored steps of one episode.
+        Only the slots filled so far (``0 .. size-1``; all ``T`` once the buffer wrapped),
+        so that sampling costs the stored rows, not the capacity (1M for TD-MPC)."""
+        n = self.size
+        slot = torch.arange(n, device=self.device)
         last = self.steps - 1
         g = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
         g = g.expand(self.num_members, -1)
         filled = (g >= self.oldest) & (g >= 0)
-        key = self.episode % self.length
+        key = self.episode[:, :n] % self.length
         ep_last = self.ep_last.gather(1, key)
         return filled & (g + horizon - 1 <= ep_last)
 
@@ -315,14 +319,15 @@ class TrajectoryBuffer:
         if horizon < 1:
             raise ConfigError(f"window horizon must be >= 1, got {horizon}")
         valid = self.window_starts(horizon)
-        p = torch.where(valid, self.priority.clamp(min=1e-12) ** alpha, 0.0).reshape(-1)
+        n = valid.shape[1]
+        p = torch.where(valid, self.priority[:, :n].clamp(min=1e-12) ** alpha, 0.0).reshape(-1)
         total = p.sum()
         if not bool(total > 0):
             raise RuntimeError(f"no stored episode has {horizon} steps yet")
         cdf = torch.cumsum(p, 0)
         u = torch.rand(batch_size, generator=self.generator, device=self.device) * total
         flat = torch.searchsorted(cdf, u, right=True).clamp_(max=p.numel() - 1)
-        member, slot = flat // self.length, flat % self.length
+        member, slot = flat // n, flat % n
         last = self.steps - 1
         g0 = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
         offsets = torch.arange(horizon, device=self.device)
@@ -338,7 +343,7 @@ class TrajectoryBuffer:
         """Set the priority of rows ``(member, step)`` (e.g. a window's mean TD error)."""
         priority = priority.detach().to(self.device, torch.float32).clamp(min=1e-6)
         self.priority[member, self._slot(step)] = priority
-        self.max_priority = max(self.max_priority, float(priority.max()))
+        self.max_priority = torch.maximum(self.max_priority, priority.max())
 
     # ------------------------------------------------------------------ hindsight
     def hindsight_goals(
@@ -401,7 +406,7 @@ class TrajectoryBuffer:
             "capacity": self.capacity,
             "num_members": self.num_members,
             "steps": self.steps,
-            "max_priority": self.max_priority,
+            "max_priority": float(self.max_priority),
             "data": {k: v[:, order].cpu() for k, v in self.data.items()},
             "done": self.done[:, order].cpu(),
             "episode": self.episode[:, order].cpu(),
@@ -442,7 +447,7 @@ class TrajectoryBuffer:
         self.done[:, order] = done.to(dev)
         self.priority[:, order] = priority.to(dev, torch.float32)
         self.current, self.fresh = current.to(dev).clone(), fresh.to(dev).clone()
-        self.max_priority = float(max_priority)
+        self.max_priority = torch.tensor(float(max_priority), device=dev)
         # Episode tables from the rows: first and last global step of each stored episode.
         g = torch.arange(self.oldest, self.steps, device=dev).expand(members, -1)
         key = self.episode[:, order] % self.length

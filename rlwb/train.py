@@ -41,7 +41,7 @@ import tyro
 
 import rlwb
 from rlwb import checkpoint as ckpt
-from rlwb.agent import Agent, IterationAgent, StepAgent, act_on
+from rlwb.agent import NUM_UPDATES, Agent, IterationAgent, StepAgent, act_on
 from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
 from rlwb.engine import Engine, make_engine
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
@@ -695,8 +695,9 @@ def _env_step(run: _Run, logger: RunLogger) -> None:
         n = int(counters.utd_accumulator)
         if n > 0:
             counters.utd_accumulator -= n
-            run.last_losses = dict(agent.update(n) or {})
-            counters.updates += n
+            losses = dict(agent.update(n) or {})
+            counters.updates += int(losses.pop(NUM_UPDATES, n))
+            run.last_losses = losses
 
 
 # ---------------------------------------------------------------------- experiments

@@ -135,6 +135,7 @@ def test_update_changes_priorities_and_keeps_targets_slow() -> None:
     enc_before = [p.clone() for p in agent.target.encoder.parameters()]
     losses = agent.update(2)
     assert set(losses) >= {"consistency_loss", "reward_loss", "value_loss", "pi_loss"}
+    assert losses.pop("num_updates") == 2
     assert all(torch.isfinite(v) for v in losses.values())
     assert not torch.equal(agent.replay.priority, before)
     # EMA every 2nd update with tau 0.01: the target moved, but only by ~1% of the way.
@@ -147,10 +148,30 @@ def test_update_changes_priorities_and_keeps_targets_slow() -> None:
 def test_first_update_catches_up_on_the_seed_steps() -> None:
     agent = TDMPC(TDMPCConfig(**TINY, seed=0), toy_spec(), "cpu")
     _fill(agent, steps=20)
-    agent.update(1)
-    assert agent.updates == 1 + 40  # one per stored transition (2 members x 20 steps)
+    assert agent.update(1)["num_updates"] == 1 + 40  # one per stored transition (2 x 20)
+    assert agent.updates == 41
     agent.update(1)
     assert agent.updates == 42
+
+
+def test_compiled_update_and_plan_match_eager() -> None:
+    """``compile=True`` (inductor here; CUDA graphs on CUDA) computes what eager does: the
+    same losses over two updates (same windows, same noise) and the same planned actions."""
+    cfg = dict(TINY, seed=0, seed_updates=False)
+    eager = TDMPC(TDMPCConfig(**cfg), toy_spec(), "cpu")
+    compiled = TDMPC(TDMPCConfig(**cfg, compile=True), toy_spec(), "cpu")
+    assert compiled._model_loss is not compiled._model_loss_eager
+    obs = torch.randn(2, 3)
+    results = []
+    for agent in (eager, compiled):
+        _fill(agent)
+        losses = agent.update(2)
+        agent.steps = 1_000  # full horizon
+        results.append((losses, agent.act(obs, explore=True)))
+    (le, ae), (lc, ac) = results
+    for key in ("consistency_loss", "reward_loss", "value_loss", "pi_loss", "grad_norm"):
+        assert torch.allclose(le[key], lc[key], rtol=1e-4, atol=1e-6), key
+    assert torch.allclose(ae, ac, atol=1e-4)
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -213,6 +234,9 @@ def test_resumed_run_matches_uninterrupted_run_with_cem(tmp_path) -> None:
     resumed = _train(240, 60, tmp_path, resume=middle, **kw)
     again = ckpt.load(resumed.checkpoint)["agent"]
     assert again["updates"] == final["updates"] > 100
+    # the runner counts every gradient update: 2 per engine step from env step 60 on, plus
+    # the catch-up's one per transition stored by then (60)
+    assert full.updates == resumed.updates == final["updates"] == 2 * 91 + 60
     for name, value in final["model"].items():
         assert torch.equal(again["model"][name], value), name
     assert torch.equal(again["replay"]["priority"], final["replay"]["priority"])
