@@ -554,7 +554,7 @@ class Engine(ABC):
                 act = actions[:, t]
             else:
                 with self._policy_context():
-                    act = actions(obs)
+                    act = self._act(actions, obs, live)
             act = self.check_action(act, (n, self.action_dim))
             if live is None:
                 obs, reward, term, info = self._advance(act)
@@ -578,6 +578,16 @@ class Engine(ABC):
         stack = [torch.stack(list(x), dim=1) for x in zip(*outs, strict=True)]
         info_t = {k: torch.stack(v, dim=1) for k, v in infos.items()}
         return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
+
+    def _act(self, policy: Policy, obs: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
+        """The closed-loop policy's actions. Once only ``live`` members run, a policy with
+        ``act_some(obs[live], live, num_envs)`` (a population of networks, see
+        :meth:`rlwb.policies.PopulationMLP.act_some`) computes only theirs; the ended
+        members' rows are zero (never executed)."""
+        if live is None or not hasattr(policy, "act_some"):
+            return policy(obs)
+        some = policy.act_some(obs[live], live, self.num_envs)
+        return some.new_zeros((self.num_envs, *some.shape[1:])).index_put_((live,), some)
 
     def _snapshot(self) -> Any:
         """Everything ``rollout`` must put back: the members' states, current observation
