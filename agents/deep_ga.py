@@ -22,8 +22,8 @@ Validation episodes count against the frame budget (``env_steps``, the runner's
 ``total_steps``), as in the paper. The budget is never exceeded: a generation starts only if
 it fits even when every episode runs to the horizon (:meth:`DeepGA.worst_case_frames`), so a
 run stops at most one such worst-case generation short of it (episodes that end early, as
-Humanoid's falls, leave more unused); a budget below one generation is a ConfigError. The population size is this config's ``population``, not
-the runner's ``num_envs``.
+Humanoid's falls, leave more unused); a budget below one generation is a ConfigError. The
+population size is this config's ``population``, not the runner's ``num_envs``.
 
 GA-NS (``novelty=True``): children are ranked by novelty instead of reward (the behaviour is
 the final (x, y), see :mod:`rlwb.agents.ga_evaluation`; novelty and archive in

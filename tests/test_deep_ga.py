@@ -101,8 +101,8 @@ def test_population_rollout_of_live_members_matches_stepping_every_member() -> N
     state = start_states(engine, 0)
     calls = []
     act_some = net.act_some
-    net.act_some = lambda obs, members, batch: calls.append(len(members)) or act_some(
-        obs, members, batch
+    net.act_some = lambda obs, members, batch: (
+        calls.append(len(members)) or act_some(obs, members, batch)
     )
     with torch.no_grad():
         fast = engine.rollout(net, horizon=60, init_state=state)
