@@ -79,6 +79,7 @@ class PopulationMLP(nn.Module):
             "params", torch.zeros(population, self.num_params, dtype=dtype, device=device)
         )
         self._subset: tuple | None = None  # (params id and version, rows, params[rows])
+        self._buffer: torch.Tensor | None = None  # what the cached params[rows] are copied to
 
     @property
     def population(self) -> int:
@@ -152,5 +153,17 @@ class PopulationMLP(nn.Module):
                 return rows, params
         if 2 * len(needed) >= self.population:
             return None, self.params
-        self._subset = (source, needed, self.params[needed])
-        return needed, self._subset[2]
+        rows = self._gather_buffer(len(needed))
+        torch.index_select(self.params, 0, needed, out=rows)
+        self._subset = (source, needed, rows)
+        return needed, rows
+
+    def _gather_buffer(self, count: int) -> torch.Tensor:
+        """``[count, D]`` rows of one buffer kept across rollouts: a fresh allocation of
+        this size each time costs more in page faults than the copy itself."""
+        buffer = self._buffer
+        if buffer is None or len(buffer) < count or buffer.dtype != self.params.dtype:
+            buffer = self._buffer = self.params.new_empty(
+                (max(count, self.population // 2), self.num_params)
+            )
+        return buffer[:count]

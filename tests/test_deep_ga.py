@@ -90,9 +90,9 @@ def test_act_some_equals_the_full_forward_on_shrinking_member_sets() -> None:
 
 
 def test_population_rollout_of_live_members_matches_stepping_every_member() -> None:
-    # Humanoid members fall at different steps; once under 3/4 run, the engine asks the
-    # population for the live members' actions only (act_some). Same results as a policy
-    # without act_some with every member stepped.
+    # Humanoid members fall at different steps; once one has, the engine asks the population
+    # for the live members' actions only (act_some), and steps only them once under 3/4 run.
+    # Same results as a policy without act_some with every member stepped.
     engine = make_engine("Humanoid-v5", 24, backend="mujoco", seed=0)
     spec = engine.spec
     net = PopulationMLP(spec.observation_shape[0], spec.action_dim, (32,), 24,
@@ -109,7 +109,7 @@ def test_population_rollout_of_live_members_matches_stepping_every_member() -> N
         engine.step_live_only = False
         slow = engine.rollout(lambda obs: net(obs), horizon=60, init_state=state)
     assert 1 < len(set(fast.lengths.tolist())) and int(fast.lengths.min()) < 45
-    assert calls and max(calls) < 18 and min(calls) >= 1  # asked for live members only
+    assert calls and max(calls) < 24 and min(calls) >= 1  # asked for live members only
     assert torch.equal(fast.lengths, slow.lengths)
     torch.testing.assert_close(fast.returns, slow.returns)
 

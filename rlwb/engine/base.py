@@ -549,12 +549,13 @@ class Engine(ABC):
         infos: dict[str, list[torch.Tensor]] = {}
         taken = []
         live = None  # int64 indices of the members still running, once few enough are
+        acting = None  # int64 indices of the members still running, once any has ended
         for t in range(horizon):
             if isinstance(actions, torch.Tensor):
                 act = actions[:, t]
             else:
                 with self._policy_context():
-                    act = self._act(actions, obs, live)
+                    act = self._act(actions, obs, acting)
             act = self.check_action(act, (n, self.action_dim))
             if live is None:
                 obs, reward, term, info = self._advance(act)
@@ -569,8 +570,9 @@ class Engine(ABC):
             running = int(alive.sum())
             if running == 0:
                 break
+            acting = alive.nonzero().squeeze(1) if running < n else None
             if self._steps_subsets and self.step_live_only and running * LIVE_STEPPING_SHARE < n:
-                live = alive.nonzero().squeeze(1)
+                live = acting
         if not outs:  # horizon 0
             none = obs[:, None][:, :0]
             flat = none.new_zeros(n, 0)
@@ -583,7 +585,7 @@ class Engine(ABC):
         """The closed-loop policy's actions. Once only ``live`` members run, a policy with
         ``act_some(obs[live], live, num_envs)`` (a population of networks, see
         :meth:`rlwb.policies.PopulationMLP.act_some`) computes only theirs; the ended
-        members' rows are zero (never executed)."""
+        members' rows are zero (placeholders the rollout rules never read)."""
         if live is None or not hasattr(policy, "act_some"):
             return policy(obs)
         some = policy.act_some(obs[live], live, self.num_envs)

@@ -117,7 +117,7 @@ def assemble(
         ran = 0
     else:
         ran = obs.shape[1]
-    obs, reward = _pad(obs, horizon, True), _pad(reward, horizon, False)
+    reward = _pad(reward, horizon, False)  # obs stay [N, ran, ...]: padded only if recorded
     term = _pad(term, horizon, False)
     trunc_raw = truncation(elapsed0, horizon, limit, term)
     ended = term | trunc_raw if stop_on_truncation else term
@@ -133,6 +133,7 @@ def assemble(
     final_obs = torch.where(expand_mask(lengths > 0, obs0), obs[rows, last], obs0)
     observations = None
     if record_obs:
+        obs = _pad(obs, horizon, True)
         frozen = torch.minimum(torch.arange(horizon, device=dev)[None, :], last[:, None])
         after = obs[rows[:, None], frozen]
         after = torch.where(expand_mask(lengths > 0, after), after, obs0[:, None])
