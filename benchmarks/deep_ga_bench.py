@@ -6,15 +6,16 @@ rlwb: the Deep GA's evaluator (one closed-loop rollout of the ``mujoco`` engine,
 driven by network i, batched matmuls; physics on the engine's threads, one per core, only
 for members still running; the policy on one torch thread, only for networks whose member
 still runs). EvoTorch (``pip install evotorch``): ``VecGymNE`` with the same 2 x 256 tanh
-MLP on Gymnasium envs, in each configuration of EVOTORCH_MODES: one process with 1 or 2
-torch threads (its envs step one after another), or 2 Ray actors (one process per core;
-evotorch 0.6.1's actors fail on ray 2.60, so not by default).
+MLP on Gymnasium envs in one process, timed with each of ``--evotorch-threads`` torch
+threads (its envs step one after another on one core). Its other multi-core option, Ray
+actors (``num_actors``), fails with evotorch 0.6.1 on ray 2.60 (TypeError in
+``actor.call``), so it is not measured.
 Both evaluate the same parameter vectors (our flat layout mapped to ``nn.Linear``'s);
 frames are executed env steps. Each round times one evaluation of every contender, so
 they see the same load; the ratio is against the best EvoTorch configuration of the round.
 
     python benchmarks/deep_ga_bench.py                         # HalfCheetah-v5, Humanoid-v5
-    python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --rounds 3 --evotorch "2 threads"
+    python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --rounds 3 --evotorch-threads 1
     python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --no-falls --horizon 200
 """
 
@@ -26,7 +27,7 @@ import time
 
 import torch
 
-from rlwb.agents.ga_evaluation import LocalEvaluator
+from rlwb.agents.ga_evaluation import LocalEvaluator, start_states
 from rlwb.agents.ga_genome import Genomes
 from rlwb.engine import make_engine
 from rlwb.policies import PopulationMLP
@@ -64,7 +65,7 @@ class RlwbEvaluation:
         engine, net, seeds, self.params = population(task, size, hidden, **kwargs)
         self.genomes = [[s] for s in seeds]
         self.evaluator = LocalEvaluator(engine.spawn, net, horizon)
-        self.evaluator.evaluate(self.params, self.genomes, 1, seed=0)  # warm-up: builds engines
+        start_states(self.evaluator.engines.get(size), 0)  # warm-up: builds the engine
 
     def __call__(self) -> tuple[float, float]:
         torch.set_num_threads(1)
@@ -100,44 +101,35 @@ def same_network(net: PopulationMLP) -> torch.nn.Module:
 
 
 class EvoTorchEvaluation:
-    """EvoTorch's ``VecGymNE`` on the same networks: ``threads`` torch threads in this
-    process (its Gymnasium envs step on one), or ``actors`` Ray actors (one process per
-    core, each with its own envs and one torch thread). Built and warmed up once."""
+    """EvoTorch's ``VecGymNE`` on the same networks, in this process (its Gymnasium envs
+    step one after another; the policy runs on the torch threads of each call). Built and
+    warmed up once (the warm-up evaluation creates its envs)."""
 
-    def __init__(self, task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs,
-                 threads: int, actors: int) -> None:  # fmt: skip
+    def __init__(self, task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs):
         from evotorch.neuroevolution import VecGymNE
 
         _, net, _, params = population(task, size, hidden, **kwargs)
-        self.threads, self.size = threads, size
+        self.size = size
         self.problem = VecGymNE(
             task,
             same_network(net),
             env_config={"max_episode_steps": horizon, **kwargs},
-            max_num_envs=size // max(actors, 1),
-            num_actors=actors or None,
+            max_num_envs=size,
+            num_actors=None,
             device="cpu",
         )
         self.batch = self.problem.generate_batch(size)
         self.batch.set_values(torch_layout(net, params))
-        self.problem.evaluate(self.problem.generate_batch(size))  # warm-up: envs (and actors)
+        self.problem.evaluate(self.problem.generate_batch(size))  # warm-up: builds the envs
 
-    def __call__(self) -> tuple[float, float]:
-        torch.set_num_threads(self.threads)
+    def __call__(self, threads: int) -> tuple[float, float]:
+        torch.set_num_threads(threads)
         before = self.problem.interaction_count
         start = time.perf_counter()
         self.problem.evaluate(self.batch)
         elapsed = time.perf_counter() - start
         frames = self.problem.interaction_count - before
         return frames / elapsed, frames / self.size
-
-
-EVOTORCH_MODES = {  # name: (torch threads, Ray actors)
-    "1 thread": (1, 0),
-    "2 threads": (2, 0),
-    "2 Ray actors": (1, 2),  # fails with evotorch 0.6.1 on ray 2.60 (TypeError in actor.call)
-}
-DEFAULT_MODES = ["1 thread", "2 threads"]
 
 
 def main() -> None:
@@ -147,8 +139,8 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds")
     parser.add_argument(
-        "--evotorch", nargs="*", default=DEFAULT_MODES, choices=list(EVOTORCH_MODES),
-        help="EvoTorch configurations to measure (none: rlwb only)",
+        "--evotorch-threads", nargs="*", type=int, default=[1, 2],
+        help="torch thread counts to time EvoTorch with (none: rlwb only)",
     )  # fmt: skip
     parser.add_argument(
         "--no-falls", action="store_true",
@@ -175,21 +167,23 @@ def main() -> None:
         kwargs = NO_FALLS if args.no_falls and "Humanoid" in task else {}
         size, horizon = args.population, args.horizon
         ours = RlwbEvaluation(task, size, horizon, hidden, kwargs)
-        theirs = {
-            name: EvoTorchEvaluation(task, size, horizon, hidden, kwargs, *EVOTORCH_MODES[name])
-            for name in args.evotorch
-        }
+        theirs = (
+            EvoTorchEvaluation(task, size, horizon, hidden, kwargs)
+            if args.evotorch_threads
+            else None
+        )
         ratios = []
         for r in range(args.rounds):
             fps, length = ours()
             best = 0.0
-            for name, evaluation in theirs.items():
-                their_fps, their_length = evaluation()
+            for threads in args.evotorch_threads if theirs else []:
+                their_fps, their_length = theirs(threads)
                 best = max(best, their_fps)
+                name = f"{threads} torch thread{'s' if threads > 1 else ''}"
                 print(f"| {task} | {r + 1} | {fps:,.0f} | {name} | {their_fps:,.0f} | "
                       f"{fps / their_fps:.2f} | {length:.0f} / {their_length:.0f} |",
                       flush=True)  # fmt: skip
-            if not theirs:
+            if theirs is None:
                 print(f"| {task} | {r + 1} | {fps:,.0f} | - | - | - | {length:.0f} |", flush=True)
             else:
                 ratios.append(fps / best)
