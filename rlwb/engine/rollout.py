@@ -16,7 +16,9 @@ whole horizon at once (mujoco threads, warp graphs). :func:`assemble` turns them
   after (the reference loop stops there);
 * a stepping loop may stop simulating members that have ended (``Engine._step_some``):
   their raw rows after the end are placeholders the rules above never read, and a
-  closed-loop policy sees their final observation from then on.
+  closed-loop policy sees their final observation from then on (one with ``act_some``,
+  a population of networks, is asked only for the members still running: the ended
+  members' actions are zero).
 
 :func:`repeat_step` owns action repeat (``k`` task steps per engine step) the same way.
 """
