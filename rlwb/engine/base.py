@@ -582,10 +582,10 @@ class Engine(ABC):
         return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
 
     def _act(self, policy: Policy, obs: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
-        """The closed-loop policy's actions. Once only ``live`` members run, a policy with
-        ``act_some(obs[live], live, num_envs)`` (a population of networks, see
-        :meth:`rlwb.policies.PopulationMLP.act_some`) computes only theirs; the ended
-        members' rows are zero (placeholders the rollout rules never read)."""
+        """The closed-loop policy's actions. Once some members have ended (``live``: the
+        others), a policy with ``act_some(obs[live], live, num_envs)`` (a population of
+        networks, see :meth:`rlwb.policies.PopulationMLP.act_some`) computes only theirs;
+        the ended members' rows are zero (placeholders the rollout rules never read)."""
         if live is None or not hasattr(policy, "act_some"):
             return policy(obs)
         some = policy.act_some(obs[live], live, self.num_envs)
