@@ -131,8 +131,9 @@ class PopulationMLP(nn.Module):
         Why: a closed-loop rollout whose members end early (Humanoid falls) would otherwise
         read every network's weights each step for the few still running. The networks
         computed are a cached row subset of ``params`` (a superset of those needed, gathered
-        again only once it is twice too large), so a shrinking live set costs at most about
-        two extra gathers of the population's weights per rollout.
+        again only once it is twice too large; every network while half or more are
+        needed), so the gathers of a shrinking live set copy at most the population's
+        weights once per rollout in all.
         """
         m = self._members_per_network(batch)
         nets, slot = members // m, members % m
@@ -153,16 +154,17 @@ class PopulationMLP(nn.Module):
                 return rows, params
         if 2 * len(needed) >= self.population:
             return None, self.params
-        rows = self._gather_buffer(len(needed))
-        torch.index_select(self.params, 0, needed, out=rows)
-        self._subset = (source, needed, rows)
-        return needed, rows
+        gathered = self._gather_buffer(len(needed))
+        torch.index_select(self.params, 0, needed, out=gathered)
+        self._subset = (source, needed, gathered)
+        return needed, gathered
 
     def _gather_buffer(self, count: int) -> torch.Tensor:
         """``[count, D]`` rows of one buffer kept across rollouts: a fresh allocation of
         this size each time costs more in page faults than the copy itself."""
         buffer = self._buffer
-        if buffer is None or len(buffer) < count or buffer.dtype != self.params.dtype:
+        like = (self.params.dtype, self.params.device)
+        if buffer is None or len(buffer) < count or (buffer.dtype, buffer.device) != like:
             buffer = self._buffer = self.params.new_empty(
                 (max(count, self.population // 2), self.num_params)
             )
