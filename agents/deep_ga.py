@@ -19,8 +19,11 @@ One generation (the paper's Algorithm 1):
 4. Parents of the next generation: the elite, then the best T - 1 other children.
 
 Validation episodes count against the frame budget (``env_steps``, the runner's
-``total_steps``), as in the paper. The population size is this config's ``population``, not
-the runner's ``num_envs``.
+``total_steps``), as in the paper. The budget is never exceeded: a generation starts only if
+it fits even when every episode runs to the horizon (:meth:`DeepGA.worst_case_frames`), so a
+run stops at most one such worst-case generation short of it (episodes that end early, as
+Humanoid's falls, leave more unused); a budget below one generation is a ConfigError. The
+population size is this config's ``population``, not the runner's ``num_envs``.
 
 GA-NS (``novelty=True``): children are ranked by novelty instead of reward (the behaviour is
 the final (x, y), see :mod:`rlwb.agents.ga_evaluation`; novelty and archive in
@@ -60,7 +63,7 @@ from typing import Any
 import torch
 
 from rlwb.agent import IterationAgent
-from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult
+from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult, horizon_of
 from rlwb.agents.ga_genome import Genomes
 from rlwb.agents.ga_novelty import grow_archive, novelty
 from rlwb.engine import Engine
@@ -223,8 +226,25 @@ class DeepGA(IterationAgent):
         params = self.genomes.mutate(self.parent_params[pick.to(self.device)], seeds)
         return genomes, params
 
-    def iterate(self, engine: Engine) -> dict[str, float]:
+    def worst_case_frames(self, engine: Engine) -> int:
+        """Env steps of one generation if every episode ran to the horizon (its most)."""
+        cfg, carried = self.config, int(self.generation > 0)
+        candidates = min(cfg.elite_candidates - carried, cfg.population - 1) + carried
+        members = (cfg.population - 1) * cfg.episodes + candidates * cfg.elite_episodes
+        return members * horizon_of(engine, cfg.horizon)
+
+    def iterate(self, engine: Engine) -> dict[str, float] | None:
         cfg, start = self.config, time.perf_counter()
+        if self.step_budget is not None:
+            worst = self.worst_case_frames(engine)
+            if self.env_steps + worst > self.step_budget:
+                if self.generation == 0:
+                    raise ConfigError(
+                        f"total_steps={self.step_budget:,} is less than one Deep GA "
+                        f"generation can use ({worst:,} env steps if every episode runs to "
+                        "the horizon): raise it, or lower population, episodes or horizon"
+                    )
+                return None  # the next generation might overshoot: the run ends here
         evaluator = self.evaluator(engine)
         genomes, params = self._children(cfg.population - 1)
         pop_seed, val_seed = torch.randint(2**31, (2,), generator=self.generator).tolist()

@@ -1,27 +1,33 @@
 """Deep GA population evaluation speed: rlwb against EvoTorch, same network, population, task.
 
-One evaluation = every network of a population runs one episode (capped at ``--horizon``
-steps). rlwb: the Deep GA's evaluator (one closed-loop rollout of the ``mujoco`` engine,
-member i driven by network i, batched matmuls). EvoTorch (``pip install evotorch``):
-``VecGymNE`` with the same 2 x 256 tanh MLP on ``--population`` Gymnasium envs, no Ray
-actors. Both evaluate the same parameter vectors (our flat layout mapped to ``nn.Linear``'s);
-frames are executed env steps. Humanoid's fall termination is off by default
-(``terminate_when_unhealthy=False`` in both): random networks fall within ~30 steps, and a
-rollout's cost is set by its longest episode, which differs between the libraries' start
-states; without falls both run every episode to the horizon. Same torch threads for both.
+One evaluation = every network of a population runs one episode (at most ``--horizon``
+steps) of the task as registered (Humanoid-v5 ends an episode when the humanoid falls).
+rlwb: the Deep GA's evaluator (one closed-loop rollout of the ``mujoco`` engine, member i
+driven by network i, batched matmuls; physics on the engine's threads, one per core, only
+for members still running; the policy on one torch thread, only for networks whose member
+still runs). EvoTorch (``pip install evotorch``): ``VecGymNE`` with the same 2 x 256 tanh
+MLP on Gymnasium envs in one process, timed with each of ``--evotorch-threads`` torch
+threads (its envs step one after another on one core). Its other multi-core option, Ray
+actors (``num_actors``), fails with evotorch 0.6.1 on ray 2.60 (TypeError in
+``actor.call``), so it is not measured.
+Both evaluate the same parameter vectors (our flat layout mapped to ``nn.Linear``'s);
+frames are executed env steps. Each round times one evaluation of every contender, so
+they see the same load; the ratio is against the best EvoTorch configuration of the round.
 
     python benchmarks/deep_ga_bench.py                         # HalfCheetah-v5, Humanoid-v5
-    python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --population 512 --horizon 200
+    python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --rounds 3 --evotorch-threads 1
+    python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --no-falls --horizon 200
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
 
-from rlwb.agents.ga_evaluation import LocalEvaluator
+from rlwb.agents.ga_evaluation import LocalEvaluator, start_states
 from rlwb.agents.ga_genome import Genomes
 from rlwb.engine import make_engine
 from rlwb.policies import PopulationMLP
@@ -51,17 +57,25 @@ def torch_layout(net: PopulationMLP, params: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
-def rlwb_fps(
-    task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs: dict
-) -> tuple[float, float]:
-    engine, net, seeds, params = population(task, size, hidden, **kwargs)
-    evaluator = LocalEvaluator(engine.spawn, net, horizon)
-    evaluator.evaluate(params[:2], [[s] for s in seeds[:2]], 1, seed=0)  # warm-up
-    start = time.perf_counter()
-    result = evaluator.evaluate(params, [[s] for s in seeds], 1, seed=1)
-    elapsed = time.perf_counter() - start
-    evaluator.close()
-    return result.frames / elapsed, float(result.lengths.to(torch.float64).mean())
+class RlwbEvaluation:
+    """The Deep GA's evaluator on the ``mujoco`` engine (its physics threads: one per core)
+    with torch on one thread; built and warmed up once, timed per call."""
+
+    def __init__(self, task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs):
+        engine, net, seeds, self.params = population(task, size, hidden, **kwargs)
+        self.genomes = [[s] for s in seeds]
+        self.evaluator = LocalEvaluator(engine.spawn, net, horizon)
+        start_states(self.evaluator.engines.get(size), 0)  # warm-up: builds the engine
+
+    def __call__(self) -> tuple[float, float]:
+        torch.set_num_threads(1)
+        start = time.perf_counter()
+        result = self.evaluator.evaluate(self.params, self.genomes, 1, seed=1)
+        elapsed = time.perf_counter() - start
+        return result.frames / elapsed, float(result.lengths.to(torch.float64).mean())
+
+    def close(self) -> None:
+        self.evaluator.close()
 
 
 class Bounds(torch.nn.Module):
@@ -86,28 +100,36 @@ def same_network(net: PopulationMLP) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
-def evotorch_fps(
-    task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs: dict
-) -> tuple[float, float]:
-    from evotorch.neuroevolution import VecGymNE
+class EvoTorchEvaluation:
+    """EvoTorch's ``VecGymNE`` on the same networks, in this process (its Gymnasium envs
+    step one after another; the policy runs on the torch threads of each call). Built and
+    warmed up once (the warm-up evaluation creates its envs)."""
 
-    _, net, _, params = population(task, size, hidden, **kwargs)
-    problem = VecGymNE(
-        task,
-        same_network(net),
-        env_config={"max_episode_steps": horizon, **kwargs},
-        max_num_envs=size,
-        num_actors=None,
-        device="cpu",
-    )
-    problem.evaluate(problem.generate_batch(size))  # warm-up: builds the envs
-    batch, before = problem.generate_batch(size), problem.interaction_count
-    batch.set_values(torch_layout(net, params))
-    start = time.perf_counter()
-    problem.evaluate(batch)
-    elapsed = time.perf_counter() - start
-    frames = problem.interaction_count - before
-    return frames / elapsed, frames / size
+    def __init__(self, task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs):
+        from evotorch.neuroevolution import VecGymNE
+
+        _, net, _, params = population(task, size, hidden, **kwargs)
+        self.size = size
+        self.problem = VecGymNE(
+            task,
+            same_network(net),
+            env_config={"max_episode_steps": horizon, **kwargs},
+            max_num_envs=size,
+            num_actors=None,
+            device="cpu",
+        )
+        self.batch = self.problem.generate_batch(size)
+        self.batch.set_values(torch_layout(net, params))
+        self.problem.evaluate(self.problem.generate_batch(size))  # warm-up: builds the envs
+
+    def __call__(self, threads: int) -> tuple[float, float]:
+        torch.set_num_threads(threads)
+        before = self.problem.interaction_count
+        start = time.perf_counter()
+        self.problem.evaluate(self.batch)
+        elapsed = time.perf_counter() - start
+        frames = self.problem.interaction_count - before
+        return frames / elapsed, frames / self.size
 
 
 def main() -> None:
@@ -115,12 +137,15 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["HalfCheetah-v5", "Humanoid-v5"])
     parser.add_argument("--population", type=int, default=256)
     parser.add_argument("--horizon", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-evotorch", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds")
     parser.add_argument(
-        "--terminate", action="store_true",
-        help="keep Humanoid's fall termination (default off: every episode runs the horizon, "
-        "so both libraries do the same work; random networks fall within ~30 steps)",
+        "--evotorch-threads", nargs="*", type=int, default=[1, 2],
+        help="torch thread counts to time EvoTorch with (none: rlwb only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-falls", action="store_true",
+        help="Humanoid without fall termination (terminate_when_unhealthy=False in both): "
+        "every episode runs the horizon, lying on the floor",
     )  # fmt: skip
     parser.add_argument(
         "--step-every-member", action="store_true",
@@ -128,26 +153,44 @@ def main() -> None:
         "step only live members), for a before/after comparison in one run",
     )  # fmt: skip
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     if args.step_every_member:
         from rlwb.engine.base import Engine
 
         Engine.step_live_only = False
     hidden = (256, 256)
     print(f"population {args.population}, 2x256 tanh MLP, horizon {args.horizon}, "
-          f"{args.threads} torch threads")  # fmt: skip
-    print("| task | rlwb frames/s | EvoTorch frames/s | ratio | mean length (rlwb/EvoTorch) |")
-    print("|---|---:|---:|---:|---:|")
+          f"{os.cpu_count()} cores; rlwb: engine physics threads + 1 torch thread")  # fmt: skip
+    print("| task | round | rlwb frames/s | EvoTorch config | EvoTorch frames/s | ratio "
+          "| mean length (rlwb / EvoTorch) |")  # fmt: skip
+    print("|---|---:|---:|---|---:|---:|---:|")
     for task in args.tasks:
-        kwargs = {} if args.terminate or "Humanoid" not in task else NO_FALLS
-        ours, length = rlwb_fps(task, args.population, args.horizon, hidden, kwargs)
-        theirs, their_length = (
-            (float("nan"), float("nan")) if args.no_evotorch
-            else evotorch_fps(task, args.population, args.horizon, hidden, kwargs)
-        )  # fmt: skip
-        ratio = ours / theirs
-        lengths = f"{length:.0f} / {their_length:.0f}"
-        print(f"| {task} | {ours:,.0f} | {theirs:,.0f} | {ratio:.2f} | {lengths} |", flush=True)
+        kwargs = NO_FALLS if args.no_falls and "Humanoid" in task else {}
+        size, horizon = args.population, args.horizon
+        ours = RlwbEvaluation(task, size, horizon, hidden, kwargs)
+        theirs = (
+            EvoTorchEvaluation(task, size, horizon, hidden, kwargs)
+            if args.evotorch_threads
+            else None
+        )
+        ratios = []
+        for r in range(args.rounds):
+            fps, length = ours()
+            best = 0.0
+            for threads in args.evotorch_threads if theirs else []:
+                their_fps, their_length = theirs(threads)
+                best = max(best, their_fps)
+                name = f"{threads} torch thread{'s' if threads > 1 else ''}"
+                print(f"| {task} | {r + 1} | {fps:,.0f} | {name} | {their_fps:,.0f} | "
+                      f"{fps / their_fps:.2f} | {length:.0f} / {their_length:.0f} |",
+                      flush=True)  # fmt: skip
+            if theirs is None:
+                print(f"| {task} | {r + 1} | {fps:,.0f} | - | - | - | {length:.0f} |", flush=True)
+            else:
+                ratios.append(fps / best)
+        if ratios:
+            print(f"{task}: rlwb / best EvoTorch per round: "
+                  + ", ".join(f"{x:.2f}" for x in ratios), flush=True)  # fmt: skip
+        ours.close()
 
 
 if __name__ == "__main__":

@@ -94,10 +94,15 @@ class StepAgent(Agent):
 class IterationAgent(Agent):
     """An agent trained in whole iterations (a GA generation) over the engine."""
 
+    step_budget: int | None = None
+    """Env steps the whole run may use (the runner sets its ``total_steps``; None: no
+    limit). An agent that honours it never goes past it and returns None from ``iterate``
+    once no iteration fits in what is left, which ends the run."""
+
     @abstractmethod
-    def iterate(self, engine: Engine) -> dict[str, float]:
-        """One iteration; returns scalars to log. Must count env steps it used in
-        ``self.env_steps``."""
+    def iterate(self, engine: Engine) -> dict[str, float] | None:
+        """One iteration; returns scalars to log (None: no iteration fits the budget left,
+        nothing was done). Must count env steps it used in ``self.env_steps``."""
 
 
 def act_on(agent: Agent, engine: Engine, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:

@@ -78,6 +78,8 @@ class PopulationMLP(nn.Module):
         self.register_buffer(
             "params", torch.zeros(population, self.num_params, dtype=dtype, device=device)
         )
+        self._subset: tuple | None = None  # (params id and version, rows, params[rows])
+        self._buffer: torch.Tensor | None = None  # what the cached params[rows] are copied to
 
     @property
     def population(self) -> int:
@@ -96,17 +98,74 @@ class PopulationMLP(nn.Module):
         if params.ndim != 2 or params.shape[1] != self.num_params:
             raise ValueError(f"params must be [P, {self.num_params}], got {tuple(params.shape)}")
         self.params = params.to(self.params.device, self.params.dtype)
+        self._subset = None
+
+    def _mlp(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``x[R, m, in] -> action[R, m, A]`` with network r's weights ``params[r]``."""
+        r = params.shape[0]
+        last = len(self.layout) - 1
+        for k, (w_off, b_off, fan_in, fan_out) in enumerate(self.layout):
+            weight = params[:, w_off:b_off].view(r, fan_in, fan_out)
+            bias = params[:, b_off : b_off + fan_out].unsqueeze(1)
+            x = torch.baddbmm(bias, x, weight)
+            x = torch.tanh(x) if k == last else self.activation(x)
+        return x * self.scale + self.shift
+
+    def _members_per_network(self, batch: int) -> int:
+        p = self.population
+        if batch % p:
+            raise ValueError(f"batch of {batch} is not a multiple of population {p}")
+        return batch // p
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs[P * m, ...] -> action[P * m, A]``; member i is driven by network i // m."""
-        p = self.population
-        if obs.shape[0] % p:
-            raise ValueError(f"batch of {obs.shape[0]} is not a multiple of population {p}")
-        x = obs.reshape(p, obs.shape[0] // p, -1).to(self.params.dtype)
-        last = len(self.layout) - 1
-        for k, (w_off, b_off, fan_in, fan_out) in enumerate(self.layout):
-            weight = self.params[:, w_off:b_off].view(p, fan_in, fan_out)
-            bias = self.params[:, b_off : b_off + fan_out].unsqueeze(1)
-            x = torch.baddbmm(bias, x, weight)
-            x = torch.tanh(x) if k == last else self.activation(x)
-        return (x * self.scale + self.shift).reshape(obs.shape[0], -1)
+        p, m = self.population, self._members_per_network(obs.shape[0])
+        x = obs.reshape(p, m, -1).to(self.params.dtype)
+        return self._mlp(self.params, x).reshape(obs.shape[0], -1)
+
+    def act_some(self, obs: torch.Tensor, members: torch.Tensor, batch: int) -> torch.Tensor:
+        """Actions of only ``members`` (sorted int64 ``[K]``) of a ``batch = P * m`` batch,
+        from their observations ``obs[K, ...]``: what ``forward(all_obs)[members]`` gives,
+        computing only the networks that drive them.
+
+        Why: a closed-loop rollout whose members end early (Humanoid falls) would otherwise
+        read every network's weights each step for the few still running. The networks
+        computed are a cached row subset of ``params`` (a superset of those needed, gathered
+        again only once it is twice too large; every network while half or more are
+        needed), so the gathers of a shrinking live set copy at most the population's
+        weights once per rollout in all.
+        """
+        m = self._members_per_network(batch)
+        nets, slot = members // m, members % m
+        rows, params = self._rows_covering(torch.unique_consecutive(nets))
+        pos = torch.searchsorted(rows, nets) if rows is not None else nets
+        x = obs.new_zeros((params.shape[0], m, self.sizes[0]), dtype=self.params.dtype)
+        x[pos, slot] = obs.reshape(len(members), -1).to(self.params.dtype)
+        return self._mlp(params, x)[pos, slot]
+
+    def _rows_covering(self, needed: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(rows, params[rows])`` with ``rows`` a sorted superset of ``needed`` no more
+        than twice its size (``rows`` None: every network); cached between calls."""
+        source = (self.params.data_ptr(), self.params._version)
+        if self._subset is not None and self._subset[0] == source:
+            rows, params = self._subset[1:]
+            found = torch.searchsorted(rows, needed).clamp(max=len(rows) - 1)
+            if bool((rows[found] == needed).all()) and 2 * len(needed) >= len(rows):
+                return rows, params
+        if 2 * len(needed) >= self.population:
+            return None, self.params
+        gathered = self._gather_buffer(len(needed))
+        torch.index_select(self.params, 0, needed, out=gathered)
+        self._subset = (source, needed, gathered)
+        return needed, gathered
+
+    def _gather_buffer(self, count: int) -> torch.Tensor:
+        """``[count, D]`` rows of one buffer kept across rollouts: a fresh allocation of
+        this size each time costs more in page faults than the copy itself."""
+        buffer = self._buffer
+        like = (self.params.dtype, self.params.device)
+        if buffer is None or len(buffer) < count or (buffer.dtype, buffer.device) != like:
+            buffer = self._buffer = self.params.new_empty(
+                (max(count, self.population // 2), self.num_params)
+            )
+        return buffer[:count]

@@ -600,7 +600,10 @@ def _loop(run: _Run) -> TrainResult:
                 if isinstance(run.agent, StepAgent):
                     _env_step(run, logger)
                 else:
+                    run.agent.step_budget = cfg.total_steps
                     metrics = run.agent.iterate(run.engine)
+                    if metrics is None:  # no iteration fits in the steps left
+                        break
                     counters.iterations += 1
                     counters.env_steps = int(run.agent.env_steps)
                     if counters.env_steps <= before:

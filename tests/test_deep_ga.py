@@ -11,7 +11,7 @@ import torch
 
 from rlwb import checkpoint as ckpt
 from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
-from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult
+from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult, start_states
 from rlwb.agents.ga_ray import ShardWorker, shards
 from rlwb.engine import make_engine
 from rlwb.errors import ConfigError
@@ -67,6 +67,71 @@ def test_population_module_drives_member_i_with_network_i_div_m() -> None:
     assert out.abs().max() <= 2.0
     with pytest.raises(ValueError, match="multiple"):
         net(torch.zeros(4, 3))
+
+
+def test_act_some_equals_the_full_forward_on_shrinking_member_sets() -> None:
+    # A rollout's live members only shrink; act_some gathers a row subset of the weights and
+    # reuses it while it is no more than twice what is needed.
+    gen = torch.Generator().manual_seed(1)
+    bounds = torch.full((2,), -1.0), torch.full((2,), 1.0)
+    for p, m in ((16, 1), (6, 3)):
+        net = PopulationMLP(4, 2, (8,), p, *bounds)
+        net.set_params(torch.randn(p, net.num_params, generator=gen))
+        obs = torch.randn(p * m, 4, generator=gen)
+        full = net(obs)
+        members = torch.arange(p * m)
+        while len(members):
+            torch.testing.assert_close(net.act_some(obs[members], members, p * m), full[members])
+            keep = torch.rand(len(members), generator=gen) < 0.6
+            members = members[keep]
+        net.set_params(net.params + 1.0)  # a new population invalidates the cached rows
+        members = torch.tensor([0, p * m - 1])
+        torch.testing.assert_close(net.act_some(obs[members], members, p * m), net(obs)[members])
+
+
+def test_population_rollout_of_live_members_matches_stepping_every_member() -> None:
+    # Humanoid members fall at different steps; once one has, the engine asks the population
+    # for the live members' actions only (act_some), and steps only them once under 3/4 run.
+    # Same results as a policy without act_some with every member stepped.
+    engine = make_engine("Humanoid-v5", 24, backend="mujoco", seed=0)
+    spec = engine.spec
+    net = PopulationMLP(spec.observation_shape[0], spec.action_dim, (32,), 24,
+                        spec.action_low, spec.action_high)  # fmt: skip
+    net.set_params(torch.randn(24, net.num_params, generator=torch.Generator().manual_seed(0)))
+    state = start_states(engine, 0)
+    calls = []
+    act_some = net.act_some
+    net.act_some = lambda obs, members, batch: (
+        calls.append(len(members)) or act_some(obs, members, batch)
+    )
+    with torch.no_grad():
+        fast = engine.rollout(net, horizon=60, init_state=state)
+        engine.step_live_only = False
+        slow = engine.rollout(lambda obs: net(obs), horizon=60, init_state=state)
+    assert 1 < len(set(fast.lengths.tolist())) and int(fast.lengths.min()) < 45
+    assert calls and max(calls) < 24 and min(calls) >= 1  # asked for live members only
+    assert torch.equal(fast.lengths, slow.lengths)
+    torch.testing.assert_close(fast.returns, slow.returns)
+
+
+def test_the_frame_budget_is_never_exceeded(tmp_path) -> None:
+    # Pendulum episodes never end early: a generation is 15 * 50 + 3 * 2 * 50 frames (then
+    # 2 + 1 elite candidates: the same). A budget of 3.5 generations runs 3 and stops.
+    cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 0, "horizon": 50})
+    per_gen = 15 * 50 + 3 * 2 * 50
+
+    def run(steps: int):
+        tc = TrainConfig(task="Pendulum-v1", total_steps=steps, eval_every=0,
+                         checkpoint_every=0, eval_episodes=2, run_dir=str(tmp_path),
+                         progress=False)  # fmt: skip
+        return train(DeepGA, cfg, tc)
+
+    result = run(int(3.5 * per_gen))
+    assert result.env_steps == 3 * per_gen
+    assert ckpt.load(result.checkpoint)["agent"]["generation"] == 3
+    assert run(3 * per_gen).env_steps == 3 * per_gen  # exactly fits: all three run
+    with pytest.raises(ConfigError, match="total_steps"):
+        run(per_gen - 1)
 
 
 def test_seed_list_rebuild_is_bit_identical_and_compact() -> None:

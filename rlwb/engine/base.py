@@ -559,12 +559,13 @@ class Engine(ABC):
         infos: dict[str, list[torch.Tensor]] = {}
         taken = []
         live = None  # int64 indices of the members still running, once few enough are
+        acting = None  # int64 indices of the members still running, once any has ended
         for t in range(horizon):
             if isinstance(actions, torch.Tensor):
                 act = actions[:, t]
             else:
                 with self._policy_context():
-                    act = actions(obs)
+                    act = self._act(actions, obs, acting)
             act = self.check_action(act, (n, self.action_dim))
             if live is None:
                 obs, reward, term, info = self._advance(act)
@@ -579,8 +580,9 @@ class Engine(ABC):
             running = int(alive.sum())
             if running == 0:
                 break
+            acting = alive.nonzero().squeeze(1) if running < n else None
             if self._steps_subsets and self.step_live_only and running * LIVE_STEPPING_SHARE < n:
-                live = alive.nonzero().squeeze(1)
+                live = acting
         if not outs:  # horizon 0
             none = obs[:, None][:, :0]
             flat = none.new_zeros(n, 0)
@@ -588,6 +590,16 @@ class Engine(ABC):
         stack = [torch.stack(list(x), dim=1) for x in zip(*outs, strict=True)]
         info_t = {k: torch.stack(v, dim=1) for k, v in infos.items()}
         return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
+
+    def _act(self, policy: Policy, obs: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
+        """The closed-loop policy's actions. Once some members have ended (``live``: the
+        others), a policy with ``act_some(obs[live], live, num_envs)`` (a population of
+        networks, see :meth:`rlwb.policies.PopulationMLP.act_some`) computes only theirs;
+        the ended members' rows are zero (placeholders the rollout rules never read)."""
+        if live is None or not hasattr(policy, "act_some"):
+            return policy(obs)
+        some = policy.act_some(obs[live], live, self.num_envs)
+        return some.new_zeros((self.num_envs, *some.shape[1:])).index_put_((live,), some)
 
     def _snapshot(self) -> Any:
         """Everything ``rollout`` must put back: the members' states, current observation

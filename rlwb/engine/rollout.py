@@ -16,7 +16,9 @@ whole horizon at once (mujoco threads, warp graphs). :func:`assemble` turns them
   after (the reference loop stops there);
 * a stepping loop may stop simulating members that have ended (``Engine._step_some``):
   their raw rows after the end are placeholders the rules above never read, and a
-  closed-loop policy sees their final observation from then on.
+  closed-loop policy sees their final observation from then on (one with ``act_some``,
+  a population of networks, is asked only for the members still running: the ended
+  members' actions are zero).
 
 :func:`repeat_step` owns action repeat (``k`` task steps per engine step) the same way.
 """
@@ -117,7 +119,7 @@ def assemble(
         ran = 0
     else:
         ran = obs.shape[1]
-    obs, reward = _pad(obs, horizon, True), _pad(reward, horizon, False)
+    reward = _pad(reward, horizon, False)  # obs stay [N, ran, ...]: padded only if recorded
     term = _pad(term, horizon, False)
     trunc_raw = truncation(elapsed0, horizon, limit, term)
     ended = term | trunc_raw if stop_on_truncation else term
@@ -133,6 +135,7 @@ def assemble(
     final_obs = torch.where(expand_mask(lengths > 0, obs0), obs[rows, last], obs0)
     observations = None
     if record_obs:
+        obs = _pad(obs, horizon, True)
         frozen = torch.minimum(torch.arange(horizon, device=dev)[None, :], last[:, None])
         after = obs[rows[:, None], frozen]
         after = torch.where(expand_mask(lengths > 0, after), after, obs0[:, None])
