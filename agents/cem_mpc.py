@@ -28,6 +28,7 @@ CEM and MPPI at the same budget 0-40% (``benchmarks/RESULTS.md``; ``tests/test_c
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,9 +59,18 @@ class CEMMPCConfig:
     torch_threads: int = 1
     """torch.set_num_threads at construction on CPU (0: leave it): small tensor ops, and
     intra-op threads on a shared machine wait on each other (see DDPGConfig)."""
+    rest_tie_break: float = 0.0
+    """A deviation for survival-only rewards, off (0) by default: a terminal value
+    ``-w (1 - exp(-mean(final_obs^2)))`` in ``(-w, 0]``, ``w < 1``, added to candidates still
+    alive at the horizon's end. With rewards of 1 per step it never outweighs one more
+    step survived: it only orders plans that survive equally long, preferring the one that
+    ends nearer the zero observation (InvertedPendulum: the cart centred, the pole upright
+    and at rest). See :func:`rest_value`."""
 
     def validate(self) -> None:
         self.planner.validate()
+        if not 0 <= self.rest_tie_break < 1:
+            raise ConfigError(f"rest_tie_break must lie in [0, 1), got {self.rest_tie_break!r}")
         if isinstance(self.replan_every, bool) or not isinstance(self.replan_every, int):
             raise ConfigError(f"replan_every must be an integer, got {self.replan_every!r}")
         if not 1 <= self.replan_every <= self.planner.horizon:
@@ -68,6 +78,27 @@ class CEMMPCConfig:
                 f"replan_every must lie in [1, horizon={self.planner.horizon}], "
                 f"got {self.replan_every}"
             )
+
+
+def pendulum_preset() -> CEMMPCConfig:
+    """InvertedPendulum-v5 (survival reward only): CEM 30 x 20 x 2 with ``std_ramp``, kept
+    elites, the best sequence executed and the rest tie-break (benchmarks/RESULTS.md)."""
+    planner = SamplingConfig(
+        method="cem", samples=30, horizon=20, iterations=2, elites=6, init_std=0.4,
+        min_std=0.02, std_ramp=8.0, keep_elites=0.34, execute="best",
+    )  # fmt: skip
+    return CEMMPCConfig(planner=planner, rest_tie_break=0.5)
+
+
+def rest_value(weight: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Terminal value ``final_obs [M, ...] -> [M]`` in ``(-weight, 0]``: minus ``weight``
+    times a saturating distance of the final observation from zero."""
+
+    def value(final_obs: torch.Tensor) -> torch.Tensor:
+        sq = final_obs.reshape(final_obs.shape[0], -1).square().mean(1)
+        return -weight * (1 - torch.exp(-sq))
+
+    return value
 
 
 class PlanTimer:
@@ -101,7 +132,8 @@ class CEMMPC(StepAgent):
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )
-        self.model = EngineModel(spec, seed=config.seed)
+        value = rest_value(config.rest_tie_break) if config.rest_tie_break > 0 else None
+        self.model = EngineModel(spec, terminal_value=value, seed=config.seed)
         self.timer = PlanTimer()
         self._plan: torch.Tensor | None = None  # [B, H, A] last plan, task units
         self._since = 0  # steps executed from the current plan

@@ -19,6 +19,7 @@ runner's ``learning_starts`` random steps play the paper's initial random episod
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,7 +35,7 @@ from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 from rlwb.planners.task_rewards import task_reward
 from rlwb.replay import ReplayBuffer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the ensemble's output normalisation
 
 
 @dataclass
@@ -50,7 +51,11 @@ class PETSConfig:
     train_every: int = 250
     """Env steps between model training rounds."""
     train_steps: int = 200
-    """Gradient steps per training round."""
+    """Gradient steps per training round (at least; see ``train_epochs``)."""
+    train_epochs: float = 0.0
+    """If > 0, a round takes at least this many passes over the replay in batches of
+    ``ensemble.batch_size`` (mbrl-lib trains up to 25 epochs each round on HalfCheetah),
+    so training grows with the data; 0: ``train_steps`` only."""
     holdout: float = 0.1
     """Fraction of transitions kept out of training to measure one-step error."""
     capacity: int = 200_000
@@ -66,6 +71,8 @@ class PETSConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"PETS {name} must be an integer >= 1, got {value!r}")
+        if not self.train_epochs >= 0:
+            raise ConfigError(f"train_epochs must be >= 0, got {self.train_epochs!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must lie in (0, 1), got {self.holdout!r}")
 
@@ -142,9 +149,12 @@ class PETS(StepAgent):
 
     def train_model(self, steps: int | None = None) -> dict[str, float]:
         """One training round: refit input normalisation, ``steps`` bootstrap Adam steps."""
-        steps = self.config.train_steps if steps is None else steps
+        if steps is None:
+            per_epoch = len(self.replay) / self.config.ensemble.batch_size
+            steps = max(self.config.train_steps, math.ceil(self.config.train_epochs * per_epoch))
         data = {k: v[: len(self.replay)] for k, v in self.replay.data.items()}
-        self.ensemble.fit_normalizer(data["obs"], data["action"])
+        targets = self.ensemble.targets(data["obs"], data["next_obs"], data["reward"])
+        self.ensemble.fit_normalizer(data["obs"], data["action"], targets)
         e, batch = self.config.ensemble.members, self.config.ensemble.batch_size
         idx = torch.randint(
             len(self.replay), (steps, e, batch), generator=self.generator, device=self.device
