@@ -12,9 +12,20 @@ Logged through ``update`` (``losses/*``): ``model_nll`` (training Gaussian NLL),
 ``model_holdout_mse`` (one-step next-observation error on held-out transitions),
 ``plan_ms_per_step``.
 
-Deviations from the paper: training is a fixed number of gradient steps per round, not
-epochs to convergence with early stopping; no elite subset of ensemble members; the
-runner's ``learning_starts`` random steps play the paper's initial random episode(s).
+Deviations from the paper: training is a fixed number of gradient steps per round
+(``train_steps``, or ``train_epochs`` passes over the replay, as mbrl-lib's fixed epoch
+count), not epochs to convergence with early stopping; no elite subset of ensemble members;
+held-out transitions are kept out of training (mbrl-lib's HalfCheetah uses none); the
+runner's ``learning_starts`` random steps play the paper's initial random episode(s);
+``ensemble.normalize_targets`` optionally standardises the targets (see EnsembleConfig).
+
+Audit against PETS / mbrl-lib (HalfCheetah, 2026-12-01): deltas are predicted (as both),
+inputs normalised (as both), rewards from observations (mbrl-lib learns the cheetah's; the
+next-step x velocity here ranks 30-step returns of random sequences like the true reward,
+rank correlation 0.99), TS-inf, CEM in the normalised action range with a shifted warm start
+(as mbrl-lib). What held HalfCheetah back was the model: 200 Adam steps per 1000 env steps
+left the one-step error high and the 30-step return predictions unrelated to the truth
+(benchmarks/RESULTS.md); ``train_epochs`` and standardised targets address that.
 """
 
 from __future__ import annotations

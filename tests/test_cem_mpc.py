@@ -51,7 +51,7 @@ def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps():
     assert bool(truncated.all())  # the 1000-step time limit, reached upright
 
 
-def test_rest_tie_break_orders_only_equal_survivors():
+def test_rest_value_is_below_one_step_and_prefers_rest():
     """The rest value lies in (-w, 0] (never worth a step of survival) and is larger nearer
     the zero observation; a weight outside [0, 1) is refused."""
     value = rest_value(0.5)
