@@ -8,8 +8,12 @@ one batched call. The agent learns nothing: ``observe``/``update`` only report p
 
 It plans with the real engine's state, so ``needs_engine_state`` is True: the runner,
 evaluation, ``rlwb eval`` and ``rlwb.agent.act_on`` pass ``state=engine.get_state()``. A
-member whose state says it is at step 0 of an episode starts without a warm start, so the
-planner needs no episode hooks (evaluation calls none).
+member starts without a warm start at ``episode_start`` (the runner and evaluation call it)
+and, for loops that do not, when its state's elapsed-step count becomes 0. Inside
+``engine.rollout`` (how evaluation runs) that count stays at 0 for the whole episode; an
+earlier version took every such step as a new episode, dropped the warm start and kept
+elites at each step and fell in evaluation (121 and 862 steps at seed 11) while the same
+planner's training episodes survived.
 
 Deviations / choices: ``explore`` is ignored (MPC acts the same in training and evaluation);
 with ``replan_every = k > 1`` the plan's next actions are executed for k steps and the warm
@@ -139,6 +143,12 @@ class CEMMPC(StepAgent):
         self.timer = PlanTimer()
         self._plan: torch.Tensor | None = None  # [B, H, A] last plan, task units
         self._since = 0  # steps executed from the current plan
+        self._elapsed: torch.Tensor | None = None  # [B] elapsed steps at the last call
+
+    def episode_start(self, members: torch.Tensor) -> None:
+        """Members in ``members`` start an episode: no warm start, replan at the next act."""
+        self.planner.reset(members.to(self.device))
+        self._plan, self._elapsed = None, None
 
     def act(
         self, obs: torch.Tensor, explore: bool = False, state: torch.Tensor | None = None
@@ -149,7 +159,13 @@ class CEMMPC(StepAgent):
                 "or rlwb.agent.act_on(agent, engine, obs)"
             )
         b, k = state.shape[0], self.config.replan_every
-        fresh = state[:, -1] == 0  # elapsed steps: the member starts an episode
+        elapsed = state[:, -1]
+        fresh = elapsed == 0  # the member starts an episode ...
+        if self._elapsed is not None and self._elapsed.shape == elapsed.shape:
+            # ... unless it was at 0 already: inside ``engine.rollout`` (evaluation,
+            # ``rlwb eval``) the elapsed count stays at its value before the rollout
+            fresh = fresh & (self._elapsed != 0)
+        self._elapsed = elapsed.clone()
         stale = self._plan is None or self._plan.shape[0] != b or self._since >= k
         if not stale and bool(fresh.any()):
             stale = True

@@ -83,6 +83,29 @@ def test_planning_agent_needs_the_engine_state():
     assert act_on(agent, engine, obs).shape == (2, 1)
 
 
+def test_evaluation_rollout_keeps_the_warm_start():
+    """Inside ``engine.rollout`` (how evaluation runs) the state's elapsed-step count stays
+    0: the agent must still treat the steps as one episode, forgetting its warm start only
+    at ``episode_start`` and the first step, not at every step (which made the pendulum
+    preset fall in evaluation while its training episodes survived)."""
+    from rlwb.policies import policy_of
+
+    engine = make_engine("InvertedPendulum-v5", 2, backend="mujoco", seed=0)
+    agent = _cem(engine)
+    forgets = []
+    reset = agent.planner.reset
+
+    def spy(mask=None):
+        forgets.append(mask is None or bool(torch.as_tensor(mask).any()))
+        reset(mask)
+
+    agent.planner.reset = spy
+    engine.reset(seed=0)
+    agent.episode_start(torch.ones(2, dtype=torch.bool))
+    engine.rollout(policy_of(agent, engine), horizon=6)
+    assert len(forgets) == 1 + 6 and not any(forgets[2:])  # hook, first act, then none
+
+
 def test_replan_every_k_reuses_the_plan_and_bad_k_is_rejected():
     engine = make_engine("Pendulum-v1", 2, backend="torch", seed=0)
     agent = CEMMPC(
