@@ -39,9 +39,9 @@ def test_true_model_cem_keeps_inverted_pendulum_up_for_1000_steps():
     +-0.2 rad for the whole 1000-step episode in both members of a batch at seed 21, a
     seed fixed before the test first ran, not selected (random actions last ~5-60 steps).
     The reward is survival only and nothing keeps the cart off its rail at +-1 m: the
-    preset plans 40 steps, ramps the std, keeps elites, executes the best sequence and
+    preset plans 20 steps, ramps the std, keeps elites, executes the best sequence and
     orders equally long survivors by nearness to rest (benchmarks/RESULTS.md: every
-    episode of seeds 11-25 survived)."""
+    episode measured on seeds 11-21 survived)."""
     engine = make_engine("InvertedPendulum-v5", 2, backend="mujoco", seed=21)
     agent = CEMMPC(dataclasses.replace(pendulum_preset(), seed=21), engine.spec, "cpu")
     obs = engine.reset(seed=21)
