@@ -151,9 +151,14 @@ class PETS(StepAgent):
             self.replay.add(**{k: v[~held] for k, v in batch.items()})
 
     def update(self, num_updates: int) -> dict[str, float]:
-        """Counts env steps; trains the ensemble every ``train_every`` of them."""
+        """Counts env steps; trains the ensemble at the first call (the runner's first
+        after ``learning_starts``, so the first planned step already uses a model fitted to
+        the random steps, as in PETS) and then every ``train_every`` env steps. An earlier
+        version waited ``train_every`` steps first and planned a whole episode through the
+        untrained networks."""
         self.since_train += num_updates
-        if self.since_train >= self.config.train_every and len(self.replay) > 0:
+        due = self.since_train >= self.config.train_every or self.trainings == 0
+        if due and len(self.replay) > 0:
             self.since_train = 0
             self.train_model()
         return {**self.losses, **self.timer.report()}

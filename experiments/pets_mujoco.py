@@ -10,9 +10,10 @@ trained on the agent's own replay every ``train_every`` steps and the agent plan
 it. Rewards come from the task's known function of observations where one exists
 (InvertedPendulum, HalfCheetah, Hopper; see ``rlwb.planners.task_rewards``), else from a
 learned reward head. ``--train.task HalfCheetah-v5`` picks a preset (``TASK_PRESETS``,
-options still apply): 6k steps, one random episode first, training every 1000 steps for
-at least 50 epochs of the replay, standardised targets, CEM 50 x 15 x 3 (mbrl-lib plans
-30 steps; the small model's predictions lose the return's ranking within ~10 steps).
+options still apply): 6k steps, one random episode first, ensemble width 128, training
+every 1000 steps for at least 50 epochs of the replay, standardised targets, CEM 50 x 15 x
+3 (mbrl-lib plans 30 steps; a small model's predictions lose the return's ranking within
+~10 steps).
 TensorBoard: ``losses/model_nll``, ``losses/model_holdout_mse`` (one-step error on
 held-out transitions), ``losses/plan_ms_per_step``.
 """
@@ -67,7 +68,7 @@ class HalfCheetahConfig(Config):
     agent: PETSConfig = field(
         default_factory=lambda: PETSConfig(
             planner=SamplingConfig(samples=50, horizon=15, iterations=3, elites=5),
-            ensemble=EnsembleConfig(hidden=64, particles=10, normalize_targets=True),
+            ensemble=EnsembleConfig(hidden=128, particles=10, normalize_targets=True),
             train_every=1_000,
             train_epochs=50,
         )
