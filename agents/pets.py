@@ -23,9 +23,12 @@ Audit against PETS / mbrl-lib (HalfCheetah, 2026-12-01): deltas are predicted (a
 inputs normalised (as both), rewards from observations (mbrl-lib learns the cheetah's; the
 next-step x velocity here ranks 30-step returns of random sequences like the true reward,
 rank correlation 0.99), TS-inf, CEM in the normalised action range with a shifted warm start
-(as mbrl-lib). What held HalfCheetah back was the model: 200 Adam steps per 1000 env steps
-left the one-step error high and the 30-step return predictions unrelated to the truth
-(benchmarks/RESULTS.md); ``train_epochs`` and standardised targets address that.
+(as mbrl-lib). Found and fixed: the first planned episode ran through untrained networks
+(see ``update``). What holds HalfCheetah back at a CPU budget is the model: the one-step
+error falls with ``train_epochs`` and standardised targets, but a 64-128 wide ensemble on
+a few thousand transitions does not rank 10-30-step action sequences like the simulator,
+and a few thousand env steps stayed at a random policy's return (benchmarks/RESULTS.md;
+true-model CEM with the same planner budget runs forward).
 """
 
 from __future__ import annotations
