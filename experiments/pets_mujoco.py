@@ -10,7 +10,7 @@ trained on the agent's own replay every ``train_every`` steps and the agent plan
 it. Rewards come from the task's known function of observations where one exists
 (InvertedPendulum, HalfCheetah, Hopper; see ``rlwb.planners.task_rewards``), else from a
 learned reward head. ``--train.task HalfCheetah-v5`` picks a preset (``TASK_PRESETS``,
-options still apply): 6k steps, one random episode first, ensemble width 128, training
+options still apply): 10k steps, one random episode first, ensemble width 128, training
 every 1000 steps for at least 50 epochs of the replay, standardised targets, CEM 50 x 15 x
 3 (mbrl-lib plans 30 steps; a small model's predictions lose the return's ranking within
 ~10 steps).
@@ -56,7 +56,7 @@ class HalfCheetahConfig(Config):
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             task="HalfCheetah-v5",
-            total_steps=6_000,
+            total_steps=10_000,
             learning_starts=1_000,
             updates_per_step=1,
             eval_every=3_000,
