@@ -72,6 +72,27 @@ def test_experiment_picks_the_pendulum_preset_and_options_still_apply():
     assert config_for(["--train.task=Hopper-v5"], exp.Config, exp.TASK_PRESETS) is exp.Config
     assert config_for([], exp.Config, exp.TASK_PRESETS) is exp.Config
     assert exp.Config().agent.rest_tie_break == 0  # other tasks keep the plain defaults
+    from rlwb.experiments import pets_mujoco
+
+    cheetah = config_for(["--train.task", "HalfCheetah-v5"], pets_mujoco.Config,
+                         pets_mujoco.TASK_PRESETS)()  # fmt: skip
+    assert cheetah.agent.ensemble.normalize_targets and cheetah.train.learning_starts == 1000
+    assert not pets_mujoco.Config().agent.ensemble.normalize_targets
+
+
+def test_pets_trains_before_its_first_planned_step():
+    """The runner's first ``update`` comes right after the random ``learning_starts``
+    steps: the ensemble must be fitted then, not ``train_every`` steps later; afterwards
+    it trains every ``train_every`` env steps."""
+    engine = make_engine("InvertedPendulum-v5", 2, backend="mujoco", seed=0)
+    agent = _pets(engine, train_steps=2, train_every=10)
+    _collect(engine, agent, 10, seed=0)
+    agent.update(2)
+    assert agent.trainings == 1 and "model_nll" in agent.losses
+    agent.update(8)
+    assert agent.trainings == 1
+    agent.update(2)
+    assert agent.trainings == 2
 
 
 def test_planning_agent_needs_the_engine_state():
