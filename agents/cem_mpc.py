@@ -8,26 +8,33 @@ one batched call. The agent learns nothing: ``observe``/``update`` only report p
 
 It plans with the real engine's state, so ``needs_engine_state`` is True: the runner,
 evaluation, ``rlwb eval`` and ``rlwb.agent.act_on`` pass ``state=engine.get_state()``. A
-member whose state says it is at step 0 of an episode starts without a warm start, so the
-planner needs no episode hooks (evaluation calls none).
+member starts without a warm start at ``episode_start`` (the runner and evaluation call it)
+and, for loops that do not, when its state's elapsed-step count becomes 0. Inside
+``engine.rollout`` (how evaluation runs) that count stays at 0 for the whole episode; an
+earlier version took every such step as a new episode, dropped the warm start and kept
+elites at each step and fell in evaluation (121 and 862 steps at seed 11) while the same
+planner's training episodes survived.
 
 Deviations / choices: ``explore`` is ignored (MPC acts the same in training and evaluation);
 with ``replan_every = k > 1`` the plan's next actions are executed for k steps and the warm
 start is shifted by k; planning is undiscounted over the horizon (PETS) and a member that
 terminates in the model collects no more reward (which is what keeps a pendulum up).
 
-On survival-only rewards (InvertedPendulum) the cart's rail at +-1 m is what ends episodes:
-the horizon must be long enough to see it (40 steps), and there open-loop sampling rarely
-finds a plan that survives the whole horizon unless it perturbs the warm start little at
-first (``std_ramp``, since the unstable pole amplifies early changes), executes the best
-sequence and keeps its elites (the exact model keeps last step's best plan feasible). CEM
-30x40x2 with those settings kept ~85% of members up for 1000 steps, the papers' flat-std
-CEM and MPPI at the same budget 0-40% (``benchmarks/RESULTS.md``; ``tests/test_cem_mpc.py``).
+On survival-only rewards (InvertedPendulum) every plan that survives the horizon scores the
+same, so nothing in the return keeps the cart off its rail at +-1 m; the papers' flat-std CEM
+and MPPI drift into it (0-40% of 1000-step episodes survived). ``pendulum_preset`` (what
+``rlwb train cem_mpc_mujoco --train.task InvertedPendulum-v5`` picks) adds documented
+choices: ``rest_tie_break`` (a terminal value below one step's reward that orders equally
+long survivors by how near they end to rest: the deciding one, it keeps the cart within
+|x| < 0.4), ``std_ramp`` (small changes early in the warm-started plan, which the unstable
+pole amplifies), kept elites and executing the best sequence, at CEM 30 x 20 x 2. Every
+episode of the seeds measured in ``benchmarks/RESULTS.md`` survived 1000 steps.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,9 +65,18 @@ class CEMMPCConfig:
     torch_threads: int = 1
     """torch.set_num_threads at construction on CPU (0: leave it): small tensor ops, and
     intra-op threads on a shared machine wait on each other (see DDPGConfig)."""
+    rest_tie_break: float = 0.0
+    """A deviation for survival-only rewards, off (0) by default: a terminal value
+    ``-w (1 - exp(-mean(final_obs^2)))`` in ``(-w, 0]``, ``w < 1``, added to candidates still
+    alive at the horizon's end. With rewards of 1 per step it never outweighs one more
+    step survived: it only orders plans that survive equally long, preferring the one that
+    ends nearer the zero observation (InvertedPendulum: the cart centred, the pole upright
+    and at rest). See :func:`rest_value`."""
 
     def validate(self) -> None:
         self.planner.validate()
+        if not 0 <= self.rest_tie_break < 1:
+            raise ConfigError(f"rest_tie_break must lie in [0, 1), got {self.rest_tie_break!r}")
         if isinstance(self.replan_every, bool) or not isinstance(self.replan_every, int):
             raise ConfigError(f"replan_every must be an integer, got {self.replan_every!r}")
         if not 1 <= self.replan_every <= self.planner.horizon:
@@ -68,6 +84,27 @@ class CEMMPCConfig:
                 f"replan_every must lie in [1, horizon={self.planner.horizon}], "
                 f"got {self.replan_every}"
             )
+
+
+def pendulum_preset() -> CEMMPCConfig:
+    """InvertedPendulum-v5 (survival reward only): CEM 30 x 20 x 2 with ``std_ramp``, kept
+    elites, the best sequence executed and the rest tie-break (benchmarks/RESULTS.md)."""
+    planner = SamplingConfig(
+        method="cem", samples=30, horizon=20, iterations=2, elites=6, init_std=0.4,
+        min_std=0.02, std_ramp=8.0, keep_elites=0.34, execute="best",
+    )  # fmt: skip
+    return CEMMPCConfig(planner=planner, rest_tie_break=0.5)
+
+
+def rest_value(weight: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Terminal value ``final_obs [M, ...] -> [M]`` in ``(-weight, 0]``: minus ``weight``
+    times a saturating distance of the final observation from zero."""
+
+    def value(final_obs: torch.Tensor) -> torch.Tensor:
+        sq = final_obs.reshape(final_obs.shape[0], -1).square().mean(1)
+        return -weight * (1 - torch.exp(-sq))
+
+    return value
 
 
 class PlanTimer:
@@ -101,10 +138,17 @@ class CEMMPC(StepAgent):
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )
-        self.model = EngineModel(spec, seed=config.seed)
+        value = rest_value(config.rest_tie_break) if config.rest_tie_break > 0 else None
+        self.model = EngineModel(spec, terminal_value=value, seed=config.seed)
         self.timer = PlanTimer()
         self._plan: torch.Tensor | None = None  # [B, H, A] last plan, task units
         self._since = 0  # steps executed from the current plan
+        self._elapsed: torch.Tensor | None = None  # [B] elapsed steps at the last call
+
+    def episode_start(self, members: torch.Tensor) -> None:
+        """Members in ``members`` start an episode: no warm start, replan at the next act."""
+        self.planner.reset(members.to(self.device))
+        self._plan, self._elapsed = None, None
 
     def act(
         self, obs: torch.Tensor, explore: bool = False, state: torch.Tensor | None = None
@@ -115,7 +159,13 @@ class CEMMPC(StepAgent):
                 "or rlwb.agent.act_on(agent, engine, obs)"
             )
         b, k = state.shape[0], self.config.replan_every
-        fresh = state[:, -1] == 0  # elapsed steps: the member starts an episode
+        elapsed = state[:, -1]
+        fresh = elapsed == 0  # the member starts an episode ...
+        if self._elapsed is not None and self._elapsed.shape == elapsed.shape:
+            # ... unless it was at 0 already: inside ``engine.rollout`` (evaluation,
+            # ``rlwb eval``) the elapsed count stays at its value before the rollout
+            fresh = fresh & (self._elapsed != 0)
+        self._elapsed = elapsed.clone()
         stale = self._plan is None or self._plan.shape[0] != b or self._since >= k
         if not stale and bool(fresh.any()):
             stale = True

@@ -12,13 +12,28 @@ Logged through ``update`` (``losses/*``): ``model_nll`` (training Gaussian NLL),
 ``model_holdout_mse`` (one-step next-observation error on held-out transitions),
 ``plan_ms_per_step``.
 
-Deviations from the paper: training is a fixed number of gradient steps per round, not
-epochs to convergence with early stopping; no elite subset of ensemble members; the
-runner's ``learning_starts`` random steps play the paper's initial random episode(s).
+Deviations from the paper: training is a fixed number of gradient steps per round
+(``train_steps``, or ``train_epochs`` passes over the replay, as mbrl-lib's fixed epoch
+count), not epochs to convergence with early stopping; no elite subset of ensemble members;
+held-out transitions are kept out of training (mbrl-lib's HalfCheetah uses none); the
+runner's ``learning_starts`` random steps play the paper's initial random episode(s);
+``ensemble.normalize_targets`` optionally standardises the targets (see EnsembleConfig).
+
+Audit against PETS / mbrl-lib (HalfCheetah, 2026-12-01): deltas are predicted (as both),
+inputs normalised (as both), rewards from observations (mbrl-lib learns the cheetah's; the
+next-step x velocity here ranks 30-step returns of random sequences like the true reward,
+rank correlation 0.99), TS-inf, CEM in the normalised action range with a shifted warm start
+(as mbrl-lib). Found and fixed: the first planned episode ran through untrained networks
+(see ``update``). What holds HalfCheetah back at a CPU budget is the model: a small
+ensemble on a few thousand transitions does not rank 30-step action sequences like the
+simulator. With ``train_epochs``, standardised targets, width 128 and horizon 15
+(``pets_mujoco``'s HalfCheetah preset) two seeds evaluated at +615 and +424 after 10k env
+steps, a random policy about -280 (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,7 +49,7 @@ from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 from rlwb.planners.task_rewards import task_reward
 from rlwb.replay import ReplayBuffer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the ensemble's output normalisation
 
 
 @dataclass
@@ -50,7 +65,11 @@ class PETSConfig:
     train_every: int = 250
     """Env steps between model training rounds."""
     train_steps: int = 200
-    """Gradient steps per training round."""
+    """Gradient steps per training round (at least; see ``train_epochs``)."""
+    train_epochs: float = 0.0
+    """If > 0, a round takes at least this many passes over the replay in batches of
+    ``ensemble.batch_size`` (mbrl-lib trains up to 25 epochs each round on HalfCheetah),
+    so training grows with the data; 0: ``train_steps`` only."""
     holdout: float = 0.1
     """Fraction of transitions kept out of training to measure one-step error."""
     capacity: int = 200_000
@@ -66,6 +85,8 @@ class PETSConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"PETS {name} must be an integer >= 1, got {value!r}")
+        if not self.train_epochs >= 0:
+            raise ConfigError(f"train_epochs must be >= 0, got {self.train_epochs!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must lie in (0, 1), got {self.holdout!r}")
 
@@ -133,18 +154,26 @@ class PETS(StepAgent):
             self.replay.add(**{k: v[~held] for k, v in batch.items()})
 
     def update(self, num_updates: int) -> dict[str, float]:
-        """Counts env steps; trains the ensemble every ``train_every`` of them."""
+        """Counts env steps; trains the ensemble at the first call (the runner's first
+        after ``learning_starts``, so the first planned step already uses a model fitted to
+        the random steps, as in PETS) and then every ``train_every`` env steps. An earlier
+        version waited ``train_every`` steps first and planned a whole episode through the
+        untrained networks."""
         self.since_train += num_updates
-        if self.since_train >= self.config.train_every and len(self.replay) > 0:
+        due = self.since_train >= self.config.train_every or self.trainings == 0
+        if due and len(self.replay) > 0:
             self.since_train = 0
             self.train_model()
         return {**self.losses, **self.timer.report()}
 
     def train_model(self, steps: int | None = None) -> dict[str, float]:
         """One training round: refit input normalisation, ``steps`` bootstrap Adam steps."""
-        steps = self.config.train_steps if steps is None else steps
+        if steps is None:
+            per_epoch = len(self.replay) / self.config.ensemble.batch_size
+            steps = max(self.config.train_steps, math.ceil(self.config.train_epochs * per_epoch))
         data = {k: v[: len(self.replay)] for k, v in self.replay.data.items()}
-        self.ensemble.fit_normalizer(data["obs"], data["action"])
+        targets = self.ensemble.targets(data["obs"], data["next_obs"], data["reward"])
+        self.ensemble.fit_normalizer(data["obs"], data["action"], targets)
         e, batch = self.config.ensemble.members, self.config.ensemble.batch_size
         idx = torch.randint(
             len(self.replay), (steps, e, batch), generator=self.generator, device=self.device

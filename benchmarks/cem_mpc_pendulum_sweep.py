@@ -1,14 +1,17 @@
-"""How long true-model MPC keeps InvertedPendulum-v5 up: B members (each its own reset
-state) plan in one batched call per control step; prints the steps each member survived and
-how far the cart went (the rail is at |x| = 1).
+"""How long true-model MPC keeps InvertedPendulum-v5 up: for each seed, B members (each its
+own reset state) plan in one batched call per control step; prints the steps each member
+survived and how far the cart went (the rail is at |x| = 1).
 
-    python benchmarks/cem_mpc_pendulum_sweep.py --members 5 --seed 0 \
-        --planner.method cem --planner.samples 60 --planner.horizon 40 \
-        --planner.iterations 1 --planner.elites 30 --planner.init-std 0.3
+    python benchmarks/cem_mpc_pendulum_sweep.py --members 2 --seeds 11 12 13 14 15
+    python benchmarks/cem_mpc_pendulum_sweep.py --seeds 11 12 --agent.rest-tie-break 0
+
+The agent starts from the preset ``rlwb train cem_mpc_mujoco`` picks for InvertedPendulum-v5
+(``rlwb.agents.cem_mpc.pendulum_preset``); ``--agent.*`` options change it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -17,34 +20,46 @@ import tyro
 
 from rlwb import make_engine
 from rlwb.agent import act_on
-from rlwb.agents.cem_mpc import CEMMPC, CEMMPCConfig
-from rlwb.planners.sampling import SamplingConfig
+from rlwb.agents.cem_mpc import CEMMPC, CEMMPCConfig, pendulum_preset
 
 
 @dataclass
 class Args:
-    planner: SamplingConfig = field(default_factory=SamplingConfig)
+    agent: CEMMPCConfig = field(default_factory=pendulum_preset)
     members: int = 5
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])
     steps: int = 1000
+
+
+def survive(agent_config: CEMMPCConfig, members: int, seed: int, steps: int) -> dict:
+    """Steps survived and max |cart x| per member, for one seed."""
+    engine = make_engine("InvertedPendulum-v5", members, backend="mujoco", seed=seed)
+    config = dataclasses.replace(agent_config, seed=seed)
+    agent = CEMMPC(config, engine.spec, "cpu")
+    obs, start = engine.reset(seed=seed), time.perf_counter()
+    survived = torch.full((members,), steps)
+    reach = torch.zeros(members)
+    for t in range(steps):
+        obs, _, terminated, _, _ = engine.step(act_on(agent, engine, obs))
+        reach = torch.maximum(reach, obs[:, 0].abs())
+        survived[terminated & (survived == steps)] = t + 1
+        if bool((survived < steps).all()):
+            break
+    return dict(survived=survived.tolist(), reach=[round(x, 2) for x in reach.tolist()],
+                wall=time.perf_counter() - start)  # fmt: skip
 
 
 def main(args: Args) -> None:
     torch.set_num_threads(1)
-    engine = make_engine("InvertedPendulum-v5", args.members, backend="mujoco", seed=args.seed)
-    agent = CEMMPC(CEMMPCConfig(planner=args.planner, seed=args.seed), engine.spec, "cpu")
-    obs, start = engine.reset(seed=args.seed), time.perf_counter()
-    survived = torch.full((args.members,), args.steps)
-    reach = torch.zeros(args.members)
-    for t in range(args.steps):
-        obs, _, terminated, _, _ = engine.step(act_on(agent, engine, obs))
-        reach = torch.maximum(reach, obs[:, 0].abs())
-        survived[terminated & (survived == args.steps)] = t + 1
-        if bool((survived < args.steps).all()):
-            break
-    wall = time.perf_counter() - start
-    reach = [round(x, 2) for x in reach.tolist()]
-    print(f"{args.planner}\nsurvived {survived.tolist()}, max |x| {reach}, {wall:.0f} s wall")
+    print(args.agent)
+    up = total = 0
+    for seed in args.seeds:
+        r = survive(args.agent, args.members, seed, args.steps)
+        up += sum(s == args.steps for s in r["survived"])
+        total += args.members
+        print(f"seed {seed}: survived {r['survived']}, max |x| {r['reach']}, "
+              f"{r['wall']:.0f} s wall", flush=True)  # fmt: skip
+    print(f"{up}/{total} members up for {args.steps} steps")
 
 
 if __name__ == "__main__":
