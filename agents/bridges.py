@@ -8,12 +8,21 @@ chase now:
 * plan a bridge when the episode starts far from the goal (``D(s0, g) > start_threshold``)
   or progress stalls (``D(s, g)`` has not dropped by ``min_progress`` for ``patience``
   steps) and no bridge is active;
-* the bridge is ``b* = argmin_b D(s, b) + D(b, g)`` over ``candidates`` visited states b
-  drawn from the replay (their achieved goals), among those with ``D(s, b)`` in
-  ``[min_hop, max_hop]`` (SoRB's cut-off: short learned distances are the reliable ones;
-  the lower bound keeps the planner from picking the current state);
-* it is pursued until reached (the task's success test) or until its budget
-  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends, then the real goal returns.
+* ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): the
+  nodes are ``candidates`` visited states drawn from the replay, joined by an edge i -> j
+  only where the learned ``D(i, j) <= max_edge`` (short learned distances are the accurate
+  ones: a long one may cut through a wall the critic never saw a trajectory cross). All
+  pairs' shortest paths (Floyd-Warshall) are kept for ``refresh`` planner calls. The bridge
+  is the first hop of the shortest path from s to g: ``argmin_j D(s, j) + path(j, g)`` over
+  nodes with ``min_hop <= D(s, j) <= max_edge``, where ``path(j, g)`` ends with a short
+  edge ``D(k, g) <= max_edge``. Reaching a bridge plans the next hop at once, so the agent
+  walks the path; when g is itself within ``max_edge`` (or no path exists and the one-hop
+  rule below finds nothing) the real goal is chased;
+* ``search="one_hop"`` (and the graph's fallback when no path exists): the bridge is
+  ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
+  ``[min_hop, max_hop]`` (the paper's single bridge point);
+* a bridge is pursued until reached (the task's success test) or until its budget
+  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends; a stall then plans again.
 
 The planner never changes what is stored: replay keeps the real goals, and hindsight
 relabelling teaches the policy to reach visited states anyway.
@@ -32,22 +41,44 @@ from dataclasses import dataclass
 
 import torch
 
+SEARCHES = ("graph", "one_hop")
+
 
 @dataclass
 class BridgeConfig:
-    start_threshold: float = 30.0
+    search: str = "graph"
+    """``graph``: shortest path over visited states joined by short learned distances;
+    ``one_hop``: one bridge ``argmin_b D(s, b) + D(b, g)``."""
+    start_threshold: float = 10.0
     """Plan at the episode start when D(s0, g) exceeds this many steps."""
     patience: int = 15
     """Steps without progress before planning a bridge."""
     min_progress: float = 1.0
     """Decrease of D(s, g) (steps) that counts as progress."""
     candidates: int = 256
+    """Visited states drawn as bridge candidates (graph nodes)."""
     min_hop: float = 3.0
     max_hop: float = 40.0
+    """One-hop rule: the longest D(s, b) a bridge may be from s."""
+    max_edge: float = 10.0
+    """Graph: the longest learned distance (steps) trusted as an edge."""
+    refresh: int = 250
+    """Graph: planner calls (env steps) between rebuilds of the nodes and edges."""
     budget_scale: float = 1.5
     budget_slack: int = 5
     teleport: float = 1.0
     """Achieved-goal jump (goal units) taken as a reset in streams without episode_start."""
+
+    def validate(self) -> None:
+        from rlwb.errors import ConfigError
+
+        if self.search not in SEARCHES:
+            raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
+        for name in ("patience", "candidates", "refresh"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_edge <= 0:
+            raise ConfigError(f"BridgeConfig.max_edge must be > 0, got {self.max_edge}")
 
 
 class BridgePlanner:
@@ -73,6 +104,16 @@ class BridgePlanner:
         self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
+        # The graph: node observations, their achieved goals, all-pairs shortest paths, and
+        # planner calls since it was built (None: build at the next plan).
+        self.nodes: torch.Tensor | None = None
+        self.node_points: torch.Tensor | None = None
+        self.paths: torch.Tensor | None = None
+        self.graph_age = 0
+
+    def invalidate(self) -> None:
+        """Rebuild the graph at the next plan (the distance has changed)."""
+        self.nodes = self.node_points = self.paths = None
 
     def restart(self, members: torch.Tensor) -> None:
         """Forget the members in bool mask ``members`` (a new episode)."""
@@ -106,7 +147,9 @@ class BridgePlanner:
         d_goal = distance(obs, goal)
         # Bridges end when reached or out of budget; the progress baseline restarts there.
         self.budget -= self.active.long()
-        done = self.active & (reached(achieved, self.bridge) | (self.budget <= 0))
+        self.graph_age += 1
+        arrived = self.active & reached(achieved, self.bridge)
+        done = self.active & (arrived | (self.budget <= 0))
         self.active &= ~done
         improved = d_goal < self.best - cfg.min_progress
         reset_best = improved | done
@@ -115,6 +158,8 @@ class BridgePlanner:
         want = ~self.active & (
             (self.fresh & (d_goal > cfg.start_threshold)) | (self.stalled >= cfg.patience)
         )
+        if cfg.search == "graph":  # walk the path: the next hop as soon as one is reached
+            want |= arrived & (d_goal > cfg.max_edge)
         self.fresh = torch.zeros_like(self.fresh)
         if bool(want.any()):
             self._plan(want, obs, goal, distance, visited)
@@ -122,8 +167,10 @@ class BridgePlanner:
 
     def _plan(self, want, obs, goal, distance, visited) -> None:
         cfg = self.config
-        cand = visited(cfg.candidates)
         self.stalled = torch.where(want, 0, self.stalled)
+        if cfg.search == "graph" and (self.nodes is None or self.graph_age >= cfg.refresh):
+            self._build_graph(distance, visited)
+        cand = self.nodes if cfg.search == "graph" else visited(cfg.candidates)
         if cand is None:
             return
         idx = want.nonzero().squeeze(1)
@@ -133,9 +180,21 @@ class BridgePlanner:
         to_bridge = distance(here, points.repeat(p, 1)).reshape(p, k)
         there = cand.unsqueeze(0).expand(p, k, -1).reshape(p * k, -1)
         onward = distance(there, goal[idx].repeat_interleave(k, 0)).reshape(p, k)
-        total = torch.where(
+        one_hop = torch.where(
             (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_hop), to_bridge + onward, math.inf
         )
+        total = one_hop
+        if cfg.search == "graph":
+            # Shortest path j -> g: a path to some node l, then a short last edge l -> g.
+            last = torch.where(onward <= cfg.max_edge, onward, math.inf)  # [P, K]
+            path = (self.paths[None] + last[:, None, :]).amin(-1)  # [P, K]
+            hop_ok = (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_edge)
+            graph = torch.where(hop_ok, to_bridge + path, math.inf)
+            direct = distance(obs[idx], goal[idx]) <= cfg.max_edge
+            has_path = torch.isfinite(graph).any(1)
+            # Goal within a trusted edge: chase it; no path at all: the one-hop rule.
+            total = torch.where(direct[:, None], math.inf,
+                                torch.where(has_path[:, None], graph, one_hop))  # fmt: skip
         best, arg = total.min(1)
         ok = torch.isfinite(best)
         chosen = points[arg]
@@ -147,17 +206,45 @@ class BridgePlanner:
         self.planned += int(ok.sum())
         self.chosen = (self.chosen + [chosen[ok].cpu()])[-64:]
 
+    def _build_graph(self, distance, visited) -> None:
+        """Nodes from the replay, edges ``D(i, j) <= max_edge``, all-pairs shortest paths."""
+        cand = visited(self.config.candidates)
+        if cand is None:
+            return
+        k = cand.shape[0]
+        points = self.achieved_of(cand)
+        edges = distance(cand.repeat_interleave(k, 0), points.repeat(k, 1)).reshape(k, k)
+        paths = torch.where(edges <= self.config.max_edge, edges, math.inf)
+        paths.fill_diagonal_(0.0)
+        for m in range(k):  # Floyd-Warshall, one [K, K] relaxation per node
+            paths = torch.minimum(paths, paths[:, m : m + 1] + paths[m : m + 1, :])
+        self.nodes, self.node_points, self.paths, self.graph_age = cand, points, paths, 0
+
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
               "last_achieved")  # fmt: skip
 
+    _GRAPH = ("nodes", "node_points", "paths")
+
     def state_dict(self) -> dict:
-        """Per-member state (CPU tensors) and the planning count, for exact resume."""
-        return {**{k: getattr(self, k).cpu() for k in self._STATE}, "planned": self.planned}
+        """Per-member state and the graph (CPU tensors) and counters, for exact resume."""
+        graph = {k: None if getattr(self, k) is None else getattr(self, k).cpu()
+                 for k in self._GRAPH}  # fmt: skip
+        return {
+            **{k: getattr(self, k).cpu() for k in self._STATE},
+            **graph,
+            "planned": self.planned,
+            "graph_age": self.graph_age,
+        }
 
     def load_state_dict(self, state: dict) -> None:
+        dev = self.active.device
         for k in self._STATE:
-            setattr(self, k, state[k].to(getattr(self, k).device).clone())
+            setattr(self, k, state[k].to(dev).clone())
+        for k in self._GRAPH:
+            value = state.get(k)
+            setattr(self, k, None if value is None else value.to(dev).clone())
         self.planned = int(state["planned"])
+        self.graph_age = int(state.get("graph_age", 0))
 
     def recent_bridges(self) -> torch.Tensor:
         """Up to the last 64 planning calls' bridge points ``[N, G]`` on the CPU."""

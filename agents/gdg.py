@@ -49,6 +49,10 @@ class GDGConfig(GoalAgentConfig):
     """Plan bridge points (off: GDG alone)."""
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
 
+    def validate(self) -> None:
+        super().validate()
+        self.bridge.validate()
+
 
 class GDG(GoalAgent):
     """Goal-distance gradient agent (see the module docstring)."""
@@ -143,6 +147,8 @@ class GDG(GoalAgent):
 
     def update(self, num_updates: int = 1) -> dict:
         out = super().update(num_updates)
+        if False in self.planners:  # the next evaluation plans on the new distance
+            self.planners[False].invalidate()
         plan = self.planners.get(True)
         if out and plan is not None:
             out["bridges_planned"] = plan.planned
