@@ -8,21 +8,24 @@ chase now:
 * plan a bridge when the episode starts far from the goal (``D(s0, g) > start_threshold``)
   or progress stalls (``D(s, g)`` has not dropped by ``min_progress`` for ``patience``
   steps) and no bridge is active;
-* ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): the
-  nodes are ``candidates`` visited states drawn from the replay, joined by an edge i -> j
-  only where the learned ``D(i, j) <= max_edge`` (short learned distances are the accurate
-  ones: a long one may cut through a wall the critic never saw a trajectory cross). All
-  pairs' shortest paths (Floyd-Warshall) are kept for ``refresh`` planner calls. The bridge
-  is the first hop of the shortest path from s to g: ``argmin_j D(s, j) + path(j, g)`` over
-  nodes with ``min_hop <= D(s, j) <= max_edge``, where ``path(j, g)`` ends with a short
-  edge ``D(k, g) <= max_edge``. Reaching a bridge plans the next hop at once, so the agent
-  walks the path; when g is itself within ``max_edge`` (or no path exists and the one-hop
-  rule below finds nothing) the real goal is chased;
-* ``search="one_hop"`` (and the graph's fallback when no path exists): the bridge is
+* ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): a
+  graph of visited states spread over the replay whose edges are learned distances of at
+  most ``max_edge`` steps, the only ones trusted (``rlwb.agents.bridge_graph``; rebuilt
+  every ``refresh`` planner calls). The bridge is the first hop of the shortest path from
+  s to g: ``argmin_j D(s, j) + path(j, g)`` over nodes with ``min_hop <= D(s, j) <=
+  max_edge``; the real goal is chased instead when ``D(s, g) <= max_edge`` is no longer
+  than that. Reaching a bridge plans the next hop at once, so the agent walks the path.
+  Re-planning on failure: a hop that runs out of budget cuts its edges (from the nodes the
+  agent was at to the bridge) and plans again at once; stalling while chasing the goal
+  itself cuts the goal's edges from the nodes the agent is at. Cuts belong to one member
+  and last until its episode ends or the graph is rebuilt. Without any path the one-hop
+  rule below is the fallback;
+* ``search="one_hop"`` (and the graph's fallback): the bridge is
   ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
   ``[min_hop, max_hop]`` (the paper's single bridge point);
 * a bridge is pursued until reached (the task's success test) or until its budget
-  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends; a stall then plans again.
+  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends; then the graph plans the next
+  hop, the one-hop rule waits for a stall.
 
 The planner never changes what is stored: replay keeps the real goals, and hindsight
 relabelling teaches the policy to reach visited states anyway.
@@ -41,6 +44,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rlwb.agents.bridge_graph import edge_weights, spread, to_goal
+
 SEARCHES = ("graph", "one_hop")
 
 
@@ -57,10 +62,13 @@ class BridgeConfig:
     """Decrease of D(s, g) (steps) that counts as progress."""
     candidates: int = 256
     """Visited states drawn as bridge candidates (graph nodes)."""
+    oversample: int = 4
+    """Graph: nodes are spread (farthest-point sampling) over this many times
+    ``candidates`` uniform replay draws."""
     min_hop: float = 3.0
     max_hop: float = 40.0
     """One-hop rule: the longest D(s, b) a bridge may be from s."""
-    max_edge: float = 10.0
+    max_edge: float = 8.0
     """Graph: the longest learned distance (steps) trusted as an edge."""
     refresh: int = 250
     """Graph: planner calls (env steps) between rebuilds of the nodes and edges."""
@@ -74,7 +82,7 @@ class BridgeConfig:
 
         if self.search not in SEARCHES:
             raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
-        for name in ("patience", "candidates", "refresh"):
+        for name in ("patience", "candidates", "refresh", "oversample"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_edge <= 0:
@@ -104,16 +112,23 @@ class BridgePlanner:
         self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
-        # The graph: node observations, their achieved goals, all-pairs shortest paths, and
-        # planner calls since it was built (None: build at the next plan).
+        # The graph (rlwb.agents.bridge_graph): node observations, their achieved goals,
+        # trusted edges, and planner calls since it was built (None: build at the next
+        # plan); per member the edges (cut) and node -> goal edges (cut_goal) it no longer
+        # trusts, and the nodes near where its current hop began (hop_from) and its target.
         self.nodes: torch.Tensor | None = None
         self.node_points: torch.Tensor | None = None
-        self.paths: torch.Tensor | None = None
+        self.edges: torch.Tensor | None = None
+        self.cut: torch.Tensor | None = None
+        self.cut_goal: torch.Tensor | None = None
+        self.hop_from: torch.Tensor | None = None
+        self.hop_to: torch.Tensor | None = None
         self.graph_age = 0
 
     def invalidate(self) -> None:
         """Rebuild the graph at the next plan (the distance has changed)."""
-        self.nodes = self.node_points = self.paths = None
+        for k in self._GRAPH:
+            setattr(self, k, None)
 
     def restart(self, members: torch.Tensor) -> None:
         """Forget the members in bool mask ``members`` (a new episode)."""
@@ -121,6 +136,9 @@ class BridgePlanner:
         self.best = torch.where(members, math.inf, self.best)
         self.stalled = torch.where(members, 0, self.stalled)
         self.fresh |= members
+        if self.cut is not None:  # a new episode trusts the graph again
+            self.cut &= ~members[:, None, None]
+            self.cut_goal &= ~members[:, None]
 
     def goals(
         self,
@@ -150,6 +168,11 @@ class BridgePlanner:
         self.graph_age += 1
         arrived = self.active & reached(achieved, self.bridge)
         done = self.active & (arrived | (self.budget <= 0))
+        failed = done & ~arrived
+        if cfg.search == "graph" and self.cut is not None and bool(failed.any()):
+            # The hop did not arrive: cut its edges from the nodes it began near.
+            m = failed.nonzero().squeeze(1)
+            self.cut[m, :, self.hop_to[m]] |= self.hop_from[m]
         self.active &= ~done
         improved = d_goal < self.best - cfg.min_progress
         reset_best = improved | done
@@ -158,8 +181,8 @@ class BridgePlanner:
         want = ~self.active & (
             (self.fresh & (d_goal > cfg.start_threshold)) | (self.stalled >= cfg.patience)
         )
-        if cfg.search == "graph":  # walk the path: the next hop as soon as one is reached
-            want |= arrived & (d_goal > cfg.max_edge)
+        if cfg.search == "graph":  # walk the path; after a failed hop, plan round it
+            want |= done
         self.fresh = torch.zeros_like(self.fresh)
         if bool(want.any()):
             self._plan(want, obs, goal, distance, visited)
@@ -167,6 +190,7 @@ class BridgePlanner:
 
     def _plan(self, want, obs, goal, distance, visited) -> None:
         cfg = self.config
+        stalled = want & (self.stalled >= cfg.patience)
         self.stalled = torch.where(want, 0, self.stalled)
         if cfg.search == "graph" and (self.nodes is None or self.graph_age >= cfg.refresh):
             self._build_graph(distance, visited)
@@ -180,21 +204,12 @@ class BridgePlanner:
         to_bridge = distance(here, points.repeat(p, 1)).reshape(p, k)
         there = cand.unsqueeze(0).expand(p, k, -1).reshape(p * k, -1)
         onward = distance(there, goal[idx].repeat_interleave(k, 0)).reshape(p, k)
-        one_hop = torch.where(
+        total = torch.where(
             (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_hop), to_bridge + onward, math.inf
         )
-        total = one_hop
         if cfg.search == "graph":
-            # Shortest path j -> g: a path to some node l, then a short last edge l -> g.
-            last = torch.where(onward <= cfg.max_edge, onward, math.inf)  # [P, K]
-            path = (self.paths[None] + last[:, None, :]).amin(-1)  # [P, K]
-            hop_ok = (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_edge)
-            graph = torch.where(hop_ok, to_bridge + path, math.inf)
-            direct = distance(obs[idx], goal[idx]) <= cfg.max_edge
-            has_path = torch.isfinite(graph).any(1)
-            # Goal within a trusted edge: chase it; no path at all: the one-hop rule.
-            total = torch.where(direct[:, None], math.inf,
-                                torch.where(has_path[:, None], graph, one_hop))  # fmt: skip
+            total = self._graph_costs(idx, stalled[idx], to_bridge, onward, obs, goal, distance,
+                                      total)  # fmt: skip
         best, arg = total.min(1)
         ok = torch.isfinite(best)
         chosen = points[arg]
@@ -203,27 +218,59 @@ class BridgePlanner:
         self.bridge[sel] = chosen[ok]
         self.budget[sel] = budget[ok].long() + cfg.budget_slack
         self.active[sel] = True
+        if cfg.search == "graph":
+            self.hop_to[sel] = arg[ok]
+            self.hop_from[sel] = self._near(to_bridge)[ok]
         self.planned += int(ok.sum())
         self.chosen = (self.chosen + [chosen[ok].cpu()])[-64:]
 
+    def _near(self, to_nodes: torch.Tensor) -> torch.Tensor:
+        """``[P, K]`` the nodes a member is at: within ``min_hop`` or the closest."""
+        closest = to_nodes == to_nodes.amin(1, keepdim=True)
+        return (to_nodes <= self.config.min_hop) | closest
+
+    def _graph_costs(self, idx, stalled, to_bridge, onward, obs, goal, distance, one_hop):
+        """``[P, K]`` cost of hopping to each node on the way to the goal (inf: not a
+        first hop); inf everywhere where the goal is best chased directly; ``one_hop``
+        where the graph has no path at all."""
+        cfg = self.config
+        near = self._near(to_bridge)
+        # Stalled while chasing the goal itself: its edges from here are not to be trusted.
+        self.cut_goal[idx] |= near & stalled[:, None]
+        cut, cut_goal = self.cut[idx], self.cut_goal[idx]
+        last = torch.where((onward <= cfg.max_edge) & ~cut_goal, onward, math.inf)
+        path = to_goal(self.edges, cut, last)  # [P, K]
+        blocked = (near.unsqueeze(2) & cut).any(1)  # hops already failed from here
+        hop_ok = (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_edge) & ~blocked
+        via = torch.where(hop_ok, to_bridge + path, math.inf)
+        d_goal = distance(obs[idx], goal[idx])
+        direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
+        chase_goal = direct & (d_goal <= via.amin(1))
+        has_path = torch.isfinite(via).any(1)
+        return torch.where(chase_goal[:, None], math.inf,
+                           torch.where(has_path[:, None], via, one_hop))  # fmt: skip
+
     def _build_graph(self, distance, visited) -> None:
-        """Nodes from the replay, edges ``D(i, j) <= max_edge``, all-pairs shortest paths."""
-        cand = visited(self.config.candidates)
-        if cand is None:
+        """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph)."""
+        cfg = self.config
+        sample = visited(cfg.candidates * cfg.oversample)
+        if sample is None:
             return
-        k = cand.shape[0]
-        points = self.achieved_of(cand)
-        edges = distance(cand.repeat_interleave(k, 0), points.repeat(k, 1)).reshape(k, k)
-        paths = torch.where(edges <= self.config.max_edge, edges, math.inf)
-        paths.fill_diagonal_(0.0)
-        for m in range(k):  # Floyd-Warshall, one [K, K] relaxation per node
-            paths = torch.minimum(paths, paths[:, m : m + 1] + paths[m : m + 1, :])
-        self.nodes, self.node_points, self.paths, self.graph_age = cand, points, paths, 0
+        nodes = sample[spread(self.achieved_of(sample), cfg.candidates)]
+        points = self.achieved_of(nodes)
+        m, k, dev = self.active.shape[0], nodes.shape[0], nodes.device
+        self.nodes, self.node_points = nodes, points
+        self.edges = edge_weights(nodes, points, distance, cfg.max_edge)
+        self.cut = torch.zeros(m, k, k, dtype=torch.bool, device=dev)
+        self.cut_goal = torch.zeros(m, k, dtype=torch.bool, device=dev)
+        self.hop_from = torch.zeros(m, k, dtype=torch.bool, device=dev)
+        self.hop_to = torch.zeros(m, dtype=torch.long, device=dev)
+        self.graph_age = 0
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
               "last_achieved")  # fmt: skip
 
-    _GRAPH = ("nodes", "node_points", "paths")
+    _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to")
 
     def state_dict(self) -> dict:
         """Per-member state and the graph (CPU tensors) and counters, for exact resume."""
