@@ -18,8 +18,10 @@ chase now:
   Re-planning on failure: a hop that runs out of budget cuts its edges (from the nodes the
   agent was at to the bridge) and plans again at once; stalling while chasing the goal
   itself cuts the goal's edges from the nodes the agent is at. Cuts belong to one member
-  and last until its episode ends or the graph is rebuilt. Without any path the one-hop
-  rule below is the fallback;
+  and last until its episode ends or the graph is rebuilt. Without any path to g (the
+  replay has not linked it yet) the agent heads along the graph for the frontier: the
+  reachable node nearest g in goal space among those it has not stood at while exploring
+  this episode (``frontier``; off: the one-hop rule below);
 * ``search="one_hop"`` (and the graph's fallback): the bridge is
   ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
   ``[min_hop, max_hop]`` (the paper's single bridge point);
@@ -62,7 +64,7 @@ class BridgeConfig:
     """Decrease of D(s, g) (steps) that counts as progress."""
     candidates: int = 256
     """Visited states drawn as bridge candidates (graph nodes)."""
-    oversample: int = 4
+    oversample: int = 64
     """Graph: nodes are spread (farthest-point sampling) over this many times
     ``candidates`` uniform replay draws."""
     min_hop: float = 3.0
@@ -72,6 +74,9 @@ class BridgeConfig:
     """Graph: the longest learned distance (steps) trusted as an edge."""
     refresh: int = 250
     """Graph: planner calls (env steps) between rebuilds of the nodes and edges."""
+    frontier: bool = True
+    """Graph without a path to g: head for the frontier (the reachable node nearest g in
+    goal space, not yet stood at this episode) instead of the one-hop rule."""
     budget_scale: float = 1.5
     budget_slack: int = 5
     teleport: float = 1.0
@@ -123,6 +128,7 @@ class BridgePlanner:
         self.cut_goal: torch.Tensor | None = None
         self.hop_from: torch.Tensor | None = None
         self.hop_to: torch.Tensor | None = None
+        self.tried: torch.Tensor | None = None
         self.graph_age = 0
 
     def invalidate(self) -> None:
@@ -139,6 +145,7 @@ class BridgePlanner:
         if self.cut is not None:  # a new episode trusts the graph again
             self.cut &= ~members[:, None, None]
             self.cut_goal &= ~members[:, None]
+            self.tried &= ~members[:, None]
 
     def goals(
         self,
@@ -247,8 +254,27 @@ class BridgePlanner:
         direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
         chase_goal = direct & (d_goal <= via.amin(1))
         has_path = torch.isfinite(via).any(1)
+        explore = self._toward_frontier(idx, near, hop_ok, to_bridge, goal[idx])
+        fallback = explore if self.config.frontier else one_hop
         return torch.where(chase_goal[:, None], math.inf,
-                           torch.where(has_path[:, None], via, one_hop))  # fmt: skip
+                           torch.where(has_path[:, None], via, fallback))  # fmt: skip
+
+    def _toward_frontier(self, idx, near, hop_ok, to_bridge, goal):
+        """``[P, K]`` hop costs towards the frontier: the node reachable from here (over
+        uncut edges) nearest the goal in goal space, among nodes this member has not yet
+        stood at while exploring this episode."""
+        cut, points = self.cut[idx], self.node_points
+        self.tried[idx] |= near
+        first = torch.where(hop_ok, to_bridge, math.inf)
+        reach = to_goal(self.edges.T, cut.transpose(1, 2), first)  # [P, K] from here
+        gap = torch.cdist(goal, points)  # [P, K]
+        gap = torch.where(torch.isfinite(reach) & ~self.tried[idx], gap, math.inf)
+        target = gap.argmin(1)
+        last = torch.full_like(gap, math.inf)
+        last[torch.arange(len(idx), device=last.device), target] = 0.0
+        path = to_goal(self.edges, cut, last)
+        ok = torch.isfinite(gap.amin(1))
+        return torch.where(ok[:, None] & hop_ok, to_bridge + path, math.inf)
 
     def _build_graph(self, distance, visited) -> None:
         """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph)."""
@@ -265,12 +291,13 @@ class BridgePlanner:
         self.cut_goal = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.hop_from = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.hop_to = torch.zeros(m, dtype=torch.long, device=dev)
+        self.tried = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.graph_age = 0
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
               "last_achieved")  # fmt: skip
 
-    _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to")
+    _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to", "tried")
 
     def state_dict(self) -> dict:
         """Per-member state and the graph (CPU tensors) and counters, for exact resume."""

@@ -33,6 +33,11 @@ ANT_EVAL_EPISODES, ANT_LEARNING_STARTS = 20, 3_000
 random warm-up covers one whole episode per member (SB3's HER samples only after one)."""
 
 
+ANT_BRIDGE = dict(start_threshold=40.0, patience=40, min_hop=5.0, max_hop=200.0, max_edge=40.0)
+"""Bridge settings for the ant, untuned: the point-maze defaults (in steps) scaled up for
+an agent that needs several times more steps per maze cell."""
+
+
 def warmup(maze: str) -> int:
     return ANT_LEARNING_STARTS if maze == "antmaze" else LEARNING_STARTS
 
@@ -85,6 +90,7 @@ def success_rate(policy, maze: str, seed: int) -> float:
 
 
 def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int) -> list:
+    from rlwb.agents.bridges import BridgeConfig
     from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
     from rlwb.agents.gdg import GDG, GDGConfig
 
@@ -94,7 +100,9 @@ def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int)
     if agent_name == "ddpg_her":
         agent = DDPGHER(DDPGHERConfig(**small), engine.spec, "cpu")
     else:
-        agent = GDG(GDGConfig(bridges=agent_name == "gdg", **small), engine.spec, "cpu")
+        bridge = BridgeConfig(**ANT_BRIDGE) if maze == "antmaze" else BridgeConfig()
+        agent = GDG(GDGConfig(bridges=agent_name == "gdg", bridge=bridge, **small), engine.spec,
+                    "cpu")  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     obs = engine.reset(seed=seed)
     agent.episode_start(torch.ones(MEMBERS, dtype=torch.bool))
