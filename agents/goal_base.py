@@ -317,6 +317,26 @@ class GoalAgent(StepAgent):
             "probe_true_mean": float(true.float().mean()),
         }
 
+    @torch.no_grad()
+    def probe_figure(self):
+        """A matplotlib scatter of the critic's distance against true steps-to-goal on the
+        probe set (for TensorBoard's ``add_figure``), or None without a probe."""
+        if self._probe is None:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        learned = self.distance_estimate(self._probe["obs"]).cpu()
+        true = self._probe["true"].cpu()
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(true, learned, s=6, alpha=0.4)
+        ax.set_xlabel("true steps to goal (cells)")
+        ax.set_ylabel(f"learned ({type(self).__name__} critic)")
+        ax.set_title(f"probe: Spearman {spearman(learned, true):.2f}")
+        return fig
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {
