@@ -20,8 +20,8 @@ chase now:
   itself cuts the goal's edges from the nodes the agent is at. Cuts belong to one member
   and last until its episode ends or the graph is rebuilt. Without any path to g (the
   replay has not linked it yet) the agent heads along the graph for the frontier: the
-  reachable node nearest g in goal space among those it has not stood at while exploring
-  this episode (``frontier``; off: the one-hop rule below);
+  reachable node nearest g in goal space among those it has not stood at this episode
+  (``frontier``; off: the one-hop rule below);
 * ``search="one_hop"`` (and the graph's fallback): the bridge is
   ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
   ``[min_hop, max_hop]`` (the paper's single bridge point);
@@ -254,17 +254,18 @@ class BridgePlanner:
         direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
         chase_goal = direct & (d_goal <= via.amin(1))
         has_path = torch.isfinite(via).any(1)
-        explore = self._toward_frontier(idx, near, hop_ok, to_bridge, goal[idx])
-        fallback = explore if self.config.frontier else one_hop
+        self.tried[idx] |= near
+        fallback = one_hop
+        if cfg.frontier and not bool(has_path.all()):
+            fallback = self._toward_frontier(idx, hop_ok, to_bridge, goal[idx])
         return torch.where(chase_goal[:, None], math.inf,
                            torch.where(has_path[:, None], via, fallback))  # fmt: skip
 
-    def _toward_frontier(self, idx, near, hop_ok, to_bridge, goal):
+    def _toward_frontier(self, idx, hop_ok, to_bridge, goal):
         """``[P, K]`` hop costs towards the frontier: the node reachable from here (over
         uncut edges) nearest the goal in goal space, among nodes this member has not yet
-        stood at while exploring this episode."""
+        stood at since its episode began."""
         cut, points = self.cut[idx], self.node_points
-        self.tried[idx] |= near
         first = torch.where(hop_ok, to_bridge, math.inf)
         reach = to_goal(self.edges.T, cut.transpose(1, 2), first)  # [P, K] from here
         gap = torch.cdist(goal, points)  # [P, K]
