@@ -28,7 +28,7 @@ AGENTS = ("gdg", "gdg_no_bridges", "ddpg_her", "sb3_ddpg_her")
 STEPS = {"open": 6_000, "umaze": 15_000, "deceptive": 30_000, "antmaze": 30_000}
 HORIZON = {"open": 50, "umaze": 100, "deceptive": 100, "antmaze": 700}
 MEMBERS, LEARNING_STARTS, EVAL_EPISODES = 4, 1_000, 50
-ANT_EVAL_EPISODES, ANT_LEARNING_STARTS = 20, 3_000
+ANT_EVAL_EPISODES, ANT_LEARNING_STARTS = 10, 3_000
 """AntMaze evaluations are 700-step MuJoCo episodes on the gym backend: fewer of them; the
 random warm-up covers one whole episode per member (SB3's HER samples only after one)."""
 
