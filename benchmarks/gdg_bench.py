@@ -1,15 +1,19 @@
-"""Success rate against env steps on the point-mass goal mazes: GDG, GDG without bridge
-points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffer.
+"""Success rate against env steps on the point-mass goal mazes and AntMaze_UMaze: GDG, GDG
+without bridge points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffer.
 
     python benchmarks/gdg_bench.py --mazes open deceptive --seeds 0 1 2 --workers 2
+    python benchmarks/gdg_bench.py --mazes antmaze --steps 15000 --evals 3   # gym backend
 
 Every run: 4 engine members, 1000 random steps, then half a gradient update per env step,
 64-64 networks, batch 128, episodes that end on success, goals >= 2 cells from the start.
 Evaluation: 50 deterministic episodes every ``--eval-every`` steps, success = the episode
 reached its goal. On the deceptive maze training goals come from the ``g`` cell half of the
 time (uniform over open cells otherwise) and evaluation uses the ``g`` cell only: the goal
-behind the cup that traps greedy distance-following. Results go to a JSON-lines file (one
-line per run, written as runs finish) and a table on stdout.
+behind the cup that traps greedy distance-following. AntMaze_UMaze-v5 (gymnasium-robotics,
+``gym`` backend): the env's own goals and resets, 700-step episodes that end on success
+(``continuing_task=False``), 3000 random steps (SB3's HER samples only after a whole
+episode), 10 evaluation episodes. Results go to a JSON-lines file (one line per run,
+written as runs finish) and a table on stdout.
 """
 
 from __future__ import annotations
