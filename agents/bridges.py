@@ -17,11 +17,11 @@ chase now:
   than that. Reaching a bridge plans the next hop at once, so the agent walks the path.
   Re-planning on failure: a hop that runs out of budget cuts its edges (from the nodes the
   agent was at to the bridge) and plans again at once; stalling while chasing the goal
-  itself cuts the goal's edges from the nodes the agent is at. Cuts belong to one member
-  and last until its episode ends or the graph is rebuilt. Without any path to g (the
-  replay has not linked it yet) the agent heads along the graph for the frontier: the
-  reachable node nearest g in goal space among those it has not stood at this episode
-  (``frontier``; off: the one-hop rule below);
+  itself cuts the goal's edges from every node within one edge of where it stalled. Cuts
+  belong to one member and last until its episode ends or the graph is rebuilt. Without
+  any path to g (the replay has not linked it yet) the agent heads along the graph for the
+  frontier: the reachable node nearest g in goal space among those it has not been within
+  one edge of this episode (``frontier``; off: the one-hop rule below);
 * ``search="one_hop"`` (and the graph's fallback): the bridge is
   ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
   ``[min_hop, max_hop]`` (the paper's single bridge point);
@@ -76,7 +76,7 @@ class BridgeConfig:
     """Graph: planner calls (env steps) between rebuilds of the nodes and edges."""
     frontier: bool = True
     """Graph without a path to g: head for the frontier (the reachable node nearest g in
-    goal space, not yet stood at this episode) instead of the one-hop rule."""
+    goal space, not yet within one edge this episode) instead of the one-hop rule."""
     budget_scale: float = 1.5
     budget_slack: int = 5
     teleport: float = 1.0
@@ -242,8 +242,10 @@ class BridgePlanner:
         where the graph has no path at all."""
         cfg = self.config
         near = self._near(to_bridge)
-        # Stalled while chasing the goal itself: its edges from here are not to be trusted.
-        self.cut_goal[idx] |= near & stalled[:, None]
+        # Stalled while chasing the goal itself: no node one edge from here is trusted to
+        # reach it in one edge (wormholes come in rows, along the wall they cross).
+        local = near | (to_bridge <= cfg.max_edge)
+        self.cut_goal[idx] |= local & stalled[:, None]
         cut, cut_goal = self.cut[idx], self.cut_goal[idx]
         last = torch.where((onward <= cfg.max_edge) & ~cut_goal, onward, math.inf)
         path = to_goal(self.edges, cut, last)  # [P, K]
@@ -254,7 +256,7 @@ class BridgePlanner:
         direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
         chase_goal = direct & (d_goal <= via.amin(1))
         has_path = torch.isfinite(via).any(1)
-        self.tried[idx] |= near
+        self.tried[idx] |= local
         fallback = one_hop
         if cfg.frontier and not bool(has_path.all()):
             fallback = self._toward_frontier(idx, hop_ok, to_bridge, goal[idx])
@@ -264,7 +266,7 @@ class BridgePlanner:
     def _toward_frontier(self, idx, hop_ok, to_bridge, goal):
         """``[P, K]`` hop costs towards the frontier: the node reachable from here (over
         uncut edges) nearest the goal in goal space, among nodes this member has not yet
-        stood at since its episode began."""
+        been within one edge of since its episode began."""
         cut, points = self.cut[idx], self.node_points
         first = torch.where(hop_ok, to_bridge, math.inf)
         reach = to_goal(self.edges.T, cut.transpose(1, 2), first)  # [P, K] from here
