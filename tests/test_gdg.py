@@ -318,7 +318,13 @@ def test_gdg_resumes_exactly_with_bridge_state():
     kw = {**MAZE_KW, "max_episode_steps": 30}
     cfg = dict(hidden=(16,), batch_size=16, seed=0, probe_every=0)
     cfg_bridge = BridgeConfig(
-        start_threshold=-1.0, patience=2, candidates=16, min_hop=-1.0, max_edge=0.3, refresh=20
+        start_threshold=-1.0,
+        patience=2,
+        candidates=16,
+        min_hop=-1.0,
+        max_edge=0.3,
+        refresh=20,
+        frontier=False,
     )
     engines = [make_engine("PointMaze-Deceptive-Goal-v0", 2, backend="torch", seed=0, **kw)]
     agent = GDG(GDGConfig(bridge=cfg_bridge, **cfg), engines[0].spec, "cpu")
