@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from rlwb.agents.bridge_graph import edge_weights, spread, to_goal
+from rlwb.errors import ConfigError
 
 SEARCHES = ("graph", "one_hop")
 
@@ -68,6 +69,7 @@ class BridgeConfig:
     """Graph: nodes are spread (farthest-point sampling) over this many times
     ``candidates`` uniform replay draws."""
     min_hop: float = 3.0
+    """Least D(s, b) of a bridge (steps): not the state the agent is already at."""
     max_hop: float = 40.0
     """One-hop rule: the longest D(s, b) a bridge may be from s."""
     max_edge: float = 8.0
@@ -83,8 +85,6 @@ class BridgeConfig:
     """Achieved-goal jump (goal units) taken as a reset in streams without episode_start."""
 
     def validate(self) -> None:
-        from rlwb.errors import ConfigError
-
         if self.search not in SEARCHES:
             raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
         for name in ("patience", "candidates", "refresh", "oversample"):
