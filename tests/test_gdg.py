@@ -43,6 +43,9 @@ def test_goal_maze_options():
     assert torch.equal(steps, torch.full((64,), 13.0))
     with pytest.raises(ConfigError, match="goal_cell_prob"):
         get("PointMaze-Open-Goal-v0").build(goal_cell_prob=2.0)
+    for bad in ({"search": "astar"}, {"max_edge": 0.0}, {"candidates": 0}):
+        with pytest.raises(ConfigError, match="BridgeConfig"):
+            GDG(GDGConfig(bridge=BridgeConfig(**bad)), engine.spec, "cpu")
 
 
 def test_sb3_goal_view_presents_dict_observations_and_compute_reward():
