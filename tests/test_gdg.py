@@ -325,6 +325,30 @@ def test_agents_reach_open_maze_goals_and_rank_distances(experiment, success, tm
     assert abs(untrained) < 0.5
 
 
+def test_random_goal_relabelling_draws_stored_achieved_goals():
+    engine = make_engine("PointMaze-Open-Goal-v0", 2, backend="torch", seed=0, **MAZE_KW)
+    agent = GDG(GDGConfig(hidden=(8,), seed=0, random_goal_prob=0.5), engine.spec, "cpu")
+    obs = engine.reset(seed=0)
+    for _ in range(20):
+        action = agent.act(obs, explore=True)
+        nxt, reward, term, trunc, _ = engine.step(action)
+        agent.observe(obs, action, reward, nxt, term, trunc)
+        obs = nxt
+    batch = agent.replay.sample_her(256, agent.task.compute_reward, agent.slices, "future", 0.0)
+    before = batch["obs"][:, 6:8].clone()
+    agent.random_goals(batch, 0.5)
+    moved = (batch["obs"][:, 6:8] != before).any(1)
+    assert 0.3 < float(moved.float().mean()) < 0.7 and batch["relabelled"][moved].all()
+    stored = agent.replay.sample(4096, torch.Generator().manual_seed(1))["next_obs"][:, 4:6]
+    exact = torch.cdist(
+        batch["obs"][moved, 6:8], stored, compute_mode="donot_use_mm_for_euclid_dist"
+    )
+    assert exact.amin(1).max() < 1e-6  # every new goal is a stored achieved goal
+    assert torch.equal(batch["next_obs"][:, 6:8], batch["obs"][:, 6:8])
+    expected = agent.task.compute_reward(batch["next_obs"][:, 4:6], batch["obs"][:, 6:8])
+    assert torch.equal(batch["reward"], expected)
+
+
 def test_goal_reacher_rewards_match_compute_reward():
     engine = make_engine("ReacherGoal-v0", 4, backend="mujoco", seed=0)
     task = get("ReacherGoal-v0").build()
