@@ -97,6 +97,7 @@ def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int)
     from rlwb.agents.bridges import BridgeConfig
     from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
     from rlwb.agents.gdg import GDG, GDGConfig
+    from rlwb.experiments._goal_maze import goal_training_steps
 
     torch.manual_seed(seed)
     engine = make_maze_engine(maze, MEMBERS, seed, evaluation=False)
@@ -107,24 +108,8 @@ def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int)
         bridge = BridgeConfig(**ANT_BRIDGE) if maze == "antmaze" else BridgeConfig()
         agent = GDG(GDGConfig(bridges=agent_name == "gdg", bridge=bridge, **small), engine.spec,
                     "cpu")  # fmt: skip
-    gen = torch.Generator().manual_seed(seed)
-    obs = engine.reset(seed=seed)
-    agent.episode_start(torch.ones(MEMBERS, dtype=torch.bool))
     curve = []
-    for step in range(MEMBERS, steps + 1, MEMBERS):
-        if step <= warmup(maze):
-            action = torch.rand(MEMBERS, engine.spec.action_dim, generator=gen) * 2 - 1
-            action = action * agent.action_scale + agent.action_bias
-        else:
-            action = agent.act(obs, explore=True)
-        nxt, reward, term, trunc, info = engine.step(action)
-        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
-        agent.observe(obs, action, reward, real, term, trunc)
-        obs = nxt
-        if bool(info["done"].any()):
-            agent.episode_start(info["done"])
-        if step > warmup(maze):
-            agent.update(MEMBERS // 2)
+    for step in goal_training_steps(agent, engine, steps, warmup(maze), seed):
         if step % eval_every == 0:
             curve.append((step, success_rate(lambda o: agent.act(o), maze, seed)))
     return curve

@@ -14,6 +14,31 @@ from rlwb.evaluate import run_evaluation, spec_from_dict
 from rlwb.train import TrainConfig, TrainResult
 
 
+def goal_training_steps(agent, engine, steps: int, warmup: int, seed: int):
+    """The plain training loop of the goal benchmarks and tests: uniform random actions for
+    ``warmup`` env steps, then exploring actions and ``num_envs // 2`` updates per batch
+    step (half an update per env step); yields the env step count after each batch step."""
+    members = engine.num_envs
+    gen = torch.Generator().manual_seed(seed)
+    obs = engine.reset(seed=seed)
+    agent.episode_start(torch.ones(members, dtype=torch.bool))
+    for step in range(members, steps + 1, members):
+        if step <= warmup:
+            action = torch.rand(members, engine.spec.action_dim, generator=gen) * 2 - 1
+            action = action * agent.action_scale + agent.action_bias
+        else:
+            action = agent.act(obs, explore=True)
+        nxt, reward, term, trunc, info = engine.step(action)
+        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
+        agent.observe(obs, action, reward, real, term, trunc)
+        obs = nxt
+        if bool(info["done"].any()):
+            agent.episode_start(info["done"])
+        if step > warmup:
+            agent.update(members // 2)
+        yield step
+
+
 def maze_train_config() -> TrainConfig:
     """Open goal maze, 4 members, episodes that end on success (eval return = success
         rate), goals at least 2 cells from the start (a share ``goal_cell_prob`` from the map's

@@ -19,6 +19,7 @@ from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView
 from rlwb.errors import ConfigError
 from rlwb.evaluate import run_evaluation, spec_from_dict
+from rlwb.experiments._goal_maze import goal_training_steps
 from rlwb.tasks import get
 
 MAZE_KW = {"min_goal_distance": 2.0, "max_episode_steps": 50, "terminate_on_success": True}
@@ -243,19 +244,8 @@ def _deceptive_success(bridges: bool, seed: int, steps: int) -> float:
                          goal_cell_prob=0.5, **kw)  # fmt: skip
     cfg = GDGConfig(hidden=(64, 64), batch_size=128, seed=seed, probe_every=0, bridges=bridges)
     agent = GDG(cfg, engine.spec, "cpu")
-    gen = torch.Generator().manual_seed(seed)
-    obs = engine.reset(seed=seed)
-    agent.episode_start(torch.ones(4, dtype=torch.bool))
-    for step in range(4, steps + 1, 4):
-        action = torch.rand(4, 2, generator=gen) * 2 - 1 if step <= 1000 else agent.act(obs, True)
-        nxt, reward, term, trunc, info = engine.step(action)
-        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
-        agent.observe(obs, action, reward, real, term, trunc)
-        obs = nxt
-        if bool(info["done"].any()):
-            agent.episode_start(info["done"])
-        if step > 1000:
-            agent.update(2)
+    for _ in goal_training_steps(agent, engine, steps, warmup=1000, seed=seed):
+        pass
     evaluation = make_engine("PointMaze-Deceptive-Goal-v0", 50, backend="torch",
                              seed=seed + 10_000, goal_cell_prob=1.0, **kw)  # fmt: skip
     evaluation.reset(seed=seed + 10_000)
