@@ -328,9 +328,12 @@ class BridgePlanner:
         return torch.cat(self.chosen) if self.chosen else torch.zeros(0, self.bridge.shape[1])
 
 
-def draw_bridges(task, bridges: torch.Tensor, title: str = "bridge points"):
-    """A matplotlib figure of a point maze (walls grey) with bridge points ``[N, 2]`` and
-    the map's goal cells; for TensorBoard's ``add_figure``."""
+def draw_bridges(
+    task, bridges: torch.Tensor, title: str = "bridge points", nodes: torch.Tensor | None = None
+):
+    """A matplotlib figure of a point maze (walls grey) with bridge points ``[N, 2]``, the
+    map's goal cells and, if given, the planner's graph nodes ``[K, 2]``; for
+    TensorBoard's ``add_figure``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -345,6 +348,9 @@ def draw_bridges(task, bridges: torch.Tensor, title: str = "bridge points"):
                 ax.add_patch(plt.Rectangle((x - s / 2, y - s / 2), s, s, color="0.6"))
     goals = task.goal_cells.cpu()
     ax.scatter(goals[:, 0], goals[:, 1], marker="*", s=200, c="gold", label="g cells")
+    if nodes is not None and len(nodes):
+        n = nodes.cpu()
+        ax.scatter(n[:, 0], n[:, 1], s=4, c="0.3", alpha=0.5, label="graph nodes")
     if len(bridges):
         b = bridges.cpu()
         ax.scatter(b[:, 0], b[:, 1], s=14, c="tab:blue", alpha=0.6, label="bridge points")

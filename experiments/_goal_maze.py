@@ -82,14 +82,16 @@ def log_goal_pictures(result: TrainResult, agent_class=GDG) -> None:
 
 
 def log_bridge_points(agent: GDG, payload: dict, result: TrainResult) -> None:
-    """Draw the bridge points ``agent`` plans on its evaluation episodes into the run's
-    TensorBoard as ``bridges/points``."""
+    """Draw the bridge points ``agent`` plans on its evaluation episodes, and its graph's
+    nodes, into the run's TensorBoard as ``bridges/points``."""
     spec = agent.spec
     train = payload["train_config"]
     engine = make_engine(spec.task_id, train["eval_episodes"], backend=spec.backend,
                          seed=train["eval_seed"], **spec.task_kwargs)  # fmt: skip
     run_evaluation(agent, engine, train["eval_seed"])
-    points = agent.planner(False, engine.num_envs).recent_bridges()
-    fig = draw_bridges(agent.task, points, f"{spec.task_id}: {len(points)} bridge points")
+    plan = agent.planner(False, engine.num_envs)
+    points = plan.recent_bridges()
+    title = f"{spec.task_id}: {len(points)} bridge points"
+    fig = draw_bridges(agent.task, points, title, nodes=plan.node_points)
     with SummaryWriter(str(result.run_dir)) as writer:
         writer.add_figure("bridges/points", fig, result.env_steps)
