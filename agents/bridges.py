@@ -8,12 +8,26 @@ chase now:
 * plan a bridge when the episode starts far from the goal (``D(s0, g) > start_threshold``)
   or progress stalls (``D(s, g)`` has not dropped by ``min_progress`` for ``patience``
   steps) and no bridge is active;
-* the bridge is ``b* = argmin_b D(s, b) + D(b, g)`` over ``candidates`` visited states b
-  drawn from the replay (their achieved goals), among those with ``D(s, b)`` in
-  ``[min_hop, max_hop]`` (SoRB's cut-off: short learned distances are the reliable ones;
-  the lower bound keeps the planner from picking the current state);
-* it is pursued until reached (the task's success test) or until its budget
-  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends, then the real goal returns.
+* ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): a
+  graph of visited states spread over the replay whose edges are learned distances of at
+  most ``max_edge`` steps, the only ones trusted (``rlwb.agents.bridge_graph``; rebuilt
+  every ``refresh`` planner calls). The bridge is the first hop of the shortest path from
+  s to g: ``argmin_j D(s, j) + path(j, g)`` over nodes with ``min_hop <= D(s, j) <=
+  max_edge``; the real goal is chased instead when ``D(s, g) <= max_edge`` is no longer
+  than that. Reaching a bridge plans the next hop at once, so the agent walks the path.
+  Re-planning on failure: a hop that runs out of budget cuts its edges (from the nodes the
+  agent was at to the bridge) and plans again at once; stalling while chasing the goal
+  itself cuts the goal's edges from every node within one edge of where it stalled. Cuts
+  belong to one member and last until its episode ends or the graph is rebuilt. Without
+  any path to g (the replay has not linked it yet) the agent heads along the graph for the
+  frontier: the reachable node nearest g in goal space among those it has not been within
+  one edge of this episode (``frontier``; off: the one-hop rule below);
+* ``search="one_hop"`` (and the graph's fallback): the bridge is
+  ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
+  ``[min_hop, max_hop]`` (the paper's single bridge point);
+* a bridge is pursued until reached (the task's success test) or until its budget
+  ``ceil(budget_scale * D(s, b)) + budget_slack`` steps ends; then the graph plans the next
+  hop, the one-hop rule waits for a stall.
 
 The planner never changes what is stored: replay keeps the real goals, and hindsight
 relabelling teaches the policy to reach visited states anyway.
@@ -32,22 +46,52 @@ from dataclasses import dataclass
 
 import torch
 
+from rlwb.agents.bridge_graph import edge_weights, spread, to_goal
+from rlwb.errors import ConfigError
+
+SEARCHES = ("graph", "one_hop")
+
 
 @dataclass
 class BridgeConfig:
-    start_threshold: float = 30.0
+    search: str = "graph"
+    """``graph``: shortest path over visited states joined by short learned distances;
+    ``one_hop``: one bridge ``argmin_b D(s, b) + D(b, g)``."""
+    start_threshold: float = 10.0
     """Plan at the episode start when D(s0, g) exceeds this many steps."""
     patience: int = 15
     """Steps without progress before planning a bridge."""
     min_progress: float = 1.0
     """Decrease of D(s, g) (steps) that counts as progress."""
     candidates: int = 256
+    """Visited states drawn as bridge candidates (graph nodes)."""
+    oversample: int = 64
+    """Graph: nodes are spread (farthest-point sampling) over this many times
+    ``candidates`` uniform replay draws."""
     min_hop: float = 3.0
+    """Least D(s, b) of a bridge (steps): not the state the agent is already at."""
     max_hop: float = 40.0
+    """One-hop rule: the longest D(s, b) a bridge may be from s."""
+    max_edge: float = 8.0
+    """Graph: the longest learned distance (steps) trusted as an edge."""
+    refresh: int = 250
+    """Graph: planner calls (env steps) between rebuilds of the nodes and edges."""
+    frontier: bool = True
+    """Graph without a path to g: head for the frontier (the reachable node nearest g in
+    goal space, not yet within one edge this episode) instead of the one-hop rule."""
     budget_scale: float = 1.5
     budget_slack: int = 5
     teleport: float = 1.0
     """Achieved-goal jump (goal units) taken as a reset in streams without episode_start."""
+
+    def validate(self) -> None:
+        if self.search not in SEARCHES:
+            raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
+        for name in ("patience", "candidates", "refresh", "oversample"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_edge <= 0:
+            raise ConfigError(f"BridgeConfig.max_edge must be > 0, got {self.max_edge}")
 
 
 class BridgePlanner:
@@ -73,6 +117,24 @@ class BridgePlanner:
         self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
+        # The graph (rlwb.agents.bridge_graph): node observations, their achieved goals,
+        # trusted edges, and planner calls since it was built (None: build at the next
+        # plan); per member the edges (cut) and node -> goal edges (cut_goal) it no longer
+        # trusts, and the nodes near where its current hop began (hop_from) and its target.
+        self.nodes: torch.Tensor | None = None
+        self.node_points: torch.Tensor | None = None
+        self.edges: torch.Tensor | None = None
+        self.cut: torch.Tensor | None = None
+        self.cut_goal: torch.Tensor | None = None
+        self.hop_from: torch.Tensor | None = None
+        self.hop_to: torch.Tensor | None = None
+        self.tried: torch.Tensor | None = None
+        self.graph_age = 0
+
+    def invalidate(self) -> None:
+        """Rebuild the graph at the next plan (the distance has changed)."""
+        for k in self._GRAPH:
+            setattr(self, k, None)
 
     def restart(self, members: torch.Tensor) -> None:
         """Forget the members in bool mask ``members`` (a new episode)."""
@@ -80,6 +142,10 @@ class BridgePlanner:
         self.best = torch.where(members, math.inf, self.best)
         self.stalled = torch.where(members, 0, self.stalled)
         self.fresh |= members
+        if self.cut is not None:  # a new episode trusts the graph again
+            self.cut &= ~members[:, None, None]
+            self.cut_goal &= ~members[:, None]
+            self.tried &= ~members[:, None]
 
     def goals(
         self,
@@ -106,7 +172,14 @@ class BridgePlanner:
         d_goal = distance(obs, goal)
         # Bridges end when reached or out of budget; the progress baseline restarts there.
         self.budget -= self.active.long()
-        done = self.active & (reached(achieved, self.bridge) | (self.budget <= 0))
+        self.graph_age += 1
+        arrived = self.active & reached(achieved, self.bridge)
+        done = self.active & (arrived | (self.budget <= 0))
+        failed = done & ~arrived
+        if cfg.search == "graph" and self.cut is not None and bool(failed.any()):
+            # The hop did not arrive: cut its edges from the nodes it began near.
+            m = failed.nonzero().squeeze(1)
+            self.cut[m, :, self.hop_to[m]] |= self.hop_from[m]
         self.active &= ~done
         improved = d_goal < self.best - cfg.min_progress
         reset_best = improved | done
@@ -115,6 +188,8 @@ class BridgePlanner:
         want = ~self.active & (
             (self.fresh & (d_goal > cfg.start_threshold)) | (self.stalled >= cfg.patience)
         )
+        if cfg.search == "graph":  # walk the path; after a failed hop, plan round it
+            want |= done
         self.fresh = torch.zeros_like(self.fresh)
         if bool(want.any()):
             self._plan(want, obs, goal, distance, visited)
@@ -122,8 +197,11 @@ class BridgePlanner:
 
     def _plan(self, want, obs, goal, distance, visited) -> None:
         cfg = self.config
-        cand = visited(cfg.candidates)
+        stalled = want & (self.stalled >= cfg.patience)
         self.stalled = torch.where(want, 0, self.stalled)
+        if cfg.search == "graph" and (self.nodes is None or self.graph_age >= cfg.refresh):
+            self._build_graph(distance, visited)
+        cand = self.nodes if cfg.search == "graph" else visited(cfg.candidates)
         if cand is None:
             return
         idx = want.nonzero().squeeze(1)
@@ -136,6 +214,9 @@ class BridgePlanner:
         total = torch.where(
             (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_hop), to_bridge + onward, math.inf
         )
+        if cfg.search == "graph":
+            total = self._graph_costs(idx, stalled[idx], to_bridge, onward, obs, goal, distance,
+                                      total)  # fmt: skip
         best, arg = total.min(1)
         ok = torch.isfinite(best)
         chosen = points[arg]
@@ -144,29 +225,115 @@ class BridgePlanner:
         self.bridge[sel] = chosen[ok]
         self.budget[sel] = budget[ok].long() + cfg.budget_slack
         self.active[sel] = True
+        if cfg.search == "graph":
+            self.hop_to[sel] = arg[ok]
+            self.hop_from[sel] = self._near(to_bridge)[ok]
         self.planned += int(ok.sum())
         self.chosen = (self.chosen + [chosen[ok].cpu()])[-64:]
+
+    def _near(self, to_nodes: torch.Tensor) -> torch.Tensor:
+        """``[P, K]`` the nodes a member is at: within ``min_hop`` or the closest."""
+        closest = to_nodes == to_nodes.amin(1, keepdim=True)
+        return (to_nodes <= self.config.min_hop) | closest
+
+    def _graph_costs(self, idx, stalled, to_bridge, onward, obs, goal, distance, one_hop):
+        """``[P, K]`` cost of hopping to each node on the way to the goal (inf: not a
+        first hop); inf everywhere where the goal is best chased directly; ``one_hop``
+        where the graph has no path at all."""
+        cfg = self.config
+        near = self._near(to_bridge)
+        # Stalled while chasing the goal itself: no node one edge from here is trusted to
+        # reach it in one edge (wormholes come in rows, along the wall they cross).
+        local = near | (to_bridge <= cfg.max_edge)
+        self.cut_goal[idx] |= local & stalled[:, None]
+        cut, cut_goal = self.cut[idx], self.cut_goal[idx]
+        last = torch.where((onward <= cfg.max_edge) & ~cut_goal, onward, math.inf)
+        path = to_goal(self.edges, cut, last)  # [P, K]
+        blocked = (near.unsqueeze(2) & cut).any(1)  # hops already failed from here
+        hop_ok = (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_edge) & ~blocked
+        via = torch.where(hop_ok, to_bridge + path, math.inf)
+        d_goal = distance(obs[idx], goal[idx])
+        direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
+        chase_goal = direct & (d_goal <= via.amin(1))
+        has_path = torch.isfinite(via).any(1)
+        self.tried[idx] |= local
+        fallback = one_hop
+        if cfg.frontier and not bool(has_path.all()):
+            fallback = self._toward_frontier(idx, hop_ok, to_bridge, goal[idx])
+        return torch.where(chase_goal[:, None], math.inf,
+                           torch.where(has_path[:, None], via, fallback))  # fmt: skip
+
+    def _toward_frontier(self, idx, hop_ok, to_bridge, goal):
+        """``[P, K]`` hop costs towards the frontier: the node reachable from here (over
+        uncut edges) nearest the goal in goal space, among nodes this member has not yet
+        been within one edge of since its episode began."""
+        cut, points = self.cut[idx], self.node_points
+        first = torch.where(hop_ok, to_bridge, math.inf)
+        reach = to_goal(self.edges.T, cut.transpose(1, 2), first)  # [P, K] from here
+        gap = torch.cdist(goal, points)  # [P, K]
+        gap = torch.where(torch.isfinite(reach) & ~self.tried[idx], gap, math.inf)
+        target = gap.argmin(1)
+        last = torch.full_like(gap, math.inf)
+        last[torch.arange(len(idx), device=last.device), target] = 0.0
+        path = to_goal(self.edges, cut, last)
+        ok = torch.isfinite(gap.amin(1))
+        return torch.where(ok[:, None] & hop_ok, to_bridge + path, math.inf)
+
+    def _build_graph(self, distance, visited) -> None:
+        """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph)."""
+        cfg = self.config
+        sample = visited(cfg.candidates * cfg.oversample)
+        if sample is None:
+            return
+        nodes = sample[spread(self.achieved_of(sample), cfg.candidates)]
+        points = self.achieved_of(nodes)
+        m, k, dev = self.active.shape[0], nodes.shape[0], nodes.device
+        self.nodes, self.node_points = nodes, points
+        self.edges = edge_weights(nodes, points, distance, cfg.max_edge)
+        self.cut = torch.zeros(m, k, k, dtype=torch.bool, device=dev)
+        self.cut_goal = torch.zeros(m, k, dtype=torch.bool, device=dev)
+        self.hop_from = torch.zeros(m, k, dtype=torch.bool, device=dev)
+        self.hop_to = torch.zeros(m, dtype=torch.long, device=dev)
+        self.tried = torch.zeros(m, k, dtype=torch.bool, device=dev)
+        self.graph_age = 0
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
               "last_achieved")  # fmt: skip
 
+    _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to", "tried")
+
     def state_dict(self) -> dict:
-        """Per-member state (CPU tensors) and the planning count, for exact resume."""
-        return {**{k: getattr(self, k).cpu() for k in self._STATE}, "planned": self.planned}
+        """Per-member state and the graph (CPU tensors) and counters, for exact resume."""
+        graph = {k: None if getattr(self, k) is None else getattr(self, k).cpu()
+                 for k in self._GRAPH}  # fmt: skip
+        return {
+            **{k: getattr(self, k).cpu() for k in self._STATE},
+            **graph,
+            "planned": self.planned,
+            "graph_age": self.graph_age,
+        }
 
     def load_state_dict(self, state: dict) -> None:
+        dev = self.active.device
         for k in self._STATE:
-            setattr(self, k, state[k].to(getattr(self, k).device).clone())
+            setattr(self, k, state[k].to(dev).clone())
+        for k in self._GRAPH:
+            value = state.get(k)
+            setattr(self, k, None if value is None else value.to(dev).clone())
         self.planned = int(state["planned"])
+        self.graph_age = int(state.get("graph_age", 0))
 
     def recent_bridges(self) -> torch.Tensor:
         """Up to the last 64 planning calls' bridge points ``[N, G]`` on the CPU."""
         return torch.cat(self.chosen) if self.chosen else torch.zeros(0, self.bridge.shape[1])
 
 
-def draw_bridges(task, bridges: torch.Tensor, title: str = "bridge points"):
-    """A matplotlib figure of a point maze (walls grey) with bridge points ``[N, 2]`` and
-    the map's goal cells; for TensorBoard's ``add_figure``."""
+def draw_bridges(
+    task, bridges: torch.Tensor, title: str = "bridge points", nodes: torch.Tensor | None = None
+):
+    """A matplotlib figure of a point maze (walls grey) with bridge points ``[N, 2]``, the
+    map's goal cells and, if given, the planner's graph nodes ``[K, 2]``; for
+    TensorBoard's ``add_figure``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,6 +348,9 @@ def draw_bridges(task, bridges: torch.Tensor, title: str = "bridge points"):
                 ax.add_patch(plt.Rectangle((x - s / 2, y - s / 2), s, s, color="0.6"))
     goals = task.goal_cells.cpu()
     ax.scatter(goals[:, 0], goals[:, 1], marker="*", s=200, c="gold", label="g cells")
+    if nodes is not None and len(nodes):
+        n = nodes.cpu()
+        ax.scatter(n[:, 0], n[:, 1], s=4, c="0.3", alpha=0.5, label="graph nodes")
     if len(bridges):
         b = bridges.cpu()
         ax.scatter(b[:, 0], b[:, 1], s=14, c="tab:blue", alpha=0.6, label="bridge points")

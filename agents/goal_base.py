@@ -50,6 +50,10 @@ class GoalAgentConfig:
     her_strategy: str = "future"
     relabel_prob: float = 0.8
     """Share of relabelled goals (HER's replay_k = 4)."""
+    random_goal_prob: float = 0.0
+    """Share of each batch whose goal is instead the achieved goal of a random stored
+    transition (any episode): pairs a trajectory never links, so the critic's targets also
+    cover goals behind walls (0: HER alone)."""
     noise_sigma: float = 0.2
     """Gaussian exploration noise in the normalised action space."""
     random_eps: float = 0.3
@@ -72,6 +76,7 @@ class GoalAgentConfig:
             ("buffer_size", self.buffer_size >= 1),
             ("her_strategy", self.her_strategy in HER_STRATEGIES),
             ("relabel_prob", 0 <= self.relabel_prob <= 1),
+            ("random_goal_prob", 0 <= self.random_goal_prob <= 1),
             ("noise_sigma", self.noise_sigma >= 0),
             ("random_eps", 0 <= self.random_eps <= 1),
             ("action_l2", self.action_l2 >= 0),
@@ -237,6 +242,8 @@ class GoalAgent(StepAgent):
                 cfg.her_strategy,
                 cfg.relabel_prob,
             )
+            if cfg.random_goal_prob > 0:
+                self.random_goals(batch, cfg.random_goal_prob)
             # A termination belongs to the goal it was reached for, not to a relabelled one.
             batch["terminated"] = torch.where(batch["relabelled"], 0.0, batch["terminated"])
             with torch.no_grad():
@@ -263,6 +270,18 @@ class GoalAgent(StepAgent):
         if cfg.probe_every and self.updates % cfg.probe_every < num_updates:
             self.report.update(self.probe())
         return {**out, **self.report}
+
+    def random_goals(self, batch: dict[str, torch.Tensor], prob: float) -> None:
+        """Give a share ``prob`` of ``batch``'s rows (in place) the achieved goal of a
+        uniformly drawn stored transition, reward recomputed, marked relabelled."""
+        n = batch["obs"].shape[0]
+        other = self.replay.sample(n, self.generator)["next_obs"][:, self.achieved_cols]
+        pick = torch.rand(n, generator=self.generator, device=self.device) < prob
+        goal = torch.where(pick[:, None], other, batch["obs"][:, self.goal_cols])
+        for key in ("obs", "next_obs"):
+            batch[key] = self.with_goal(batch[key], goal)
+        batch["reward"] = self.task.compute_reward(batch["next_obs"][:, self.achieved_cols], goal)
+        batch["relabelled"] = batch["relabelled"] | pick
 
     def episode_report(self, min_episodes: int = 20) -> dict[str, float]:
         """Success rate and final distance of the training episodes finished since the last
@@ -297,6 +316,26 @@ class GoalAgent(StepAgent):
             "probe_learned_mean": float(learned.mean()),
             "probe_true_mean": float(true.float().mean()),
         }
+
+    @torch.no_grad()
+    def probe_figure(self):
+        """A matplotlib scatter of the critic's distance against true steps-to-goal on the
+        probe set (for TensorBoard's ``add_figure``), or None without a probe."""
+        if self._probe is None:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        learned = self.distance_estimate(self._probe["obs"]).cpu()
+        true = self._probe["true"].cpu()
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(true, learned, s=6, alpha=0.4)
+        ax.set_xlabel("true steps to goal (cells)")
+        ax.set_ylabel(f"learned ({type(self).__name__} critic)")
+        ax.set_title(f"probe: Spearman {spearman(learned, true):.2f}")
+        return fig
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

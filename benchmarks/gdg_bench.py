@@ -1,15 +1,19 @@
-"""Success rate against env steps on the point-mass goal mazes: GDG, GDG without bridge
-points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffer.
+"""Success rate against env steps on the point-mass goal mazes and AntMaze_UMaze: GDG, GDG
+without bridge points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffer.
 
     python benchmarks/gdg_bench.py --mazes open deceptive --seeds 0 1 2 --workers 2
+    python benchmarks/gdg_bench.py --mazes antmaze --steps 15000 --evals 3   # gym backend
 
 Every run: 4 engine members, 1000 random steps, then half a gradient update per env step,
 64-64 networks, batch 128, episodes that end on success, goals >= 2 cells from the start.
 Evaluation: 50 deterministic episodes every ``--eval-every`` steps, success = the episode
 reached its goal. On the deceptive maze training goals come from the ``g`` cell half of the
 time (uniform over open cells otherwise) and evaluation uses the ``g`` cell only: the goal
-behind the cup that traps greedy distance-following. Results go to a JSON-lines file (one
-line per run, written as runs finish) and a table on stdout.
+behind the cup that traps greedy distance-following. AntMaze_UMaze-v5 (gymnasium-robotics,
+``gym`` backend): the env's own goals and resets, 700-step episodes that end on success
+(``continuing_task=False``), 3000 random steps (SB3's HER samples only after a whole
+episode), 10 evaluation episodes. Results go to a JSON-lines file (one line per run,
+written as runs finish) and a table on stdout.
 """
 
 from __future__ import annotations
@@ -25,12 +29,26 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 AGENTS = ("gdg", "gdg_no_bridges", "ddpg_her", "sb3_ddpg_her")
-STEPS = {"open": 6_000, "umaze": 15_000, "deceptive": 30_000}
-HORIZON = {"open": 50, "umaze": 100, "deceptive": 100}
+STEPS = {"open": 6_000, "umaze": 15_000, "deceptive": 30_000, "antmaze": 30_000}
+HORIZON = {"open": 50, "umaze": 100, "deceptive": 100, "antmaze": 700}
 MEMBERS, LEARNING_STARTS, EVAL_EPISODES = 4, 1_000, 50
+ANT_EVAL_EPISODES, ANT_LEARNING_STARTS = 10, 3_000
+"""AntMaze evaluations are 700-step MuJoCo episodes on the gym backend: fewer of them; the
+random warm-up covers one whole episode per member (SB3's HER samples only after one)."""
+
+
+ANT_BRIDGE = dict(start_threshold=40.0, patience=40, min_hop=5.0, max_hop=200.0, max_edge=40.0)
+"""Bridge settings for the ant, untuned: the point-maze defaults (in steps) scaled up for
+an agent that needs several times more steps per maze cell."""
+
+
+def warmup(maze: str) -> int:
+    return ANT_LEARNING_STARTS if maze == "antmaze" else LEARNING_STARTS
 
 
 def task_kwargs(maze: str, evaluation: bool) -> dict:
+    if maze == "antmaze":  # Gymnasium-Robotics' own resets; the episode ends on success
+        return {"continuing_task": False}
     kw = {
         "min_goal_distance": 2.0,
         "max_episode_steps": HORIZON[maze],
@@ -43,50 +61,55 @@ def task_kwargs(maze: str, evaluation: bool) -> dict:
 
 def task_id(maze: str) -> str:
     return {"open": "PointMaze-Open-Goal-v0", "umaze": "PointMaze-UMaze-Goal-v0",
-            "deceptive": "PointMaze-Deceptive-Goal-v0"}[maze]  # fmt: skip
+            "deceptive": "PointMaze-Deceptive-Goal-v0",
+            "antmaze": "AntMaze_UMaze-v5"}[maze]  # fmt: skip
+
+
+def make_maze_engine(maze: str, members: int, seed: int, evaluation: bool):
+    """The torch backend's point mazes; AntMaze on the gym backend (gymnasium-robotics)."""
+    from rlwb.engine import make_engine
+
+    backend = "gym" if maze == "antmaze" else "torch"
+    return make_engine(task_id(maze), members, backend=backend, seed=seed,
+                       **task_kwargs(maze, evaluation))  # fmt: skip
 
 
 def success_rate(policy, maze: str, seed: int) -> float:
-    from rlwb.engine import make_engine
-
-    engine = make_engine(task_id(maze), EVAL_EPISODES, backend="torch", seed=seed + 10_000,
-                         **task_kwargs(maze, evaluation=True))  # fmt: skip
-    engine.reset(seed=seed + 10_000)
+    episodes = ANT_EVAL_EPISODES if maze == "antmaze" else EVAL_EPISODES
+    engine = make_maze_engine(maze, episodes, seed + 10_000, evaluation=True)
+    obs = engine.reset(seed=seed + 10_000)
+    success = torch.zeros(episodes, dtype=torch.bool)
+    live = torch.ones(episodes, dtype=torch.bool)
+    # Plain steps, first episode per member (the gym backend cannot restore AntMaze states,
+    # which engine.rollout does at its end).
     with torch.no_grad():
-        result = engine.rollout(policy, horizon=HORIZON[maze])
-    return float(result.terminated.any(1).float().mean())
+        for _ in range(HORIZON[maze]):
+            obs, _, term, _, info = engine.step(policy(obs))
+            success |= live & term.cpu()
+            live &= ~info["done"].cpu()
+            if not live.any():
+                break
+    engine.close()
+    return float(success.float().mean())
 
 
 def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int) -> list:
+    from rlwb.agents.bridges import BridgeConfig
     from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
     from rlwb.agents.gdg import GDG, GDGConfig
-    from rlwb.engine import make_engine
+    from rlwb.experiments._goal_maze import goal_training_steps
 
     torch.manual_seed(seed)
-    engine = make_engine(task_id(maze), MEMBERS, backend="torch", seed=seed,
-                         **task_kwargs(maze, evaluation=False))  # fmt: skip
+    engine = make_maze_engine(maze, MEMBERS, seed, evaluation=False)
     small = dict(hidden=(64, 64), batch_size=128, seed=seed, probe_every=0)
     if agent_name == "ddpg_her":
         agent = DDPGHER(DDPGHERConfig(**small), engine.spec, "cpu")
     else:
-        agent = GDG(GDGConfig(bridges=agent_name == "gdg", **small), engine.spec, "cpu")
-    gen = torch.Generator().manual_seed(seed)
-    obs = engine.reset(seed=seed)
-    agent.episode_start(torch.ones(MEMBERS, dtype=torch.bool))
+        bridge = BridgeConfig(**ANT_BRIDGE) if maze == "antmaze" else BridgeConfig()
+        agent = GDG(GDGConfig(bridges=agent_name == "gdg", bridge=bridge, **small), engine.spec,
+                    "cpu")  # fmt: skip
     curve = []
-    for step in range(MEMBERS, steps + 1, MEMBERS):
-        if step <= LEARNING_STARTS:
-            action = torch.rand(MEMBERS, 2, generator=gen) * 2 - 1
-        else:
-            action = agent.act(obs, explore=True)
-        nxt, reward, term, trunc, info = engine.step(action)
-        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
-        agent.observe(obs, action, reward, real, term, trunc)
-        obs = nxt
-        if bool(info["done"].any()):
-            agent.episode_start(info["done"])
-        if step > LEARNING_STARTS:
-            agent.update(MEMBERS // 2)
+    for step in goal_training_steps(agent, engine, steps, warmup(maze), seed):
         if step % eval_every == 0:
             curve.append((step, success_rate(lambda o: agent.act(o), maze, seed)))
     return curve
@@ -98,19 +121,18 @@ def run_sb3(maze: str, seed: int, steps: int, eval_every: int) -> list:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.noise import NormalActionNoise
 
-    from rlwb.engine import make_engine
     from rlwb.engine.adapters import SB3GoalVecEnvView
 
     torch.set_num_threads(1)
-    engine = make_engine(task_id(maze), MEMBERS, backend="torch", seed=seed,
-                         **task_kwargs(maze, evaluation=False))  # fmt: skip
+    engine = make_maze_engine(maze, MEMBERS, seed, evaluation=False)
     env = SB3GoalVecEnvView(engine)
+    act_dim = engine.spec.action_dim
     model = DDPG(
         "MultiInputPolicy", env, learning_rate=1e-3, buffer_size=1_000_000,
-        learning_starts=LEARNING_STARTS, batch_size=128, tau=0.05, gamma=0.98, train_freq=1,
+        learning_starts=warmup(maze), batch_size=128, tau=0.05, gamma=0.98, train_freq=1,
         gradient_steps=MEMBERS // 2, replay_buffer_class=HerReplayBuffer,
         replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
-        action_noise=NormalActionNoise(np.zeros(2), 0.2 * np.ones(2)),
+        action_noise=NormalActionNoise(np.zeros(act_dim), 0.2 * np.ones(act_dim)),
         policy_kwargs={"net_arch": [64, 64]}, seed=seed, verbose=0,
     )  # fmt: skip
     curve: list = []

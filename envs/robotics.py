@@ -29,13 +29,22 @@ IDS = (
 class RoboticsMaze:
     """Goal-task view of a Gymnasium-Robotics maze env (built once to read its spaces)."""
 
-    def __init__(self, gym_id: str, reward_type: str = "sparse", **env_kwargs: Any) -> None:
+    def __init__(
+        self,
+        gym_id: str,
+        reward_type: str = "sparse",
+        continuing_task: bool = True,
+        **env_kwargs: Any,
+    ) -> None:
+        """``continuing_task=False`` ends an episode on success (the env's own option, passed
+        to ``gymnasium.make``; its default ``True`` keeps going after the goal)."""
         import gymnasium as gym
 
         if reward_type not in ("sparse", "dense"):
             raise ConfigError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}")
         self.gym_id, self.reward_type = gym_id, reward_type
         env_kwargs.pop("max_episode_steps", None)
+        env_kwargs["continuing_task"] = continuing_task
         env = gym.make(gym_id, reward_type=reward_type, **env_kwargs)
         space = env.observation_space
         env.close()

@@ -6,15 +6,17 @@
 
 Episodes end on success, so ``eval/return_mean`` is the success rate; ``losses/`` carries
 the training success rate, final distance, bridge points planned and the distance probe
-(Spearman rank correlation of learned against true steps-to-goal); ``bridges/points`` is a
-picture of the maze with the bridge points of the final evaluation. Expect an evaluation
-success rate of 1.0 on the open maze after 10k steps (about 2 minutes on 2 CPU cores).
+(Spearman rank correlation of learned against true steps-to-goal, and both means);
+``probe/learned_vs_true`` is a scatter of the final critic's distance against the true one
+and ``bridges/points`` a picture of the maze with the bridge points of a final evaluation.
+Expect an evaluation success rate of 1.0 on the open maze after 10k steps (about 2 minutes
+on 2 CPU cores).
 """
 
 from dataclasses import dataclass, field
 
 from rlwb.agents.gdg import GDG, GDGConfig
-from rlwb.experiments._goal_maze import log_bridge_points, maze_train_config
+from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 
@@ -26,7 +28,7 @@ class Config:
 
 def main(argv: list[str] | None = None) -> TrainResult:
     result = run_experiment(GDG, Config, argv, __doc__)
-    log_bridge_points(result)
+    log_goal_pictures(result)
     return result
 
 
