@@ -67,8 +67,8 @@ class RlwbEvaluation:
         self.evaluator = LocalEvaluator(engine.spawn, net, horizon)
         start_states(self.evaluator.engines.get(size), 0)  # warm-up: builds the engine
 
-    def __call__(self) -> tuple[float, float]:
-        torch.set_num_threads(1)
+    def __call__(self, threads: int = 1) -> tuple[float, float]:
+        torch.set_num_threads(threads)
         start = time.perf_counter()
         result = self.evaluator.evaluate(self.params, self.genomes, 1, seed=1)
         elapsed = time.perf_counter() - start
@@ -143,6 +143,11 @@ def main() -> None:
         help="torch thread counts to time EvoTorch with (none: rlwb only)",
     )  # fmt: skip
     parser.add_argument(
+        "--rlwb-threads", type=int, default=1,
+        help="torch threads of rlwb's population forward (its physics threads are the "
+        "engine's own; the two never run at once)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-falls", action="store_true",
         help="Humanoid without fall termination (terminate_when_unhealthy=False in both): "
         "every episode runs the horizon, lying on the floor",
@@ -159,7 +164,8 @@ def main() -> None:
         Engine.step_live_only = False
     hidden = (256, 256)
     print(f"population {args.population}, 2x256 tanh MLP, horizon {args.horizon}, "
-          f"{os.cpu_count()} cores; rlwb: engine physics threads + 1 torch thread")  # fmt: skip
+          f"{os.cpu_count()} cores; rlwb: engine physics threads + {args.rlwb_threads} "
+          "torch thread(s)")  # fmt: skip
     print("| task | round | rlwb frames/s | EvoTorch config | EvoTorch frames/s | ratio "
           "| mean length (rlwb / EvoTorch) |")  # fmt: skip
     print("|---|---:|---:|---|---:|---:|---:|")
@@ -174,7 +180,7 @@ def main() -> None:
         )
         ratios = []
         for r in range(args.rounds):
-            fps, length = ours()
+            fps, length = ours(args.rlwb_threads)
             best = 0.0
             for threads in args.evotorch_threads if theirs else []:
                 their_fps, their_length = theirs(threads)
