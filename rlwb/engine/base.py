@@ -350,6 +350,8 @@ class Engine(ABC):
         which cost as much as the physics of one small member."""
         elapsed, ret, length, one = self._host_counters()
         term = terminated.numpy()
+        if len(term) == 1:
+            return self._count_one(reward.numpy(), term, info, elapsed, ret, length)
         np.add(elapsed, one, out=elapsed)  # (ufuncs with out= and an array operand: the
         np.add(ret, reward.numpy(), out=ret)  # fastest spelling; float32 rewards widen
         np.add(length, one, out=length)  # exactly, as reward.to(float64))
@@ -621,6 +623,33 @@ class Engine(ABC):
     def _counters(self) -> tuple[Any, ...]:
         return (self._obs, self.elapsed.clone(), self.episode_return.clone(),
                 self.episode_length.clone())  # fmt: skip
+
+    def _count_one(
+        self,
+        reward: np.ndarray,
+        term: np.ndarray,
+        info: dict[str, Any],
+        elapsed: np.ndarray,
+        ret: np.ndarray,
+        length: np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`_count_on_host` for a single member, on Python scalars (a dozen one-element
+        ufunc calls cost as much as the bookkeeping of a whole batch); the same float64
+        sum, so the numbers are bit-identical."""
+        steps = int(elapsed[0]) + 1
+        total = float(ret[0]) + float(reward[0])
+        count = int(length[0]) + 1
+        ended = bool(term[0])
+        limit = self.max_episode_steps
+        cut = limit is not None and steps >= limit and not ended
+        tensor, array = torch.from_numpy, np.array  # ~0.7 us each, torch.tensor ~2.4 us
+        info["episode_return"] = tensor(array([total]))
+        info["episode_length"] = tensor(array([count], dtype=np.int64))
+        if ended or cut:
+            steps, total, count = 0, 0.0, 0
+        elapsed[0], ret[0], length[0] = steps, total, count
+        members = self._all_members if ended or cut else None
+        return tensor(array([cut])), tensor(array([ended or cut])), members
 
     def _restore_counters(self, counters: tuple[Any, ...]) -> None:
         self._obs, self.elapsed, self.episode_return, self.episode_length = counters
