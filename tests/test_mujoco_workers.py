@@ -100,3 +100,29 @@ def test_workers_option_is_checked() -> None:
     small = make_engine("Hopper-v5", 4, backend="mujoco", workers="process")
     assert small._workers is None  # too few members to split: no processes
     small.close()
+
+
+def test_population_rollout_overlapping_policy_and_physics_matches_the_threads() -> None:
+    """A population policy (``act_some``) lets the forked engine simulate half of the batch
+    while it computes the other half's actions; the numbers stay those of the threads."""
+    from rlwb.policies import PopulationMLP
+
+    forked, threaded = _pair("Hopper-v5", 64)
+    try:
+        net = PopulationMLP(11, 3, (32,), 64, -torch.ones(3), torch.ones(3))
+        net.params.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
+        extended = []
+        extend = forked._workers.extend
+        forked._workers.extend = lambda *a: (extended.append(1), extend(*a))[1]
+        for engine in (forked, threaded):
+            engine.reset()
+        out_f = forked.rollout(net, 80, record_obs=True, record_actions=True)
+        out_t = threaded.rollout(net, 80, record_obs=True, record_actions=True)
+        assert extended  # the overlapped step ran
+        assert 0 < int(out_f.alive[:, -1].sum()) < 64  # and over shrinking live sets
+        assert torch.equal(out_f.rewards, out_t.rewards)
+        assert torch.equal(out_f.observations, out_t.observations)
+        assert torch.equal(out_f.actions, out_t.actions)
+    finally:
+        forked.close()
+        threaded.close()

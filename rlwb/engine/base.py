@@ -240,6 +240,12 @@ class Engine(ABC):
             part = step_once(action)
         else:
             part = repeat_step(step_once, action, self.action_repeat)
+        return self._widen(part, members, obs)
+
+    def _widen(
+        self, part: tuple[Any, ...], members: torch.Tensor, obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """``members``' step outputs as full ``[N]`` rows (see :meth:`_advance_live`)."""
         o, r, t, i = part
         n = self.num_envs
         full_obs = obs.index_put((members,), o)
@@ -564,15 +570,14 @@ class Engine(ABC):
         acting = None  # int64 indices of the members still running, once any has ended
         for t in range(horizon):
             if isinstance(actions, torch.Tensor):
-                act = actions[:, t]
+                act = self.check_action(actions[:, t], (n, self.action_dim))
+                if live is None:
+                    obs, reward, term, info = self._advance(act)
+                else:
+                    obs, reward, term, info = self._advance_live(act, live, obs)
             else:
                 with self._policy_context():
-                    act = self._act(actions, obs, acting)
-            act = self.check_action(act, (n, self.action_dim))
-            if live is None:
-                obs, reward, term, info = self._advance(act)
-            else:
-                obs, reward, term, info = self._advance_live(act, live, obs)
+                    act, obs, reward, term, info = self._act_and_advance(actions, obs, acting, live)
             outs.append((obs, reward.to(self.dtype), term))
             for key, value in info.items():
                 infos.setdefault(key, []).append(value)
@@ -592,6 +597,22 @@ class Engine(ABC):
         stack = [torch.stack(list(x), dim=1) for x in zip(*outs, strict=True)]
         info_t = {k: torch.stack(v, dim=1) for k, v in infos.items()}
         return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
+
+    def _act_and_advance(
+        self,
+        policy: Policy,
+        obs: torch.Tensor,
+        acting: torch.Tensor | None,
+        live: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, ...]:
+        """One closed-loop step of a rollout: the policy's actions for the ``acting``
+        members (None: all), then one engine step of the ``live`` members (None: all).
+        Returns ``(action, obs, reward, terminated, info)``. Backends may overlap the two
+        (the ``mujoco`` backend with forked workers does)."""
+        act = self.check_action(self._act(policy, obs, acting), (self.num_envs, self.action_dim))
+        if live is None:
+            return (act, *self._advance(act))
+        return (act, *self._advance_live(act, live, obs))
 
     def _act(self, policy: Policy, obs: torch.Tensor, live: torch.Tensor | None) -> torch.Tensor:
         """The closed-loop policy's actions. Once some members have ended (``live``: the

@@ -174,7 +174,7 @@ class MujocoEngine(Engine):
     thread) and ``workers``: who runs the closed-loop steps next to the caller, ``"process"``
     (forked workers, :mod:`rlwb.engine.mujoco_workers`: no GIL shared, ~1.8x the threads'
     speed at 16-64 members), ``"thread"`` (the pool's threads) or ``"auto"`` (processes
-    where they are available: Linux, x86-64). Resets, ``set_state`` and open-loop rollouts
+    where they are available: Linux). Resets, ``set_state`` and open-loop rollouts
     always use the threads. ``definition`` is the built task (``make_engine`` passes it);
     without it, every other keyword goes to the task (Gymnasium's constructor arguments).
     """
@@ -269,6 +269,7 @@ class MujocoEngine(Engine):
         low, high = self.model.actuator_ctrlrange.copy().astype(np.float32).T
         self.single_action_space = gym.spaces.Box(low=low, high=high, dtype=np.float32)
         self._init_bookkeeping(seed)
+        self._all_list = list(range(self.num_envs))
         self._workers = (
             ForkedWorkers(self._step_chunk, self.num_envs, self.pool.num_threads - 1)
             if forked
@@ -291,10 +292,58 @@ class MujocoEngine(Engine):
         if len(blocks) == 1:
             self._step_chunk(blocks[0], 0)
         elif self._workers is not None:
-            count = self.num_envs if members is None else len(members)
-            self._workers.run(count, members, len(blocks))
+            self._workers.run(self._all_list if members is None else members, len(blocks))
         else:
             self.pool.map(self._step_chunk, blocks)
+
+    def _act_and_advance(
+        self,
+        policy: Any,
+        obs: torch.Tensor,
+        acting: torch.Tensor | None,
+        live: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, ...]:
+        """With forked workers and a population policy (``act_some``: rows independent),
+        overlap the policy with the physics: the workers simulate the first half of the
+        stepped members while the caller computes the second half's actions, then all join
+        the second half. Same numbers as acting on every member first (each member's action
+        and physics are the same computations)."""
+        stepped = self._all_members if live is None else live
+        if (
+            self._workers is None
+            or self.action_repeat != 1
+            or not hasattr(policy, "act_some")
+            or len(self._blocks(len(stepped))) < 2 * self.pool.num_threads
+        ):
+            return super()._act_and_advance(policy, obs, acting, live)
+        index = stepped.tolist()
+        view = self._members_view(stepped)
+        pre = self._pre_fields(view)
+        halves = (stepped[: len(index) // 2], stepped[len(index) // 2 :])
+        wanted = self._all_members if acting is None else acting
+        act = obs.new_zeros((self.num_envs, self.action_dim), dtype=self.dtype)
+        workers, started = self._workers, False
+        try:
+            for half in halves:
+                rows = half[torch.isin(half, wanted)] if acting is not None else half
+                if len(rows):
+                    some = policy.act_some(obs[rows], rows, self.num_envs)
+                    act[rows] = self.check_action(some, (len(rows), self.action_dim))
+                members = half.tolist()
+                self._ctrl[members] = act[half].numpy()
+                count = len(self._blocks(len(members)))
+                if started:
+                    workers.extend(members, count)
+                else:
+                    workers.start(members, count)
+                    started = True
+        finally:
+            if started:
+                workers.finish()
+        out = self._evaluate(pre, self._members_view(stepped), act[stepped])
+        if live is None:
+            return (act, *out)
+        return (act, *self._widen(out, stepped, obs))
 
     # ------------------------------------------------------------------ workers
     def _step_chunk(self, members: range, slot: int) -> None:

@@ -8,14 +8,17 @@ faster than 1 thread. Worker processes share nothing but memory: each runs the b
 own ``_step_chunk`` over its blocks with its own ``MjData`` and its own GIL.
 
 How: the member states and the gathered task fields live in anonymous shared memory
-(:func:`shared_zeros`), and each worker is forked from the engine once, so it holds the
-same model and the same ``_step_chunk``. A call publishes its blocks (the member list, a
-block count) under one cross-process lock, wakes the workers (one semaphore each), and the
-caller takes blocks itself. Blocks are claimed one at a time under the lock, so a worker
-the OS has not scheduled yet simply takes none: the caller never waits for a worker that
-has not started, only for blocks a worker is running. Between calls a worker polls the
-call counter for a short while (back-to-back steps of a closed loop find it awake), then
-sleeps on its semaphore; a caller waiting for the last block does the same on its own.
+(:func:`shared_zeros`), and each worker is forked from the engine once, so it holds the same
+model and the same ``_step_chunk``. A call publishes its blocks (member lists and block
+bounds in shared arrays) under one cross-process lock, wakes the workers (one semaphore
+each), and the caller takes blocks itself. A call can be started, extended with more blocks,
+and finished (the caller joins, then waits): so the workers simulate one part of a batch
+while the caller computes the next part's actions. Blocks are claimed one at a time under
+the lock, so a worker the OS has not scheduled yet simply takes none: the caller never waits
+for a worker that has not started, only for blocks a worker is running. Between calls a
+worker polls for unclaimed blocks for a short while (back-to-back steps of a closed loop
+find it awake), then sleeps on its semaphore; a caller waiting for the last block does the
+same on its own.
 
 Lifetime: a worker dies with its engine (``close``), with its parent (``PR_SET_PDEATHSIG``
 and a periodic parent check), and ignores SIGINT/SIGTERM, so a run stopped by a signal
@@ -32,7 +35,6 @@ import gc
 import mmap
 import multiprocessing
 import os
-import platform
 import signal
 import sys
 import time
@@ -42,7 +44,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 # control-block slots (int64, shared)
-_SEQ, _NEXT, _BLOCKS, _COUNT, _FINISHED, _STOP, _ERROR, _ALL = range(8)
+_NEXT, _BLOCKS, _FINISHED, _FILLED, _STOP, _ERROR = range(6)
 _CONTROL = 8
 SPIN_SECONDS = 5e-4
 """How long a worker polls for the next call before sleeping, and a caller for the last
@@ -60,12 +62,11 @@ def shared_zeros(shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray
 
 
 def process_workers_available() -> tuple[bool, str]:
-    """Forked workers need ``fork`` and x86's ordered stores (the call counter is published
-    with plain stores after the data it guards; the lock orders the rest)."""
+    """Forked workers need Linux's ``fork`` (safe in a threaded process as long as the child
+    only simulates; macOS's is not). Every shared write is ordered by the lock, so any CPU
+    architecture works: the workers' polling only hints that blocks may be waiting."""
     if sys.platform != "linux":
         return False, f"forked workers run on Linux, not {sys.platform}"
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return False, f"forked workers need x86-64, not {platform.machine()}"
     return True, ""
 
 
@@ -101,13 +102,12 @@ class ForkedWorkers:
         self._caller_error: BaseException | None = None
         self._ctl = shared_zeros((_CONTROL,), np.int64)
         self._index = shared_zeros((max(1, num_members),), np.int64)
+        self._bounds = shared_zeros((max(1, num_members), 2), np.int64)  # per block: index span
         ctx = multiprocessing.get_context("fork")
         self._lock = ctx.Lock()
         self._go = [ctx.Semaphore(0) for _ in range(num_workers)]
         self._done = ctx.Semaphore(0)
         self._error = shared_zeros((512,), np.uint8)
-        self._seq = 0
-        self._ranges: list[tuple[int, int]] = []
         self.pids: list[int] = []
         parent = os.getpid()
         for slot in range(1, num_workers + 1):
@@ -140,18 +140,17 @@ class ForkedWorkers:
                 pass
             if ran:
                 ctl[_FINISHED] += 1
-                last = ctl[_FINISHED] == ctl[_BLOCKS]
+                last = ctl[_FINISHED] == ctl[_BLOCKS]  # (caller waiting or extending)
             k, n = int(ctl[_NEXT]), int(ctl[_BLOCKS])
             if k < n:
                 ctl[_NEXT] = k + 1
-                count, everyone = int(ctl[_COUNT]), bool(ctl[_ALL])
+                lo, hi = self._bounds[k]
             release()
             if ran and last and slot:
                 self._done.release()
             if k >= n:
                 return ran
-            lo, hi = _split(count, n)[k]
-            members: Sequence[int] = range(lo, hi) if everyone else self._index[lo:hi].tolist()
+            members = self._index[lo:hi].tolist()
             try:
                 self._step_chunk()(members, slot)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller
@@ -171,38 +170,58 @@ class ForkedWorkers:
     # ------------------------------------------------------------------ worker side
     def _serve(self, slot: int, parent: int) -> None:
         ctl, go = self._ctl, self._go[slot - 1]
-        last = 0
         while not ctl[_STOP]:
             deadline = time.perf_counter() + SPIN_SECONDS
-            while ctl[_SEQ] == last and not ctl[_STOP] and time.perf_counter() < deadline:
-                pass
-            if ctl[_SEQ] == last:
-                if not go.acquire(timeout=_LIVENESS_SECONDS) and os.getppid() != parent:
-                    return
-                continue
-            last = int(ctl[_SEQ])
+            while ctl[_NEXT] >= ctl[_BLOCKS] and not ctl[_STOP]:
+                if time.perf_counter() > deadline:
+                    if not go.acquire(timeout=_LIVENESS_SECONDS) and os.getppid() != parent:
+                        return
+                    deadline = time.perf_counter() + SPIN_SECONDS
             self._blocks_left(slot)
 
     # ------------------------------------------------------------------ caller side
-    def run(self, num_members: int, members: Sequence[int] | None, num_blocks: int) -> None:
-        """Step ``members`` (positions into the engine; None: all ``num_members``) in
-        ``num_blocks`` blocks over the caller and the workers; re-raise a worker's error."""
-        ctl = self._ctl
+    def run(self, members: Sequence[int], num_blocks: int) -> None:
+        """Step ``members`` (engine positions) in ``num_blocks`` blocks over the caller and
+        the workers; re-raise a worker's error."""
+        self.start(members, num_blocks)
+        self.finish()
+
+    def start(self, members: Sequence[int], num_blocks: int) -> None:
+        """Publish a new call's blocks and wake the workers; the caller does not join."""
         with self._lock:
-            if members is not None:
-                self._index[: len(members)] = members
-            ctl[_COUNT], ctl[_ALL] = num_members, members is None
-            ctl[_BLOCKS], ctl[_NEXT], ctl[_FINISHED] = num_blocks, 0, 0
-            self._seq += 1
-            ctl[_SEQ] = self._seq
+            self._ctl[_NEXT] = self._ctl[_BLOCKS] = self._ctl[_FINISHED] = 0
+            self._ctl[_FILLED] = 0
+            self._append(members, num_blocks)
         for go in self._go:
             go.release()
-        if self._blocks_left(0) == num_blocks:  # no worker took a block: are they alive?
+
+    def extend(self, members: Sequence[int], num_blocks: int) -> None:
+        """Add blocks to the running call (other members than it has)."""
+        with self._lock:
+            self._append(members, num_blocks)
+        for go in self._go:
+            go.release()
+
+    def _append(self, members: Sequence[int], num_blocks: int) -> None:
+        ctl, filled, first = self._ctl, int(self._ctl[_FILLED]), int(self._ctl[_BLOCKS])
+        self._index[filled : filled + len(members)] = members
+        bounds = self._bounds[first : first + num_blocks]
+        bounds[:] = _split(len(members), num_blocks)
+        bounds += filled
+        ctl[_FILLED] = filled + len(members)
+        ctl[_BLOCKS] = first + num_blocks  # last: workers poll this for new blocks
+
+    def finish(self) -> None:
+        """Join the call until every block is taken, wait for the workers' last blocks,
+        and re-raise an error from any of them."""
+        ctl = self._ctl
+        blocks = int(ctl[_BLOCKS])
+        if self._blocks_left(0) == blocks:  # no worker took a block: are they alive?
             self._check_alive()
         deadline = time.perf_counter() + SPIN_SECONDS
-        while ctl[_FINISHED] < num_blocks and time.perf_counter() < deadline:
+        while ctl[_FINISHED] < blocks and time.perf_counter() < deadline:
             pass
-        while ctl[_FINISHED] < num_blocks:  # a stale release only costs one more check
+        while ctl[_FINISHED] < blocks:  # a stale release only costs one more check
             if not self._done.acquire(timeout=_LIVENESS_SECONDS):
                 self._check_alive()
         if self._caller_error is not None:
