@@ -259,6 +259,9 @@ class MujocoEngine(Engine):
         mujoco.mj_forward(self.model, probe)
         mujoco.mj_getState(self.model, probe, self._state[0], INTERNAL_SPEC)
         self._state[:] = self._state[0]  # the model's default state until the first reset
+        self._qpos, self._qvel = parts["qpos"], parts["qvel"]
+        reads_state_only = not self._gather and not self._rne and not self._sync
+        self._reset_row = self._state[0].copy() if reads_state_only else None
         self._slot_data = [probe] + [
             mujoco.MjData(self.model) for _ in range(self.pool.num_threads - 1)
         ]
@@ -398,6 +401,15 @@ class MujocoEngine(Engine):
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
         drawn = self.task.reset_state(self.init_qpos, self.init_qvel, len(members), self.generator)
         qpos_np, qvel_np = drawn[0].numpy(), drawn[1].numpy()
+        if self._reset_row is not None and len(drawn) == 2:
+            # the task reads nothing but the state: a reset state is the template row with
+            # the drawn qpos/qvel (what mj_resetData + mj_forward + mj_getState give, since
+            # mj_forward changes no state component), written for all members at once
+            rows = members.numpy()
+            self._state[rows] = self._reset_row
+            self._qpos[rows] = qpos_np
+            self._qvel[rows] = qvel_np
+            return self._observe(members)
         userdata_np = drawn[2].numpy() if len(drawn) > 2 else None  # dm_control tasks (#19)
         index = members.tolist()
         model = self.model
