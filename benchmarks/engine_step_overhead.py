@@ -6,7 +6,10 @@ other (contact-heavier) states, so that ratio mixes engine overhead with physics
 script times, on one batch in one state: the thread pool's physics alone, the backend's
 ``_step_members`` (physics + the task's batched math), the public ``step`` (plus
 validation, autoreset and episode bookkeeping), ``step`` with a policy in the loop, and
-``mujoco.rollout`` over the very same member states and controls (the ceiling).
+``mujoco.rollout`` over the very same member states and controls (the ceiling), and
+``step`` with a policy for ``--run-length`` steps back to back from the same states (a
+closed loop as training runs it: forked workers stay awake between steps, where a step
+right after ``set_state`` first wakes them).
 
     python benchmarks/engine_step_overhead.py --task HalfCheetah-v5 --num-envs 64 256
 """
@@ -31,6 +34,10 @@ class Args:
     task: str = "HalfCheetah-v5"
     num_envs: list[int] = field(default_factory=lambda: [64, 256])
     threads: int = 2
+    workers: str = "auto"
+    """Backend option: "auto"/"process" (forked workers) or "thread"."""
+    run_length: int = 4
+    """Steps per call of the back-to-back part (its ms are per step)."""
     warm_steps: int = 50
     """Policy steps taken first, so the batch is in a typical running state."""
     repeats: int = 200
@@ -55,7 +62,9 @@ def _ms(parts: dict[str, Callable[[], object]], repeats: int, stat: str) -> dict
 
 
 def measure(args: Args, n: int) -> dict[str, float]:
-    engine = make_engine(args.task, n, backend="mujoco", seed=0, num_threads=args.threads)
+    engine = make_engine(
+        args.task, n, backend="mujoco", seed=0, num_threads=args.threads, workers=args.workers
+    )
     obs = engine.reset()
     policy = torch.nn.Sequential(
         torch.nn.Linear(obs.shape[1], 64), torch.nn.Tanh(), torch.nn.Linear(64, engine.action_dim)
@@ -77,7 +86,7 @@ def measure(args: Args, n: int) -> dict[str, float]:
 
     def physics() -> None:
         restore()
-        engine.pool.map(engine._step_chunk, engine._chunks)
+        engine._run_steps(engine._chunks, None)
 
     def members() -> None:
         restore()
@@ -92,6 +101,12 @@ def measure(args: Args, n: int) -> dict[str, float]:
         with torch.no_grad():
             engine.step(policy(engine._obs).clamp(-1, 1))
 
+    def steps_back_to_back() -> None:
+        restore()
+        with torch.no_grad():
+            for _ in range(args.run_length):
+                engine.step(policy(engine._obs).clamp(-1, 1))
+
     def ceiling() -> None:
         pool.rollout(model, datas, states, ctrl)
 
@@ -102,13 +117,16 @@ def measure(args: Args, n: int) -> dict[str, float]:
         "_step_members": members,
         "step": step,
         "step + policy": step_with_policy,
+        "step + policy, back to back": steps_back_to_back,
     }
     results = _ms(parts, args.repeats, args.stat)
     engine.close()
     pool.close()
     base = results["restore (subtracted)"]
     fixed = ("ceiling", "restore")
-    return {k: (v if k.startswith(fixed) else v - base) for k, v in results.items()}
+    out = {k: (v if k.startswith(fixed) else v - base) for k, v in results.items()}
+    out["step + policy, back to back"] = (out["step + policy, back to back"]) / args.run_length
+    return out
 
 
 def main() -> None:
@@ -117,7 +135,10 @@ def main() -> None:
     for n in args.num_envs:
         res = measure(args, n)
         ceiling = res["ceiling: mujoco.rollout"]
-        print(f"\n{args.task}, {n} members, {args.threads} threads (ms per batch env step)")
+        print(
+            f"\n{args.task}, {n} members, {args.threads} threads, workers={args.workers} "
+            "(ms per batch env step)"
+        )
         print("| part | ms | ceiling / part |")
         print("|---|---|---|")
         for name, ms in res.items():

@@ -131,9 +131,10 @@ class PopulationMLP(nn.Module):
         Why: a closed-loop rollout whose members end early (Humanoid falls) would otherwise
         read every network's weights each step for the few still running. The networks
         computed are a cached row subset of ``params`` (a superset of those needed, gathered
-        again only once it is twice too large; every network while half or more are
-        needed), so the gathers of a shrinking live set copy at most the population's
-        weights once per rollout in all.
+        again only once it is twice too large; a view of ``params`` when the needed rows
+        fill at least half of their span; every network while half or more are needed), so
+        the gathers of a shrinking live set copy at most the population's weights once per
+        rollout in all.
         """
         m = self._members_per_network(batch)
         nets, slot = members // m, members % m
@@ -152,6 +153,11 @@ class PopulationMLP(nn.Module):
             found = torch.searchsorted(rows, needed).clamp(max=len(rows) - 1)
             if bool((rows[found] == needed).all()) and 2 * len(needed) >= len(rows):
                 return rows, params
+        lo, hi = int(needed[0]), int(needed[-1]) + 1
+        if hi - lo < self.population and 2 * len(needed) >= hi - lo:
+            # a dense span (e.g. half of the population, which the mujoco backend's
+            # overlapped rollout step asks for): a view, no copy
+            return torch.arange(lo, hi, device=needed.device), self.params[lo:hi]
         if 2 * len(needed) >= self.population:
             return None, self.params
         gathered = self._gather_buffer(len(needed))

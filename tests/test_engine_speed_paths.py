@@ -21,24 +21,28 @@ def _assert_step_equal(a: tuple, b: tuple, rows: slice | int = slice(None)) -> N
         assert torch.equal(a[4][key][rows], b[4][key][rows]), key
 
 
-def test_host_bookkeeping_equals_torch_bookkeeping() -> None:
+@pytest.mark.parametrize("members", [3, 1])
+def test_host_bookkeeping_equals_torch_bookkeeping(members: int) -> None:
     """Hopper with a short time limit: terminations, truncations and autoresets, counted
-    in numpy (the CPU path) and with torch ops (every other device), bit for bit."""
+    in numpy (the CPU path; one member: Python scalars) and with torch ops (every other
+    device), bit for bit."""
     engines = [
-        make_engine("Hopper-v5", 3, backend="mujoco", seed=4, max_episode_steps=9) for _ in range(2)
+        make_engine("Hopper-v5", members, backend="mujoco", seed=4, max_episode_steps=9)
+        for _ in range(2)
     ]
     engines[1]._count_on_host = engines[1]._count_on_device  # the device path, on the CPU
     for engine in engines:
         engine.reset()
     gen = torch.Generator().manual_seed(0)
     ended = 0
-    for _ in range(40):
-        action = torch.rand(3, engines[0].action_dim, generator=gen) * 2 - 1
+    for _ in range(40 * (4 - members)):
+        action = torch.rand(members, engines[0].action_dim, generator=gen) * 2 - 1
         outs = [engine.step(action) for engine in engines]
         _assert_step_equal(*outs)
         ended += int(outs[0][4]["done"].sum())
         assert torch.equal(engines[0].elapsed, engines[1].elapsed)
         assert torch.equal(engines[0].episode_return, engines[1].episode_return)
+        assert torch.equal(engines[0].episode_length, engines[1].episode_length)
     assert ended >= 6  # autoresets happened on both paths
 
 
