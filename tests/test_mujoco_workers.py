@@ -126,3 +126,35 @@ def test_population_rollout_overlapping_policy_and_physics_matches_the_threads()
     finally:
         forked.close()
         threaded.close()
+
+
+def test_workers_exit_when_their_parent_dies_without_closing() -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os\n"
+        "from rlwb.engine import make_engine\n"
+        "e = make_engine('Hopper-v5', 32, backend='mujoco', seed=0, workers='process')\n"
+        "print(*e._workers.pids, flush=True)\n"
+        "os._exit(0)\n"  # no close(), no atexit
+    )
+    command = [sys.executable, "-c", script]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids, out.stderr
+    deadline = time.monotonic() + 10.0
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in alive if os.path.exists(f"/proc/{p}") and "Z" not in _state(p)]
+    assert not alive, f"workers {alive} outlived their parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"

@@ -20,16 +20,17 @@ worker polls for unclaimed blocks for a short while (back-to-back steps of a clo
 find it awake), then sleeps on its semaphore; a caller waiting for the last block does the
 same on its own.
 
-Lifetime: a worker dies with its engine (``close``), with its parent (``PR_SET_PDEATHSIG``
-and a periodic parent check), and ignores SIGINT/SIGTERM, so a run stopped by a signal
-finishes its step and checkpoints before the workers go. The model is copied into the
-workers when they start: edits to ``engine.model`` after construction are not seen by them
-(nothing in rlwb edits a built model).
+Lifetime: a worker dies with its engine (``close``) or within a second of its parent (an
+idle worker checks its parent id; not ``PR_SET_PDEATHSIG``, which fires when the *thread*
+that forked exits, e.g. a short-lived thread that built the engine), and ignores
+SIGINT/SIGTERM, so a run stopped by a signal finishes its step and checkpoints before the
+workers go. The model is copied into the workers when they start: edits to
+``engine.model`` after construction are not seen by them (nothing in rlwb edits a built
+model).
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import gc
 import mmap
@@ -70,17 +71,6 @@ def process_workers_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to kill this process when its parent dies (Linux prctl)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(0)
-
-
 @functools.lru_cache(maxsize=256)
 def _split(n: int, parts: int) -> tuple[tuple[int, int], ...]:
     """Contiguous, nearly equal position ranges of ``0..n-1`` (cached: a closed loop asks
@@ -118,7 +108,8 @@ class ForkedWorkers:
                     gc.disable()  # no collection here: it could run other engines' __del__
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                    _die_with_parent(parent)
+                    if os.getppid() != parent:  # the parent died before we got here
+                        os._exit(0)
                     self._serve(slot, parent)
                 except BaseException:  # noqa: BLE001 - a worker must never unwind
                     code = 1
