@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from rlwb.agents.bridge_graph import edge_weights, spread, to_goal
+from rlwb.agents.bridge_memory import EpisodeMemory
 from rlwb.errors import ConfigError
 
 SEARCHES = ("graph", "one_hop")
@@ -57,8 +58,25 @@ class BridgeConfig:
     search: str = "graph"
     """``graph``: shortest path over visited states joined by short learned distances;
     ``one_hop``: one bridge ``argmin_b D(s, b) + D(b, g)``."""
-    start_threshold: float = 10.0
-    """Plan at the episode start when D(s0, g) exceeds this many steps."""
+    start_threshold: float = math.inf
+    """Plan at the episode start when D(s0, g) exceeds this many steps (inf: only where
+    ``memory`` says the direct chase stalls)."""
+    memory: int = 200
+    """Training episodes remembered (``rlwb.agents.bridge_memory``): an evaluation episode
+    plans from its start when most remembered episodes from near its start to near its goal
+    stalled on the direct chase (0: no memory)."""
+    memory_radius: float = 1.0
+    """Goal-space distance within which remembered starts and goals count as the same."""
+    memory_least: int = 3
+    """Fewest remembered episodes that decide."""
+    training: bool = True
+    """Plan bridges on a stall in training episodes (off: training chases the real goal
+    only, as GDG alone; bridges act in evaluation)."""
+    handover: float = 0.0
+    """A bridge also counts as reached once D(s, b) is at most this many steps, so the
+    agent turns to the next hop before it slows down at the bridge (0: success test only)."""
+    return_on_progress: bool = False
+    """Drop a route planned on a stall once D(s, g) falls below where the chase stalled."""
     patience: int = 15
     """Steps without progress before planning a bridge."""
     min_progress: float = 1.0
@@ -87,6 +105,8 @@ class BridgeConfig:
     def validate(self) -> None:
         if self.search not in SEARCHES:
             raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
+        if self.memory < 0 or self.memory_least < 1:
+            raise ConfigError("BridgeConfig.memory must be >= 0 and memory_least >= 1")
         for name in ("patience", "candidates", "refresh", "oversample"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -104,8 +124,13 @@ class BridgePlanner:
         achieved_of: Callable[[torch.Tensor], torch.Tensor],
         goal_dim: int,
         device: torch.device,
+        plans: bool = True,
+        memory: EpisodeMemory | None = None,
     ) -> None:
         self.config, self.achieved_of = config, achieved_of
+        # plans off: stall bookkeeping only (the goal is never replaced); memory: where
+        # episodes plan from their start.
+        self.plans, self.memory = plans, memory
         z = dict(device=device)
         self.active = torch.zeros(members, dtype=torch.bool, **z)
         self.bridge = torch.zeros(members, goal_dim, **z)
@@ -115,6 +140,11 @@ class BridgePlanner:
         self.fresh = torch.ones(members, dtype=torch.bool, **z)
         self.last_goal = torch.full((members, goal_dim), math.nan, **z)
         self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
+        # Per member: where its episode began, whether chasing the goal directly stalled,
+        # and the D(s, g) at which its current route's stall happened (-inf: none).
+        self.start = torch.full((members, goal_dim), math.nan, **z)
+        self.stalled_once = torch.zeros(members, dtype=torch.bool, **z)
+        self.level = torch.full((members,), -math.inf, **z)
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
         # The graph (rlwb.agents.bridge_graph): node observations, their achieved goals,
@@ -142,6 +172,8 @@ class BridgePlanner:
         self.best = torch.where(members, math.inf, self.best)
         self.stalled = torch.where(members, 0, self.stalled)
         self.fresh |= members
+        self.stalled_once &= ~members
+        self.start = torch.where(members[:, None], math.nan, self.start)
         if self.cut is not None:  # a new episode trusts the graph again
             self.cut &= ~members[:, None, None]
             self.cut_goal &= ~members[:, None]
@@ -174,24 +206,34 @@ class BridgePlanner:
         self.budget -= self.active.long()
         self.graph_age += 1
         arrived = self.active & reached(achieved, self.bridge)
+        if cfg.handover > 0:
+            arrived |= self.active & (distance(obs, self.bridge) <= cfg.handover)
         done = self.active & (arrived | (self.budget <= 0))
         failed = done & ~arrived
         if cfg.search == "graph" and self.cut is not None and bool(failed.any()):
             # The hop did not arrive: cut its edges from the nodes it began near.
             m = failed.nonzero().squeeze(1)
             self.cut[m, :, self.hop_to[m]] |= self.hop_from[m]
+        back = self.active & (d_goal < self.level - cfg.min_progress)  # below the stall
+        if cfg.return_on_progress:  # drop the route: back to the direct chase
+            done |= back
         self.active &= ~done
         improved = d_goal < self.best - cfg.min_progress
         reset_best = improved | done
         self.best = torch.where(reset_best, d_goal, self.best)
         self.stalled = torch.where(reset_best | self.active, 0, self.stalled + 1)
-        want = ~self.active & (
-            (self.fresh & (d_goal > cfg.start_threshold)) | (self.stalled >= cfg.patience)
-        )
+        stall = ~self.active & (self.stalled >= cfg.patience)
+        self.stalled_once |= stall
+        self.level = torch.where(stall, self.best, torch.where(self.fresh, -math.inf, self.level))
+        self.start = torch.where(self.fresh[:, None], achieved, self.start)
+        at_start = d_goal > cfg.start_threshold
+        if self.memory is not None:
+            at_start |= self.memory.stalls_here(achieved, goal)
+        want = ~self.active & ((self.fresh & at_start) | stall)
         if cfg.search == "graph":  # walk the path; after a failed hop, plan round it
-            want |= done
+            want |= done & ~(back & cfg.return_on_progress)
         self.fresh = torch.zeros_like(self.fresh)
-        if bool(want.any()):
+        if self.plans and bool(want.any()):
             self._plan(want, obs, goal, distance, visited)
         return torch.where(self.active[:, None], self.bridge, goal)
 
@@ -298,7 +340,7 @@ class BridgePlanner:
         self.graph_age = 0
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
-              "last_achieved")  # fmt: skip
+              "last_achieved", "start", "stalled_once", "level")  # fmt: skip
 
     _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to", "tried")
 
@@ -316,7 +358,8 @@ class BridgePlanner:
     def load_state_dict(self, state: dict) -> None:
         dev = self.active.device
         for k in self._STATE:
-            setattr(self, k, state[k].to(dev).clone())
+            if k in state:  # checkpoints from before a field existed keep its default
+                setattr(self, k, state[k].to(dev).clone())
         for k in self._GRAPH:
             value = state.get(k)
             setattr(self, k, None if value is None else value.to(dev).clone())
