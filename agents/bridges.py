@@ -47,7 +47,6 @@ from dataclasses import dataclass
 import torch
 
 from rlwb.agents.bridge_graph import edge_weights, spread, to_goal
-from rlwb.agents.bridge_memory import EpisodeMemory
 from rlwb.errors import ConfigError
 
 SEARCHES = ("graph", "one_hop")
@@ -59,24 +58,14 @@ class BridgeConfig:
     """``graph``: shortest path over visited states joined by short learned distances;
     ``one_hop``: one bridge ``argmin_b D(s, b) + D(b, g)``."""
     start_threshold: float = math.inf
-    """Plan at the episode start when D(s0, g) exceeds this many steps (inf: only where
-    ``memory`` says the direct chase stalls)."""
-    memory: int = 200
-    """Training episodes remembered (``rlwb.agents.bridge_memory``): an evaluation episode
-    plans from its start when most remembered episodes from near its start to near its goal
-    stalled on the direct chase (0: no memory)."""
-    memory_radius: float = 1.0
-    """Goal-space distance within which remembered starts and goals count as the same."""
-    memory_least: int = 3
-    """Fewest remembered episodes that decide."""
-    training: bool = True
-    """Plan bridges on a stall in training episodes (off: training chases the real goal
-    only, as GDG alone; bridges act in evaluation)."""
-    handover: float = 0.0
-    """A bridge also counts as reached once D(s, b) is at most this many steps, so the
-    agent turns to the next hop before it slows down at the bridge (0: success test only)."""
-    return_on_progress: bool = False
-    """Drop a route planned on a stall once D(s, g) falls below where the chase stalled."""
+    """Plan at the episode start when D(s0, g) exceeds this many steps (inf: never; plan
+    only on a stall)."""
+    stuck_radius: float = 0.5
+    """A stall also needs the achieved goal to have moved less than this (goal units) over
+    the last ``patience`` steps (0: a stall of D alone)."""
+    training: bool = False
+    """Plan bridges in training episodes too (off: training acts exactly as GDG alone, so
+    it gathers the same goal-directed data; bridges act in evaluation only)."""
     patience: int = 15
     """Steps without progress before planning a bridge."""
     min_progress: float = 1.0
@@ -105,11 +94,11 @@ class BridgeConfig:
     def validate(self) -> None:
         if self.search not in SEARCHES:
             raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
-        if self.memory < 0 or self.memory_least < 1:
-            raise ConfigError("BridgeConfig.memory must be >= 0 and memory_least >= 1")
         for name in ("patience", "candidates", "refresh", "oversample"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.stuck_radius < 0:
+            raise ConfigError(f"BridgeConfig.stuck_radius must be >= 0, got {self.stuck_radius}")
         if self.max_edge <= 0:
             raise ConfigError(f"BridgeConfig.max_edge must be > 0, got {self.max_edge}")
 
@@ -124,13 +113,8 @@ class BridgePlanner:
         achieved_of: Callable[[torch.Tensor], torch.Tensor],
         goal_dim: int,
         device: torch.device,
-        plans: bool = True,
-        memory: EpisodeMemory | None = None,
     ) -> None:
         self.config, self.achieved_of = config, achieved_of
-        # plans off: stall bookkeeping only (the goal is never replaced); memory: where
-        # episodes plan from their start.
-        self.plans, self.memory = plans, memory
         z = dict(device=device)
         self.active = torch.zeros(members, dtype=torch.bool, **z)
         self.bridge = torch.zeros(members, goal_dim, **z)
@@ -140,11 +124,10 @@ class BridgePlanner:
         self.fresh = torch.ones(members, dtype=torch.bool, **z)
         self.last_goal = torch.full((members, goal_dim), math.nan, **z)
         self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
-        # Per member: where its episode began, whether chasing the goal directly stalled,
-        # and the D(s, g) at which its current route's stall happened (-inf: none).
-        self.start = torch.full((members, goal_dim), math.nan, **z)
-        self.stalled_once = torch.zeros(members, dtype=torch.bool, **z)
-        self.level = torch.full((members,), -math.inf, **z)
+        # Per member: its achieved goals of the last ``patience`` steps (a ring, slot
+        # ``steps % patience``; nan: not yet in this episode).
+        self.trail = torch.full((members, config.patience, goal_dim), math.nan, **z)
+        self.steps = 0
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
         # The graph (rlwb.agents.bridge_graph): node observations, their achieved goals,
@@ -172,8 +155,7 @@ class BridgePlanner:
         self.best = torch.where(members, math.inf, self.best)
         self.stalled = torch.where(members, 0, self.stalled)
         self.fresh |= members
-        self.stalled_once &= ~members
-        self.start = torch.where(members[:, None], math.nan, self.start)
+        self.trail[members] = math.nan
         if self.cut is not None:  # a new episode trusts the graph again
             self.cut &= ~members[:, None, None]
             self.cut_goal &= ~members[:, None]
@@ -206,34 +188,29 @@ class BridgePlanner:
         self.budget -= self.active.long()
         self.graph_age += 1
         arrived = self.active & reached(achieved, self.bridge)
-        if cfg.handover > 0:
-            arrived |= self.active & (distance(obs, self.bridge) <= cfg.handover)
         done = self.active & (arrived | (self.budget <= 0))
         failed = done & ~arrived
         if cfg.search == "graph" and self.cut is not None and bool(failed.any()):
             # The hop did not arrive: cut its edges from the nodes it began near.
             m = failed.nonzero().squeeze(1)
             self.cut[m, :, self.hop_to[m]] |= self.hop_from[m]
-        back = self.active & (d_goal < self.level - cfg.min_progress)  # below the stall
-        if cfg.return_on_progress:  # drop the route: back to the direct chase
-            done |= back
         self.active &= ~done
         improved = d_goal < self.best - cfg.min_progress
         reset_best = improved | done
         self.best = torch.where(reset_best, d_goal, self.best)
         self.stalled = torch.where(reset_best | self.active, 0, self.stalled + 1)
         stall = ~self.active & (self.stalled >= cfg.patience)
-        self.stalled_once |= stall
-        self.level = torch.where(stall, self.best, torch.where(self.fresh, -math.inf, self.level))
-        self.start = torch.where(self.fresh[:, None], achieved, self.start)
-        at_start = d_goal > cfg.start_threshold
-        if self.memory is not None:
-            at_start |= self.memory.stalls_here(achieved, goal)
-        want = ~self.active & ((self.fresh & at_start) | stall)
+        slot = self.steps % cfg.patience
+        if cfg.stuck_radius > 0:  # and it has not moved (nan, too few steps: it has)
+            moved = torch.linalg.vector_norm(achieved - self.trail[:, slot], dim=-1)
+            stall &= moved < cfg.stuck_radius
+        self.trail[:, slot] = achieved
+        self.steps += 1
+        want = ~self.active & ((self.fresh & (d_goal > cfg.start_threshold)) | stall)
         if cfg.search == "graph":  # walk the path; after a failed hop, plan round it
-            want |= done & ~(back & cfg.return_on_progress)
+            want |= done
         self.fresh = torch.zeros_like(self.fresh)
-        if self.plans and bool(want.any()):
+        if bool(want.any()):
             self._plan(want, obs, goal, distance, visited)
         return torch.where(self.active[:, None], self.bridge, goal)
 
@@ -340,7 +317,7 @@ class BridgePlanner:
         self.graph_age = 0
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
-              "last_achieved", "start", "stalled_once", "level")  # fmt: skip
+              "last_achieved", "trail")  # fmt: skip
 
     _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to", "tried")
 
@@ -352,6 +329,7 @@ class BridgePlanner:
             **{k: getattr(self, k).cpu() for k in self._STATE},
             **graph,
             "planned": self.planned,
+            "steps": self.steps,
             "graph_age": self.graph_age,
         }
 
@@ -364,6 +342,7 @@ class BridgePlanner:
             value = state.get(k)
             setattr(self, k, None if value is None else value.to(dev).clone())
         self.planned = int(state["planned"])
+        self.steps = int(state.get("steps", 0))
         self.graph_age = int(state.get("graph_age", 0))
 
     def recent_bridges(self) -> torch.Tensor:

@@ -57,7 +57,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rlwb.agents.bridge_memory import EpisodeMemory
 from rlwb.agents.bridges import BridgeConfig, BridgePlanner
 from rlwb.agents.goal_base import GoalAgent, GoalAgentConfig
 
@@ -81,9 +80,6 @@ class GDG(GoalAgent):
     def __init__(self, config: GDGConfig, spec, device) -> None:
         super().__init__(config, spec, device)
         self.planners: dict[bool, BridgePlanner] = {}
-        b = config.bridge
-        goal_dim = self.goal_cols.stop - self.goal_cols.start
-        self.memory = EpisodeMemory(b.memory, goal_dim, b.memory_radius, b.memory_least, self.device)
         # Bridge candidates outside training come from their own stream, so evaluating
         # never changes the training run's random draws.
         self.eval_generator = torch.Generator(device=self.device)
@@ -121,8 +117,6 @@ class GDG(GoalAgent):
                 lambda obs: obs[..., self.achieved_cols],
                 goal_dim,
                 self.device,
-                plans=self.config.bridge.training or not training,
-                memory=None if training else self.memory,
             )
             self.planners[training] = plan
         return plan
@@ -135,8 +129,8 @@ class GDG(GoalAgent):
         return self.replay.sample(k, generator)["next_obs"]
 
     def policy_obs(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        if not self.config.bridges:
-            return obs
+        if not self.config.bridges or (explore and not self.config.bridge.training):
+            return obs  # GDG alone, or training episodes when bridges act in evaluation only
         plan = self.planner(explore, obs.shape[0])
         goal = plan.goals(
             obs,
@@ -149,18 +143,6 @@ class GDG(GoalAgent):
         )
         return self.with_goal(obs, goal)
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Store the step; remember each finished training episode's start, goal and
-        whether chasing its goal directly stalled (``rlwb.agents.bridge_memory``)."""
-        super().observe(obs, action, reward, next_obs, terminated, truncated)
-        plan = self.planners.get(True)
-        if plan is None or not self.config.bridges:
-            return
-        done = (terminated | truncated).to(self.device)
-        seen = done & plan.start.isfinite().all(-1)
-        goals = next_obs.to(self.device, torch.float32)[:, self.goal_cols]
-        self.memory.record(plan.start[seen], goals[seen], plan.stalled_once[seen])
-
     def episode_start(self, members: torch.Tensor) -> None:
         self.planner(True, members.shape[0]).restart(members.to(self.device, torch.bool))
 
@@ -170,7 +152,6 @@ class GDG(GoalAgent):
         return {
             **super().state_dict(),
             "bridges": plan.state_dict() if plan else None,
-            "memory": self.memory.state_dict(),
             "eval_generator": self.eval_generator.get_state(),
         }
 
@@ -178,8 +159,6 @@ class GDG(GoalAgent):
         super().load_state_dict(state)
         if "eval_generator" in state:
             self.eval_generator.set_state(state["eval_generator"])
-        if "memory" in state:
-            self.memory.load_state_dict(state["memory"])
         if state.get("bridges") is not None:
             members = state["bridges"]["active"].shape[0]
             self.planner(True, members).load_state_dict(state["bridges"])

@@ -197,8 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evals", type=int, default=5, help="evaluations per run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="gdg_bench.jsonl")
-    parser.add_argument("--bridge", type=json.loads, default={},
-                        help='BridgeConfig overrides for gdg, JSON: \'{"training": false}\'')
+    parser.add_argument(
+        "--bridge",
+        type=json.loads,
+        default={},
+        help="BridgeConfig overrides for gdg, JSON: '{\"training\": false}'",
+    )
     args = parser.parse_args(argv)
     jobs = []
     for maze in args.mazes:

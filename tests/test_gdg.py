@@ -381,6 +381,7 @@ def test_gdg_resumes_exactly_with_bridge_state():
         max_edge=0.3,
         refresh=20,
         frontier=False,
+        training=True,
     )
     engines = [make_engine("PointMaze-Deceptive-Goal-v0", 2, backend="torch", seed=0, **kw)]
     agent = GDG(GDGConfig(bridge=cfg_bridge, **cfg), engines[0].spec, "cpu")
