@@ -5,9 +5,12 @@ which, for how many more steps, and how the distance to the real goal has progre
 :meth:`BridgePlanner.goals` call (one per env step) returns the goal the policy should
 chase now:
 
-* plan a bridge when the episode starts far from the goal (``D(s0, g) > start_threshold``)
-  or progress stalls (``D(s, g)`` has not dropped by ``min_progress`` for ``patience``
-  steps) and no bridge is active;
+* bridges are an escape: the real goal is chased while that works, and a bridge is
+  planned (no bridge being active) when the agent is stuck: ``D(s, g)`` has not dropped
+  by ``min_progress`` for ``patience`` steps *and* the achieved goal moved less than
+  ``stuck_radius`` over those steps (a detour that works makes D rise too, but it moves);
+  with ``stuck_radius=0`` a stall of D alone; optionally also at the start of an episode
+  far from its goal (``D(s0, g) > start_threshold``; off by default);
 * ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): a
   graph of visited states spread over the replay whose edges are learned distances of at
   most ``max_edge`` steps, the only ones trusted (``rlwb.agents.bridge_graph``; rebuilt
@@ -66,8 +69,9 @@ class BridgeConfig:
     training: bool = False
     """Plan bridges in training episodes too (off: training acts exactly as GDG alone, so
     it gathers the same goal-directed data; bridges act in evaluation only)."""
-    patience: int = 15
-    """Steps without progress before planning a bridge."""
+    patience: int = 25
+    """Steps without progress (and, with ``stuck_radius``, without moving) before planning
+    a bridge."""
     min_progress: float = 1.0
     """Decrease of D(s, g) (steps) that counts as progress."""
     candidates: int = 256

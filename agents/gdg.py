@@ -30,9 +30,25 @@ these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
   a hop that fails cuts its edges and the agent re-plans at once, a stall on the goal cuts
   the goal's edges from every node within one edge; with no path yet, the agent heads for
   the reachable frontier node nearest g. ``BridgeConfig(search="one_hop")`` is the
-  paper's single bridge point. Bridges act in training (where the frontier rule is what
-  carries exploration round the cup) and in evaluation; an agent restored from a
-  policy-only checkpoint has no replay and so no bridges.
+  paper's single bridge point.
+* When bridges act (the paper says only that they escape local optima): as an escape,
+  in evaluation only, by default. An episode chases its real goal and plans a bridge
+  route only once the agent is stuck (D(s, g) has not improved for ``patience`` steps and
+  the agent has not moved ``stuck_radius``); it never plans at the start
+  (``start_threshold=inf``); training episodes chase the real goal only
+  (``BridgeConfig.training=False``), so training is exactly GDG alone's: the same actions,
+  data and networks. Why (benchmarks/RESULTS.md, "GDG round 4"): planning in training
+  (round 3's default) changes the networks, and on the deceptive maze whether the direct
+  chase gets round the cup depends on the exact networks; GDG alone solved 3 of 10 seeds
+  at 20k on which training-time bridges got 0.00-0.32, so training-time bridges could not
+  be at least as good per seed. A stall of D alone also fires on detours that work (D
+  leaks through the wall, so it rises on the way round): on seed 5 it cost 1.00 -> 0.68,
+  hence the stuck test. An agent restored from a policy-only checkpoint has no replay
+  and so no bridges. ``BridgeConfig(start_threshold=10, stuck_radius=0, training=True,
+  patience=15)`` is round 3's default (plan from the start and on any stall, in training
+  too). Patience 25, not 15: on seed 4 at 20k, 22 of GDG alone's 50 successful
+  evaluation episodes pause 15-20 steps on the way (a stuck escape there cost 1.00 ->
+  0.84); at 25 one does.
 
 The distance's wall leak, checked (seed 0, 20k steps on the deceptive maze; numbers in
 benchmarks/RESULTS.md): the targets are as above (0 on arrival, else 1 + D' bootstrapped,
@@ -45,10 +61,12 @@ an option, default 0) made the leak worse (cup-top -> above-the-wall 11-22 steps
 of 18-72). Hence the planner, not the critic, carries the fix: only short edges are
 trusted, and a failed edge is cut.
 
-What it achieves (benchmarks/RESULTS.md, "GDG round 3"): on the deceptive maze, 10 seeds,
-GDG with bridges reaches >= 0.75 success where GDG alone has 0.00 on 3 seeds at 10k steps
-and on 3 seeds at 20k, but GDG alone solves 3 other seeds by 20k and both are erratic
-over training: the contrast is real but not robust.
+What it achieves (benchmarks/RESULTS.md, "GDG round 4"): with evaluation-time escape
+bridges GDG is never much worse than GDG alone on the deceptive maze (same training; the
+escape fires only where the agent is stuck), but it is not better either: an escape that
+starts at the top of the cup has about 16 cells to go and rarely arrives within the
+100-step episode. Training-time bridges (round 3) solve some seeds GDG alone does not and
+lose others it solves.
 """
 
 from __future__ import annotations
