@@ -183,8 +183,10 @@ class GDG(GoalAgent):
 
     def update(self, num_updates: int = 1) -> dict:
         out = super().update(num_updates)
-        if False in self.planners:  # the next evaluation plans on the new distance
-            self.planners[False].invalidate()
+        evaluation = self.planners.get(False)
+        if evaluation is not None:  # the next evaluation plans afresh, on the new distance
+            evaluation.invalidate()
+            evaluation.restart(torch.ones_like(evaluation.active))
         plan = self.planners.get(True)
         if out and plan is not None:
             out["bridges_planned"] = plan.planned
