@@ -5,9 +5,11 @@ which, for how many more steps, and how the distance to the real goal has progre
 :meth:`BridgePlanner.goals` call (one per env step) returns the goal the policy should
 chase now:
 
-* plan a bridge when the episode starts far from the goal (``D(s0, g) > start_threshold``)
-  or progress stalls (``D(s, g)`` has not dropped by ``min_progress`` for ``patience``
-  steps) and no bridge is active;
+* a bridge is planned (no bridge being active) at the start of an episode far from its
+  goal (``D(s0, g) > start_threshold``) and when progress stalls: ``D(s, g)`` has not
+  dropped by ``min_progress`` for ``patience`` steps (with ``stuck_radius > 0``, also the
+  achieved goal moved less than that over those steps: an escape for an agent that has
+  stopped, since a detour that works makes D rise too, but it moves);
 * ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): a
   graph of visited states spread over the replay whose edges are learned distances of at
   most ``max_edge`` steps, the only ones trusted (``rlwb.agents.bridge_graph``; rebuilt
@@ -58,9 +60,18 @@ class BridgeConfig:
     """``graph``: shortest path over visited states joined by short learned distances;
     ``one_hop``: one bridge ``argmin_b D(s, b) + D(b, g)``."""
     start_threshold: float = 10.0
-    """Plan at the episode start when D(s0, g) exceeds this many steps."""
+    """Plan at the episode start when D(s0, g) exceeds this many steps (inf: never; plan
+    only on a stall)."""
+    stuck_radius: float = 0.0
+    """A stall also needs the achieved goal to have moved less than this (goal units) over
+    the last ``patience`` steps (0: a stall of D alone; 0.5 makes bridges an escape for an
+    agent that has stopped)."""
+    training: bool = True
+    """Plan bridges in training episodes too (off: training acts exactly as GDG alone, so
+    it gathers the same goal-directed data; bridges act in evaluation only)."""
     patience: int = 15
-    """Steps without progress before planning a bridge."""
+    """Steps without progress (and, with ``stuck_radius``, without moving) before planning
+    a bridge."""
     min_progress: float = 1.0
     """Decrease of D(s, g) (steps) that counts as progress."""
     candidates: int = 256
@@ -90,6 +101,8 @@ class BridgeConfig:
         for name in ("patience", "candidates", "refresh", "oversample"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.stuck_radius < 0:
+            raise ConfigError(f"BridgeConfig.stuck_radius must be >= 0, got {self.stuck_radius}")
         if self.max_edge <= 0:
             raise ConfigError(f"BridgeConfig.max_edge must be > 0, got {self.max_edge}")
 
@@ -115,6 +128,10 @@ class BridgePlanner:
         self.fresh = torch.ones(members, dtype=torch.bool, **z)
         self.last_goal = torch.full((members, goal_dim), math.nan, **z)
         self.last_achieved = torch.full((members, goal_dim), math.nan, **z)
+        # Per member: its achieved goals of the last ``patience`` steps (a ring, slot
+        # ``steps % patience``; nan: not yet in this episode).
+        self.trail = torch.full((members, config.patience, goal_dim), math.nan, **z)
+        self.steps = 0
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
         # The graph (rlwb.agents.bridge_graph): node observations, their achieved goals,
@@ -142,6 +159,7 @@ class BridgePlanner:
         self.best = torch.where(members, math.inf, self.best)
         self.stalled = torch.where(members, 0, self.stalled)
         self.fresh |= members
+        self.trail[members] = math.nan
         if self.cut is not None:  # a new episode trusts the graph again
             self.cut &= ~members[:, None, None]
             self.cut_goal &= ~members[:, None]
@@ -185,9 +203,14 @@ class BridgePlanner:
         reset_best = improved | done
         self.best = torch.where(reset_best, d_goal, self.best)
         self.stalled = torch.where(reset_best | self.active, 0, self.stalled + 1)
-        want = ~self.active & (
-            (self.fresh & (d_goal > cfg.start_threshold)) | (self.stalled >= cfg.patience)
-        )
+        stall = ~self.active & (self.stalled >= cfg.patience)
+        slot = self.steps % cfg.patience
+        if cfg.stuck_radius > 0:  # and it has not moved (nan, too few steps: it has)
+            moved = torch.linalg.vector_norm(achieved - self.trail[:, slot], dim=-1)
+            stall &= moved < cfg.stuck_radius
+        self.trail[:, slot] = achieved
+        self.steps += 1
+        want = ~self.active & ((self.fresh & (d_goal > cfg.start_threshold)) | stall)
         if cfg.search == "graph":  # walk the path; after a failed hop, plan round it
             want |= done
         self.fresh = torch.zeros_like(self.fresh)
@@ -298,7 +321,7 @@ class BridgePlanner:
         self.graph_age = 0
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
-              "last_achieved")  # fmt: skip
+              "last_achieved", "trail")  # fmt: skip
 
     _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to", "tried")
 
@@ -310,17 +333,20 @@ class BridgePlanner:
             **{k: getattr(self, k).cpu() for k in self._STATE},
             **graph,
             "planned": self.planned,
+            "steps": self.steps,
             "graph_age": self.graph_age,
         }
 
     def load_state_dict(self, state: dict) -> None:
         dev = self.active.device
         for k in self._STATE:
-            setattr(self, k, state[k].to(dev).clone())
+            if k in state:  # checkpoints from before a field existed keep its default
+                setattr(self, k, state[k].to(dev).clone())
         for k in self._GRAPH:
             value = state.get(k)
             setattr(self, k, None if value is None else value.to(dev).clone())
         self.planned = int(state["planned"])
+        self.steps = int(state.get("steps", 0))
         self.graph_age = int(state.get("graph_age", 0))
 
     def recent_bridges(self) -> torch.Tensor:

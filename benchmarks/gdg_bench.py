@@ -3,6 +3,8 @@ without bridge points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffe
 
     python benchmarks/gdg_bench.py --mazes open deceptive --seeds 0 1 2 --workers 2
     python benchmarks/gdg_bench.py --mazes antmaze --steps 15000 --evals 3   # gym backend
+    python benchmarks/gdg_bench.py --agents gdg --bridge '{"training": true, "patience": 15,
+        "start_threshold": 10, "stuck_radius": 0}'   # BridgeConfig overrides (round 3's)
 
 Every run: 4 engine members, 1000 random steps, then half a gradient update per env step,
 64-64 networks, batch 128, episodes that end on success, goals >= 2 cells from the start.
@@ -93,7 +95,8 @@ def success_rate(policy, maze: str, seed: int) -> float:
     return float(success.float().mean())
 
 
-def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int) -> list:
+def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int,
+             bridge_kw: dict | None = None) -> list:  # fmt: skip
     from rlwb.agents.bridges import BridgeConfig
     from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
     from rlwb.agents.gdg import GDG, GDGConfig
@@ -105,7 +108,8 @@ def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int)
     if agent_name == "ddpg_her":
         agent = DDPGHER(DDPGHERConfig(**small), engine.spec, "cpu")
     else:
-        bridge = BridgeConfig(**ANT_BRIDGE) if maze == "antmaze" else BridgeConfig()
+        base = ANT_BRIDGE if maze == "antmaze" else {}
+        bridge = BridgeConfig(**{**base, **(bridge_kw or {})})
         agent = GDG(GDGConfig(bridges=agent_name == "gdg", bridge=bridge, **small), engine.spec,
                     "cpu")  # fmt: skip
     curve = []
@@ -153,14 +157,14 @@ def run_sb3(maze: str, seed: int, steps: int, eval_every: int) -> list:
 
 
 def one_run(args: tuple) -> dict:
-    agent_name, maze, seed, steps, eval_every = args
+    agent_name, maze, seed, steps, eval_every, bridge_kw = args
     torch.set_num_threads(1)
     start = time.perf_counter()
     if agent_name == "sb3_ddpg_her":
         curve = run_sb3(maze, seed, steps, eval_every)
     else:
-        curve = run_rlwb(agent_name, maze, seed, steps, eval_every)
-    return {"agent": agent_name, "maze": maze, "seed": seed, "curve": curve,
+        curve = run_rlwb(agent_name, maze, seed, steps, eval_every, bridge_kw)
+    return {"agent": agent_name, "maze": maze, "seed": seed, "curve": curve, "bridge": bridge_kw,
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
@@ -195,12 +199,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evals", type=int, default=5, help="evaluations per run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="gdg_bench.jsonl")
+    parser.add_argument(
+        "--bridge",
+        type=json.loads,
+        default={},
+        help="BridgeConfig overrides for gdg, JSON: '{\"training\": false}'",
+    )
     args = parser.parse_args(argv)
     jobs = []
     for maze in args.mazes:
         steps = args.steps or STEPS[maze]
         every = max(MEMBERS, steps // args.evals // MEMBERS * MEMBERS)
-        jobs += [(a, maze, s, steps, every) for s in args.seeds for a in args.agents]
+        jobs += [(a, maze, s, steps, every, args.bridge) for s in args.seeds for a in args.agents]
     rows = []
     out = pathlib.Path(args.out)
     with ProcessPoolExecutor(args.workers) as pool, out.open("a") as sink:
