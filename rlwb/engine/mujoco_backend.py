@@ -51,7 +51,12 @@ from rlwb import tasks
 from rlwb.engine import mujoco_state
 from rlwb.engine.base import Engine
 from rlwb.engine.mujoco_state import STATE_SPEC
-from rlwb.engine.mujoco_workers import ForkedWorkers, process_workers_available, shared_zeros
+from rlwb.engine.mujoco_workers import (
+    ForkedWorkers,
+    process_workers_available,
+    shared_zeros,
+    split_bounds,
+)
 from rlwb.envs.mujoco.base import KNOWN_FIELDS, MujocoTask, load_model
 from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
 
@@ -160,11 +165,10 @@ class ThreadPool:
 
 
 def _split(members: Sequence[int], parts: int) -> list[Sequence[int]]:
-    """Contiguous, nearly equal chunks (no empty ones)."""
+    """Contiguous, nearly equal chunks (no empty ones): the same bounds the forked workers
+    use for their blocks."""
     n = len(members)
-    parts = max(1, min(parts, n))
-    bounds = [round(k * n / parts) for k in range(parts + 1)]
-    return [members[bounds[k] : bounds[k + 1]] for k in range(parts)]
+    return [members[lo:hi] for lo, hi in split_bounds(n, max(1, min(parts, n)))]
 
 
 class MujocoEngine(Engine):

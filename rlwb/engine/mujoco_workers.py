@@ -72,7 +72,7 @@ def process_workers_available() -> tuple[bool, str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _split(n: int, parts: int) -> tuple[tuple[int, int], ...]:
+def split_bounds(n: int, parts: int) -> tuple[tuple[int, int], ...]:
     """Contiguous, nearly equal position ranges of ``0..n-1`` (cached: a closed loop asks
     for the same few splits every step)."""
     return tuple((round(k * n / parts), round((k + 1) * n / parts)) for k in range(parts))
@@ -197,7 +197,7 @@ class ForkedWorkers:
         ctl, filled, first = self._ctl, int(self._ctl[_FILLED]), int(self._ctl[_BLOCKS])
         self._index[filled : filled + len(members)] = members
         bounds = self._bounds[first : first + num_blocks]
-        bounds[:] = _split(len(members), num_blocks)
+        bounds[:] = split_bounds(len(members), num_blocks)
         bounds += filled
         ctl[_FILLED] = filled + len(members)
         ctl[_BLOCKS] = first + num_blocks  # last: workers poll this for new blocks
