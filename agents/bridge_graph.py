@@ -9,6 +9,11 @@ may cut when following them fails.
 * Edges: ``i -> j`` with weight ``D(i, j)`` where the learned distance is at most
   ``max_edge`` steps; longer learned distances are not trusted (they may cut through a
   wall the critic never saw a trajectory cross).
+* Observed edges (``certified``): instead of learned distances, the fewest steps a stored
+  episode took from near node i to near node j, up to a short window (:func:`node_labels`,
+  :func:`observed_steps`). A learned distance that leaks through a wall (no trajectory
+  crosses it, so no target covers the pair) then never becomes an edge, and long routes
+  are not underestimated (learned distances saturate: ~25 steps for ~55 true).
 * Paths to a goal: Bellman-Ford from the goal over the edges a member has not cut
   (:func:`to_goal`); the goal joins the graph through the same short-edge rule.
 """
@@ -40,6 +45,33 @@ def edge_weights(nodes: torch.Tensor, points: torch.Tensor, distance, max_edge: 
     w = distance(nodes.repeat_interleave(k, 0), points.repeat(k, 1)).reshape(k, k)
     w = torch.where(w <= max_edge, w, math.inf)
     return w.fill_diagonal_(0.0)
+
+
+def node_labels(path: torch.Tensor, points: torch.Tensor, radius: float) -> torch.Tensor:
+    """``[M, T]`` the nearest of ``points [K, G]`` to each stored achieved goal of
+    ``path [M, T, G]``, or -1 where none is within ``radius``."""
+    m, t, g = path.shape
+    flat = path.reshape(-1, g)
+    label = torch.empty(flat.shape[0], dtype=torch.long, device=path.device)
+    for a in range(0, flat.shape[0], 65536):  # bounded memory for big buffers
+        gap, nearest = torch.cdist(flat[a : a + 65536], points).min(1)
+        label[a : a + 65536] = torch.where(gap <= radius, nearest, -1)
+    return label.reshape(m, t)
+
+
+def observed_steps(label: torch.Tensor, episode: torch.Tensor, k: int, window: int) -> torch.Tensor:
+    """``[K, K]`` fewest stored steps any episode took from node i's region to node j's,
+    up to ``window`` (inf: not seen; 0 on the diagonal).
+
+    ``label [M, T]`` the node of each member's stored rows, oldest first (-1: none, from
+    :func:`node_labels`); ``episode [M, T]`` their episode ids."""
+    t = label.shape[1]
+    steps = torch.full((k * k + 1,), math.inf, device=label.device)  # last slot: discard
+    for step in range(min(window, t - 1), 0, -1):  # shorter steps overwrite longer ones
+        src, dst = label[:, :-step], label[:, step:]
+        ok = (src >= 0) & (dst >= 0) & (src != dst) & (episode[:, :-step] == episode[:, step:])
+        steps.index_fill_(0, torch.where(ok, src * k + dst, k * k).reshape(-1), float(step))
+    return steps[:-1].reshape(k, k).fill_diagonal_(0.0)
 
 
 def to_goal(edges: torch.Tensor, cut: torch.Tensor, last: torch.Tensor) -> torch.Tensor:

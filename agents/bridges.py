@@ -10,20 +10,27 @@ chase now:
   dropped by ``min_progress`` for ``patience`` steps (with ``stuck_radius > 0``, also the
   achieved goal moved less than that over those steps: an escape for an agent that has
   stopped, since a detour that works makes D rise too, but it moves);
-* ``search="graph"`` (the default; Search on the Replay Buffer, Eysenbach et al. 2019): a
-  graph of visited states spread over the replay whose edges are learned distances of at
-  most ``max_edge`` steps, the only ones trusted (``rlwb.agents.bridge_graph``; rebuilt
-  every ``refresh`` planner calls). The bridge is the first hop of the shortest path from
-  s to g: ``argmin_j D(s, j) + path(j, g)`` over nodes with ``min_hop <= D(s, j) <=
-  max_edge``; the real goal is chased instead when ``D(s, g) <= max_edge`` is no longer
-  than that. Reaching a bridge plans the next hop at once, so the agent walks the path.
+* ``search="graph"`` (the default; after Search on the Replay Buffer, Eysenbach et al.
+  2019): a graph of visited states spread over the replay (``rlwb.agents.bridge_graph``;
+  rebuilt every ``refresh`` planner calls). Its edges (``certified``, the default) are the
+  fewest steps a stored episode took from near one node to near another, up to
+  ``link_window``, counted both ways; SoRB's learned distances of at most ``max_edge``
+  steps are the edges with ``certified=False`` or without stored trajectories. The
+  bridge is the first hop of the shortest path from s to g: ``argmin_j D(s, j) +
+  path(j, g)`` over nodes with ``min_hop <= D(s, j) <= max_edge`` (certified: also one
+  observed edge from a node at hand); the real goal is chased instead when it is no
+  farther than that: ``D(s, g) <= max_edge`` (certified: a node at hand has an observed
+  edge into the goal's region, and its steps are the distance). Reaching a bridge plans
+  the next hop at once, so the agent walks the path.
   Re-planning on failure: a hop that runs out of budget cuts its edges (from the nodes the
   agent was at to the bridge) and plans again at once; stalling while chasing the goal
   itself cuts the goal's edges from every node within one edge of where it stalled. Cuts
   belong to one member and last until its episode ends or the graph is rebuilt. Without
   any path to g (the replay has not linked it yet) the agent heads along the graph for the
   frontier: the reachable node nearest g in goal space among those it has not been within
-  one edge of this episode (``frontier``; off: the one-hop rule below);
+  one edge of this episode and, certified, among the rarely visited ones
+  (``frontier_rare``: the edge of explored space, not the much-visited trap nearest the
+  goal); ``frontier`` off: the one-hop rule below, or (certified) the goal itself;
 * ``search="one_hop"`` (and the graph's fallback): the bridge is
   ``b* = argmin_b D(s, b) + D(b, g)`` over the candidates with ``D(s, b)`` in
   ``[min_hop, max_hop]`` (the paper's single bridge point);
@@ -48,7 +55,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlwb.agents.bridge_graph import edge_weights, spread, to_goal
+from rlwb.agents.bridge_graph import edge_weights, node_labels, observed_steps, spread, to_goal
 from rlwb.errors import ConfigError
 
 SEARCHES = ("graph", "one_hop")
@@ -79,7 +86,7 @@ class BridgeConfig:
     oversample: int = 64
     """Graph: nodes are spread (farthest-point sampling) over this many times
     ``candidates`` uniform replay draws."""
-    min_hop: float = 3.0
+    min_hop: float = 5.0
     """Least D(s, b) of a bridge (steps): not the state the agent is already at."""
     max_hop: float = 40.0
     """One-hop rule: the longest D(s, b) a bridge may be from s."""
@@ -87,7 +94,24 @@ class BridgeConfig:
     """Graph: the longest learned distance (steps) trusted as an edge."""
     refresh: int = 250
     """Graph: planner calls (env steps) between rebuilds of the nodes and edges."""
+    certified: bool = True
+    """Graph: edges are the fewest steps a stored episode took from within ``link_radius``
+    of node i to within it of node j (at most ``link_window``), not learned distances;
+    goal edges likewise into the goal's region, and the goal is chased directly only from
+    nodes that led there: a learned distance that leaks through a wall is never trusted
+    (needs the replay's trajectories)."""
+    link_radius: float = 0.5
+    """Certified graph: how near (goal units) a stored row must pass a node to count."""
+    link_window: int = 16
+    """Certified graph: most stored steps between the two ends of an observed link."""
+    link_both_ways: bool = True
+    """Certified graph: an observed link certifies the way back too (reversible dynamics,
+    as in mazes: a wall no stored episode crossed stays uncrossed either way)."""
     frontier: bool = True
+    frontier_rare: float = 0.25
+    """Observed graph: the frontier is chosen among the nodes whose stored visits are at
+    most this quantile of all nodes' (count-based: the edge of explored space, not the
+    much-visited trap nearest the goal); 1: any node."""
     """Graph without a path to g: head for the frontier (the reachable node nearest g in
     goal space, not yet within one edge this episode) instead of the one-hop rule."""
     budget_scale: float = 1.5
@@ -98,11 +122,17 @@ class BridgeConfig:
     def validate(self) -> None:
         if self.search not in SEARCHES:
             raise ConfigError(f"BridgeConfig.search must be one of {SEARCHES}, got {self.search!r}")
-        for name in ("patience", "candidates", "refresh", "oversample"):
+        for name in ("patience", "candidates", "refresh", "oversample", "link_window"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BridgeConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.stuck_radius < 0:
             raise ConfigError(f"BridgeConfig.stuck_radius must be >= 0, got {self.stuck_radius}")
+        if not 0 <= self.frontier_rare <= 1:
+            raise ConfigError(
+                f"BridgeConfig.frontier_rare must be in [0, 1], got {self.frontier_rare}"
+            )
+        if self.link_radius <= 0:
+            raise ConfigError(f"BridgeConfig.link_radius must be > 0, got {self.link_radius}")
         if self.max_edge <= 0:
             raise ConfigError(f"BridgeConfig.max_edge must be > 0, got {self.max_edge}")
 
@@ -146,6 +176,8 @@ class BridgePlanner:
         self.hop_from: torch.Tensor | None = None
         self.hop_to: torch.Tensor | None = None
         self.tried: torch.Tensor | None = None
+        self.observed = False  # edges are observed steps (certified), not learned
+        self.visits: torch.Tensor | None = None  # observed graph: stored rows per node
         self.graph_age = 0
 
     def invalidate(self) -> None:
@@ -174,12 +206,15 @@ class BridgePlanner:
         reached: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         visited: Callable[[int], torch.Tensor | None],
         detect_resets: bool,
+        paths: Callable[[], tuple[torch.Tensor, torch.Tensor] | None] | None = None,
     ) -> torch.Tensor:
         """The goal each member chases now ``[B, G]``.
 
         ``distance(obs, goal) -> [B]`` is the learned D(s, pi(s, g), g) with ``goal``
         swapped into ``obs``; ``reached(achieved, goal) -> [B]`` the success test;
-        ``visited(K)`` returns K visited observations ``[K, obs_dim]`` or None.
+        ``visited(K)`` returns K visited observations ``[K, obs_dim]`` or None;
+        ``paths()`` the stored achieved goals ``[M, T, G]`` in time order and their episode
+        ids ``[M, T]`` (or None), for the ``certified`` graph.
         """
         cfg = self.config
         if detect_resets:
@@ -215,15 +250,15 @@ class BridgePlanner:
             want |= done
         self.fresh = torch.zeros_like(self.fresh)
         if bool(want.any()):
-            self._plan(want, obs, goal, distance, visited)
+            self._plan(want, obs, goal, distance, visited, paths)
         return torch.where(self.active[:, None], self.bridge, goal)
 
-    def _plan(self, want, obs, goal, distance, visited) -> None:
+    def _plan(self, want, obs, goal, distance, visited, paths=None) -> None:
         cfg = self.config
         stalled = want & (self.stalled >= cfg.patience)
         self.stalled = torch.where(want, 0, self.stalled)
         if cfg.search == "graph" and (self.nodes is None or self.graph_age >= cfg.refresh):
-            self._build_graph(distance, visited)
+            self._build_graph(distance, visited, paths)
         cand = self.nodes if cfg.search == "graph" else visited(cfg.candidates)
         if cand is None:
             return
@@ -270,21 +305,40 @@ class BridgePlanner:
         local = near | (to_bridge <= cfg.max_edge)
         self.cut_goal[idx] |= local & stalled[:, None]
         cut, cut_goal = self.cut[idx], self.cut_goal[idx]
-        last = torch.where((onward <= cfg.max_edge) & ~cut_goal, onward, math.inf)
+        if self.observed:  # observed steps into the goal's region
+            last = torch.where(cut_goal, math.inf, self._observed_to_goal(goal[idx]))
+        else:
+            last = torch.where((onward <= cfg.max_edge) & ~cut_goal, onward, math.inf)
         path = to_goal(self.edges, cut, last)  # [P, K]
         blocked = (near.unsqueeze(2) & cut).any(1)  # hops already failed from here
         hop_ok = (to_bridge >= cfg.min_hop) & (to_bridge <= cfg.max_edge) & ~blocked
+        if self.observed:  # the first hop too: one observed edge from a node at hand
+            hop_ok &= (near.float() @ torch.isfinite(self.edges).float()) > 0
         via = torch.where(hop_ok, to_bridge + path, math.inf)
-        d_goal = distance(obs[idx], goal[idx])
-        direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
+        if self.observed:  # from where stored episodes went on to the goal in one edge
+            d_goal = torch.where(near, last, math.inf).amin(1)
+            direct = torch.isfinite(d_goal)
+        else:
+            d_goal = distance(obs[idx], goal[idx])
+            direct = (d_goal <= cfg.max_edge) & ~(near & cut_goal).any(1)
         chase_goal = direct & (d_goal <= via.amin(1))
         has_path = torch.isfinite(via).any(1)
         self.tried[idx] |= local
-        fallback = one_hop
+        # No path: the paper's one bridge; on the observed graph, the goal itself (a
+        # bridge chosen by learned distances alone is what the graph exists to avoid).
+        fallback = torch.full_like(one_hop, math.inf) if self.observed else one_hop
         if cfg.frontier and not bool(has_path.all()):
             fallback = self._toward_frontier(idx, hop_ok, to_bridge, goal[idx])
         return torch.where(chase_goal[:, None], math.inf,
                            torch.where(has_path[:, None], via, fallback))  # fmt: skip
+
+    def _observed_to_goal(self, goal: torch.Tensor) -> torch.Tensor:
+        """``[P, K]`` observed graph: fewest stored steps from each node to a node whose
+        region may hold rows within ``link_radius`` of the goal (nodes within twice that
+        of it; 0 for those; inf: none seen)."""
+        at_goal = torch.cdist(goal, self.node_points) <= 2 * self.config.link_radius
+        into = torch.where(at_goal[:, None, :], self.edges[None], math.inf)  # [P, K, K]
+        return into.amin(-1)
 
     def _toward_frontier(self, idx, hop_ok, to_bridge, goal):
         """``[P, K]`` hop costs towards the frontier: the node reachable from here (over
@@ -294,7 +348,11 @@ class BridgePlanner:
         first = torch.where(hop_ok, to_bridge, math.inf)
         reach = to_goal(self.edges.T, cut.transpose(1, 2), first)  # [P, K] from here
         gap = torch.cdist(goal, points)  # [P, K]
-        gap = torch.where(torch.isfinite(reach) & ~self.tried[idx], gap, math.inf)
+        eligible = torch.isfinite(reach) & ~self.tried[idx]
+        if self.observed and self.config.frontier_rare < 1:  # rarely visited nodes only
+            rare = self.visits <= torch.quantile(self.visits.float(), self.config.frontier_rare)
+            eligible &= rare
+        gap = torch.where(eligible, gap, math.inf)
         target = gap.argmin(1)
         last = torch.full_like(gap, math.inf)
         last[torch.arange(len(idx), device=last.device), target] = 0.0
@@ -302,7 +360,7 @@ class BridgePlanner:
         ok = torch.isfinite(gap.amin(1))
         return torch.where(ok[:, None] & hop_ok, to_bridge + path, math.inf)
 
-    def _build_graph(self, distance, visited) -> None:
+    def _build_graph(self, distance, visited, paths=None) -> None:
         """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph)."""
         cfg = self.config
         sample = visited(cfg.candidates * cfg.oversample)
@@ -312,7 +370,17 @@ class BridgePlanner:
         points = self.achieved_of(nodes)
         m, k, dev = self.active.shape[0], nodes.shape[0], nodes.device
         self.nodes, self.node_points = nodes, points
-        self.edges = edge_weights(nodes, points, distance, cfg.max_edge)
+        stored = paths() if cfg.certified and paths is not None else None
+        if stored is not None:
+            path, episode = stored
+            label = node_labels(path, points, cfg.link_radius)
+            steps = observed_steps(label, episode, k, cfg.link_window)
+            self.edges = torch.minimum(steps, steps.T) if cfg.link_both_ways else steps
+            self.visits = torch.bincount(label[label >= 0], minlength=k)
+            self.observed = True
+        else:
+            self.edges = edge_weights(nodes, points, distance, cfg.max_edge)
+            self.observed = False
         self.cut = torch.zeros(m, k, k, dtype=torch.bool, device=dev)
         self.cut_goal = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.hop_from = torch.zeros(m, k, dtype=torch.bool, device=dev)
@@ -323,7 +391,8 @@ class BridgePlanner:
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
               "last_achieved", "trail")  # fmt: skip
 
-    _GRAPH = ("nodes", "node_points", "edges", "cut", "cut_goal", "hop_from", "hop_to", "tried")
+    _GRAPH = ("nodes", "node_points", "edges", "visits", "cut", "cut_goal", "hop_from",
+              "hop_to", "tried")  # fmt: skip
 
     def state_dict(self) -> dict:
         """Per-member state and the graph (CPU tensors) and counters, for exact resume."""
@@ -335,6 +404,7 @@ class BridgePlanner:
             "planned": self.planned,
             "steps": self.steps,
             "graph_age": self.graph_age,
+            "observed": self.observed,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -348,6 +418,7 @@ class BridgePlanner:
         self.planned = int(state["planned"])
         self.steps = int(state.get("steps", 0))
         self.graph_age = int(state.get("graph_age", 0))
+        self.observed = bool(state.get("observed", False))
 
     def recent_bridges(self) -> torch.Tensor:
         """Up to the last 64 planning calls' bridge points ``[N, G]`` on the CPU."""

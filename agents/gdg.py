@@ -5,8 +5,9 @@ number of transitions from s, taking a and then following the policy, until the 
 goal reaches g. The deterministic actor descends its gradient, ``min D(s, pi(s, g), g)``
 (a DDPG-style policy gradient on distance instead of return). To escape the local optima
 of a distance that ignores walls, the agent plans bridge points (``rlwb.agents.bridges``):
-intermediate goals among visited states, on a shortest path to g over short learned
-distances (the paper's ``b* = argmin_b D(s, b) + D(b, g)`` is the ``one_hop`` option).
+intermediate goals among visited states, on a shortest path to g over a graph of the
+replay's own transitions (the paper's ``b* = argmin_b D(s, b) + D(b, g)`` is the
+``one_hop`` option).
 
 Only the paper's abstract and introduction are readable and no code was published, so
 these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
@@ -23,32 +24,29 @@ these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
   plus HER's random actions).
 * Bridge points (``rlwb.agents.bridges``, ``rlwb.agents.bridge_graph``): the paper's
   ``argmin_b D(s, b) + D(b, g)`` over visited states trusts D at every range, and on the
-  deceptive maze that sends the agent into the cup under the goal. So by default bridges
-  are planned as in SoRB (the paper's closest public relative): a graph of visited states
-  (spread over the replay by farthest-point sampling) whose edges are learned distances of
-  at most ``max_edge`` steps; the next bridge is the first hop of the shortest path to g;
-  a hop that fails cuts its edges and the agent re-plans at once, a stall on the goal cuts
-  the goal's edges from every node within one edge; with no path yet, the agent heads for
-  the reachable frontier node nearest g. ``BridgeConfig(search="one_hop")`` is the
-  paper's single bridge point.
-* When bridges act (the paper says only that they escape local optima): by default in
-  training and in evaluation, from the start of an episode far from its goal
-  (``start_threshold=10`` steps) and on any stall of D(s, g) (``patience=15``): round 3's
-  planner, which on the deceptive maze solves seeds GDG alone does not (10 seeds, mean
-  success 0.36 / 0.42 at 10k / 20k env steps against GDG alone's 0.10 / 0.30) but loses
-  3 seeds GDG alone solves (benchmarks/RESULTS.md, "GDG round 3", "GDG round 4").
-  ``BridgeConfig(training=False, stuck_radius=0.5, patience=25, start_threshold=inf)``
-  makes bridges an evaluation-time escape instead: training is exactly GDG alone's (same
-  actions, data and networks) and a bridge is planned only once the agent is stuck (D
-  has not improved for ``patience`` steps and it has not moved ``stuck_radius``; a stall
-  of D alone also fires on detours that work, since D leaks through the wall: seed 5,
-  1.00 -> 0.68). That escape is never worse than GDG alone per seed but, measured on the
-  same 10 seeds, not better either (0.10 / 0.30): an escape from the top of the cup has
-  ~16 cells to go and rarely arrives within the 100-step episode; so it is an option,
-  not the default. Planning in training changes the networks, and whether the direct
-  chase gets round the cup depends on the exact networks, which is why no training-time
-  rule found was at least as good as GDG alone on every seed. An agent restored from a
-  policy-only checkpoint has no replay and so no bridges.
+  deceptive maze that sends the agent into the cup under the goal. So bridges are planned
+  on a graph of visited states, as in SoRB (the paper's closest public relative), spread
+  over the replay by farthest-point sampling; the next bridge is the first hop of the
+  shortest path to g, a hop that fails cuts its edges and the agent re-plans at once.
+  ``BridgeConfig(search="one_hop")`` is the paper's single bridge point.
+* The graph's edges are observed, not learned (``certified``, our choice): the fewest
+  steps a stored episode took from near one node to near another (up to 16, both ways),
+  goal edges likewise into the goal's region, and the goal is chased directly only from
+  where stored episodes went on to it. The learned distance still picks the first hop
+  (``min_hop <= D(s, b) <= max_edge``, 5 to 8 steps) and drives the policy. Why: D leaks
+  through walls and saturates at long range (below), so a graph of learned edges, even
+  short ones, holds wormholes through the wall above the cup, and SoRB's graph (round 3's
+  default) lost seeds that GDG alone solves. Without any path to g the agent heads for the
+  frontier: the reachable, rarely visited node (``frontier_rare``: visits in the lowest
+  quarter) nearest g, which explores the top row instead of returning to the much-visited
+  cup top nearest g.
+* When bridges act (the paper says only that they escape local optima): in training and
+  in evaluation, from the start of an episode far from its goal (``start_threshold=10``
+  steps) and on any stall of D(s, g) (``patience=15``). ``BridgeConfig(training=False,
+  stuck_radius=0.5, patience=25, start_threshold=inf)`` makes bridges an evaluation-time
+  escape for a stuck agent instead (training exactly GDG alone's); ``certified=False,
+  min_hop=3, frontier_rare=1`` is round 3's planner. An agent restored from a policy-only
+  checkpoint has no replay and so no bridges.
 
 The distance's wall leak, checked (seed 0, 20k steps on the deceptive maze; numbers in
 benchmarks/RESULTS.md): the targets are as above (0 on arrival, else 1 + D' bootstrapped,
@@ -58,14 +56,13 @@ some 55 true steps), and across the wall under the goal they are extrapolation: 
 trajectory links the two sides at short range, so no target ever covers those pairs.
 Giving 30% of each batch goals from random stored states (``random_goal_prob``, kept as
 an option, default 0) made the leak worse (cup-top -> above-the-wall 11-22 steps instead
-of 18-72). Hence the planner, not the critic, carries the fix: only short edges are
-trusted, and a failed edge is cut.
+of 18-72). Hence the planner, not the critic, carries the fix, and it trusts what the
+replay shows.
 
-What it achieves (benchmarks/RESULTS.md, "GDG round 3" and "GDG round 4"): on the
-deceptive maze, 10 seeds, GDG with bridges reaches >= 0.75 success where GDG alone has
-0.00 on 3 seeds at 10k steps and on 3 seeds at 20k, but GDG alone solves 3 other seeds by
-20k and both are erratic over training: the contrast is real but not robust; the
-evaluation-time escape option is robust but gives no gain.
+What it achieves (benchmarks/RESULTS.md, "GDG round 5"): on the deceptive maze, from r
+to the goal behind the cup, 20 seeds, success 0.98 at 20k env steps against GDG alone's
+0.33, at least as good as GDG alone on every seed; at 10k 0.69 against 0.11 (GDG alone
+ahead on 2 seeds). Open maze and U-maze: as GDG alone.
 """
 
 from __future__ import annotations
@@ -145,6 +142,13 @@ class GDG(GoalAgent):
         generator = self.generator if training else self.eval_generator
         return self.replay.sample(k, generator)["next_obs"]
 
+    def stored_paths(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The replay's achieved goals ``[M, T, G]`` in time order and episode ids, or None."""
+        if len(self.replay) == 0:
+            return None
+        path, episode = self.replay.in_order("next_obs")
+        return path[..., self.achieved_cols], episode
+
     def policy_obs(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         if not self.config.bridges or (explore and not self.config.bridge.training):
             return obs  # GDG alone, or training episodes when bridges act in evaluation only
@@ -157,6 +161,7 @@ class GDG(GoalAgent):
             self.goal_reached,
             lambda k: self.visited(k, explore),
             detect_resets=not explore,
+            paths=self.stored_paths,
         )
         return self.with_goal(obs, goal)
 

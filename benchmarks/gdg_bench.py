@@ -39,9 +39,11 @@ ANT_EVAL_EPISODES, ANT_LEARNING_STARTS = 10, 3_000
 random warm-up covers one whole episode per member (SB3's HER samples only after one)."""
 
 
-ANT_BRIDGE = dict(start_threshold=40.0, patience=40, min_hop=5.0, max_hop=200.0, max_edge=40.0)
-"""Bridge settings for the ant, untuned: the point-maze defaults (in steps) scaled up for
-an agent that needs several times more steps per maze cell."""
+ANT_BRIDGE = dict(start_threshold=40.0, patience=40, min_hop=25.0, max_hop=200.0, max_edge=40.0,
+                  link_radius=2.0, link_window=80)  # fmt: skip
+"""Bridge settings for the ant, untuned: the point-maze defaults (in steps) scaled up five
+times for an agent that needs several times more steps per maze cell, and the observed
+graph's radius to half of AntMaze's 4-unit cell."""
 
 
 def warmup(maze: str) -> int:

@@ -294,6 +294,12 @@ class TrajectoryBuffer:
         member, g = self.sample_rows(batch_size, generator)
         return {**self.gather(member, g), "member": member, "step": g}
 
+    def in_order(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Field ``name`` of every stored row ``[M, size, ...]``, oldest first per member,
+        and the rows' episode ids ``[M, size]`` (rows of one episode are consecutive)."""
+        order = self._slot(torch.arange(self.oldest, self.steps, device=self.device))
+        return self.data[name][:, order], self.episode[:, order]
+
     # ------------------------------------------------------------------ windows
     def window_starts(self, horizon: int) -> torch.Tensor:
         """``[M, size]`` bool: the slot's row starts ``horizon`` stored steps of one episode.
