@@ -10,6 +10,15 @@ turns call by call; the statistic is the minimum (or the 10th percentile) over m
 the cost when the process had the core.
 
     python benchmarks/engine_one_member.py --tasks HalfCheetah-v5 Hopper-v5 --calls 3000
+
+``--method blocks`` measures free-running loops instead: each contender steps its own
+episodes (random actions, or the policy on its own observations) in blocks of
+``--block`` calls, the blocks of all contenders alternated in a new random order every
+round. Within a block the caches hold that contender's code and data, as in a user's
+loop (call-by-call alternation makes every call start cold: a MuJoCo step evicts the
+Python and torch code that follows it, and which contender goes first after the other
+shifts a few percent); across rounds both share the machine's drift. The statistic is
+the median over rounds of the block's mean time per call.
 """
 
 from __future__ import annotations
@@ -34,6 +43,11 @@ class Args:
     calls: int = 3000
     warm_steps: int = 100
     """Policy steps taken first, so both start from a typical running state."""
+    method: str = "restore"
+    """``restore``: every call from one saved state, call by call; ``blocks``: free-running
+    blocks of calls (see the module docstring)."""
+    rounds: int = 20
+    block: int = 500
 
 
 def _rlwb_parts(task: str, warm: int) -> dict[str, Callable[[], object]]:
@@ -116,9 +130,64 @@ def measure(task: str, args: Args) -> dict[str, dict[str, float]]:
     return out
 
 
+def measure_blocks(task: str, args: Args) -> dict[str, float]:
+    """``{contender: us per call}``: free-running blocks (see the module docstring)."""
+    engine = make_engine(task, 1, backend="mujoco", seed=0, num_threads=1)
+    env = gym.vector.SyncVectorEnv([lambda: gym.make(task)], autoreset_mode="SameStep")
+    state = {"rlwb": engine.reset(seed=0), "gym": env.reset(seed=0)[0]}
+    policy = _policy(engine.observation_shape[0], engine.action_dim)
+    actions = np.random.default_rng(0).uniform(-1, 1, (4096, engine.action_dim))
+    actions = actions.astype(np.float32)
+    actions_t = torch.from_numpy(actions)
+    count = [0]
+
+    def rlwb_policy() -> None:
+        with torch.no_grad():
+            state["rlwb"] = engine.step(policy(state["rlwb"]))[0]
+
+    def gym_policy() -> None:
+        with torch.no_grad():
+            action = policy(torch.from_numpy(np.asarray(state["gym"], dtype=np.float32)))
+        state["gym"] = env.step(action.numpy())[0]
+
+    def rlwb_random() -> None:
+        i = count[0] = (count[0] + 1) % 4096
+        engine.step(actions_t[i : i + 1])
+
+    def gym_random() -> None:
+        i = count[0] = (count[0] + 1) % 4096
+        env.step(actions[i : i + 1])
+
+    order = [("rlwb step + policy", rlwb_policy), ("gymnasium step + policy", gym_policy),
+             ("rlwb step (random actions)", rlwb_random),
+             ("gymnasium step (random actions)", gym_random)]  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name, _ in order}
+    for _, fn in order:
+        for _ in range(args.warm_steps):
+            fn()
+    shuffle = np.random.default_rng(1)
+    for _ in range(args.rounds):
+        for k in shuffle.permutation(len(order)):
+            name, fn = order[k]
+            start = time.perf_counter_ns()
+            for _ in range(args.block):
+                fn()
+            times[name].append((time.perf_counter_ns() - start) / args.block / 1e3)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def main() -> None:
     args = tyro.cli(Args)
     torch.set_num_threads(1)
+    if args.method == "blocks":
+        print("| task | loop | rlwb us | gymnasium us | gymnasium / rlwb |")
+        print("|---|---|---:|---:|---:|")
+        for task in args.tasks:
+            res = measure_blocks(task, args)
+            for loop in ("step + policy", "step (random actions)"):
+                ours, theirs = res[f"rlwb {loop}"], res[f"gymnasium {loop}"]
+                print(f"| {task} | {loop} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f} |")
+        return
     print("| task | part | rlwb us | gymnasium us | gymnasium / rlwb |")
     print("|---|---|---:|---:|---:|")
     for task in args.tasks:
