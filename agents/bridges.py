@@ -178,6 +178,9 @@ class BridgePlanner:
         self.tried: torch.Tensor | None = None
         self.observed = False  # edges are observed steps (certified), not learned
         self.visits: torch.Tensor | None = None  # observed graph: stored rows per node
+        # A saved graph to plan on where there is no replay to build one from (the
+        # evaluation copy of an agent restored from its policy: ``export_graph``).
+        self.frozen: dict | None = None
         self.graph_age = 0
 
     def invalidate(self) -> None:
@@ -361,32 +364,49 @@ class BridgePlanner:
         return torch.where(ok[:, None] & hop_ok, to_bridge + path, math.inf)
 
     def _build_graph(self, distance, visited, paths=None) -> None:
-        """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph)."""
+        """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph); with
+        no replay (a policy-only agent), the ``frozen`` graph it was saved with."""
         cfg = self.config
         sample = visited(cfg.candidates * cfg.oversample)
         if sample is None:
+            if self.frozen is not None:
+                self._install(**self.frozen)
             return
         nodes = sample[spread(self.achieved_of(sample), cfg.candidates)]
         points = self.achieved_of(nodes)
-        m, k, dev = self.active.shape[0], nodes.shape[0], nodes.device
-        self.nodes, self.node_points = nodes, points
         stored = paths() if cfg.certified and paths is not None else None
+        visits = None
         if stored is not None:
             path, episode = stored
             label = node_labels(path, points, cfg.link_radius)
-            steps = observed_steps(label, episode, k, cfg.link_window)
-            self.edges = torch.minimum(steps, steps.T) if cfg.link_both_ways else steps
-            self.visits = torch.bincount(label[label >= 0], minlength=k)
-            self.observed = True
+            steps = observed_steps(label, episode, len(nodes), cfg.link_window)
+            edges = torch.minimum(steps, steps.T) if cfg.link_both_ways else steps
+            visits = torch.bincount(label[label >= 0], minlength=len(nodes))
         else:
-            self.edges = edge_weights(nodes, points, distance, cfg.max_edge)
-            self.observed = False
+            edges = edge_weights(nodes, points, distance, cfg.max_edge)
+        self._install(nodes, points, edges, visits, stored is not None)
+
+    def _install(self, nodes, node_points, edges, visits, observed) -> None:
+        """Plan on this graph from now on, every member trusting all of it."""
+        m, k, dev = self.active.shape[0], nodes.shape[0], self.active.device
+        self.nodes, self.node_points = nodes.to(dev), node_points.to(dev)
+        self.edges = edges.to(dev)
+        self.visits = None if visits is None else visits.to(dev)
+        self.observed = bool(observed)
         self.cut = torch.zeros(m, k, k, dtype=torch.bool, device=dev)
         self.cut_goal = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.hop_from = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.hop_to = torch.zeros(m, dtype=torch.long, device=dev)
         self.tried = torch.zeros(m, k, dtype=torch.bool, device=dev)
         self.graph_age = 0
+
+    def export_graph(self) -> dict | None:
+        """The graph (CPU tensors) for :attr:`frozen` of another planner, or None."""
+        if self.nodes is None:
+            return None
+        graph = {k: getattr(self, k) for k in ("nodes", "node_points", "edges", "visits")}
+        return {**{k: None if v is None else v.cpu() for k, v in graph.items()},
+                "observed": self.observed}  # fmt: skip
 
     _STATE = ("active", "bridge", "budget", "best", "stalled", "fresh", "last_goal",
               "last_achieved", "trail")  # fmt: skip

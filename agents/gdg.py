@@ -45,8 +45,9 @@ these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
   steps) and on any stall of D(s, g) (``patience=15``). ``BridgeConfig(training=False,
   stuck_radius=0.5, patience=25, start_threshold=inf)`` makes bridges an evaluation-time
   escape for a stuck agent instead (training exactly GDG alone's); ``certified=False,
-  min_hop=3, frontier_rare=1`` is round 3's planner. An agent restored from a policy-only
-  checkpoint has no replay and so no bridges.
+  min_hop=3, frontier_rare=1`` is round 3's planner. A policy file carries the bridge
+  graph of the replay at the time it was saved (graph search): an agent restored from it
+  (``rlwb eval``, the runner's evaluation copy) has no replay and plans on that graph.
 
 The distance's wall leak, checked (seed 0, 20k steps on the deceptive maze; numbers in
 benchmarks/RESULTS.md): the targets are as above (0 on arrival, else 1 + D' bootstrapped,
@@ -73,6 +74,7 @@ import torch
 
 from rlwb.agents.bridges import BridgeConfig, BridgePlanner
 from rlwb.agents.goal_base import GoalAgent, GoalAgentConfig
+from rlwb.errors import CheckpointError
 
 
 @dataclass
@@ -99,6 +101,8 @@ class GDG(GoalAgent):
         self.eval_generator = torch.Generator(device=self.device)
         seed = torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device)
         self.eval_generator.manual_seed(int(seed))
+        # The graph a policy-only copy plans on (it has no replay): see policy_state_dict.
+        self.frozen_graph: dict | None = None
 
     # ------------------------------------------------------------------ distance
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -132,6 +136,7 @@ class GDG(GoalAgent):
                 goal_dim,
                 self.device,
             )
+            plan.frozen = self.frozen_graph
             self.planners[training] = plan
         return plan
 
@@ -167,6 +172,52 @@ class GDG(GoalAgent):
 
     def episode_start(self, members: torch.Tensor) -> None:
         self.planner(True, members.shape[0]).restart(members.to(self.device, torch.bool))
+
+    @torch.no_grad()
+    def bridge_graph(self) -> dict | None:
+        """The graph an evaluation would plan on now, built from the replay (None without
+        graph bridges or replay). Its replay draws come from a generator seeded by the
+        update count, so saving a policy touches none of the run's random streams."""
+        cfg = self.config.bridge
+        if not self.config.bridges or cfg.search != "graph" or len(self.replay) == 0:
+            return None
+        draws = torch.Generator(device=self.device).manual_seed(self.updates)
+        goal_dim = self.goal_cols.stop - self.goal_cols.start
+        plan = BridgePlanner(cfg, 1, lambda obs: obs[..., self.achieved_cols], goal_dim,
+                             self.device)  # fmt: skip
+        plan._build_graph(self.distance_to, lambda k: self.replay.sample(k, draws)["next_obs"],
+                          self.stored_paths)  # fmt: skip
+        return plan.export_graph()
+
+    def policy_state_dict(self) -> dict:
+        """Actor, critic and, with graph bridges, the bridge graph of the replay as it is
+        now: an agent restored from its policy (``rlwb eval``, the runner's evaluation
+        copy) has no replay, and plans its bridges on this graph instead."""
+        state = super().policy_state_dict()
+        graph = self.bridge_graph()
+        if graph is not None:
+            state["bridge_graph"] = graph
+        return state
+
+    def load_policy_state_dict(self, state: dict) -> None:
+        super().load_policy_state_dict(state)
+        graph = state.get("bridge_graph")
+        if graph is not None:
+            keys = {"nodes", "node_points", "edges", "visits", "observed"}
+            nodes, edges = graph.get("nodes"), graph.get("edges")
+            if (
+                set(graph) != keys
+                or not isinstance(nodes, torch.Tensor)
+                or nodes.ndim != 2
+                or nodes.shape[1] != self.spec.observation_shape[0]
+                or not isinstance(edges, torch.Tensor)
+                or edges.shape != (len(nodes), len(nodes))
+            ):
+                raise CheckpointError("policy checkpoint's bridge graph does not fit this agent")
+        self.frozen_graph = graph
+        for plan in self.planners.values():  # the next plan installs the new graph
+            plan.frozen = graph
+            plan.invalidate()
 
     def state_dict(self) -> dict:
         """The goal agent's state plus the training stream's bridge state (exact resume)."""

@@ -18,7 +18,7 @@ from rlwb.agents.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView
-from rlwb.errors import ConfigError
+from rlwb.errors import CheckpointError, ConfigError
 from rlwb.evaluate import run_evaluation, spec_from_dict
 from rlwb.experiments._goal_maze import goal_training_steps
 from rlwb.tasks import get
@@ -263,7 +263,7 @@ class _Steer(torch.nn.Module):
         return (2.0 * (obs[:, 6:8] - obs[:, 0:2]) - 0.8 * obs[:, 2:4]).clamp(-1.0, 1.0)
 
 
-def _fixed_gdg(bridges: bool, members: int, certified: bool = False):
+def _fixed_gdg(bridges: bool, members: int, certified: bool = False, stored: bool = True):
     """GDG on the deceptive maze with its networks replaced by fixed functions: the
     controller above and a distance blind to walls (4 steps per cell, Euclidean: right in
     the open, so edges of one cell are right). Its replay holds every open cell (at rest,
@@ -280,6 +280,8 @@ def _fixed_gdg(bridges: bool, members: int, certified: bool = False):
         4.0 * torch.linalg.vector_norm(obs[:, 4:6] - obs[:, 6:8], dim=-1)
     )
     never = torch.zeros(members, dtype=torch.bool)
+    if not stored:
+        return agent, engine
     if certified:
         walk = _walked_round_the_left_corridor(agent.task)[0][0]
         for t in range(len(walk) - 1):
@@ -314,6 +316,37 @@ def test_bridges_get_round_the_deceptive_cup_where_the_distance_gradient_does_no
         assert agent.planners[False].observed == certified
     else:
         assert float(returns.sum()) == 0.0
+
+
+def test_a_policy_file_carries_the_bridge_graph():
+    """The runner's evaluation copy and ``rlwb eval`` restore GDG from its policy, with no
+    replay: the policy carries the replay's bridge graph, so the restored agent still
+    walks round the cup (without it, it runs into the cup like GDG alone). Saving it draws
+    from none of the run's random streams."""
+    trained, engine = _fixed_gdg(True, members=8, certified=True)
+    streams = trained.generator.get_state(), trained.eval_generator.get_state()
+    policy = trained.policy_state_dict()
+    assert torch.equal(streams[0], trained.generator.get_state())
+    assert torch.equal(streams[1], trained.eval_generator.get_state())
+    assert policy["bridge_graph"]["observed"] and len(policy["bridge_graph"]["nodes"]) > 0
+    buffer = io.BytesIO()
+    torch.save(policy, buffer)
+    for carried in (True, False):
+        restored, _ = _fixed_gdg(True, members=8, certified=True, stored=False)
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=True)
+        if not carried:
+            del saved["bridge_graph"]
+        restored.load_policy_state_dict(saved)
+        returns, lengths = run_evaluation(restored, engine, seed=3)
+        if carried:
+            assert float(returns.mean()) >= 0.75, (returns, lengths)
+            assert restored.planners[False].observed
+        else:
+            assert float(returns.sum()) == 0.0
+    saved["bridge_graph"] = {**policy["bridge_graph"], "edges": torch.zeros(3, 3)}
+    with pytest.raises(CheckpointError, match="bridge graph"):
+        restored.load_policy_state_dict(saved)
 
 
 ESCAPE_BRIDGES = BridgeConfig(
