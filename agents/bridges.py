@@ -261,7 +261,7 @@ class BridgePlanner:
         stalled = want & (self.stalled >= cfg.patience)
         self.stalled = torch.where(want, 0, self.stalled)
         if cfg.search == "graph" and (self.nodes is None or self.graph_age >= cfg.refresh):
-            self._build_graph(distance, visited, paths)
+            self.build_graph(distance, visited, paths)
         cand = self.nodes if cfg.search == "graph" else visited(cfg.candidates)
         if cand is None:
             return
@@ -363,7 +363,7 @@ class BridgePlanner:
         ok = torch.isfinite(gap.amin(1))
         return torch.where(ok[:, None] & hop_ok, to_bridge + path, math.inf)
 
-    def _build_graph(self, distance, visited, paths=None) -> None:
+    def build_graph(self, distance, visited, paths=None) -> None:
         """Nodes spread over a replay sample, trusted edges, no cuts (bridge_graph); with
         no replay (a policy-only agent), the ``frozen`` graph it was saved with."""
         cfg = self.config

@@ -297,8 +297,12 @@ class TrajectoryBuffer:
     def in_order(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Field ``name`` of every stored row ``[M, size, ...]``, oldest first per member,
         and the rows' episode ids ``[M, size]`` (rows of one episode are consecutive)."""
-        order = self._slot(torch.arange(self.oldest, self.steps, device=self.device))
+        order = self._stored_slots()
         return self.data[name][:, order], self.episode[:, order]
+
+    def _stored_slots(self) -> torch.Tensor:
+        """Slots of the stored rows, oldest first (the same for every member)."""
+        return self._slot(torch.arange(self.oldest, self.steps, device=self.device))
 
     # ------------------------------------------------------------------ windows
     def window_starts(self, horizon: int) -> torch.Tensor:
@@ -407,7 +411,7 @@ class TrajectoryBuffer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """The stored rows of every member in time order (on CPU) and the counters."""
-        order = self._slot(torch.arange(self.oldest, self.steps, device=self.device))
+        order = self._stored_slots()
         return {
             "capacity": self.capacity,
             "num_members": self.num_members,
@@ -440,7 +444,7 @@ class TrajectoryBuffer:
             )
         self.steps = int(steps)
         size, dev = self.size, self.device
-        order = self._slot(torch.arange(self.oldest, self.steps, device=dev))
+        order = self._stored_slots()
         for name, rows in data.items():
             shape, dtype = self.fields[name]
             if tuple(rows.shape) != (members, size, *shape):

@@ -503,7 +503,7 @@ class MujocoEngine(Engine):
             {k: tensor(v.astype(dtype)) for k, v in info.items()},
         )
 
-    _last_host: tuple[Any, ...] = (None, None)
+    _last_host: tuple[Any, ...] = (None, None, None, None)
 
     def _host_arrays(
         self, reward: torch.Tensor, terminated: torch.Tensor
