@@ -45,6 +45,19 @@ def test_nan_action_names_the_members(engine) -> None:
         engine.step(action)
 
 
+def test_one_member_fast_check_still_rejects_nan_and_accepts_huge_finite() -> None:
+    """The small-CPU-action fast path: a NaN still names the member, and finite values
+    whose sum overflows are re-checked, not rejected."""
+    with make_engine("Hopper-v5", 1, backend="mujoco", seed=0, dtype=torch.float64) as one:
+        one.reset()
+        with pytest.raises(ActionError, match=r"NaN or inf for members \[0\]"):
+            one.step(torch.tensor([[0.0, float("nan"), 0.0]], dtype=torch.float64))
+        huge = torch.full((1, 3), 1e308, dtype=torch.float64)  # sums to inf, each finite
+        assert one.check_action(huge, (1, 3)) is huge
+        half = torch.zeros(1, 3, dtype=torch.float32)  # another dtype takes the full path
+        assert one.check_action(half, (1, 3)).dtype == torch.float64
+
+
 def test_unknown_task_suggests_a_close_id() -> None:
     with pytest.raises(UnknownTaskError, match="did you mean HalfCheetah-v5"):
         make_engine("HalfCheeta-v5", 2, backend="mujoco")

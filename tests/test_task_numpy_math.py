@@ -67,6 +67,27 @@ def test_numpy_and_torch_task_math_agree(task_id: str) -> None:
         np.testing.assert_allclose(info_np[key], info_t[key].numpy(), rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize("task_id", NUMPY_TASKS)
+def test_numpy_and_torch_resets_draw_the_same_states(task_id: str) -> None:
+    """A numpy_math task's ``reset_state`` on numpy initial arrays (what the ``mujoco``
+    backend passes) returns numpy arrays equal bit for bit to the torch call's tensors
+    from an identically seeded generator, and leaves the generator in the same place (so
+    later draws agree too; Reacher and Pusher draw goals by rejection)."""
+    task = tasks.build_task(task_id, {})
+    engine = make_engine(task_id, 1, backend="mujoco", seed=0)
+    qpos0, qvel0 = engine.init_qpos.clone(), engine.init_qvel.clone()
+    engine.close()
+    gens = [torch.Generator().manual_seed(11) for _ in range(2)]
+    drawn_np = task.reset_state(qpos0.numpy(), qvel0.numpy(), 64, gens[0])
+    drawn_t = task.reset_state(qpos0, qvel0, 64, gens[1])
+    assert len(drawn_np) == len(drawn_t)
+    for a, b in zip(drawn_np, drawn_t, strict=True):
+        assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor)
+        np.testing.assert_array_equal(a, b.numpy())
+    assert torch.equal(gens[0].get_state(), gens[1].get_state())
+    np.testing.assert_array_equal(qpos0.numpy(), engine.init_qpos.numpy())  # not written
+
+
 def test_every_gymnasium_mujoco_task_has_numpy_math() -> None:
     for task_id in NUMPY_TASKS:
         entry = tasks.get(task_id)

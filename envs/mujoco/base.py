@@ -29,7 +29,10 @@ array) and are overwritten by the next step: tasks read them and return new tens
 A task with ``numpy_math = True`` writes ``observation``/``reward``/``terminated`` against
 :mod:`rlwb.envs.mujoco.arrays`, so the same code also runs on views of float64 numpy
 arrays (``action`` then a float64 array too); the ``mujoco`` backend evaluates such tasks
-in numpy, where a small batch costs a fraction of torch's per-op dispatch.
+in numpy, where a small batch costs a fraction of torch's per-op dispatch. Their
+``reset_state`` is written the same way: the ``mujoco`` backend passes ``init_qpos`` and
+``init_qvel`` as numpy arrays and gets numpy arrays back; the draws still come from the
+engine's torch generator (:func:`uniform`, :func:`normal`), so they are the same numbers.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from rlwb.envs.mujoco.arrays import ops
@@ -94,30 +98,35 @@ def body_id(model, name: str) -> int:  # noqa: ANN001 - mujoco.MjModel
 
 
 def uniform(
-    generator: torch.Generator, shape: tuple[int, ...], low: float, high: float, like: torch.Tensor
-) -> torch.Tensor:
+    generator: torch.Generator, shape: tuple[int, ...], low: float, high: float, like: Any
+) -> Any:
     """``U[low, high)`` float64 samples drawn on the generator's device, moved next to
-    ``like`` (so a CUDA generator and a CPU generator both work)."""
+    ``like`` (so a CUDA generator and a CPU generator both work); a numpy ``like`` gets a
+    numpy array of the same draws (the arithmetic is elementwise: bit-identical)."""
     u = torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device)
+    if isinstance(like, np.ndarray):
+        return low + (high - low) * u.numpy()
     return (low + (high - low) * u).to(like.device)
 
 
-def normal(generator: torch.Generator, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """Standard normal float64 samples drawn on the generator's device."""
+def normal(generator: torch.Generator, shape: tuple[int, ...], like: Any) -> Any:
+    """Standard normal float64 samples drawn on the generator's device (numpy for a numpy
+    ``like``, as :func:`uniform`)."""
     z = torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
-    return z.to(like.device)
+    return z.numpy() if isinstance(like, np.ndarray) else z.to(like.device)
 
 
 def noisy_reset(
-    init_qpos: torch.Tensor,
-    init_qvel: torch.Tensor,
+    init_qpos: Any,
+    init_qvel: Any,
     n: int,
     generator: torch.Generator,
     scale: float,
     qvel_noise: Literal["uniform", "normal"],
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Any, Any]:
     """Gymnasium's usual ``reset_model``: ``qpos + U[-scale, scale]``, then ``qvel`` plus
-    either ``U[-scale, scale]`` or ``scale * N(0, 1)`` (drawn in that order)."""
+    either ``U[-scale, scale]`` or ``scale * N(0, 1)`` (drawn in that order); in the
+    library of ``init_qpos`` (torch, or numpy from the ``mujoco`` backend)."""
     qpos = init_qpos + uniform(generator, (n, init_qpos.shape[-1]), -scale, scale, init_qpos)
     nv = init_qvel.shape[-1]
     if qvel_noise == "uniform":

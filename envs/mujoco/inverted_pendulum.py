@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -30,16 +30,35 @@ class InvertedPendulum(MujocoTask):
         return ops(view["qpos"]).cat([view["qpos"], view["qvel"]], 1)
 
     def terminated(self, post: PhysicsView) -> torch.Tensor:
-        obs = self.observation(post)
-        return ~ops(obs).isfinite(obs).all(1) | (abs(obs[:, 1]) > 0.2)
+        return _fallen(self.observation(post))
 
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        survive = ops(post["qpos"]).as_float64(~self.terminated(post))
-        return survive, {"reward_survive": survive}
+        return _survival(self.terminated(post))
+
+    def evaluate(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Observation and termination once: the reward is the termination's complement
+        (a single-env step is mostly this math, not physics)."""
+        obs = self.observation(post)
+        fallen = _fallen(obs)
+        survive, info = _survival(fallen)
+        return obs, survive, fallen, info
 
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "uniform")
+
+
+def _fallen(obs: Any) -> Any:
+    """Gymnasium's termination: a non-finite observation or the pole past 0.2 rad."""
+    return ~ops(obs).isfinite(obs).all(1) | (abs(obs[:, 1]) > 0.2)
+
+
+def _survival(fallen: Any) -> tuple[Any, dict[str, Any]]:
+    """Reward 1 while up, 0 on the falling step, and its info term."""
+    survive = ops(fallen).as_float64(~fallen)
+    return survive, {"reward_survive": survive}

@@ -66,16 +66,15 @@ class Pusher(MujocoTask):
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        qpos = init_qpos.expand(n, -1).clone()
+        xp = ops(init_qpos)
+        qpos = xp.tile_rows(init_qpos, n)
 
         def draw() -> torch.Tensor:
             x = uniform(generator, (n, 1), -0.3, 0.0, init_qpos)
             y = uniform(generator, (n, 1), -0.2, 0.2, init_qpos)
-            return torch.cat([x, y], dim=1)
+            return xp.cat([x, y], 1)
 
-        qpos[:, -4:-2] = rejection_sample(
-            generator, n, draw, lambda c: torch.linalg.vector_norm(c, dim=1) > 0.17
-        )
+        qpos[:, -4:-2] = rejection_sample(generator, n, draw, lambda c: xp.norm(c, 1) > 0.17)
         qpos[:, -2:] = 0.0
         qvel = init_qvel + uniform(generator, (n, init_qvel.shape[0]), -0.005, 0.005, init_qvel)
         qvel[:, -4:] = 0

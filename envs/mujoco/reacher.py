@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -40,27 +40,34 @@ class Reacher(MujocoTask):
     def observation_dim(self, model) -> int:  # noqa: ANN001
         return 4 + (model.nq - 2) + 2 + 2
 
-    def observation(self, view: PhysicsView) -> torch.Tensor:
+    def observation(self, view: PhysicsView, offset: Any = None) -> torch.Tensor:
         qpos, theta = view["qpos"], view["qpos"][:, :2]
         xp = ops(qpos)
+        offset = self._tip_to_target(view) if offset is None else offset
         return xp.cat(
-            [
-                xp.cos(theta),
-                xp.sin(theta),
-                qpos[:, 2:],
-                view["qvel"][:, :2],
-                self._tip_to_target(view)[:, :2],
-            ],
-            1,
+            [xp.cos(theta), xp.sin(theta), qpos[:, 2:], view["qvel"][:, :2], offset[:, :2]], 1
         )
 
     def reward(
-        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+        self,
+        pre: PhysicsView,
+        post: PhysicsView,
+        action: torch.Tensor,
+        dt: float,
+        offset: Any = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        offset = self._tip_to_target(post)
+        offset = self._tip_to_target(post) if offset is None else offset
         dist = -ops(offset).norm(offset, 1) * self.reward_dist_weight
         ctrl = -control_cost(action, self.reward_control_weight)
         return dist + ctrl, {"reward_dist": dist, "reward_ctrl": ctrl}
+
+    def evaluate(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The fingertip-to-target offset once, for observation and reward."""
+        offset = self._tip_to_target(post)
+        reward, info = self.reward(pre, post, action, dt, offset)
+        return self.observation(post, offset), reward, self.terminated(post), info
 
     def reset_state(
         self, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int, generator: torch.Generator
@@ -68,7 +75,7 @@ class Reacher(MujocoTask):
         qpos = init_qpos + uniform(generator, (n, init_qpos.shape[0]), -0.1, 0.1, init_qpos)
         qpos[:, -2:] = rejection_sample(
             generator, n, lambda: uniform(generator, (n, 2), -0.2, 0.2, init_qpos),
-            lambda goal: torch.linalg.vector_norm(goal, dim=1) < 0.2,
+            lambda goal: ops(goal).norm(goal, 1) < 0.2,
         )  # fmt: skip
         qvel = init_qvel + uniform(generator, (n, init_qvel.shape[0]), -0.005, 0.005, init_qvel)
         qvel[:, -2:] = 0

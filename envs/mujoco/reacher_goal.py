@@ -68,8 +68,18 @@ class GoalReacher(Reacher):
     def reward(
         self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        obs = self.observation(post)
+        return self._reward_of(self.observation(post))
+
+    def _reward_of(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         dist = ops(obs).norm(obs[:, 6:8] - obs[:, 8:10], 1)
         reward = self.compute_reward(obs[:, 6:8], obs[:, 8:10])
         success = ops(obs).as_float64(dist <= self.success_distance)
         return reward, {"distance": dist, "success": success}
+
+    def evaluate(
+        self, pre: PhysicsView, post: PhysicsView, action: torch.Tensor, dt: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The observation once: the reward reads its goal slices."""
+        obs = self.observation(post)
+        reward, info = self._reward_of(obs)
+        return obs, reward, self.terminated(post), info

@@ -296,8 +296,9 @@ class Engine(ABC):
         obs, reward, terminated, info = self._advance(action)
         info["done"] = None  # keys in the order callers have always seen
         info["final_obs"] = obs
-        if self.device.type == "cpu" and reward.dtype in _NUMPY_FLOATS and not reward.requires_grad:
-            truncated, done, members = self._count_on_host(reward, terminated, info)
+        host = self._host_arrays(reward, terminated)
+        if host is not None:
+            truncated, done, members = self._count_on_host(*host, info)
         else:
             truncated, done, members = self._count_on_device(reward, terminated, info)
         info["done"] = done
@@ -350,19 +351,22 @@ class Engine(ABC):
 
     def _host_arrays(
         self, reward: torch.Tensor, terminated: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """numpy views of a step's reward and termination (backends that computed them
-        in numpy hand back those arrays: ``Tensor.numpy()`` costs ~2 us in a loop)."""
-        return reward.numpy(), terminated.numpy()
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """numpy views of a step's reward and termination when the bookkeeping can run on
+        the host (CPU, float, no autograd), else None. Backends that computed them in numpy
+        hand back those arrays: ``Tensor.numpy()`` costs ~2 us in a loop."""
+        if self.device.type == "cpu" and reward.dtype in _NUMPY_FLOATS and not reward.requires_grad:
+            return reward.numpy(), terminated.numpy()
+        return None
 
     def _count_on_host(
-        self, reward: torch.Tensor, terminated: torch.Tensor, info: dict[str, Any]
+        self, reward_np: np.ndarray, term: np.ndarray, info: dict[str, Any]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """:meth:`_count_on_device` in numpy on the CPU tensors' memory: the same integer
-        and float64 arithmetic (bit-identical), without ~15 torch dispatches per step,
-        which cost as much as the physics of one small member."""
+        """:meth:`_count_on_device` in numpy on the CPU tensors' memory (``reward_np``,
+        ``term``: :meth:`_host_arrays`): the same integer and float64 arithmetic
+        (bit-identical), without ~15 torch dispatches per step, which cost as much as the
+        physics of one small member."""
         elapsed, ret, length, one = self._host_counters()
-        reward_np, term = self._host_arrays(reward, terminated)
         if len(term) == 1:
             return self._count_one(reward_np, term, info, elapsed, ret, length)
         np.add(elapsed, one, out=elapsed)  # (ufuncs with out= and an array operand: the
@@ -685,6 +689,18 @@ class Engine(ABC):
     # ------------------------------------------------------------------ checks
     def check_action(self, action: Any, shape: tuple[int, int]) -> torch.Tensor:
         """Validate an action batch and bring it to the engine's device and dtype."""
+        if (  # the common small CPU case in as few torch calls as possible (a single-env
+            # loop calls this every step, and each torch attribute read costs there)
+            type(action) is torch.Tensor
+            and action.dtype is self.dtype
+            and action.shape == shape
+            and shape[0] * shape[1] <= SMALL_ACTION
+            and action.is_cpu
+            and self.device.type == "cpu"
+        ):
+            rows = action.tolist()
+            if math.isfinite(sum(rows[0]) if len(rows) == 1 else sum(map(sum, rows))):
+                return action  # else the full check below names the bad members
         if not isinstance(action, torch.Tensor):
             if isinstance(action, np.ndarray):
                 action = torch.from_numpy(action)

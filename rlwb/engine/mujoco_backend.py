@@ -403,8 +403,12 @@ class MujocoEngine(Engine):
 
     # ------------------------------------------------------------------ primitives
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
-        drawn = self.task.reset_state(self.init_qpos, self.init_qvel, len(members), self.generator)
-        qpos_np, qvel_np = drawn[0].numpy(), drawn[1].numpy()
+        if self._numpy:  # numpy_math tasks draw their reset in numpy (same draws, no torch ops)
+            init: tuple[Any, Any] = (self.init_qpos.numpy(), self.init_qvel.numpy())
+        else:
+            init = (self.init_qpos, self.init_qvel)
+        drawn = [np.asarray(x) for x in self.task.reset_state(*init, len(members), self.generator)]
+        qpos_np, qvel_np = drawn[0], drawn[1]
         if self._reset_row is not None and len(drawn) == 2:
             # the task reads nothing but the state: a reset state is the template row with
             # the drawn qpos/qvel (what mj_resetData + mj_forward + mj_getState give, since
@@ -414,7 +418,7 @@ class MujocoEngine(Engine):
             self._qpos[rows] = qpos_np
             self._qvel[rows] = qvel_np
             return self._observe(members)
-        userdata_np = drawn[2].numpy() if len(drawn) > 2 else None  # dm_control tasks (#19)
+        userdata_np = drawn[2] if len(drawn) > 2 else None  # dm_control tasks (#19)
         index = members.tolist()
         model = self.model
 
@@ -507,7 +511,7 @@ class MujocoEngine(Engine):
 
     def _host_arrays(
         self, reward: torch.Tensor, terminated: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """The numpy arrays :meth:`_evaluate` made these tensors from, if it did."""
         last = self._last_host
         if reward is last[0] and terminated is last[1]:
