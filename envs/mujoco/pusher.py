@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -69,7 +69,7 @@ class Pusher(MujocoTask):
         xp = ops(init_qpos)
         qpos = xp.tile_rows(init_qpos, n)
 
-        def draw() -> torch.Tensor:
+        def draw() -> Any:  # a tensor, or numpy from the mujoco backend
             x = uniform(generator, (n, 1), -0.3, 0.0, init_qpos)
             y = uniform(generator, (n, 1), -0.2, 0.2, init_qpos)
             return xp.cat([x, y], 1)
