@@ -17,6 +17,7 @@ checkpoint (which stores the class path, config and spec) rebuilds any agent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -25,6 +26,16 @@ from rlwb.engine.base import Engine, EngineSpec
 
 #: Key of ``StepAgent.update``'s result that reports the gradient updates actually run.
 NUM_UPDATES = "num_updates"
+
+#: ``reporter(what, done, total) -> stop``: how the runner shows a long phase's progress and
+#: tells the agent that SIGINT/SIGTERM asked the run to stop.
+PhaseReporter = Callable[[str, int, int], bool]
+
+
+class PhaseInterrupted(Exception):
+    """A long phase (catch-up updates, a generation, a long evaluation) stopped because the
+    run was asked to stop. The agent that raises it has kept its state consistent (what
+    ``state_dict`` returns now resumes exactly), so the runner checkpoints and exits."""
 
 
 class Agent(ABC):
@@ -37,6 +48,17 @@ class Agent(ABC):
     #: True for agents that plan with the true simulator: they are then called as
     #: ``act(obs, explore, state=engine.get_state())`` (see :func:`act_on`).
     needs_engine_state: ClassVar[bool] = False
+
+    #: Set by the runner for the length of a run (None outside one: :meth:`phase` is free).
+    phase_reporter: PhaseReporter | None = None
+
+    def phase(self, what: str, done: int, total: int) -> None:
+        """Report ``done`` of ``total`` units of a long phase named ``what``; raises
+        :class:`PhaseInterrupted` when the run was asked to stop. Call it between units of
+        work, at points where the agent's state is consistent."""
+        reporter = self.phase_reporter
+        if reporter is not None and reporter(what, done, total):
+            raise PhaseInterrupted(what)
 
     @abstractmethod
     def __init__(self, config: Any, spec: EngineSpec, device: torch.device) -> None: ...
