@@ -9,12 +9,13 @@ never copied into rlwb); without one it says so and exits 0:
 Each contender runs in its own process, alternating (rlwb, authors, rlwb, authors, ...), so
 neither warms the other's caches or threads and both see the same machine load; each process
 times ``plan`` (one action: MPPI over the latent model) and ``update`` (one batch of the
-model and the policy) after one warm-up call, on cheetah-run's shapes (17-dim observation,
+model and the policy) after one warm-up call, on cheetah-run's sizes (17-dim observation,
 6-dim action) with the authors' default settings (batch 512, horizon 5, 6 iterations of 512
 samples + 25 policy trajectories, 64 elites, latent 50, MLPs 512, encoder 256) or a
 domain's (``--domain humanoid``: 12 iterations, latent 100; ``dog``: 8 iterations, latent
-100, batch 2048), at the full planning horizon. Wall and CPU times per call, the medians
-over rounds, and the load average before each process are printed.
+100, batch 2048; each on its domain's sizes), at the full planning horizon. Wall and CPU
+times per call, the medians over rounds, and the load average before each process are
+printed.
 
 The authors' code is written for CUDA (``.cuda()`` calls, ``torch.device('cuda')``): its
 worker makes ``.cuda()`` return the tensor or module unchanged and sets the agent's device
@@ -34,14 +35,18 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-OBS_DIM, ACTION_DIM, EPISODE = 17, 6, 250  # cheetah-run's shapes; episodes of 1000 / 4
+EPISODE = 250  # agent steps per episode (1000 / 4)
 # (plan, update) settings shared by both: the authors' cfgs/default.yaml and tasks/<domain>.yaml
+# and the domain's observation / action sizes (cheetah-run for the default)
 SETTINGS = {
-    "default": dict(batch=512, iterations=6, samples=512, elites=64, latent=50, mlp=512, enc=256),
+    "default": dict(batch=512, iterations=6, samples=512, elites=64, latent=50, mlp=512, enc=256,
+                    obs=17, act=6),
     "humanoid": dict(batch=512, iterations=12, samples=512, elites=64, latent=100, mlp=512,
-                     enc=256),
-    "dog": dict(batch=2048, iterations=8, samples=512, elites=64, latent=100, mlp=512, enc=256),
-    "smoke": dict(batch=8, iterations=1, samples=16, elites=4, latent=4, mlp=8, enc=8),
+                     enc=256, obs=67, act=21),
+    "dog": dict(batch=2048, iterations=8, samples=512, elites=64, latent=100, mlp=512, enc=256,
+                obs=223, act=38),
+    "smoke": dict(batch=8, iterations=1, samples=16, elites=4, latent=4, mlp=8, enc=8, obs=5,
+                  act=2),
 }  # fmt: skip
 HORIZON, MIXTURE, SCHEDULE_STEPS = 5, 0.05, 25_000
 
@@ -60,13 +65,13 @@ def _rows(s: dict) -> int:
     return EPISODE * -(-2 * s["batch"] // EPISODE)
 
 
-def _transitions(count: int) -> Any:
+def _transitions(s: dict, count: int) -> Any:
     """Seeded random (obs, action, reward) rows, the same for both contenders."""
     import torch
 
     g = torch.Generator().manual_seed(0)
-    obs = torch.randn(count + 1, OBS_DIM, generator=g)
-    return obs, torch.rand(count, ACTION_DIM, generator=g) * 2 - 1, torch.randn(count, generator=g)
+    obs = torch.randn(count + 1, s["obs"], generator=g)
+    return obs, torch.rand(count, s["act"], generator=g) * 2 - 1, torch.randn(count, generator=g)
 
 
 def rlwb_worker(s: dict, repeats: int, threads: int) -> dict[str, float]:
@@ -82,14 +87,14 @@ def rlwb_worker(s: dict, repeats: int, threads: int) -> dict[str, float]:
         torch_threads=threads,
     )  # fmt: skip
     spec = EngineSpec(
-        task_id="cheetah-run-shapes", num_envs=1, observation_shape=(OBS_DIM,),
-        action_dim=ACTION_DIM, action_low=-torch.ones(ACTION_DIM),
-        action_high=torch.ones(ACTION_DIM), max_episode_steps=EPISODE, dt=0.04,
+        task_id="dmc-shapes", num_envs=1, observation_shape=(s["obs"],), action_dim=s["act"],
+        action_low=-torch.ones(s["act"]), action_high=torch.ones(s["act"]),
+        max_episode_steps=EPISODE, dt=0.04,
         device=torch.device("cpu"),
     )  # fmt: skip
     agent = TDMPC(cfg, spec, torch.device("cpu"))
     count = _rows(s)
-    obs, action, reward = _transitions(count)
+    obs, action, reward = _transitions(s, count)
     never = torch.zeros(1, dtype=torch.bool)
     for t in range(count):
         last = torch.tensor([t % EPISODE == EPISODE - 1])
@@ -115,7 +120,7 @@ def authors_worker(root: pathlib.Path, s: dict, repeats: int, threads: int) -> d
 
     count = _rows(s)
     cfg = SimpleNamespace(
-        modality="state", obs_shape=(OBS_DIM,), action_dim=ACTION_DIM, device="cpu",
+        modality="state", obs_shape=(s["obs"],), action_dim=s["act"], device="cpu",
         episode_length=EPISODE, train_steps=count, max_buffer_size=1_000_000,
         iterations=s["iterations"], num_samples=s["samples"], num_elites=s["elites"],
         mixture_coef=MIXTURE, min_std=0.05, temperature=0.5, momentum=0.1, horizon=HORIZON,
@@ -130,7 +135,7 @@ def authors_worker(root: pathlib.Path, s: dict, repeats: int, threads: int) -> d
     agent = AuthorsTDMPC(cfg)
     agent.device = torch.device("cpu")
     buffer = ReplayBuffer(cfg)
-    obs, action, reward = _transitions(count)
+    obs, action, reward = _transitions(s, count)
     for start in range(0, count, EPISODE):
         episode = Episode(cfg, obs[start].numpy())
         for t in range(start, start + EPISODE):
