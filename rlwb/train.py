@@ -44,6 +44,7 @@ from rlwb import checkpoint as ckpt
 from rlwb.agent import NUM_UPDATES, Agent, IterationAgent, StepAgent, act_on
 from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
 from rlwb.engine import Engine, make_engine
+from rlwb.env_steps import EnvStepLogger, action_repeat_of, agent_steps_for
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
 from rlwb.evaluate import (
     evaluation_rng,
@@ -76,6 +77,9 @@ class TrainConfig:
     """Seed of the engine, the agent's initialisation and the warm-up actions."""
     total_steps: int = 100_000
     """Budget in environment steps, summed over members."""
+    total_env_steps: int | None = None
+    """Budget in env steps as papers count them (agent steps x the task's action repeat);
+    when set, total_steps = ceil(total_env_steps / action_repeat)."""
     learning_starts: int = 0
     """Uniform random actions and no updates before this many environment steps."""
     updates_per_step: float = 1.0
@@ -127,6 +131,8 @@ class TrainResult:
     interrupted: bool = False
     stop_signal: int = 0
     """The signal that stopped an interrupted run (SIGINT, SIGTERM), else 0."""
+    step_scale: int = 1
+    """Env steps per agent step (``env_steps`` counts agent steps)."""
 
 
 @dataclass
@@ -171,6 +177,30 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"train.{name} must be {rule}, got {getattr(cfg, name)!r}")
     if cfg.eval_horizon is not None and cfg.eval_horizon < 1:
         raise ConfigError(f"train.eval_horizon must be >= 1, got {cfg.eval_horizon!r}")
+    if cfg.total_env_steps is not None and cfg.total_env_steps < 1:
+        raise ConfigError(f"train.total_env_steps must be >= 1, got {cfg.total_env_steps!r}")
+
+
+def resolve_budget(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``total_steps`` (agent steps) derived from ``total_env_steps``."""
+    if cfg.total_env_steps is None:
+        return cfg
+    repeat = action_repeat_of(cfg.task_kwargs)
+    return dataclasses.replace(cfg, total_steps=agent_steps_for(cfg.total_env_steps, repeat))
+
+
+def budget_as_given(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """An explicit ``--train.total-steps`` wins over an experiment's default env-step budget;
+    both explicit is a conflict."""
+    if "train.total_steps" not in explicit:
+        return cfg
+    if "train.total_env_steps" in explicit:
+        raise ConfigError(
+            "give train.total_steps (agent steps) or train.total_env_steps (agent steps x "
+            "action repeat), not both"
+        )
+    explicit.add("train.total_env_steps")  # a resume drops the saved env-step budget too
+    return dataclasses.replace(cfg, total_env_steps=None)
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -281,6 +311,9 @@ class _Run:
                 f"{class_path(agent_cls)} is neither a StepAgent nor an IterationAgent"
             )
         self.eval_agent: Agent | None = None  # built at the first evaluation
+        # env steps per agent step on the logged axis; a resumed run keeps its own
+        saved_scale = self.payload.get("step_scale", 1) if self.payload else None
+        self.step_scale = self.engine.spec.action_repeat if saved_scale is None else saved_scale
         self.launch: str | None = None  # how to start the experiment again
         self.action_generator = torch.Generator().manual_seed(cfg.seed)
         self.counters = _Counters()
@@ -325,6 +358,7 @@ class _Run:
             },
             "rlwb_version": rlwb.__version__,
             "torch_version": torch.__version__,
+            "step_scale": self.step_scale,  # TensorBoard steps = agent steps x this
         }
         if self.history:
             data["resumes"] = self.history
@@ -346,6 +380,7 @@ class _Run:
             "backend": self.engine.backend,
             "spec": spec_to_dict(self.engine.spec),
             "env_steps": self.counters.env_steps,
+            "step_scale": self.step_scale,
         }
 
     def payload_now(self) -> dict[str, Any]:
@@ -404,7 +439,7 @@ class _Run:
         logger.scalar("eval/length_mean", float(lengths.to(torch.float64).mean()), step)
         logger.last_eval = f"{mean:.1f}"
         episodes = f"{len(returns)} episode{'s' * (len(returns) != 1)}"
-        logger.print(f"step {step:,}: eval return {mean:.2f} ± {std:.2f} ({episodes})")
+        logger.print(f"step {logger.x(step):,}: eval return {mean:.2f} ± {std:.2f} ({episodes})")
         self.save_policy()
         video_due = self.cfg.video and (final or _crossed(before, step, self.cfg.video_every))
         if video_due:
@@ -552,6 +587,7 @@ def train(
         )
         resume_state = _Resume(payload, source, run_dir, branch, history)
     validate(train_config)
+    train_config = resolve_budget(train_config)
     if train_config.video:
         from rlwb.video import check_renderable
 
@@ -566,10 +602,11 @@ def train(
 
 def _loop(run: _Run) -> TrainResult:
     cfg, counters = run.cfg, run.counters
-    logger = RunLogger(
+    logger = EnvStepLogger(
         run.run_dir,
         cfg.total_steps,
         counters.env_steps,
+        scale=run.step_scale,
         progress=cfg.progress,
         line_every=cfg.progress_every,
     )
@@ -657,6 +694,7 @@ def _loop(run: _Run) -> TrainResult:
         wall_time=counters.wall_time,
         interrupted=interrupted,
         stop_signal=stop_signal,
+        step_scale=run.step_scale,
     )
 
 
@@ -774,7 +812,8 @@ def _run_experiment(
     config = config_cls(
         **{f.name: getattr(parsed, f.name) for f in dataclasses.fields(config_cls) if f.init}
     )
-    train_cfg: TrainConfig = config.train
+    explicit = explicit_fields(args)
+    train_cfg: TrainConfig = budget_as_given(config.train, explicit)
     if train_cfg.experiment is None:
         train_cfg = dataclasses.replace(train_cfg, experiment=experiment_name(config_cls))
     result = train(
@@ -782,7 +821,7 @@ def _run_experiment(
         config.agent,
         train_cfg,
         resume=parsed.resume,
-        explicit=explicit_fields(args),
+        explicit=explicit,
         launch=launch_command(config_cls),
     )
     print_summary(result)
@@ -797,8 +836,11 @@ def print_summary(result: TrainResult) -> None:
     console = Console()
     console.print(f"run dir:     {result.run_dir}", highlight=False, soft_wrap=True)
     console.print(f"checkpoint:  {result.checkpoint}", highlight=False, soft_wrap=True)
+    steps, scale = result.env_steps, result.step_scale
+    agent_steps = f"{steps:,} agent steps x {scale}, " if scale > 1 else ""
     console.print(
-        f"env steps:   {result.env_steps:,} ({result.updates:,} updates, {result.wall_time:.1f} s)",
+        f"env steps:   {steps * scale:,} ({agent_steps}{result.updates:,} updates, "
+        f"{result.wall_time:.1f} s)",
         highlight=False,
     )
     if result.interrupted:
