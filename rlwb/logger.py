@@ -191,7 +191,8 @@ class RunLogger:
         if self._progress is not None and now - self._phase_refresh >= REFRESH_S:
             self._phase_refresh = now
             self._phase_shown = True
-            self._progress.update(self._task, description=f"{what} {done:,}/{total:,}")
+            description = f"{what} {done:,}/{total:,}"
+            self._progress.update(self._task, description=description, completed=step)
         if self.line_every > 0 and now - self._line[0] >= self.line_every:
             self._line = (now, self._step)
             rate = (done - done_at_start) / (now - started)
@@ -227,6 +228,8 @@ class RunLogger:
 
     def close(self) -> None:
         if self._progress is not None:
+            if self._phase_shown:
+                self._progress.update(self._task, description="train")
             self._progress.stop()
             self._progress = None
         self.writer.close()

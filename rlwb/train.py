@@ -311,6 +311,7 @@ class _Run:
             protect=resume.source if resume and not resume.branch else None,
         )
         self.last_losses: dict[str, float] = {}
+        self.rate_window = (time.perf_counter(), 0)  # time, env steps: steps/s for TensorBoard
         self.eval_result: tuple[float, float, list[float]] = (math.nan, math.nan, [])
         self.obs: torch.Tensor | None = None
         if self.payload:
@@ -630,8 +631,8 @@ def _loop(run: _Run) -> TrainResult:
         )
     start_time = time.perf_counter()
     start_wall = counters.wall_time
-    window = [time.perf_counter(), counters.env_steps]
-    interrupted, stop_signal, final = False, 0, False
+    run.rate_window = (start_time, counters.env_steps)
+    interrupted, stop_signal, final, finished = False, 0, False, False
     try:
         with _StopFlag() as stop:
             run.reporter = _phase_reporter(run, logger, stop)
@@ -652,36 +653,22 @@ def _loop(run: _Run) -> TrainResult:
                             break  # no iteration fits in the steps left
                     else:
                         break
-                    now = counters.env_steps
                     counters.wall_time = start_wall + time.perf_counter() - start_time
-                    if stage != "eval" and (
-                        _crossed(before, now, cfg.log_every) or now >= cfg.total_steps
-                    ):
-                        elapsed = max(time.perf_counter() - window[0], 1e-9)
-                        sps = (now - window[1]) / elapsed
-                        window = [time.perf_counter(), now]
-                        logger.scalar("perf/steps_per_second", sps, now)
-                        logger.scalar("charts/updates", counters.updates, now)
-                        logger.scalars("losses", run.last_losses, now)
-                    logger.advance(now, force=now >= cfg.total_steps)
-                    if now < cfg.total_steps:
-                        if _crossed(before, now, cfg.eval_every):
-                            counters.unfinished = "eval"
-                            run.evaluate(logger, now, before, final=False)
-                            counters.unfinished = ""
-                        if _crossed(before, now, cfg.checkpoint_every):
-                            run.save_checkpoint()
+                    _step_boundary(run, logger, before, log=stage != "eval")
                 if not stop.requested:
                     if counters.last_checkpoint_step != counters.env_steps:
                         run.save_checkpoint()
                     final = True  # a resume from the final checkpoint evaluates again
                     run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
+                    finished = True
             except PhaseInterrupted:
+                if not stop.requested:  # raised by something else than this run's reporter
+                    raise
                 # The agent's state is consistent; an interrupted update or iteration changed
                 # it since any checkpoint of this step, an interrupted evaluation did not.
                 if not final and counters.unfinished != "eval":
                     counters.last_checkpoint_step = -1
-            if stop.requested:
+            if stop.requested and not finished:
                 counters.wall_time = start_wall + time.perf_counter() - start_time
                 if counters.last_checkpoint_step != counters.env_steps:
                     run.save_checkpoint()
@@ -712,6 +699,29 @@ def _loop(run: _Run) -> TrainResult:
         interrupted=interrupted,
         stop_signal=stop_signal,
     )
+
+
+def _step_boundary(run: _Run, logger: RunLogger, before: int, log: bool = True) -> None:
+    """The work after the step from ``before`` to ``env_steps``, in the order exact resume
+    relies on: log (unless ``log`` is False: already done), evaluate, checkpoint."""
+    cfg, counters = run.cfg, run.counters
+    now = counters.env_steps
+    if log and (_crossed(before, now, cfg.log_every) or now >= cfg.total_steps):
+        then, step = run.rate_window
+        run.rate_window = (time.perf_counter(), now)
+        sps = (now - step) / max(run.rate_window[0] - then, 1e-9)
+        logger.scalar("perf/steps_per_second", sps, now)
+        logger.scalar("charts/updates", counters.updates, now)
+        logger.scalars("losses", run.last_losses, now)
+    logger.advance(now, force=now >= cfg.total_steps)
+    if now < cfg.total_steps:
+        if _crossed(before, now, cfg.eval_every):
+            counters.unfinished = "eval"
+            run.evaluate(logger, now, before, final=False)
+        if _crossed(before, now, cfg.checkpoint_every):
+            counters.unfinished = ""
+            run.save_checkpoint()
+    counters.unfinished = ""
 
 
 def _phase_reporter(run: _Run, logger: RunLogger, stop: _StopFlag) -> PhaseReporter:

@@ -320,24 +320,28 @@ def test_tdmpc_catch_up_shows_progress_stops_on_sigint_and_resumes_exactly(tmp_p
     cfg = _tdmpc_cfg(tmp_path / "stopped")
     script = textwrap.dedent(
         f"""
+        import rlwb.logger
         from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
         from rlwb.cli import run_as_command
         from rlwb.train import TrainConfig, train
+        rlwb.logger.PHASE_SHOW_S = 0.0  # show the catch-up at once, however fast it runs
         run_as_command(lambda: train(
             TDMPC, TDMPCConfig(**{TINY_TDMPC!r}), TrainConfig(**{dataclasses.asdict(cfg)!r})
         ))
         """
     )
     child = _Child([sys.executable, "-c", script], {**subprocess_env(), "OMP_NUM_THREADS": "1"})
-    line = child.wait_for(r"updates [\d,]+/201\b")
+    line = child.wait_for(r"updates [1-9][\d,]*/201\b")
     assert line.startswith("step 200/206"), line
     code, out, took = child.interrupt(signal.SIGINT)
-    assert code == 130 and took < 5, out
+    assert code == 130 and took < 10, out
     assert "Traceback" not in out and "interrupted at step 200 (SIGINT)" in out, out
     run_dir = tmp_path / "stopped" / "r"
     saved = ckpt.load(ckpt.CheckpointManager(run_dir / "checkpoints").latest())
     assert saved["counters"]["env_steps"] == 200
-    assert 0 < saved["agent"]["updates"] < 201, "stopped inside the catch-up"
+    owed = saved["agent"]["owed"]
+    assert owed["ran"] == saved["agent"]["updates"] and owed["ran"] + owed["left"] == 201, owed
+    assert 0 < owed["ran"] < 201, "stopped inside the catch-up"
 
     resumed = train(TDMPC, TDMPCConfig(**TINY_TDMPC), cfg, resume=str(run_dir))
     full_cfg = dataclasses.replace(cfg, run_dir=str(tmp_path / "full"), progress=False)
@@ -359,7 +363,7 @@ def test_an_interrupted_evaluation_checkpoints_and_the_resume_evaluates_first(tm
     line = child.wait_for(r"eval steps [\d,]+/20\b")
     assert line.startswith("step 200/400"), line
     code, out, took = child.interrupt(signal.SIGINT)
-    assert code == 130 and took < 3, out
+    assert code == 130 and took < 10, out
     assert "interrupted at step 200 (SIGINT)" in out and "eval return" not in out, out
     assert ckpt.load(tmp_path / "r" / "checkpoints" / ckpt.checkpoint_name(200))
 
@@ -397,5 +401,5 @@ def test_rlwb_eval_shows_progress_and_stops_on_sigint_with_one_line(tmp_path):
     child = _Child(cmd, {**subprocess_env(), "TOY_EVAL_SLEEP": "0.2"})
     assert re.match(r"eval steps [\d,]+/20 ", child.wait_for(r"eval steps"))
     code, out, took = child.interrupt(signal.SIGINT)
-    assert code == 130 and took < 3, out
+    assert code == 130 and took < 10, out
     assert out.rstrip().endswith("rlwb: interrupted") and "Traceback" not in out, out
