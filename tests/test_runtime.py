@@ -403,3 +403,29 @@ def test_rlwb_eval_shows_progress_and_stops_on_sigint_with_one_line(tmp_path):
     code, out, took = child.interrupt(signal.SIGINT)
     assert code == 130 and took < 10, out
     assert out.rstrip().endswith("rlwb: interrupted") and "Traceback" not in out, out
+
+
+class _SearchStoppedInAGeneration(ToySearch):
+    """ToySearch that is sent SIGINT at the start of its third generation and reports the
+    generation as a phase (as the Deep GA does): the stop must come out of ``iterate``."""
+
+    signal_at = 3
+
+    def iterate(self, engine):  # noqa: ANN001, ANN201
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == self.signal_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        self.phase("generation", 0, 1)
+        return super().iterate(engine)
+
+
+def test_a_stop_inside_an_iteration_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path / "a", num_envs=8, total_steps=800, eval_every=0, checkpoint_every=0)
+    stopped = train(_SearchStoppedInAGeneration, ToySearchConfig(), cfg)
+    assert stopped.interrupted and stopped.stop_signal == signal.SIGINT
+    assert ckpt.load(stopped.checkpoint)["counters"]["iterations"] == 2
+    monkeypatch.setattr(_SearchStoppedInAGeneration, "signal_at", 0)
+    resumed = train(_SearchStoppedInAGeneration, ToySearchConfig(), cfg, resume=stopped.run_dir)
+    full = train(ToySearch, ToySearchConfig(), dataclasses.replace(cfg, run_dir=str(tmp_path)))
+    assert resumed.env_steps == full.env_steps
+    assert_same(ckpt.load(resumed.checkpoint)["agent"], ckpt.load(full.checkpoint)["agent"])
