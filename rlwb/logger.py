@@ -194,7 +194,7 @@ class RunLogger:
             description = f"{what} {done:,}/{total:,}"
             self._progress.update(self._task, description=description, completed=step)
         if self.line_every > 0 and now - self._line[0] >= self.line_every:
-            self._line = (now, self._step)
+            self._line = (now, step)
             rate = (done - done_at_start) / (now - started)
             self.print(f"{self._position(step)}  {phase_text(what, done, total, rate)}")
 
@@ -245,12 +245,12 @@ def phase_text(what: str, done: int, total: int, rate: float) -> str:
 class PhaseProgress:
     """Progress of one long phase outside a training run (``rlwb eval``): a live bar on a
     terminal, else a line every ``line_every`` seconds. Calling it is the
-    :data:`rlwb.agent.PhaseReporter` protocol: cheap per unit, returns ``stop()``."""
+    :data:`rlwb.agent.PhaseReporter` protocol: cheap per unit; it never asks to stop (Ctrl-C
+    stays Python's KeyboardInterrupt there)."""
 
-    def __init__(self, line_every: float = 30.0, stop: Any = None) -> None:
+    def __init__(self, line_every: float = 30.0) -> None:
         self.console = Console()
         self.line_every = line_every
-        self.stop = stop or (lambda: False)
         self._last = time.perf_counter()
         self._start: tuple[float, int] | None = None  # the first call: time, done
         self._bar: Progress | None = None
@@ -268,7 +268,7 @@ class PhaseProgress:
             self._last = now
             rate = (done - self._start[1]) / max(now - self._start[0], 1e-9)
             self.console.print(phase_text(what, done, total, rate), highlight=False)
-        return bool(self.stop())
+        return False
 
     def _show_bar(self, what: str, done: int, total: int) -> None:
         if self._bar is None:

@@ -13,6 +13,12 @@ final checkpoint (``rlwb eval``) reproduces the run's final evaluation. Evaluati
 separate agent loaded with the policy state on its own random numbers, so it never changes
 training; each evaluation also writes ``policy.pt``.
 
+Long phases inside a step (an agent's catch-up updates, a generation, an evaluation) report
+through :meth:`rlwb.agent.Agent.phase`: the runner shows their progress and answers a
+SIGINT/SIGTERM with :class:`rlwb.agent.PhaseInterrupted` at the next unit. The step's
+unfinished work ("update" or "eval") is then recorded in the checkpoint, and a resumed run
+finishes it before the next step, so it ends as a run never stopped.
+
 Resume: every setting comes from the checkpoint; only fields named explicitly (on the
 command line, or passed to :func:`train` with values that differ) change, and those that
 cannot change (task, backend, device, seed, members, task arguments, the agent's config) are
@@ -212,7 +218,7 @@ def _new_run_dir(cfg: TrainConfig, agent_cls: type) -> pathlib.Path:
 
 class _StopFlag:
     """Ctrl-C (SIGINT) or SIGTERM (schedulers, ``timeout``) asks the loop to stop after the
-    current step; a second signal aborts."""
+    current step, or a long phase at its next unit; a second signal aborts."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
