@@ -269,6 +269,7 @@ class TDMPC(StepAgent):
         self._replay: TrajectoryBuffer | None = None  # built on first use (not for evaluation)
         self.steps = 0  # transitions observed (agent steps, summed over members)
         self.updates = 0
+        self._owed: dict[str, Any] | None = None  # an interrupted update call's rest
         self.world = TOLDWorld(self.model, config.gamma, self.generator)
         self.latent_model = LatentModel(self.world)
         self.prior_count = int(config.mixture * config.samples)
@@ -392,16 +393,31 @@ class TDMPC(StepAgent):
     def update(self, num_updates: int = 1) -> dict[str, Any]:
         """``num_updates`` TOLD + policy updates on prioritized windows (more on the first
         call with ``seed_updates``); mean losses as 0-dim tensors and, under ``num_updates``,
-        how many ran (the runner counts it)."""
-        if num_updates < 1:
-            return {}
-        if self.updates == 0 and self.config.seed_updates:
-            num_updates += len(self.replay)
-        sums: dict[str, torch.Tensor] = {}
-        for _ in range(num_updates):
+        how many ran (the runner counts it).
+
+        Each update is a unit of the phase ``"updates"``: the catch-up shows progress, and
+        a stop request leaves the rest owed (kept by ``state_dict``). The next call,
+        ``update(0)`` included, runs the owed updates first and reports them with its own,
+        so a run resumed mid-catch-up ends as one never stopped."""
+        work = self._owed
+        if work is None:
+            if num_updates < 1:
+                return {}
+            if self.updates == 0 and self.config.seed_updates:
+                num_updates += len(self.replay)
+            work = self._owed = {"left": num_updates, "ran": 0, "sums": {}}
+        else:
+            work["left"] += max(num_updates, 0)
+        total, sums = work["ran"] + work["left"], work["sums"]
+        while work["left"] > 0:
+            self.phase("updates", work["ran"], total)
             for key, value in self._update_once().items():
                 sums[key] = sums.get(key, 0.0) + value
-        return {NUM_UPDATES: num_updates, **{k: v / num_updates for k, v in sums.items()}}
+            work["ran"] += 1
+            work["left"] -= 1
+        self._owed = None
+        ran = work["ran"]
+        return {NUM_UPDATES: ran, **{k: v / ran for k, v in sums.items()}}
 
     def _update_once(self) -> dict[str, torch.Tensor]:
         cfg, h, gen = self.config, self.config.horizon, self.generator
@@ -503,6 +519,7 @@ class TDMPC(StepAgent):
             "planner_horizon": self.planner.config.horizon,
             "generator": self.generator.get_state(),
             "updates": self.updates,
+            "owed": self._owed and {**self._owed, "sums": dict(self._owed["sums"])},
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
@@ -531,6 +548,12 @@ class TDMPC(StepAgent):
             self.planner.load_state_dict(state["planner"])
             self.generator.set_state(state["generator"])
             self.updates = int(state["updates"])
+            owed = state.get("owed")  # absent from checkpoints of earlier versions
+            self._owed = owed and {
+                "left": int(owed["left"]),
+                "ran": int(owed["ran"]),
+                "sums": {k: v.to(self.device) for k, v in owed["sums"].items()},
+            }
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc
         self.replay.load_state_dict(state["replay"])

@@ -107,7 +107,9 @@ class StepAgent(Agent):
     def update(self, num_updates: int) -> dict[str, float]:
         """Run ``num_updates`` gradient updates; return scalars to log under ``losses/``.
         An agent that runs a different number (TD-MPC's catch-up on the seed steps) says how
-        many under the key :data:`NUM_UPDATES`: the runner counts that, and does not log it."""
+        many under the key :data:`NUM_UPDATES`: the runner counts that, and does not log it.
+        An agent whose updates report a :meth:`phase` keeps what a stop left undone and runs
+        it in the next call: a resumed runner calls ``update(0)`` first to finish it."""
 
     def episode_start(self, members: torch.Tensor) -> None:  # noqa: B027 - optional hook
         """Members (bool mask ``[B]``) that start a new episode (e.g. reset OU noise)."""

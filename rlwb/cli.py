@@ -146,6 +146,8 @@ class EvalArgs:
     """Torch device (default: the run's if available)."""
     seed: int | None = None
     """Evaluation seed (default: the run's eval_seed)."""
+    progress_every: float = 30.0
+    """Seconds between progress lines when the output is not a terminal."""
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -153,8 +155,9 @@ def cmd_eval(args: list[str]) -> int:
 
     opts = parse_cli(EvalArgs, args, prog="rlwb eval")
     mean, std, returns = evaluate(
-        opts.checkpoint, opts.episodes, opts.video, opts.backend, opts.device, opts.seed
-    )
+        opts.checkpoint, opts.episodes, opts.video, opts.backend, opts.device, opts.seed,
+        progress_every=opts.progress_every,
+    )  # fmt: skip
     print(format_result(mean, std, len(returns)))
     if opts.video:
         print(f"video: {opts.video}")

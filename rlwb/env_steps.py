@@ -64,3 +64,9 @@ class EnvStepLogger(RunLogger):
 
     def advance(self, step: int, force: bool = False) -> None:
         super().advance(self.x(step), force)
+
+    def restart_rate(self, step: int) -> None:
+        super().restart_rate(self.x(step))
+
+    def phase(self, what: str, done: int, total: int, step: int) -> None:
+        super().phase(what, done, total, self.x(step))

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -31,6 +32,7 @@ from rlwb.agent import Agent
 from rlwb.config import from_dict, import_object, to_plain
 from rlwb.engine import Engine, EngineSpec, make_engine
 from rlwb.errors import CheckpointError, ConfigError
+from rlwb.logger import PhaseProgress
 from rlwb.policies import policy_of  # defined there since the Deep GA; still importable here
 
 DEFAULT_HORIZON = 1000  # for tasks without a time limit
@@ -82,16 +84,32 @@ def run_evaluation(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One episode per engine member from ``reset(seed)``: (returns[N] f64, lengths[N]).
 
-    ``agent`` should be built for ``engine`` (its ``spec.num_envs`` members)."""
+    ``agent`` should be built for ``engine`` (its ``spec.num_envs`` members). Every step
+    is reported as the agent's phase ``"eval steps"`` (progress, and a stop request raises
+    :class:`rlwb.agent.PhaseInterrupted` out of here)."""
     if horizon is None and engine.max_episode_steps is None:
         horizon = DEFAULT_HORIZON
+    policy = policy_of(agent, engine)
+    if agent.phase_reporter is not None:
+        policy = _reporting(policy, agent, horizon or engine.max_episode_steps)
     with evaluation_rng(agent, seed), torch.no_grad():
         engine.reset(seed=seed)
         episode_start = getattr(agent, "episode_start", None)
         if episode_start is not None:
             episode_start(torch.ones(engine.num_envs, dtype=torch.bool, device=agent.device))
-        result = engine.rollout(policy_of(agent, engine), horizon=horizon)
+        result = engine.rollout(policy, horizon=horizon)
     return result.returns.to(torch.float64).cpu(), result.lengths.cpu()
+
+
+def _reporting(policy: Callable[[torch.Tensor], torch.Tensor], agent: Agent, steps: int):  # noqa: ANN202
+    """``policy`` that reports each step it is called for as the agent's phase."""
+    done = itertools.count()
+
+    def reporting_policy(obs: torch.Tensor) -> torch.Tensor:
+        agent.phase("eval steps", next(done), steps)
+        return policy(obs)
+
+    return reporting_policy
 
 
 def mean_std(returns: torch.Tensor) -> tuple[float, float]:
@@ -170,6 +188,7 @@ def evaluate(
     backend: str | None = None,
     device: str | None = None,
     seed: int | None = None,
+    progress_every: float | None = None,
 ) -> tuple[float, float, list[float]]:
     """Mean and std of the return of a saved policy over ``episodes`` episodes.
 
@@ -177,7 +196,9 @@ def evaluate(
     a ``policy.pt``; only the policy part is loaded into the agent. ``seed`` defaults to the
     run's evaluation seed and ``backend`` to the run's backend, so with the run's
     ``eval_episodes`` (``episodes=None``) this reproduces the run's evaluation at that step.
-    ``video`` writes one more episode (seed ``seed``) as an mp4.
+    ``video`` writes one more episode (seed ``seed``) as an mp4. With ``progress_every``
+    the evaluation shows its progress: a bar on a terminal, else a line every that many
+    seconds.
     """
     payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
     train = payload.get("train_config") or {}
@@ -203,11 +224,15 @@ def evaluate(
         seed=eval_seed,
         **task_kwargs,
     )
+    progress = PhaseProgress(progress_every) if progress_every is not None else None
     try:
         agent = build_agent(payload, engine.spec, dev)
         load_policy(agent, payload)
+        agent.phase_reporter = progress
         returns, _ = run_evaluation(agent, engine, eval_seed, train.get("eval_horizon"))
     finally:
+        if progress is not None:
+            progress.close()
         engine.close()
     if video is not None:
         from rlwb.video import record_video

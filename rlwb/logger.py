@@ -6,7 +6,11 @@ Tags follow CleanRL's conventions so curves compare across tools: ``charts/episo
 as animated GIFs (``eval/video``, encoded here: no moviepy needed).
 
 Console: on a terminal a live progress bar with ETA; otherwise (a file, a pipe, a
-scheduler's log) one progress line every ``line_every`` seconds.
+scheduler's log) one progress line every ``line_every`` seconds. A long phase inside one step
+(an agent's catch-up updates, an evaluation) reports through :meth:`RunLogger.phase` and
+shows up in the bar or the lines once it has lasted ``PHASE_SHOW_S``. Rates and ETAs are
+measured from :meth:`RunLogger.restart_rate` on, so the fast random-action steps before
+learning starts do not make the ETA of the slow steps after them look short.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 REFRESH_S = 0.5  # console progress refresh period
+PHASE_SHOW_S = 1.0  # a phase inside a step shows once it has lasted this long
 
 
 class RunLogger:
@@ -54,6 +59,13 @@ class RunLogger:
         self._task = None
         self.line_every = line_every if progress and not self.console.is_terminal else 0.0
         self._line = (time.perf_counter(), start_step)  # last progress line: time, step
+        self._step = start_step
+        # the phase running inside the current step: what, (start time, done at start), done
+        self._phase_what = ""
+        self._phase_start = (0.0, 0)
+        self._phase_done = -1
+        self._phase_shown = False
+        self._phase_refresh = 0.0
         if progress and self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -126,14 +138,18 @@ class RunLogger:
     def advance(self, step: int, force: bool = False) -> None:
         """Move the progress bar (at most every ``REFRESH_S`` seconds unless ``force``), or
         print a progress line every ``line_every`` seconds."""
+        self._step, self._phase_what = step, ""  # the next phase call starts a new phase
         if self.line_every > 0:
             self._maybe_line(step)
         if self._progress is None:
             return
         now = time.perf_counter()
         elapsed = now - self._last_refresh[0]
-        if not force and elapsed < REFRESH_S:
+        if not force and elapsed < REFRESH_S and not self._phase_shown:
             return
+        if self._phase_shown:
+            self._phase_shown = False
+            self._progress.update(self._task, description="train")
         if step > self._last_refresh[1] and elapsed > 0:
             self.steps_per_second = (step - self._last_refresh[1]) / elapsed
         self._last_refresh = (now, step)
@@ -144,6 +160,47 @@ class RunLogger:
             ret=self._recent_return(),
             eval=self.last_eval,
         )
+
+    def restart_rate(self, step: int) -> None:
+        """Measure speed (and so the ETA) from ``step`` on: the steps before it ran at
+        another pace (random actions before learning starts)."""
+        now = time.perf_counter()
+        self._line = self._last_refresh = (now, step)
+        if self._progress is not None:
+            self._progress.reset(
+                self._task,
+                completed=step,
+                description="train",
+                sps=self.steps_per_second,
+                ret=self._recent_return(),
+                eval=self.last_eval,
+            )
+
+    def phase(self, what: str, done: int, total: int, step: int) -> None:
+        """``done`` of ``total`` units of a long phase inside the step that reaches ``step``
+        (an agent's updates, evaluation steps). Called once per unit, thousands of times a
+        second: it shows something only once the phase has lasted ``PHASE_SHOW_S``, in the
+        bar every ``REFRESH_S``, as a line every ``line_every`` seconds."""
+        now = time.perf_counter()
+        if done <= self._phase_done or what != self._phase_what:  # a new phase begins
+            self._phase_what, self._phase_start = what, (now, done)
+        self._phase_done = done
+        started, done_at_start = self._phase_start
+        if now - started < PHASE_SHOW_S:
+            return
+        if self._progress is not None and now - self._phase_refresh >= REFRESH_S:
+            self._phase_refresh = now
+            self._phase_shown = True
+            description = f"{what} {done:,}/{total:,}"
+            self._progress.update(self._task, description=description, completed=step)
+        if self.line_every > 0 and now - self._line[0] >= self.line_every:
+            self._line = (now, step)
+            rate = (done - done_at_start) / (now - started)
+            self.print(f"{self._position(step)}  {phase_text(what, done, total, rate)}")
+
+    def _position(self, step: int) -> str:
+        percent = 100 * step / max(self.total_steps, 1)
+        return f"step {step:,}/{self.total_steps:,} ({percent:.0f}%)"
 
     def _recent_return(self) -> str:
         recent = self.recent_returns
@@ -158,9 +215,8 @@ class RunLogger:
         self._line = (now, step)
         left = max(self.total_steps - step, 0)
         eta = _clock(left / sps) if sps > 0 else "-"
-        percent = 100 * step / max(self.total_steps, 1)
         self.print(
-            f"step {step:,}/{self.total_steps:,} ({percent:.0f}%)  {sps:,.0f} steps/s  "
+            f"{self._position(step)}  {sps:,.0f} steps/s  "
             f"return {self._recent_return()}  eval {self.last_eval}  ETA {eta}"
         )
 
@@ -172,10 +228,66 @@ class RunLogger:
 
     def close(self) -> None:
         if self._progress is not None:
+            if self._phase_shown:
+                self._progress.update(self._task, description="train")
             self._progress.stop()
             self._progress = None
         self.writer.close()
         sys.stdout.flush()
+
+
+def phase_text(what: str, done: int, total: int, rate: float) -> str:
+    """``updates 1,200/5,001  41.5/s  ETA 0:01:32``: a phase's progress line."""
+    eta = _clock((total - done) / rate) if rate > 0 else "-"
+    return f"{what} {done:,}/{total:,}  {rate:,.1f}/s  ETA {eta}"
+
+
+class PhaseProgress:
+    """Progress of one long phase outside a training run (``rlwb eval``): a live bar on a
+    terminal, else a line every ``line_every`` seconds. Calling it is the
+    :data:`rlwb.agent.PhaseReporter` protocol: cheap per unit; it never asks to stop (Ctrl-C
+    stays Python's KeyboardInterrupt there)."""
+
+    def __init__(self, line_every: float = 30.0) -> None:
+        self.console = Console()
+        self.line_every = line_every
+        self._last = time.perf_counter()
+        self._start: tuple[float, int] | None = None  # the first call: time, done
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __call__(self, what: str, done: int, total: int) -> bool:
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = (now, done)
+        if self.console.is_terminal:
+            if now - self._last >= REFRESH_S:
+                self._last = now
+                self._show_bar(what, done, total)
+        elif self.line_every > 0 and now - self._last >= self.line_every:
+            self._last = now
+            rate = (done - self._start[1]) / max(now - self._start[0], 1e-9)
+            self.console.print(phase_text(what, done, total, rate), highlight=False)
+        return False
+
+    def _show_bar(self, what: str, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._task = self._bar.add_task(what, total=total)
+            self._bar.start()
+        self._bar.update(self._task, description=what, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def _clock(seconds: float) -> str:

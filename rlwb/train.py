@@ -13,6 +13,12 @@ final checkpoint (``rlwb eval``) reproduces the run's final evaluation. Evaluati
 separate agent loaded with the policy state on its own random numbers, so it never changes
 training; each evaluation also writes ``policy.pt``.
 
+Long phases inside a step (an agent's catch-up updates, a generation, an evaluation) report
+through :meth:`rlwb.agent.Agent.phase`: the runner shows their progress and answers a
+SIGINT/SIGTERM with :class:`rlwb.agent.PhaseInterrupted` at the next unit. The step's
+unfinished work ("update" or "eval") is then recorded in the checkpoint, and a resumed run
+finishes it before the next step, so it ends as a run never stopped.
+
 Resume: every setting comes from the checkpoint; only fields named explicitly (on the
 command line, or passed to :func:`train` with values that differ) change, and those that
 cannot change (task, backend, device, seed, members, task arguments, the agent's config) are
@@ -38,10 +44,19 @@ from typing import Annotated, Any
 
 import torch
 import tyro
+import yaml
 
 import rlwb
 from rlwb import checkpoint as ckpt
-from rlwb.agent import NUM_UPDATES, Agent, IterationAgent, StepAgent, act_on
+from rlwb.agent import (
+    NUM_UPDATES,
+    Agent,
+    IterationAgent,
+    PhaseInterrupted,
+    PhaseReporter,
+    StepAgent,
+    act_on,
+)
 from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
 from rlwb.engine import Engine, make_engine
 from rlwb.env_steps import EnvStepLogger, action_repeat_of, agent_steps_for
@@ -144,6 +159,11 @@ class _Counters:
     iterations: int = 0
     wall_time: float = 0.0
     last_checkpoint_step: int = -1
+    unfinished: str = ""
+    """Work of the step ending at ``env_steps`` that a stop interrupted ("update", "eval");
+    a resumed run finishes it first."""
+    step_before: int = 0
+    """``env_steps`` before the current step (what a finished step's boundary work needs)."""
 
 
 # Fields a resumed run refuses to change: the run would no longer be the same experiment.
@@ -228,7 +248,7 @@ def _new_run_dir(cfg: TrainConfig, agent_cls: type) -> pathlib.Path:
 
 class _StopFlag:
     """Ctrl-C (SIGINT) or SIGTERM (schedulers, ``timeout``) asks the loop to stop after the
-    current step; a second signal aborts."""
+    current step, or a long phase at its next unit; a second signal aborts."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -314,6 +334,7 @@ class _Run:
         # env steps per agent step on the logged axis; a resumed run keeps its own
         saved_scale = self.payload.get("step_scale", 1) if self.payload else None
         self.step_scale = self.engine.spec.action_repeat if saved_scale is None else saved_scale
+        self.reporter: PhaseReporter | None = None  # set for the loop's length
         self.launch: str | None = None  # how to start the experiment again
         self.action_generator = torch.Generator().manual_seed(cfg.seed)
         self.counters = _Counters()
@@ -329,6 +350,7 @@ class _Run:
             protect=resume.source if resume and not resume.branch else None,
         )
         self.last_losses: dict[str, float] = {}
+        self.rate_window = (time.perf_counter(), 0)  # time, env steps: steps/s for TensorBoard
         self.eval_result: tuple[float, float, list[float]] = (math.nan, math.nan, [])
         self.obs: torch.Tensor | None = None
         if self.payload:
@@ -424,6 +446,7 @@ class _Run:
             with evaluation_rng(self.agent, self.cfg.eval_seed):  # construction draws RNG
                 spec = self.eval_engine.spec
                 self.eval_agent = self.agent_cls(self.agent_config, spec, self.device)
+        self.eval_agent.phase_reporter = self.reporter
         load_policy(self.eval_agent, policy_entry(self.agent))
         return self.eval_agent
 
@@ -548,6 +571,23 @@ def _prepare_resume(
     return payload, path, branch, True
 
 
+def _resume_history(
+    payload: dict[str, Any], run_dir: pathlib.Path, branch: bool
+) -> list[dict[str, Any]]:
+    """Earlier resumes: the checkpoint's, or, continuing in its own folder, the folder's
+    ``config.yaml`` (which also lists resumes that wrote no checkpoint)."""
+    history = list(payload.get("resumes") or [])
+    config = run_dir / "config.yaml"
+    if not branch and config.is_file():
+        try:
+            listed = (yaml.safe_load(config.read_text()) or {}).get("resumes")
+        except (yaml.YAMLError, AttributeError):  # an edited or damaged file: not the record
+            listed = None
+        if isinstance(listed, list) and len(listed) > len(history):
+            history = listed
+    return history
+
+
 def train(
     agent_cls: type[Agent],
     agent_config: Any,
@@ -575,10 +615,11 @@ def train(
             saved, saved_agent, train_config, agent_config, names
         )
         agent_config = saved_agent
-        history = list(payload.get("resumes") or [])
+        step = int(payload["counters"]["env_steps"])
+        history = _resume_history(payload, run_dir, branch)
         history.append(
             {
-                "at_step": int(payload["counters"]["env_steps"]),
+                "at_step": step,
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "from": str(source),
                 "branch": branch,
@@ -588,6 +629,14 @@ def train(
         resume_state = _Resume(payload, source, run_dir, branch, history)
     validate(train_config)
     train_config = resolve_budget(train_config)
+    if resume_state is not None:
+        step = int(resume_state.payload["counters"]["env_steps"])
+        budget_changed = {"train.total_steps", "train.total_env_steps"} & set(changed)
+        if budget_changed and train_config.total_steps < step:
+            raise ConfigError(
+                f"train.total_steps {train_config.total_steps:,} is below step {step:,} that "
+                f"the checkpoint {resume_state.source} reached; give at least {step:,}"
+            )
     if train_config.video:
         from rlwb.video import check_renderable
 
@@ -628,60 +677,61 @@ def _loop(run: _Run) -> TrainResult:
         )
     start_time = time.perf_counter()
     start_wall = counters.wall_time
-    window = [time.perf_counter(), counters.env_steps]
-    interrupted, stop_signal = False, 0
+    run.rate_window = (start_time, counters.env_steps)
+    interrupted, stop_signal, final, finished = False, 0, False, False
     try:
         with _StopFlag() as stop:
-            while counters.env_steps < cfg.total_steps:
-                before = counters.env_steps
-                if isinstance(run.agent, StepAgent):
-                    _env_step(run, logger)
-                else:
-                    run.agent.step_budget = cfg.total_steps
-                    metrics = run.agent.iterate(run.engine)
-                    if metrics is None:  # no iteration fits in the steps left
+            run.reporter = _phase_reporter(run, logger, stop)
+            run.agent.phase_reporter = run.reporter
+            if run.eval_agent is not None:
+                run.eval_agent.phase_reporter = run.reporter
+            try:
+                while not stop.requested:
+                    stage = counters.unfinished
+                    if stage:  # an interrupted step, finished after a resume
+                        before = counters.step_before
+                        if stage == "update":
+                            _run_updates(run, 0)
+                            logger.restart_rate(counters.env_steps)
+                    elif counters.env_steps < cfg.total_steps:
+                        before = counters.step_before = counters.env_steps
+                        if not _advance(run, logger):
+                            break  # no iteration fits in the steps left
+                    else:
                         break
-                    counters.iterations += 1
-                    counters.env_steps = int(run.agent.env_steps)
-                    if counters.env_steps <= before:
-                        raise RuntimeError(
-                            f"{class_path(run.agent)}.iterate() did not advance env_steps"
-                        )
-                    logger.scalars("charts", metrics, counters.env_steps)
-                now = counters.env_steps
+                    counters.wall_time = start_wall + time.perf_counter() - start_time
+                    _step_boundary(run, logger, before, log=stage != "eval")
+                if not stop.requested:
+                    if counters.last_checkpoint_step != counters.env_steps:
+                        run.save_checkpoint()
+                    final = True  # a resume from the final checkpoint evaluates again
+                    run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
+                    finished = True
+            except PhaseInterrupted:
+                if not stop.requested:  # raised by something else than this run's reporter
+                    raise
+                # The agent's state is consistent; an interrupted update or iteration changed
+                # it since any checkpoint of this step, an interrupted evaluation did not.
+                if not final and counters.unfinished != "eval":
+                    counters.last_checkpoint_step = -1
+            if stop.requested and not finished:
                 counters.wall_time = start_wall + time.perf_counter() - start_time
-                if _crossed(before, now, cfg.log_every) or now >= cfg.total_steps:
-                    elapsed = max(time.perf_counter() - window[0], 1e-9)
-                    sps = (now - window[1]) / elapsed
-                    window = [time.perf_counter(), now]
-                    logger.scalar("perf/steps_per_second", sps, now)
-                    logger.scalar("charts/updates", counters.updates, now)
-                    logger.scalars("losses", run.last_losses, now)
-                logger.advance(now, force=now >= cfg.total_steps)
-                if now < cfg.total_steps:
-                    if _crossed(before, now, cfg.eval_every):
-                        run.evaluate(logger, now, before, final=False)
-                    if _crossed(before, now, cfg.checkpoint_every):
-                        run.save_checkpoint()
-                if stop.requested:
-                    if counters.last_checkpoint_step != now:
-                        run.save_checkpoint()
-                    interrupted, stop_signal = True, stop.signal
-                    break
+                if counters.last_checkpoint_step != counters.env_steps:
+                    run.save_checkpoint()
+                interrupted, stop_signal = True, stop.signal
+        path = run.checkpoints.latest()
         if interrupted:
-            path = run.checkpoints.latest()
             name = signal.Signals(stop_signal).name
             logger.print(f"interrupted at step {counters.env_steps:,} ({name}); checkpoint {path}")
             command = f"{run.launch} " if run.launch else ""
             logger.print(f"resume with: {command}--resume {path}")
             mean, std, returns = math.nan, math.nan, []
         else:
-            if counters.last_checkpoint_step != counters.env_steps:
-                run.save_checkpoint()
-            path = run.checkpoints.latest()
-            run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
             mean, std, returns = run.eval_result
     finally:
+        run.reporter = run.agent.phase_reporter = None
+        if run.eval_agent is not None:
+            run.eval_agent.phase_reporter = None
         logger.close()
     return TrainResult(
         run_dir=run.run_dir,
@@ -696,6 +746,61 @@ def _loop(run: _Run) -> TrainResult:
         stop_signal=stop_signal,
         step_scale=run.step_scale,
     )
+
+
+def _step_boundary(run: _Run, logger: RunLogger, before: int, log: bool = True) -> None:
+    """The work after the step from ``before`` to ``env_steps``, in the order exact resume
+    relies on: log (unless ``log`` is False: already done), evaluate, checkpoint."""
+    cfg, counters = run.cfg, run.counters
+    now = counters.env_steps
+    if log and (_crossed(before, now, cfg.log_every) or now >= cfg.total_steps):
+        then, step = run.rate_window
+        run.rate_window = (time.perf_counter(), now)
+        sps = (now - step) / max(run.rate_window[0] - then, 1e-9)
+        logger.scalar("perf/steps_per_second", sps, now)
+        logger.scalar("charts/updates", counters.updates, now)
+        logger.scalars("losses", run.last_losses, now)
+    logger.advance(now, force=now >= cfg.total_steps)
+    if now < cfg.total_steps:
+        if _crossed(before, now, cfg.eval_every):
+            counters.unfinished = "eval"
+            run.evaluate(logger, now, before, final=False)
+        if _crossed(before, now, cfg.checkpoint_every):
+            counters.unfinished = ""
+            run.save_checkpoint()
+    counters.unfinished = ""
+
+
+def _phase_reporter(run: _Run, logger: RunLogger, stop: _StopFlag) -> PhaseReporter:
+    """What an agent's long phase reports to: progress on the console, and whether a
+    signal asked the run to stop."""
+    counters = run.counters
+
+    def report(what: str, done: int, total: int) -> bool:
+        logger.phase(what, done, total, counters.env_steps)
+        return stop.requested
+
+    return report
+
+
+def _advance(run: _Run, logger: RunLogger) -> bool:
+    """One step of the agent: a batched env step and its updates, or one iteration. False
+    when an iteration agent has no iteration left that fits the budget."""
+    counters = run.counters
+    if isinstance(run.agent, StepAgent):
+        _env_step(run, logger)
+        return True
+    before = counters.env_steps
+    run.agent.step_budget = run.cfg.total_steps
+    metrics = run.agent.iterate(run.engine)
+    if metrics is None:
+        return False
+    counters.iterations += 1
+    counters.env_steps = int(run.agent.env_steps)
+    if counters.env_steps <= before:
+        raise RuntimeError(f"{class_path(run.agent)}.iterate() did not advance env_steps")
+    logger.scalars("charts", metrics, counters.env_steps)
+    return True
 
 
 def _random_actions(run: _Run) -> torch.Tensor:
@@ -736,9 +841,19 @@ def _env_step(run: _Run, logger: RunLogger) -> None:
         n = int(counters.utd_accumulator)
         if n > 0:
             counters.utd_accumulator -= n
-            losses = dict(agent.update(n) or {})
-            counters.updates += int(losses.pop(NUM_UPDATES, n))
-            run.last_losses = losses
+            _run_updates(run, n)
+    if counters.step_before < cfg.learning_starts <= counters.env_steps:
+        logger.restart_rate(counters.env_steps)  # random actions (and a catch-up) are over
+
+
+def _run_updates(run: _Run, n: int) -> None:
+    """``agent.update(n)``, marked unfinished while it runs: an update that a stop
+    interrupts (a catch-up reporting its phase) is finished by ``update(0)`` on resume."""
+    run.counters.unfinished = "update"
+    losses = dict(run.agent.update(n) or {})
+    run.counters.unfinished = ""
+    run.counters.updates += int(losses.pop(NUM_UPDATES, n))
+    run.last_losses = losses
 
 
 # ---------------------------------------------------------------------- experiments

@@ -86,6 +86,31 @@ def test_resume_keeps_the_checkpoints_settings_and_branches_apart(tmp_path):
             run_experiment(ToyAgent, ToyExperimentConfig, ["--resume", str(more.run_dir), *args])
 
 
+def test_resume_refuses_a_total_below_the_step_reached(tmp_path):
+    base = ["--train.run-dir", str(tmp_path), "--train.run-name", "a"]
+    run_experiment(ToyAgent, ToyExperimentConfig, base)
+    with pytest.raises(ConfigError, match=r"train.total_steps 300 is below step 400"):
+        run_experiment(
+            ToyAgent, ToyExperimentConfig,
+            ["--resume", str(tmp_path / "a"), "--train.total-steps", "300"],
+        )  # fmt: skip
+
+
+def test_config_yaml_keeps_every_resume(tmp_path):
+    """A resume that writes no checkpoint (a finished run evaluated again) stays listed
+    after the next resume."""
+    run = tmp_path / "a"
+    run_experiment(ToyAgent, ToyExperimentConfig, ["--train.run-dir", str(tmp_path),
+                                                   "--train.run-name", "a"])  # fmt: skip
+    for change in (["--train.eval-episodes", "2"], ["--train.total-steps", "500"]):
+        run_experiment(ToyAgent, ToyExperimentConfig, ["--resume", str(run), *change])
+    resumes = yaml.safe_load((run / "config.yaml").read_text())["resumes"]
+    assert [r["changed"] for r in resumes] == [
+        {"train.eval_episodes": [4, 2]},
+        {"train.total_steps": [400, 500]},
+    ]
+
+
 def test_explicit_fields_of_a_command_line():
     argv = ["--train.total-steps", "5", "--agent.lr=0.1", "--train.no-video", "--resume", "x"]
     names = explicit_fields(argv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -247,3 +248,184 @@ def test_configs_survive_plain_data_roundtrip():
     assert from_dict(TrainConfig, yaml.safe_load(yaml.safe_dump(to_plain(cfg)))) == cfg
     with pytest.raises(ConfigError, match="no field"):
         from_dict(ToyConfig, {"learning_rate": 1.0})
+
+
+# ---------------------------------------------------------------------- long phases
+TINY_TDMPC = dict(
+    iterations=2, samples=32, elites=4, batch_size=16, buffer_size=2_000,
+    latent_dim=8, mlp_dim=32, enc_dim=16, horizon=3, schedule_steps=100, seed=0,
+)  # fmt: skip
+
+
+class _Child:
+    """A child process whose stdout lines are collected as they come (for signal tests)."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        import threading
+
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> str:
+        """The first stdout line matching ``pattern`` (fails if the child ends first)."""
+        import re
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if re.search(pattern, line):
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.proc.kill()
+        raise AssertionError(f"no line matching {pattern!r}: {''.join(self.lines)}")
+
+    def interrupt(self, sig: int = signal.SIGINT, within: float = 10) -> tuple[int, str, float]:
+        """Send ``sig``; (exit code, stdout, seconds it took to exit)."""
+        start = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            err = self.proc.stderr.read()
+            self.proc.wait(timeout=within)
+        finally:
+            self.proc.kill()
+        self._reader.join(timeout=5)
+        return self.proc.returncode, "".join(self.lines) + err, time.monotonic() - start
+
+
+def _tdmpc_cfg(run_dir, **overrides) -> TrainConfig:
+    base = dict(
+        task="Pendulum-v1", backend="torch", total_steps=206, learning_starts=200,
+        eval_every=100, eval_episodes=1, eval_horizon=5, checkpoint_every=0, log_every=100,
+        run_dir=str(run_dir), run_name="r", progress=True, progress_every=0.2,
+    )  # fmt: skip
+    return TrainConfig(**{**base, **overrides})
+
+
+def test_tdmpc_catch_up_shows_progress_stops_on_sigint_and_resumes_exactly(tmp_path):
+    """The seed steps' catch-up (one update per stored transition, in one update call)
+    prints progress lines, stops within seconds on Ctrl-C with a checkpoint that remembers
+    the updates still owed, and the resumed run ends bit for bit as the uninterrupted one."""
+    from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+
+    cfg = _tdmpc_cfg(tmp_path / "stopped")
+    script = textwrap.dedent(
+        f"""
+        import rlwb.logger
+        from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+        from rlwb.cli import run_as_command
+        from rlwb.train import TrainConfig, train
+        rlwb.logger.PHASE_SHOW_S = 0.0  # show the catch-up at once, however fast it runs
+        run_as_command(lambda: train(
+            TDMPC, TDMPCConfig(**{TINY_TDMPC!r}), TrainConfig(**{dataclasses.asdict(cfg)!r})
+        ))
+        """
+    )
+    child = _Child([sys.executable, "-c", script], {**subprocess_env(), "OMP_NUM_THREADS": "1"})
+    line = child.wait_for(r"updates [1-9][\d,]*/201\b")
+    assert line.startswith("step 200/206"), line
+    code, out, took = child.interrupt(signal.SIGINT)
+    assert code == 130 and took < 10, out
+    assert "Traceback" not in out and "interrupted at step 200 (SIGINT)" in out, out
+    run_dir = tmp_path / "stopped" / "r"
+    saved = ckpt.load(ckpt.CheckpointManager(run_dir / "checkpoints").latest())
+    assert saved["counters"]["env_steps"] == 200
+    owed = saved["agent"]["owed"]
+    assert owed["ran"] == saved["agent"]["updates"] and owed["ran"] + owed["left"] == 201, owed
+    assert 0 < owed["ran"] < 201, "stopped inside the catch-up"
+
+    resumed = train(TDMPC, TDMPCConfig(**TINY_TDMPC), cfg, resume=str(run_dir))
+    full_cfg = dataclasses.replace(cfg, run_dir=str(tmp_path / "full"), progress=False)
+    full = train(TDMPC, TDMPCConfig(**TINY_TDMPC), full_cfg)
+    assert resumed.updates == full.updates == 201 + 6
+    _final_states_equal(resumed.checkpoint, full.checkpoint)
+    assert resumed.eval_returns == full.eval_returns
+
+
+def test_an_interrupted_evaluation_checkpoints_and_the_resume_evaluates_first(tmp_path):
+    """Ctrl-C during a slow mid-run evaluation: progress lines, exit 130 within seconds, a
+    checkpoint at that step; the resume runs that evaluation, then ends as a run never
+    stopped."""
+    cmd = [
+        sys.executable, "-m", "rlwb.cli", "train", "tests.toy_experiment", "--train.progress",
+        "--train.progress-every", "0.2", "--train.run-dir", str(tmp_path), "--train.run-name", "r",
+    ]  # fmt: skip
+    child = _Child(cmd, {**subprocess_env(), "TOY_EVAL_SLEEP": "0.2"})
+    line = child.wait_for(r"eval steps [\d,]+/20\b")
+    assert line.startswith("step 200/400"), line
+    code, out, took = child.interrupt(signal.SIGINT)
+    assert code == 130 and took < 10, out
+    assert "interrupted at step 200 (SIGINT)" in out and "eval return" not in out, out
+    assert ckpt.load(tmp_path / "r" / "checkpoints" / ckpt.checkpoint_name(200))
+
+    resumed = run_experiment(ToyAgent, ToyExperimentConfig, ["--resume", str(tmp_path / "r")])
+    full = run_experiment(ToyAgent, ToyExperimentConfig, ["--train.run-dir", str(tmp_path / "f")])
+    _final_states_equal(resumed.checkpoint, full.checkpoint)
+    assert resumed.eval_returns == full.eval_returns
+    from tests.test_resume_and_policy import _eval_steps
+
+    assert _eval_steps(resumed.run_dir) == _eval_steps(full.run_dir) == [200, 400]
+
+
+def test_eta_after_the_random_phase_uses_the_rate_of_the_slow_steps(tmp_path, capsys, monkeypatch):
+    """Random-action steps are fast, learning steps slow: the rate (and so the ETA) shown
+    after the random phase counts the slow steps only."""
+    monkeypatch.setenv("TOY_SLEEP", "0.01")  # per update: at most 100 learning steps/s
+    cfg = _cfg(
+        tmp_path, total_steps=320, learning_starts=200, eval_every=0, checkpoint_every=0,
+        eval_episodes=1, progress=True, progress_every=0.3,
+    )  # fmt: skip
+    train(ToyAgent, ToyConfig(), cfg)
+    lines = re.findall(r"^step ([\d,]+)/320 .*  ([\d,]+) steps/s .* ETA (\d+):(\d\d):(\d\d)$",
+                       capsys.readouterr().out, re.M)  # fmt: skip
+    late = [(int(s.replace(",", "")), int(r.replace(",", ""))) for s, r, *_ in lines]
+    late = [(step, rate) for step, rate in late if 200 < step < 320]
+    assert late, lines
+    for step, rate in late:
+        assert rate <= 100, (step, rate)
+
+
+def test_rlwb_eval_shows_progress_and_stops_on_sigint_with_one_line(tmp_path):
+    done = run_experiment(ToyAgent, ToyExperimentConfig, ["--train.run-dir", str(tmp_path)])
+    main = "import sys, tests.toy_agent, rlwb.cli; sys.exit(rlwb.cli.main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", main, "eval", str(done.checkpoint), "--progress-every", "0.2"]
+    child = _Child(cmd, {**subprocess_env(), "TOY_EVAL_SLEEP": "0.2"})
+    assert re.match(r"eval steps [\d,]+/20 ", child.wait_for(r"eval steps"))
+    code, out, took = child.interrupt(signal.SIGINT)
+    assert code == 130 and took < 10, out
+    assert out.rstrip().endswith("rlwb: interrupted") and "Traceback" not in out, out
+
+
+class _SearchStoppedInAGeneration(ToySearch):
+    """ToySearch that is sent SIGINT at the start of its third generation and reports the
+    generation as a phase (as the Deep GA does): the stop must come out of ``iterate``."""
+
+    signal_at = 3
+
+    def iterate(self, engine):  # noqa: ANN001, ANN201
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == self.signal_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        self.phase("generation", 0, 1)
+        return super().iterate(engine)
+
+
+def test_a_stop_inside_an_iteration_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path / "a", num_envs=8, total_steps=800, eval_every=0, checkpoint_every=0)
+    stopped = train(_SearchStoppedInAGeneration, ToySearchConfig(), cfg)
+    assert stopped.interrupted and stopped.stop_signal == signal.SIGINT
+    assert ckpt.load(stopped.checkpoint)["counters"]["iterations"] == 2
+    monkeypatch.setattr(_SearchStoppedInAGeneration, "signal_at", 0)
+    resumed = train(_SearchStoppedInAGeneration, ToySearchConfig(), cfg, resume=stopped.run_dir)
+    full = train(ToySearch, ToySearchConfig(), dataclasses.replace(cfg, run_dir=str(tmp_path)))
+    assert resumed.env_steps == full.env_steps
+    assert_same(ckpt.load(resumed.checkpoint)["agent"], ckpt.load(full.checkpoint)["agent"])

@@ -87,7 +87,8 @@ class ToyAgent(StepAgent):
     """A small policy fitted through Toy-v0's known model (``x' = x + 0.5 a`` on the first
     observation and action entries; meaningless but harmless on other tasks). Random
     minibatches and exploration noise use the global torch RNG, so exact resume needs the
-    runner to restore it. ``TOY_SLEEP`` (seconds per update) slows a run for kill tests."""
+    runner to restore it. ``TOY_SLEEP`` (seconds per update) slows a run for kill tests,
+    ``TOY_EVAL_SLEEP`` (seconds per deterministic action) its evaluations."""
 
     def __init__(self, config: ToyConfig, spec: EngineSpec, device: torch.device) -> None:
         self.config, self.spec, self.device = config, spec, device
@@ -111,6 +112,8 @@ class ToyAgent(StepAgent):
             action = action + self.config.noise * torch.randn_like(action)
         elif self.config.eval_noise > 0:
             action = action + self.config.eval_noise * torch.randn_like(action)
+        if not explore:
+            time.sleep(float(os.environ.get("TOY_EVAL_SLEEP", "0")))
         return (low + (action.clamp(-1, 1) + 1) * (high - low) / 2).to(obs.dtype)
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:  # noqa: ANN001
