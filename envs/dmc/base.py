@@ -89,6 +89,19 @@ def randn(generator: torch.Generator, *shape: int) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).cpu()
 
 
+def row_dot_frame(vector: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """``vector[b] . frame[b].reshape(3, 3)`` for ``[B, 3]`` vectors and ``[B, 9]``
+    row-major frames: a world vector in a body's frame, as dm_control writes it
+    (``v.dot(xmat.reshape(3, 3))``). numpy evaluates that through BLAS with fused
+    multiply-adds, so on the CPU this calls numpy's batched ``matmul`` (the same BLAS
+    kernel: bit-identical); elsewhere it is torch's ``bmm``, equal to rounding."""
+    frame = frame.reshape(-1, 3, 3)
+    if vector.device.type == "cpu":
+        v, m = np.ascontiguousarray(vector.numpy()), np.ascontiguousarray(frame.numpy())
+        return torch.from_numpy(np.matmul(v[:, None, :], m)[:, 0])
+    return torch.bmm(vector[:, None, :], frame)[:, 0]
+
+
 def contact_count(model, data) -> int:  # noqa: ANN001 - mujoco.MjModel, MjData
     """``ncon`` at ``data.qpos`` as ``mj_forward`` would find it, from just the two stages it
     depends on (kinematics, collision): the reset loops' penetration test, several times

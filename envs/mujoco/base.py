@@ -53,12 +53,13 @@ from rlwb.envs.mujoco.arrays import ops
 # qfrc_constraint[nv], ten_length[ntendon], ten_velocity[ntendon].
 # cfrc_ext needs mj_rnePostConstraint after the step, as Gymnasium calls it.
 # dm_control tasks (envs/dmc) also read xmat[nbody, 9], sensordata[nsensordata],
-# geom_xpos[ngeom, 3], site_xmat[nsite, 9] and subtree_com[nbody, 3].
+# geom_xpos[ngeom, 3], geom_xmat[ngeom, 9], site_xmat[nsite, 9] and subtree_com[nbody, 3].
 KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
     "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
     # --- dm_control tasks (issue #19), additive
     "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com", "act", "userdata",
+    "geom_xmat",
 )  # fmt: skip
 
 # Fields that are only up to date after mj_rnePostConstraint.
