@@ -243,7 +243,7 @@ class WarpEngine(Engine):
             )
         wrapped = names + [n for n, _ in self._state_parts]
         self._t = {n: wp.to_torch(getattr(self.d, n)) for n in dict.fromkeys(wrapped)}
-        for n in ("xmat", "site_xmat", "geom_xmat"):  # Warp's mat33 arrays as MjData's [.., 9] (#19)
+        for n in ("xmat", "site_xmat", "geom_xmat"):  # Warp mat33 -> MjData [.., 9]
             if n in self._t:
                 self._t[n] = self._t[n].flatten(-2)
         self.view = {
