@@ -102,6 +102,15 @@ def row_dot_frame(vector: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     return torch.bmm(vector[:, None, :], frame)[:, 0]
 
 
+def row_reduce(x: torch.Tensor, op: str) -> torch.Tensor:
+    """``sum``, ``mean`` or ``prod`` of each row of ``[B, n]``, as dm_control's numpy
+    reduction of one row: on the CPU numpy's own (its pairwise summation: bit-identical),
+    elsewhere torch's (equal to rounding; torch sums in another order)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(getattr(np, op)(np.ascontiguousarray(x.numpy()), axis=1))
+    return getattr(torch, op)(x, dim=1)
+
+
 def contact_count(model, data) -> int:  # noqa: ANN001 - mujoco.MjModel, MjData
     """``ncon`` at ``data.qpos`` as ``mj_forward`` would find it, from just the two stages it
     depends on (kinematics, collision): the reset loops' penetration test, several times
@@ -173,6 +182,7 @@ class DmcTask(MujocoTask):
     control_timestep: ClassVar[float | None] = None
     max_episode_steps: ClassVar[int | None] = 1000
     sync_after_step: ClassVar[bool] = True
+    forward_without_actuation: ClassVar[bool] = True  # dm_control's after_reset
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")
 
     @classmethod
