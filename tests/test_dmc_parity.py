@@ -22,13 +22,16 @@ stats = pytest.importorskip("scipy.stats")
 
 # steps of the parity episode: whole episodes for a few tasks, shorter ones elsewhere
 STEPS = {"cheetah-run": 1000, "walker-walk": 1000, "cartpole-swingup": 1000, "finger-spin": 500}
+STEPS.update({f"humanoid-{t}": 40 for t in ("stand", "walk", "run")})
+STEPS.update({f"dog-{t}": 30 for t in ("stand", "walk", "trot", "run")})
 ALIASES = {"ball_in_cup-catch": "cup-catch"}  # the old id -> TD-MPC's, tested once
 TASKS = sorted(set(dmc._TASKS) - set(ALIASES))
 # tasks whose observations and rewards are bit-identical too, not only their physics (the
 # others' torch reward/observation math rounds differently in the last bits)
 EXACT = {
     "cartpole-balance_sparse", "cartpole-swingup_sparse", "finger-turn_easy", "finger-turn_hard",
-    "cup-catch", "fish-swim",
+    "cup-catch", "fish-swim", "humanoid-stand", "humanoid-walk", "humanoid-run", "dog-stand",
+    "dog-walk", "dog-trot", "dog-run",
 }  # fmt: skip
 MEMBERS = 2
 

@@ -36,6 +36,13 @@ _TASKS = {
     "ball_in_cup-catch": "ball_in_cup:BallInCupCatch",
     "cup-catch": "ball_in_cup:BallInCupCatch",
     "fish-swim": "fish:FishSwim",
+    "humanoid-stand": "humanoid:HumanoidStand",
+    "humanoid-walk": "humanoid:HumanoidWalk",
+    "humanoid-run": "humanoid:HumanoidRun",
+    "dog-stand": "dog:DogStand",
+    "dog-walk": "dog:DogWalk",
+    "dog-trot": "dog:DogTrot",
+    "dog-run": "dog:DogRun",
 }
 
 # TD-MPC's short domain names -> dm_control's

@@ -167,6 +167,9 @@ class MujocoTask:
     # observation/reward/terminated also run on numpy arrays (written against
     # rlwb.envs.mujoco.arrays); the mujoco backend then evaluates them in numpy.
     numpy_math: ClassVar[bool] = False
+    # the forward pass after a reset or set_state runs with actuation disabled, as
+    # dm_control's after_reset does (it shows where actuator states start non-zero)
+    forward_without_actuation: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if isinstance(self.frame_skip, bool) or not isinstance(self.frame_skip, int):
@@ -228,7 +231,8 @@ class MujocoTask:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does.
         A task may return a third tensor ``userdata[n, nuserdata]`` (per-episode task state
-        kept in MjData.userdata, which the ``mujoco`` backend's state includes)."""
+        kept in MjData.userdata, which the ``mujoco`` backend's state includes) and a
+        fourth ``act[n, na]`` (initial actuator states; the default is MuJoCo's zeros)."""
         raise NotImplementedError
 
 
