@@ -50,14 +50,14 @@ class HumanoidStand(DmcTask):
         self._com_velocity = sensor_columns(model, "torso_subtreelinvel")
 
     def observation_parts(self, view: PhysicsView) -> OrderedDict[str, torch.Tensor]:
-        xpos, torso_frame = view["xpos"], view["xmat"][:, self._torso]
-        extremities = [
-            row_dot_frame(xpos[:, limb] - xpos[:, self._torso], torso_frame) for limb in self._limbs
-        ]
+        xpos, n, k = view["xpos"], view["xpos"].shape[0], len(self._limbs)
+        offsets = xpos[:, self._limbs] - xpos[:, self._torso, None]  # [B, limbs, 3]
+        frames = view["xmat"][:, self._torso, None].expand(n, k, 9)
+        extremities = row_dot_frame(offsets.reshape(n * k, 3), frames.reshape(n * k, 9))
         return OrderedDict(
             joint_angles=view["qpos"][:, 7:],
             head_height=xpos[:, self._head, 2:3],
-            extremities=torch.cat(extremities, dim=1),
+            extremities=extremities.reshape(n, 3 * k),
             torso_vertical=view["xmat"][:, self._torso, [XMAT["zx"], XMAT["zy"], XMAT["zz"]]],
             com_velocity=view["sensordata"][:, self._com_velocity],
             velocity=view["qvel"].clone(),

@@ -370,7 +370,7 @@ class WarpEngine(Engine):
         t = self._t
         t["qpos"][members] = qpos.to(device=self.device, dtype=t["qpos"].dtype)
         t["qvel"][members] = qvel.to(device=self.device, dtype=t["qvel"].dtype)
-        if len(drawn) > 2:  # per-episode task state (dm_control tasks, #19)
+        if len(drawn) > 2 and drawn[2].shape[-1]:  # per-episode task state (dm_control tasks)
             t["userdata"][members] = drawn[2].to(device=self.device, dtype=t["userdata"].dtype)
         if len(drawn) > 3:  # initial actuator states
             t["act"][members] = drawn[3].to(device=self.device, dtype=t["act"].dtype)
