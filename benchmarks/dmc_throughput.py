@@ -25,7 +25,9 @@ import time
 import numpy as np
 import torch
 
-CONTENDERS = ("rlwb", "dm_control", "shimmy")
+# rlwb-1t: the engine on one thread (no worker), to tell the engine's own speed from its use
+# of the second core (which a loaded machine may not have to give)
+CONTENDERS = ("rlwb", "rlwb-1t", "dm_control", "shimmy")
 
 
 def timed(step, members: int, seconds: float) -> float:  # noqa: ANN001 - callable
@@ -39,10 +41,10 @@ def timed(step, members: int, seconds: float) -> float:  # noqa: ANN001 - callab
     return calls * members / (time.perf_counter() - start)
 
 
-def rlwb_mujoco(task: str, members: int, seconds: float) -> float:
+def rlwb_mujoco(task: str, members: int, seconds: float, **options: int) -> float:
     from rlwb.engine import make_engine
 
-    engine = make_engine(task, members, backend="mujoco", seed=0)
+    engine = make_engine(task, members, backend="mujoco", seed=0, **options)
     engine.reset()
     actions = torch.rand(64, members, engine.action_dim) * 2 - 1
     counter = iter(range(10**12))
@@ -87,7 +89,12 @@ def shimmy_sync(task: str, members: int, seconds: float) -> float:
     return rate
 
 
-RUNNERS = {"rlwb": rlwb_mujoco, "dm_control": dm_control_loop, "shimmy": shimmy_sync}
+RUNNERS = {
+    "rlwb": rlwb_mujoco,
+    "rlwb-1t": lambda task, n, seconds: rlwb_mujoco(task, n, seconds, num_threads=1),
+    "dm_control": dm_control_loop,
+    "shimmy": shimmy_sync,
+}
 
 
 def measure_in_child(contender: str, task: str, members: int, seconds: float) -> float:
@@ -101,7 +108,8 @@ def run_rounds(tasks: list[str], members: list[int], seconds: float, rounds: int
     """Every (task, members) cell, contenders alternating in rotated order each round."""
     rows = []
     for r in range(rounds):
-        order = CONTENDERS[r % 3 :] + CONTENDERS[: r % 3]
+        k = r % len(CONTENDERS)
+        order = CONTENDERS[k:] + CONTENDERS[:k]
         for task in tasks:
             for n in members:
                 row = {"round": r, "task": task, "members": n, "load": os.getloadavg()[0]}
@@ -109,8 +117,9 @@ def run_rounds(tasks: list[str], members: list[int], seconds: float, rounds: int
                     row[contender] = measure_in_child(contender, task, n, seconds)
                 row["ratio"] = row["rlwb"] / row["shimmy"]
                 print(
-                    f"| {r} | {task} | {n} | {row['rlwb']:,.0f} | {row['dm_control']:,.0f} | "
-                    f"{row['shimmy']:,.0f} | {row['ratio']:.2f}x | {row['load']:.1f} |",
+                    f"| {r} | {task} | {n} | {row['rlwb']:,.0f} | {row['rlwb-1t']:,.0f} | "
+                    f"{row['dm_control']:,.0f} | {row['shimmy']:,.0f} | {row['ratio']:.2f}x | "
+                    f"{row['load']:.1f} |",
                     flush=True,
                 )
                 rows.append(row)
@@ -119,18 +128,18 @@ def run_rounds(tasks: list[str], members: list[int], seconds: float, rounds: int
 
 def summary(rows: list[dict]) -> None:
     """Median over rounds of each contender and of the per-round ratio."""
-    print("\n| task | members | rlwb mujoco | dm_control loop | shimmy + Sync | rlwb / shimmy "
-          "(median, range) | load (range) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| task | members | rlwb mujoco | rlwb 1 thread | dm_control loop | shimmy + Sync | "
+          "rlwb / shimmy (median, range) | load (range) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     cells = dict.fromkeys((row["task"], row["members"]) for row in rows)
     for task, n in cells:
         mine = [row for row in rows if (row["task"], row["members"]) == (task, n)]
         med = {k: statistics.median(row[k] for row in mine) for k in (*CONTENDERS, "ratio")}
         ratios, loads = [row["ratio"] for row in mine], [row["load"] for row in mine]
         print(
-            f"| {task} | {n} | {med['rlwb']:,.0f} | {med['dm_control']:,.0f} | "
-            f"{med['shimmy']:,.0f} | {med['ratio']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) "
-            f"| {min(loads):.1f}-{max(loads):.1f} |"
+            f"| {task} | {n} | {med['rlwb']:,.0f} | {med['rlwb-1t']:,.0f} | "
+            f"{med['dm_control']:,.0f} | {med['shimmy']:,.0f} | {med['ratio']:.2f}x "
+            f"({min(ratios):.2f}-{max(ratios):.2f}) | {min(loads):.1f}-{max(loads):.1f} |"
         )
 
 
@@ -158,9 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.cpu_count()} CPUs, {args.seconds} s per cell, {args.rounds} rounds, each cell "
         "in its own process, contenders alternating\n"
     )
-    print("| round | task | members | rlwb mujoco | dm_control loop | shimmy + Sync | "
-          "rlwb / shimmy | load |")  # fmt: skip
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| round | task | members | rlwb mujoco | rlwb 1 thread | dm_control loop | "
+          "shimmy + Sync | rlwb / shimmy | load |")  # fmt: skip
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     summary(run_rounds(args.tasks, args.members, args.seconds, args.rounds))
 
 

@@ -1,6 +1,7 @@
 """The DeepMind Control Suite (dm_control 1.0.50) on the ``mujoco`` backend, TD-MPC-style
-ids (``cheetah-run``). Needs ``pip install rlwb[dmc]`` to build (the tasks load
-dm_control's model XML); registering them imports nothing heavy.
+ids (``cheetah-run``, ``cup-catch``; dm_control's ``ball_in_cup-catch`` works too). Needs
+``pip install rlwb[dmc]`` to build (the tasks load dm_control's model XML and assets);
+registering them imports nothing heavy.
 
 Episodes are 1000 env steps; one env step is dm_control's control step (``n_sub_steps``
 MuJoCo steps). With ``make_engine(..., action_repeat=k)`` an engine step is k env steps;

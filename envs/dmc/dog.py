@@ -13,11 +13,13 @@ import torch
 from rlwb.envs.dmc.base import (
     XMAT,
     DmcTask,
+    index_tensor,
     object_id,
     randn,
     row_dot_frame,
     row_reduce,
     sensor_columns,
+    take,
     uniform,
 )
 from rlwb.envs.dmc.rewards import tolerance
@@ -26,7 +28,7 @@ from rlwb.envs.mujoco.base import PhysicsView
 MIN_UPRIGHT_COSINE = float(np.cos(np.deg2rad(30)))  # dm_control's, computed the same way
 STAND_HEIGHT_FRACTION = 0.9
 DEFAULT_TIME_LIMIT = 15.0
-Z_AXES = [XMAT["zx"], XMAT["zy"], XMAT["zz"]]
+Z_AXES = index_tensor([XMAT["zx"], XMAT["zy"], XMAT["zz"]])
 
 
 @dataclass
@@ -65,55 +67,59 @@ class DogStand(DmcTask):
         import mujoco
 
         hinges = np.flatnonzero(model.jnt_type == int(mujoco.mjtJoint.mjJNT_HINGE))
-        self._hinge_q = model.jnt_qposadr[hinges].tolist()
-        self._hinge_v = model.jnt_dofadr[hinges].tolist()
-        self._height_bodies = [object_id(model, "body", b) for b in ("torso", "pelvis")]
-        self._frames = [object_id(model, "body", b) for b in ("skull", "torso", "pelvis")]
-        self._torso = self._height_bodies[0]
-        self._com_velocity = sensor_columns(model, "torso_linvel")
-        self._inertial = sensor_columns(model, "accelerometer", "velocimeter", "gyro")
-        self._feet = sensor_columns(model, "foot_L", "foot_R", "hand_L", "hand_R")
-        self._touch = sensor_columns(model, "palm_L", "palm_R", "sole_L", "sole_R")
+        self._hinge_q = index_tensor(model.jnt_qposadr[hinges])
+        self._hinge_v = index_tensor(model.jnt_dofadr[hinges])
+        heights = [object_id(model, "body", b) for b in ("torso", "pelvis")]
+        self._height_bodies = index_tensor(heights)
+        self._frames = index_tensor(
+            object_id(model, "body", b) for b in ("skull", "torso", "pelvis")
+        )
+        self._torso = heights[0]
+        self._com_velocity = index_tensor(sensor_columns(model, "torso_linvel"))
+        self._inertial = index_tensor(sensor_columns(model, "accelerometer", "velocimeter", "gyro"))
+        self._feet = index_tensor(sensor_columns(model, "foot_L", "foot_R", "hand_L", "hand_R"))
+        self._touch = index_tensor(sensor_columns(model, "palm_L", "palm_R", "sole_L", "sole_R"))
         self._root = int(model.jnt_qposadr[object_id(model, "joint", "root")])
         self._ctrl_range = torch.from_numpy(model.actuator_ctrlrange.copy())
         # stand height and body weight, from the rest pose as dm_control's reset reads them
         data = mujoco.MjData(model)
         mujoco.mj_forward(model, data)
-        self._stand_height = data.xpos[self._height_bodies, 2] * STAND_HEIGHT_FRACTION
+        self._stand_height = data.xpos[heights, 2] * STAND_HEIGHT_FRACTION
         mass = model.body_subtreemass[self._torso]
         self._body_weight = float(-model.opt.gravity[2] * mass)
 
     def _torso_com_velocity(self, view: PhysicsView) -> torch.Tensor:
         return row_dot_frame(
-            view["sensordata"][:, self._com_velocity], view["xmat"][:, self._torso]
+            take(view["sensordata"], self._com_velocity), view["xmat"][:, self._torso]
         )
 
     def observation_parts(self, view: PhysicsView) -> OrderedDict[str, torch.Tensor]:
         s = view["sensordata"]
         return OrderedDict(
-            joint_angles=view["qpos"][:, self._hinge_q],
-            joint_velocites=view["qvel"][:, self._hinge_v],
-            torso_pelvis_height=view["xpos"][:, self._height_bodies, 2],
-            z_projection=view["xmat"][:, self._frames][:, :, Z_AXES].flatten(1),
+            joint_angles=take(view["qpos"], self._hinge_q),
+            joint_velocites=take(view["qvel"], self._hinge_v),
+            torso_pelvis_height=take(view["xpos"][:, :, 2], self._height_bodies),
+            z_projection=take(take(view["xmat"], self._frames), Z_AXES, dim=2).flatten(1),
             torso_com_velocity=self._torso_com_velocity(view),
-            inertial_sensors=s[:, self._inertial],
-            foot_forces=s[:, self._feet],
-            touch_sensors=s[:, self._touch],
+            inertial_sensors=take(s, self._inertial),
+            foot_forces=take(s, self._feet),
+            touch_sensors=take(s, self._touch),
             actuator_state=view["act"].clone(),
         )
 
     def reward_factors(self, view: PhysicsView) -> list[torch.Tensor]:
         """dm_control's ``get_reward_factors``, each ``[B, k]``, in its order."""
-        heights = view["xpos"][:, self._height_bodies, 2]
+        heights = take(view["xpos"][:, :, 2], self._height_bodies)
         standing = [
             tolerance(heights[:, i : i + 1], bounds=(h, float("inf")), margin=h)
             for i, h in enumerate(self._stand_height.tolist())
         ]
+        upright = take(view["xmat"][:, :, XMAT["zz"]], self._frames)
         upright = tolerance(
-            view["xmat"][:, self._frames, XMAT["zz"]], bounds=(MIN_UPRIGHT_COSINE, float("inf")),
+            upright, bounds=(MIN_UPRIGHT_COSINE, float("inf")),
             sigmoid="linear", margin=MIN_UPRIGHT_COSINE + 1, value_at_margin=0,
         )  # fmt: skip
-        load = row_reduce(view["sensordata"][:, self._touch], "sum")
+        load = row_reduce(take(view["sensordata"], self._touch), "sum")
         touch = tolerance(
             load[:, None], bounds=(self._body_weight, float("inf")), margin=self._body_weight,
             sigmoid="linear", value_at_margin=0.9,

@@ -95,14 +95,8 @@ class FingerTurnEasy(FingerSpin):
 
     task_name: ClassVar[str] = "turn_easy"
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "sensordata", "userdata")
+    userdata_slots: ClassVar[int] = 2  # the target's x, z
     target_radius: ClassVar[float] = EASY_TARGET_SIZE
-
-    def load_model(self, path: str):  # noqa: ANN201 - mujoco.MjModel
-        import mujoco
-
-        spec = mujoco.MjSpec.from_file(path)
-        spec.nuserdata = 2  # the target's x, z
-        return spec.compile()
 
     def bind(self, model) -> None:  # noqa: ANN001
         import mujoco

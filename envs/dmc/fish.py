@@ -9,7 +9,16 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from rlwb.envs.dmc.base import XMAT, DmcTask, object_id, randn, row_dot_frame, uniform
+from rlwb.envs.dmc.base import (
+    XMAT,
+    DmcTask,
+    index_tensor,
+    object_id,
+    randn,
+    row_dot_frame,
+    take,
+    uniform,
+)
 from rlwb.envs.dmc.rewards import tolerance
 from rlwb.envs.mujoco.base import PhysicsView
 
@@ -37,16 +46,11 @@ class FishSwim(DmcTask):
     control_timestep: ClassVar[float | None] = 0.04
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "xmat", "geom_xpos", "geom_xmat",
                                          "userdata")  # fmt: skip
-
-    def load_model(self, path: str):  # noqa: ANN201 - mujoco.MjModel
-        import mujoco
-
-        spec = mujoco.MjSpec.from_file(path)
-        spec.nuserdata = 3  # the target's x, y, z
-        return spec.compile()
+    userdata_slots: ClassVar[int] = 3  # the target's x, y, z
 
     def bind(self, model) -> None:  # noqa: ANN001
         self._joints = [int(model.jnt_qposadr[object_id(model, "joint", j)]) for j in JOINTS]
+        self._joint_columns = index_tensor(self._joints)
         self._torso = object_id(model, "body", "torso")
         self._mouth = object_id(model, "geom", "mouth")
         self._root = int(model.jnt_qposadr[object_id(model, "joint", "root")])
@@ -59,7 +63,7 @@ class FishSwim(DmcTask):
 
     def observation_parts(self, view: PhysicsView) -> OrderedDict[str, torch.Tensor]:
         return OrderedDict(
-            joint_angles=view["qpos"][:, self._joints],
+            joint_angles=take(view["qpos"], self._joint_columns),
             upright=view["xmat"][:, self._torso, XMAT["zz"]][:, None],
             target=self._mouth_to_target(view),
             velocity=view["qvel"].clone(),

@@ -11,11 +11,13 @@ import torch
 from rlwb.envs.dmc.base import (
     XMAT,
     DmcTask,
+    index_tensor,
     object_id,
     randomize_limited_and_rotational_joints,
     row_dot_frame,
     row_reduce,
     sensor_columns,
+    take,
 )
 from rlwb.envs.dmc.rewards import tolerance
 from rlwb.envs.mujoco.base import PhysicsView
@@ -46,12 +48,12 @@ class HumanoidStand(DmcTask):
     def bind(self, model) -> None:  # noqa: ANN001
         self._torso = object_id(model, "body", "torso")
         self._head = object_id(model, "body", "head")
-        self._limbs = [object_id(model, "body", name) for name in LIMBS]
+        self._limbs = index_tensor(object_id(model, "body", name) for name in LIMBS)
         self._com_velocity = sensor_columns(model, "torso_subtreelinvel")
 
     def observation_parts(self, view: PhysicsView) -> OrderedDict[str, torch.Tensor]:
         xpos, n, k = view["xpos"], view["xpos"].shape[0], len(self._limbs)
-        offsets = xpos[:, self._limbs] - xpos[:, self._torso, None]  # [B, limbs, 3]
+        offsets = take(xpos, self._limbs) - xpos[:, self._torso, None]  # [B, limbs, 3]
         frames = view["xmat"][:, self._torso, None].expand(n, k, 9)
         extremities = row_dot_frame(offsets.reshape(n * k, 3), frames.reshape(n * k, 9))
         return OrderedDict(
