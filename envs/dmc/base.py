@@ -17,7 +17,14 @@ physics state, what the suite's ``Task`` computes:
 * the initial state follows ``initialize_episode`` with the engine's torch generator (same
   distributions, other draws). Where dm_control simulates during the reset (cheetah's 200
   settling steps, finger's rejection of colliding poses) the task does the same on its own
-  CPU ``MjData``, batched over the members being reset.
+  CPU ``MjData``, batched over the members being reset. What dm_control changes in the
+  *model* per episode (reacher's, finger-turn's and fish's targets) the task keeps in
+  ``MjData.userdata`` (the third reset output), and initial actuator states (dog) are the
+  fourth; the forward pass after a reset runs with actuation disabled, as dm_control's
+  ``after_reset`` (``forward_without_actuation``);
+* where dm_control computes with numpy's BLAS or reductions (``v.dot(xmat)``, ``.mean()``)
+  the task calls the same numpy routine on CPU tensors (:func:`row_dot_frame`,
+  :func:`row_reduce`), so observations and rewards are bit-identical, not just close.
 """
 
 from __future__ import annotations
@@ -87,6 +94,40 @@ def randn(generator: torch.Generator, *shape: int) -> torch.Tensor:
     """``N(0, 1)`` float64 drawn on the generator's device, returned on the CPU."""
     dev = generator.device
     return torch.randn(shape, generator=generator, dtype=torch.float64, device=dev).cpu()
+
+
+def index_tensor(indices) -> torch.Tensor:  # noqa: ANN001 - a sequence of ints
+    """Column indices for :func:`take`, made once in ``bind``."""
+    return torch.as_tensor(list(indices), dtype=torch.long)
+
+
+def take(x: torch.Tensor, index: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``x`` at ``index`` along ``dim`` (a new tensor). ``index_select``, not ``x[:, list]``:
+    torch runs the latter's kernel on its intra-op threads from a few thousand elements
+    (64 members x 73 joints), which on a busy machine waits milliseconds for a thread."""
+    return torch.index_select(x, dim, index.to(x.device))
+
+
+def row_dot_frame(vector: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """``vector[b] . frame[b].reshape(3, 3)`` for ``[B, 3]`` vectors and ``[B, 9]``
+    row-major frames: a world vector in a body's frame, as dm_control writes it
+    (``v.dot(xmat.reshape(3, 3))``). numpy evaluates that through BLAS with fused
+    multiply-adds, so on the CPU this calls numpy's batched ``matmul`` (the same BLAS
+    kernel: bit-identical); elsewhere it is torch's ``bmm``, equal to rounding."""
+    frame = frame.reshape(-1, 3, 3)
+    if vector.device.type == "cpu":
+        v, m = np.ascontiguousarray(vector.numpy()), np.ascontiguousarray(frame.numpy())
+        return torch.from_numpy(np.matmul(v[:, None, :], m)[:, 0])
+    return torch.bmm(vector[:, None, :], frame)[:, 0]
+
+
+def row_reduce(x: torch.Tensor, op: str) -> torch.Tensor:
+    """``sum``, ``mean`` or ``prod`` of each row of ``[B, n]``, as dm_control's numpy
+    reduction of one row: on the CPU numpy's own (its pairwise summation: bit-identical),
+    elsewhere torch's (equal to rounding; torch sums in another order)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(getattr(np, op)(np.ascontiguousarray(x.numpy()), axis=1))
+    return getattr(torch, op)(x, dim=1)
 
 
 def contact_count(model, data) -> int:  # noqa: ANN001 - mujoco.MjModel, MjData
@@ -160,6 +201,9 @@ class DmcTask(MujocoTask):
     control_timestep: ClassVar[float | None] = None
     max_episode_steps: ClassVar[int | None] = 1000
     sync_after_step: ClassVar[bool] = True
+    forward_without_actuation: ClassVar[bool] = True  # dm_control's after_reset
+    # MjData.userdata slots for what dm_control changes in the model per episode (targets)
+    userdata_slots: ClassVar[int] = 0
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")
 
     @classmethod
@@ -168,6 +212,16 @@ class DmcTask(MujocoTask):
 
     def model_path(self) -> str:
         return suite_xml(self.xml_name)
+
+    def load_model(self, path: str):  # noqa: ANN201 - mujoco.MjModel
+        """dm_control's XML, with ``userdata_slots`` ``MjData.userdata`` entries added."""
+        import mujoco
+
+        if not self.userdata_slots:
+            return mujoco.MjModel.from_xml_path(path)
+        spec = mujoco.MjSpec.from_file(path)
+        spec.nuserdata = self.userdata_slots
+        return spec.compile()
 
     def setup(self, model) -> None:  # noqa: ANN001 - mujoco.MjModel
         import mujoco

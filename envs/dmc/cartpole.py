@@ -1,4 +1,4 @@
-"""dm_control ``cartpole`` balance and swingup (smooth rewards)."""
+"""dm_control ``cartpole`` balance and swingup, smooth and sparse rewards."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class CartpoleBalance(DmcTask):
     time_limit: ClassVar[float] = 10.0
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "xmat")
     swing_up: ClassVar[bool] = False
+    sparse: ClassVar[bool] = False
 
     def observation_parts(self, view: PhysicsView) -> OrderedDict[str, torch.Tensor]:
         pole = view["xmat"][:, 2:]
@@ -34,6 +35,10 @@ class CartpoleBalance(DmcTask):
         return OrderedDict(position=position, velocity=view["qvel"].clone())
 
     def dm_reward(self, view: PhysicsView, action: torch.Tensor) -> torch.Tensor:
+        if self.sparse:  # 1 while the cart is within +-0.25 and every pole within ~5.7 deg
+            cart_in_bounds = tolerance(view["qpos"][:, 0], (-0.25, 0.25))
+            angle_in_bounds = tolerance(view["xmat"][:, 2:, XMAT["zz"]], (0.995, 1.0))
+            return cart_in_bounds * angle_in_bounds.prod(dim=1)
         upright = (view["xmat"][:, 2:, XMAT["zz"]] + 1) / 2
         centered = (1 + tolerance(view["qpos"][:, 0], margin=2)) / 2
         small_control = tolerance(action, margin=1, value_at_margin=0, sigmoid="quadratic")
@@ -64,3 +69,19 @@ class CartpoleSwingup(CartpoleBalance):
 
     task_name: ClassVar[str] = "swingup"
     swing_up: ClassVar[bool] = True
+
+
+@dataclass
+class CartpoleBalanceSparse(CartpoleBalance):
+    """Balance with the sparse reward (cart in ``[-.25, .25]``, pole cosine ``>= .995``)."""
+
+    task_name: ClassVar[str] = "balance_sparse"
+    sparse: ClassVar[bool] = True
+
+
+@dataclass
+class CartpoleSwingupSparse(CartpoleSwingup):
+    """Swing-up with the sparse reward of :class:`CartpoleBalanceSparse`."""
+
+    task_name: ClassVar[str] = "swingup_sparse"
+    sparse: ClassVar[bool] = True

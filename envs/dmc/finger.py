@@ -1,11 +1,13 @@
-"""dm_control ``finger`` spin."""
+"""dm_control ``finger`` spin, turn_easy and turn_hard."""
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from rlwb.envs.dmc.base import (
@@ -13,10 +15,12 @@ from rlwb.envs.dmc.base import (
     object_id,
     randomize_limited_and_rotational_joints,
     sensor_columns,
+    uniform,
 )
 from rlwb.envs.mujoco.base import PhysicsView
 
 SPIN_VELOCITY = 15.0  # rad/s; reward 1 while the hinge turns faster than this (negative way)
+EASY_TARGET_SIZE, HARD_TARGET_SIZE = 0.07, 0.03  # radius of the turn tasks' target site
 
 
 @dataclass
@@ -38,6 +42,9 @@ class FingerSpin(DmcTask):
 
     def bind(self, model) -> None:  # noqa: ANN001
         model.dof_damping[int(model.jnt_dofadr[object_id(model, "joint", "hinge")])] = 0.03
+        self.bind_sensors(model)
+
+    def bind_sensors(self, model) -> None:  # noqa: ANN001
         self._joints = sensor_columns(model, "proximal", "distal")
         tip, spinner = sensor_columns(model, "tip"), sensor_columns(model, "spinner")
         self._tip, self._spinner = [tip[0], tip[2]], [spinner[0], spinner[2]]
@@ -62,7 +69,73 @@ class FingerSpin(DmcTask):
     def initialize_episode(
         self, qpos: torch.Tensor, qvel: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.contact_free_joints(qpos, generator), qvel
+
+    def contact_free_joints(self, qpos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """dm_control's ``_set_random_joint_angles``: joint randomiser until nothing touches."""
+
         def draw(rows: torch.Tensor) -> torch.Tensor:
             return randomize_limited_and_rotational_joints(self.mj_model, rows, generator)
 
-        return self.sample_contact_free(qpos, draw), qvel
+        return self.sample_contact_free(qpos, draw)
+
+
+@dataclass
+class FingerTurnEasy(FingerSpin):
+    """Observation as :class:`FingerSpin` plus ``target_position`` (target x/z relative to
+    the spinner) and ``dist_to_target`` (tip to target surface, negative inside); sparse
+    reward ``dist_to_target <= 0``.
+
+    dm_control moves the target site (``model.site_pos``) at every reset to a uniform angle
+    on the circle the tip sweeps (a per-episode model change): here its x, z live in two
+    ``MjData.userdata`` slots, part of the member's state, and stand in for the ``target``
+    sensor (the site sits in the world body, so the sensor reads exactly its position). The
+    hinge damping keeps the XML's value (Turn does not change it); the target radius is
+    fixed per task as in dm_control's constructor (easy 0.07, hard 0.03)."""
+
+    task_name: ClassVar[str] = "turn_easy"
+    fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "sensordata", "userdata")
+    userdata_slots: ClassVar[int] = 2  # the target's x, z
+    target_radius: ClassVar[float] = EASY_TARGET_SIZE
+
+    def bind(self, model) -> None:  # noqa: ANN001
+        import mujoco
+
+        self.bind_sensors(model)
+        data = mujoco.MjData(model)
+        mujoco.mj_forward(model, data)
+        hinge = object_id(model, "joint", "hinge")
+        self._hinge_xz = (float(data.xanchor[hinge, 0]), float(data.xanchor[hinge, 2]))
+        self._sweep_radius = float(model.geom_size[object_id(model, "geom", "cap1")].sum())
+        model.site_size[object_id(model, "site", "target"), 0] = self.target_radius
+
+    def observation_parts(self, view: PhysicsView) -> OrderedDict[str, torch.Tensor]:
+        parts = super().observation_parts(view)
+        s = view["sensordata"]
+        target = view["userdata"][:, :2] - s[:, self._spinner]
+        to_target = target - parts["position"][:, 2:4]
+        distance = torch.linalg.vector_norm(to_target, dim=1, keepdim=True)
+        parts["target_position"] = target
+        parts["dist_to_target"] = distance - self.target_radius
+        return parts
+
+    def dm_reward(self, view: PhysicsView, action: torch.Tensor) -> torch.Tensor:
+        distance = self.observation_parts(view)["dist_to_target"][:, 0]
+        return (distance <= 0).to(torch.float64)
+
+    def initialize_episode(
+        self, qpos: torch.Tensor, qvel: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        angle = uniform(generator, qpos.shape[0], -math.pi, math.pi)
+        x = self._hinge_xz[0] + self._sweep_radius * torch.sin(angle)
+        z = self._hinge_xz[1] + self._sweep_radius * torch.cos(angle)
+        return self.contact_free_joints(qpos, generator), qvel, torch.stack([x, z], dim=1)
+
+    def dm_userdata(self, physics) -> np.ndarray:  # noqa: ANN001
+        return np.array(physics.named.model.site_pos["target", ["x", "z"]])
+
+
+@dataclass
+class FingerTurnHard(FingerTurnEasy):
+    task_name: ClassVar[str] = "turn_hard"
+    target_radius: ClassVar[float] = HARD_TARGET_SIZE

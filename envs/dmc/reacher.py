@@ -33,14 +33,8 @@ class ReacherEasy(DmcTask):
     task_name: ClassVar[str] = "easy"
     time_limit: ClassVar[float] = 20.0
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "geom_xpos", "userdata")
+    userdata_slots: ClassVar[int] = 2  # the target's x, y
     target_size: ClassVar[float] = 0.05
-
-    def load_model(self, path: str):  # noqa: ANN201 - mujoco.MjModel
-        import mujoco
-
-        spec = mujoco.MjSpec.from_file(path)
-        spec.nuserdata = 2  # the target's x, y
-        return spec.compile()
 
     def bind(self, model) -> None:  # noqa: ANN001
         self._finger = object_id(model, "geom", "finger")

@@ -53,12 +53,13 @@ from rlwb.envs.mujoco.arrays import ops
 # qfrc_constraint[nv], ten_length[ntendon], ten_velocity[ntendon].
 # cfrc_ext needs mj_rnePostConstraint after the step, as Gymnasium calls it.
 # dm_control tasks (envs/dmc) also read xmat[nbody, 9], sensordata[nsensordata],
-# geom_xpos[ngeom, 3], site_xmat[nsite, 9] and subtree_com[nbody, 3].
+# geom_xpos[ngeom, 3], geom_xmat[ngeom, 9], site_xmat[nsite, 9] and subtree_com[nbody, 3].
 KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
     "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
     # --- dm_control tasks (issue #19), additive
     "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com", "act", "userdata",
+    "geom_xmat",
 )  # fmt: skip
 
 # Fields that are only up to date after mj_rnePostConstraint.
@@ -166,6 +167,9 @@ class MujocoTask:
     # observation/reward/terminated also run on numpy arrays (written against
     # rlwb.envs.mujoco.arrays); the mujoco backend then evaluates them in numpy.
     numpy_math: ClassVar[bool] = False
+    # the forward pass after a reset or set_state runs with actuation disabled, as
+    # dm_control's after_reset does (it shows where actuator states start non-zero)
+    forward_without_actuation: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if isinstance(self.frame_skip, bool) or not isinstance(self.frame_skip, int):
@@ -227,7 +231,8 @@ class MujocoTask:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(qpos[n, nq], qvel[n, nv])`` float64 drawn as Gymnasium's ``reset_model`` does.
         A task may return a third tensor ``userdata[n, nuserdata]`` (per-episode task state
-        kept in MjData.userdata, which the ``mujoco`` backend's state includes)."""
+        kept in MjData.userdata, which the ``mujoco`` backend's state includes) and a
+        fourth ``act[n, na]`` (initial actuator states; the default is MuJoCo's zeros)."""
         raise NotImplementedError
 
 

@@ -50,7 +50,7 @@ import torch
 from rlwb import tasks
 from rlwb.engine import mujoco_state
 from rlwb.engine.base import Engine
-from rlwb.engine.mujoco_state import STATE_SPEC
+from rlwb.engine.mujoco_state import STATE_SPEC, actuation_disabled
 from rlwb.engine.mujoco_workers import (
     ForkedWorkers,
     process_workers_available,
@@ -419,6 +419,7 @@ class MujocoEngine(Engine):
             self._qvel[rows] = qvel_np
             return self._observe(members)
         userdata_np = drawn[2] if len(drawn) > 2 else None  # dm_control tasks (#19)
+        act_np = drawn[3] if len(drawn) > 3 else None
         index = members.tolist()
         model = self.model
 
@@ -430,10 +431,13 @@ class MujocoEngine(Engine):
                 data.qvel[:] = qvel_np[k]
                 if userdata_np is not None:
                     data.userdata[:] = userdata_np[k]
+                if act_np is not None:
+                    data.act[:] = act_np[k]
                 mujoco.mj_forward(model, data)
                 self._store_member(index[k], data)
 
-        self._run(reset_chunk, len(index))
+        with actuation_disabled(model.opt, self.task.forward_without_actuation):
+            self._run(reset_chunk, len(index))
         return self._observe(members)
 
     def _run(self, fn: Callable[[Sequence[int], int], None], n: int) -> None:
@@ -556,7 +560,8 @@ class MujocoEngine(Engine):
                     mujoco.mj_rnePostConstraint(model, data)
                 self._store_member(i, data)
 
-        self._run(load_chunk, len(index))
+        with actuation_disabled(model.opt, self.task.forward_without_actuation):
+            self._run(load_chunk, len(index))
         return self._observe(members)
 
     # ------------------------------------------------------------------ open-loop rollout

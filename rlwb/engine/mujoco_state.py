@@ -19,6 +19,10 @@ the engine's earlier layout without the control (:func:`convert_state`).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import mujoco
 import numpy as np
 import torch
@@ -31,6 +35,22 @@ STATE_SPEC = (
     | int(_S.mjSTATE_USERDATA)
 )
 FULLPHYSICS = int(_S.mjSTATE_FULLPHYSICS)
+
+
+@contextlib.contextmanager
+def actuation_disabled(opt: Any, disable: bool = True) -> Iterator[None]:
+    """Within the block, ``opt.disableflags`` (an ``MjOption``, or MuJoCo Warp's model
+    options: same bits) has actuation disabled when ``disable``: dm_control computes its
+    reset observation so (``Physics.after_reset``), which acceleration-stage sensors show
+    when actuator states start non-zero (dog)."""
+    bit = int(mujoco.mjtDisableBit.mjDSBL_ACTUATION)
+    before = int(opt.disableflags)
+    if disable:
+        opt.disableflags = before | bit
+    try:
+        yield
+    finally:
+        opt.disableflags = before
 
 
 def _bits(spec: int) -> list[int]:

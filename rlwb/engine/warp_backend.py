@@ -54,7 +54,7 @@ import torch
 from rlwb import tasks
 from rlwb.engine import mujoco_state
 from rlwb.engine.base import Engine
-from rlwb.engine.mujoco_state import STATE_SPEC
+from rlwb.engine.mujoco_state import STATE_SPEC, actuation_disabled
 from rlwb.engine.warp_rollout import batched_open_loop
 from rlwb.envs.mujoco.base import KNOWN_FIELDS, RNE_POST_FIELDS, MujocoTask, load_model
 from rlwb.errors import BackendUnavailableError, ConfigError
@@ -243,7 +243,7 @@ class WarpEngine(Engine):
             )
         wrapped = names + [n for n, _ in self._state_parts]
         self._t = {n: wp.to_torch(getattr(self.d, n)) for n in dict.fromkeys(wrapped)}
-        for n in ("xmat", "site_xmat"):  # Warp's mat33 arrays as MjData's [.., 9] (#19)
+        for n in ("xmat", "site_xmat", "geom_xmat"):  # Warp mat33 -> MjData [.., 9]
             if n in self._t:
                 self._t[n] = self._t[n].flatten(-2)
         self.view = {
@@ -370,9 +370,11 @@ class WarpEngine(Engine):
         t = self._t
         t["qpos"][members] = qpos.to(device=self.device, dtype=t["qpos"].dtype)
         t["qvel"][members] = qvel.to(device=self.device, dtype=t["qvel"].dtype)
-        if len(drawn) > 2:  # per-episode task state (dm_control tasks, #19)
+        if len(drawn) > 2 and drawn[2].shape[-1]:  # per-episode task state (dm_control tasks)
             t["userdata"][members] = drawn[2].to(device=self.device, dtype=t["userdata"].dtype)
-        with self._scope():
+        if len(drawn) > 3:  # initial actuator states
+            t["act"][members] = drawn[3].to(device=self.device, dtype=t["act"].dtype)
+        with self._scope(), actuation_disabled(self.m.opt, self.task.forward_without_actuation):
             self._mjw.forward(self.m, self.d)
         self._gather(members)
         for name in self._rne_names:  # mj_resetData zeroes them and mj_forward leaves them
@@ -427,7 +429,8 @@ class WarpEngine(Engine):
             values = state[:, start : start + size].to(target.dtype)
             target[members] = values.reshape(len(members), *target.shape[1:])
             start += size
-        self._forward_all()
+        with actuation_disabled(self.m.opt, self.task.forward_without_actuation):
+            self._forward_all()
         self._gather(members)
         return self.task.observation(self._members_view(members)).to(self.dtype, copy=True)
 
