@@ -71,7 +71,9 @@ class ExportResult:
             f"{self.max_abs_diff:.2e} (tolerance {self.tolerance:.0e})",
         ]
         if self.act_diff is not None:
-            out.append(f"torch module vs agent.act(explore=False): max |diff| = {self.act_diff:.2e}")
+            out.append(
+                f"torch module vs agent.act(explore=False): max |diff| = {self.act_diff:.2e}"
+            )
         if self.note:
             out.append(f"note: {self.note}")
         return out
@@ -199,9 +201,7 @@ def _batches(n: int) -> list[slice]:
 def _output_path(out: str | os.PathLike[str]) -> pathlib.Path:
     path = pathlib.Path(out)
     if path.suffix not in FORMATS:
-        raise ConfigError(
-            f"output {str(out)!r} must end in .onnx (ONNX) or .pt (TorchScript)"
-        )
+        raise ConfigError(f"output {str(out)!r} must end in .onnx (ONNX) or .pt (TorchScript)")
     return path
 
 
