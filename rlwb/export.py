@@ -262,11 +262,13 @@ def _to_onnx(module: nn.Module, obs: torch.Tensor, agent: Agent) -> bytes:
 
 
 def _to_torchscript(module: nn.Module, obs: torch.Tensor) -> bytes:
+    """Traced TorchScript. Recent torch marks TorchScript deprecated in favour of
+    ``torch.export``; it is still what C++ libtorch loads, so the warning is silenced."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, (obs[:2],), check_trace=False)
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+        torch.jit.save(traced, buffer)
     return buffer.getvalue()
 
 
@@ -282,7 +284,9 @@ def _onnx_runner(data: bytes):
 
 
 def _torchscript_runner(data: bytes):
-    loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
 
     def run(obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
