@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import importlib.util
 import pathlib
+import shlex
 import sys
 
 import pytest
@@ -25,8 +26,8 @@ BENCHMARKS = ROOT / "benchmarks"
 
 @dataclasses.dataclass
 class Smoke:
-    args: list[str]
-    """Command-line arguments; ``{tmp}`` becomes a fresh temporary folder, ``{deep_ga_run}``
+    args: str
+    """The command line's arguments; ``{tmp}`` becomes a fresh temporary folder, ``{deep_ga_run}``
     a tiny Deep GA run folder."""
     expect: str = "|"
     """Text the output must hold (a table row by default)."""
@@ -36,52 +37,52 @@ class Smoke:
 
 SMOKE: dict[str, Smoke] = {
     "cem_mpc_bench.py": Smoke(
-        ["--task", "InvertedPendulum-v5", "--steps", "2", "--samples", "4", "--horizon", "3",
-         "--iterations", "1", "--elites", "2"], "| gym-copies |",
-    ),  # fmt: skip
-    "cem_mpc_pendulum_sweep.py": Smoke(
-        ["--members", "1", "--steps", "2", "--agent.planner.samples", "4",
-         "--agent.planner.horizon", "3", "--agent.planner.iterations", "1",
-         "--agent.planner.elites", "2"], "members up for 2 steps",
-    ),  # fmt: skip
-    "ddpg_vs_sb3.py": Smoke(
-        ["--tasks", "InvertedPendulum-v5", "--steps", "40", "--learning-starts", "20",
-         "--seeds", "0", "--eval-episodes", "1"], "| InvertedPendulum-v5 | sb3 |",
-        ("stable_baselines3",),
-    ),  # fmt: skip
-    "deep_ga_bench.py": Smoke(
-        ["--tasks", "Hopper-v5", "--population", "4", "--horizon", "3", "--rounds", "1",
-         "--evotorch-threads"], "| Hopper-v5 |",
-    ),  # fmt: skip
-    "deep_ga_humanoid_curve.py": Smoke(["{deep_ga_run}"], "| 1 |"),
-    "dmc_throughput.py": Smoke(
-        ["--tasks", "cheetah-run", "--members", "1", "--seconds", "0.02", "--repeats", "1"],
-        "| cheetah-run | 1 |", ("dm_control", "shimmy"),
-    ),  # fmt: skip
-    "engine_one_member.py": Smoke(
-        ["--tasks", "Hopper-v5", "--calls", "4", "--warm-steps", "2", "--rounds", "1",
-         "--block", "2"], "| Hopper-v5 |",
-    ),  # fmt: skip
-    "engine_step_overhead.py": Smoke(
-        ["--task", "Hopper-v5", "--num-envs", "2", "--threads", "1", "--warm-steps", "2",
-         "--repeats", "2"], "ceiling",
-    ),  # fmt: skip
-    "engine_throughput.py": Smoke(
-        ["--tasks", "Hopper", "--num-envs", "2", "--seconds", "0.02", "--threads", "1",
-         "--peers", "sync", "--horizon", "4"], "Hopper",
-    ),  # fmt: skip
-    "gdg_bench.py": Smoke(
-        ["--mazes", "open", "--agents", "gdg", "ddpg_her", "--seeds", "0", "--steps", "1008",
-         "--evals", "1", "--workers", "1", "--out", "{tmp}/gdg.jsonl"], "| gdg | 1 |",
-    ),  # fmt: skip
-    "safe_mpc_bench.py": Smoke(
-        ["--episodes", "1", "--steps", "2"], "| obstacles | gp_filter |", ("qpsolvers",)
+        "--task InvertedPendulum-v5 --steps 2 --samples 4 --horizon 3 --iterations 1 --elites 2",
+        "| gym-copies |",
     ),
-    "tdmpc_bench.py": Smoke(["--repeats", "1", "--no-small"], "| official | wall |"),
-    "tdmpc_dmc_curves.py": Smoke([], "covered by tests/test_tdmpc_curves.py"),
-    "tdmpc_vs_authors.py": Smoke(["--smoke"], "skipped: no --authors PATH"),
+    "cem_mpc_pendulum_sweep.py": Smoke(
+        "--members 1 --steps 2 --agent.planner.samples 4 --agent.planner.horizon 3 "
+        "--agent.planner.iterations 1 --agent.planner.elites 2",
+        "members up for 2 steps",
+    ),
+    "ddpg_vs_sb3.py": Smoke(
+        "--tasks InvertedPendulum-v5 --steps 40 --learning-starts 20 --seeds 0 --eval-episodes 1",
+        "| InvertedPendulum-v5 | sb3 |",
+        ("stable_baselines3",),
+    ),
+    "deep_ga_bench.py": Smoke(
+        "--tasks Hopper-v5 --population 4 --horizon 3 --rounds 1 --evotorch-threads",
+        "| Hopper-v5 |",
+    ),
+    "deep_ga_humanoid_curve.py": Smoke("{deep_ga_run}", "| 1 |"),
+    "dmc_throughput.py": Smoke(
+        "--tasks cheetah-run --members 1 --seconds 0.02 --repeats 1",
+        "| cheetah-run | 1 |",
+        ("dm_control", "shimmy"),
+    ),
+    "engine_one_member.py": Smoke(
+        "--tasks Hopper-v5 --calls 4 --warm-steps 2 --rounds 1 --block 2", "| Hopper-v5 |"
+    ),
+    "engine_step_overhead.py": Smoke(
+        "--task Hopper-v5 --num-envs 2 --threads 1 --warm-steps 2 --repeats 2", "ceiling"
+    ),
+    "engine_throughput.py": Smoke(
+        "--tasks Hopper --num-envs 2 --seconds 0.02 --threads 1 --peers sync --horizon 4",
+        "| Hopper-v5 | 2 |",
+    ),
+    "gdg_bench.py": Smoke(
+        "--mazes open --agents gdg ddpg_her --seeds 0 --steps 1008 --evals 1 --workers 1 "
+        "--out {tmp}/gdg.jsonl",
+        "| gdg | 1 |",
+    ),
+    "safe_mpc_bench.py": Smoke(
+        "--episodes 1 --steps 2", "| obstacles | gp_filter |", ("qpsolvers",)
+    ),
+    "tdmpc_bench.py": Smoke("--repeats 1 --no-small", "| official | wall |"),
+    "tdmpc_dmc_curves.py": Smoke("", "covered by tests/test_tdmpc_curves.py"),
+    "tdmpc_vs_authors.py": Smoke("--smoke", "skipped: no --authors PATH"),
     "torch_throughput.py": Smoke(
-        ["--duration", "0.02", "--sizes", "1,4", "--threads", "1", "--no-compile"], "| 4 |"
+        "--duration 0.02 --sizes 1,4 --threads 1 --no-compile", "| Pendulum-v1 | 4 |"
     ),
 }
 COVERED_ELSEWHERE = {"tdmpc_dmc_curves.py"}
@@ -142,7 +143,7 @@ def test_benchmark_runs_in_smoke_mode(name, tmp_path, monkeypatch, capsys, reque
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{name} needs {module}, which is not installed")
     monkeypatch.chdir(tmp_path)  # anything a script writes by default lands here
-    args = [a.replace("{tmp}", str(tmp_path)) for a in smoke.args]
+    args = [a.replace("{tmp}", str(tmp_path)) for a in shlex.split(smoke.args)]
     if "{deep_ga_run}" in args:
         run = request.getfixturevalue("deep_ga_run")
         args = [str(run) if a == "{deep_ga_run}" else a for a in args]
