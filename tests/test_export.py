@@ -12,7 +12,7 @@ import torch
 from rlwb import checkpoint as ckpt
 from rlwb import cli
 from rlwb import export as rlwb_export
-from rlwb.agent import Agent
+from rlwb.agent import Agent, PolicyNetwork
 from rlwb.agents.ddpg import DDPG, DDPGConfig
 from rlwb.config import class_path, to_plain
 from rlwb.errors import ConfigError
@@ -123,7 +123,7 @@ def test_every_agent_exports_or_says_why_not(agent_cls, tmp_path, capsys):
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_an_export_that_disagrees_with_torch_fails_and_writes_nothing(tmp_path, monkeypatch):
+def test_an_export_that_disagrees_with_torch_or_act_fails_and_writes_nothing(tmp_path, monkeypatch):
     agent = DDPG(DDPGConfig(hidden=(8,)), setup_of(DDPG).engine(1).spec, "cpu")
     source = _save_policy(agent, tmp_path / "policy.pt")
 
@@ -137,6 +137,15 @@ def test_an_export_that_disagrees_with_torch_fails_and_writes_nothing(tmp_path, 
     with pytest.raises(NotExportable, match="differs from torch"):
         export_policy(source, tmp_path / "bad.pt")
     assert not (tmp_path / "bad.pt").exists()
+    monkeypatch.undo()
+
+    def unscaled(self):  # a hook that forgot part of act (here: the action scaling)
+        return PolicyNetwork(self.actor)
+
+    monkeypatch.setattr(DDPG, "policy_network", unscaled)
+    with pytest.raises(NotExportable, match=r"policy_network\(\) differs from agent.act"):
+        export_policy(source, tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
     with pytest.raises(ConfigError, match=r"\.onnx .* or \.pt"):
         export_policy(source, tmp_path / "policy.txt")
     with pytest.raises(ConfigError, match="the saved policy itself"):
