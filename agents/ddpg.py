@@ -55,7 +55,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlwb.agent import StepAgent
+from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.nn import (
@@ -347,6 +347,10 @@ class DDPG(StepAgent):
 
     def episode_start(self, members: torch.Tensor) -> None:
         self.noise.reset(members)
+
+    def policy_network(self) -> PolicyNetwork:
+        """The actor scaled to the bounds (in eval mode, as ``act`` runs it)."""
+        return PolicyNetwork(ScaledPolicy(self.actor, self.action_scale, self.action_bias))
 
     # ------------------------------------------------------------------ learning
     def observe(

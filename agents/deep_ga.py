@@ -62,7 +62,7 @@ from typing import Any
 
 import torch
 
-from rlwb.agent import IterationAgent
+from rlwb.agent import IterationAgent, PolicyNetwork
 from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult, horizon_of
 from rlwb.agents.ga_genome import Genomes
 from rlwb.agents.ga_novelty import grow_archive, novelty
@@ -199,6 +199,10 @@ class DeepGA(IterationAgent):
         """The elite's action for every member (the GA explores by mutation, not noise)."""
         with torch.no_grad():
             return self.net(obs.to(self.device).flatten(1))
+
+    def policy_network(self) -> PolicyNetwork:
+        """The elite's network as ``act`` runs it (flattened observations in)."""
+        return PolicyNetwork(torch.nn.Sequential(torch.nn.Flatten(1), self.net))
 
     # ------------------------------------------------------------------ one generation
     def evaluator(self, engine: Engine) -> Any:

@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rlwb.agent import PolicyNetwork
 from rlwb.agents.bridges import BridgeConfig, BridgePlanner
 from rlwb.agents.goal_base import GoalAgent, GoalAgentConfig
 from rlwb.errors import CheckpointError
@@ -168,6 +169,16 @@ class GDG(GoalAgent):
             paths=self.stored_paths,
         )
         return self.with_goal(obs, goal)
+
+    def policy_network(self) -> PolicyNetwork:
+        net = super().policy_network()
+        if self.config.bridges:
+            net.differs_from_act = (
+                "GDG's act first swaps a planned bridge point (a graph search over the "
+                "replay) into the desired goal; this is the goal-conditioned actor alone: "
+                "give it a bridge point as the goal to follow one"
+            )
+        return net
 
     def episode_start(self, members: torch.Tensor) -> None:
         self.planner(True, members.shape[0]).restart(members.to(self.device, torch.bool))

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from rlwb.agent import StepAgent
+from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.agents.ddpg import Actor, Critic, DDPGConfig
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
@@ -198,6 +198,10 @@ class GoalAgent(StepAgent):
             coin = torch.rand(shape[0], generator=self.generator, device=self.device)
             action = torch.where((coin < self.config.random_eps)[:, None], uniform, action)
         return action * self.action_scale + self.action_bias
+
+    def policy_network(self) -> PolicyNetwork:
+        """The goal-conditioned actor scaled to the bounds."""
+        return PolicyNetwork(ScaledPolicy(self.actor, self.action_scale, self.action_bias))
 
     # ------------------------------------------------------------------ learning
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:

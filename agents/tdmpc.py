@@ -61,8 +61,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
-from rlwb.agent import NUM_UPDATES, StepAgent, unit_action_map
+from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent, unit_action_map
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
@@ -361,6 +362,18 @@ class TDMPC(StepAgent):
             noise = torch.randn(u.shape, generator=self.generator, device=self.device)
             u = (u + planner.last_std * noise).clamp(-1.0, 1.0)
         return u * self.action_scale + self.action_bias
+
+    def policy_network(self) -> PolicyNetwork:
+        """Encoder and policy prior without noise, ``tanh(pi(h(obs)))`` scaled to the bounds:
+        the network part of acting (``act`` plans around it)."""
+        m = self.model
+        prior = nn.Sequential(m.encoder, m.pi, nn.Tanh())
+        return PolicyNetwork(
+            ScaledPolicy(prior, self.action_scale, self.action_bias),
+            differs_from_act="TD-MPC acts by MPPI planning in latent space; this is its encoder "
+            "and learned policy prior (the planner's prior samples), deterministic, without "
+            "the planner",
+        )
 
     def episode_start(self, members: torch.Tensor) -> None:
         """Forget the warm start of members that begin an episode."""

@@ -31,6 +31,7 @@ import torch
 import tyro
 
 from rlwb import make_engine
+from rlwb.agent import Agent
 from rlwb.agents.ddpg import DDPG, DDPGConfig
 from rlwb.train import TrainConfig, train
 
@@ -127,22 +128,34 @@ def run_sb3(args: Args, task: str, seed: int) -> Run:
     return Run("sb3", task, seed, args.steps, seconds, evaluate_sb3(model, args, task, seed))
 
 
+class SB3Policy(Agent):
+    """An SB3 model's deterministic policy as an rlwb agent, so that rlwb's evaluation
+    (``act_on``, the evaluation seeds) runs it exactly as it runs rlwb's own agents."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001 - an SB3 model
+        self.model, self.config, self.spec = model, None, None
+        self.device = torch.device("cpu")
+
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        action, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
+        return torch.as_tensor(action, dtype=torch.float32)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore: the SB3 model holds the weights."""
+
+
 def evaluate_sb3(model, args: Args, task: str, seed: int) -> float:
     """SB3's deterministic policy on the rlwb engine and seeds that evaluate rlwb's runs."""
     from rlwb.evaluate import mean_std, run_evaluation
     from rlwb.train import EVAL_SEED_OFFSET
 
-    class Policy:
-        device = torch.device("cpu")
-
-        def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
-            action, _ = model.predict(obs.cpu().numpy(), deterministic=True)
-            return torch.as_tensor(action, dtype=torch.float32)
-
     eval_seed = seed + EVAL_SEED_OFFSET
     engine = make_engine(task, args.eval_episodes, backend=args.backend, seed=eval_seed)
     try:
-        returns, _ = run_evaluation(Policy(), engine, eval_seed)  # type: ignore[arg-type]
+        returns, _ = run_evaluation(SB3Policy(model), engine, eval_seed)
     finally:
         engine.close()
     return mean_std(returns)[0]

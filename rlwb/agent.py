@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from rlwb.engine.base import Engine, EngineSpec
 
@@ -86,6 +88,12 @@ class Agent(ABC):
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state)
 
+    def policy_network(self) -> PolicyNetwork | None:
+        """The deterministic policy as one torch module (what ``rlwb export`` writes as
+        ONNX or TorchScript), or None for an agent whose actions come from planning at every
+        step rather than from a network. Default: None."""
+        return None
+
 
 class StepAgent(Agent):
     """An agent trained from a stream of transitions."""
@@ -127,6 +135,34 @@ class IterationAgent(Agent):
     def iterate(self, engine: Engine) -> dict[str, float] | None:
         """One iteration; returns scalars to log (None: no iteration fits the budget left,
         nothing was done). Must count env steps it used in ``self.env_steps``."""
+
+
+@dataclass
+class PolicyNetwork:
+    """An agent's policy as a module ``obs[B, ...] float32 -> action[B, A]``, self-contained
+    (observation normalisation and action scaling inside it, no Python state between
+    calls) so that it exports to ONNX and TorchScript.
+
+    ``differs_from_act`` is None when ``module(obs)`` equals ``act(obs, explore=False)``
+    (the export checks it does); otherwise one sentence saying what ``act`` adds around
+    the network (a planner, bridge points), printed with the export."""
+
+    module: nn.Module
+    differs_from_act: str | None = None
+
+
+class ScaledPolicy(nn.Module):
+    """``net(obs)`` in [-1, 1]^A mapped to the action bounds: ``u * scale + bias`` (the
+    :func:`unit_action_map` of the agent)."""
+
+    def __init__(self, net: nn.Module, scale: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("scale", scale.detach().clone())
+        self.register_buffer("bias", bias.detach().clone())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs) * self.scale + self.bias
 
 
 def act_on(agent: Agent, engine: Engine, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:

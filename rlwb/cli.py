@@ -1,4 +1,4 @@
-"""The ``rlwb`` command: train, eval, list, bench, plot.
+"""The ``rlwb`` command: train, eval, export, list, bench, plot.
 
 The first word picks the command; each command's options are parsed by tyro from a
 dataclass (``rlwb train`` hands the rest of the line to the experiment's own tyro parser).
@@ -165,6 +165,25 @@ def cmd_eval(args: list[str]) -> int:
 
 
 @dataclass
+class ExportArgs:
+    """Export a saved policy network to ONNX (.onnx) or TorchScript (.pt), checked against
+    torch on the same observations."""
+
+    checkpoint: tyro.conf.Positional[str]
+    """A run folder (its latest checkpoint, else its policy.pt), a checkpoint or a policy.pt."""
+    output: Annotated[str, tyro.conf.arg(aliases=("-o",))] = "policy.onnx"
+    """File to write: .onnx (ONNX) or .pt (TorchScript)."""
+
+
+def cmd_export(args: list[str]) -> int:
+    from rlwb.export import export_policy
+
+    opts = parse_cli(ExportArgs, args, prog="rlwb export")
+    print("\n".join(export_policy(opts.checkpoint, opts.output).lines()))
+    return 0
+
+
+@dataclass
 class ListArgs:
     """List tasks (with their backends), backends (and whether they work here), agents and
     experiments."""
@@ -247,6 +266,7 @@ def cmd_plot(args: list[str]) -> int:
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (cmd_train, "train an experiment (rlwb train ddpg_pendulum)"),
     "eval": (cmd_eval, "evaluate a saved policy: mean ± std return"),
+    "export": (cmd_export, "a policy network as ONNX or TorchScript"),
     "list": (cmd_list, "tasks, backends, agents, experiments"),
     "bench": (cmd_bench, "speed benchmarks"),
     "plot": (cmd_plot, "learning curves of runs with confidence bands"),
