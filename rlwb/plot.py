@@ -28,6 +28,7 @@ import numpy as np
 
 from rlwb.config import flatten, load_yaml
 from rlwb.errors import ConfigError
+from rlwb.paths import check_output_file
 
 _TAIL = re.compile(r"-(\d+)-\d{8}-\d{6}(-\d+)?$")
 # Settings that do not change what a run learns: runs that differ only here are seeds of
@@ -187,6 +188,7 @@ def plot_runs(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    output = check_output_file(output, "plot")  # before reading every run's events
     groups = group_runs(paths, tag)
     if not groups:
         raise ConfigError(f"no run has scalar tag {tag!r}")
@@ -213,8 +215,6 @@ def plot_runs(
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=120)
     plt.close(fig)
     return summary
