@@ -1,0 +1,112 @@
+"""What a new user meets running the README: videos of every task family, unwritable paths,
+readable plots of many runs, quiet warnings, the README's offered tasks."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from rlwb import cli
+from rlwb.evaluate import evaluate, format_result
+from rlwb.train import TrainConfig, train
+from tests.toy_agent import ToyAgent, ToyConfig
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """``rlwb ARGS`` in this process."""
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------------- videos
+@pytest.fixture(scope="module")
+def dmc_run(tmp_path_factory):
+    """A tiny run on a DMC task with an action repeat and a short time limit, video on."""
+    tmp = tmp_path_factory.mktemp("dmc")
+    config = TrainConfig(
+        task="cartpole-swingup", backend="mujoco", total_steps=40, learning_starts=20,
+        eval_every=40, checkpoint_every=40, eval_episodes=1, run_dir=str(tmp / "runs"),
+        run_name="dmc", progress=False, video=True,
+        task_kwargs={"max_episode_steps": 6, "action_repeat": 2},
+    )  # fmt: skip
+    return train(ToyAgent, ToyConfig(), config), tmp
+
+
+def test_dmc_videos_render_with_the_runs_action_repeat_and_time_limit(dmc_run):
+    import imageio.v2 as imageio
+
+    result, tmp = dmc_run
+    (video,) = (result.run_dir / "videos").glob("*.mp4")  # --train.video
+    reader = imageio.get_reader(video)
+    # the reset frame, then every task step of 6 engine steps of 2 task steps each
+    assert reader.count_frames() == 1 + 6 * 2
+    assert reader.get_meta_data()["fps"] == 100  # cartpole's 0.01 s control step
+    mean, std, returns = evaluate(result.checkpoint, episodes=None, video=tmp / "e.mp4")
+    assert (mean, std, returns) == (result.eval_mean, result.eval_std, result.eval_returns)
+    assert (tmp / "e.mp4").stat().st_size > 1000
+
+
+def test_a_failed_video_still_prints_the_return(dmc_run, capsys, monkeypatch):
+    from rlwb import video
+
+    result, tmp = dmc_run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer lost its context")
+
+    monkeypatch.setattr(video, "_episode_frames", broken)
+    code, out, err = run_main(capsys, "eval", str(result.checkpoint), "--video", str(tmp / "f.mp4"))
+    assert code == cli.EXIT_ERROR
+    assert out.splitlines() == [format_result(result.eval_mean, result.eval_std, 1)]
+    assert err.count("\n") == 1 and "no video" in err and "renderer lost its context" in err
+    assert "Traceback" not in err and not (tmp / "f.mp4").exists()
+
+
+def test_classic_control_video_is_quiet(tmp_path, capfd):
+    pytest.importorskip("pygame")
+    from rlwb.engine import make_engine
+    from rlwb.video import record_video
+
+    engine = make_engine("Pendulum-v1", 1, backend="torch", seed=0)
+    agent = ToyAgent(ToyConfig(), engine.spec, engine.device)
+    frames, _ = record_video(agent, "Pendulum-v1", tmp_path / "p.gif", max_steps=3)
+    assert len(frames) == 4
+    out, err = capfd.readouterr()
+    assert "XDG_RUNTIME_DIR" not in out + err and "pygame" not in out + err
+
+
+# ---------------------------------------------------------------------- unwritable paths
+def test_unwritable_paths_are_one_line_and_create_nothing(dmc_run, tmp_path, capsys):
+    result, _ = dmc_run
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cases = [
+        ["train", "tests.toy_experiment", "--train.run-dir", str(blocker / "runs")],
+        ["plot", str(result.run_dir), "-o", str(blocker / "x.png")],
+        ["plot", str(result.run_dir), "-o", str(tmp_path / "missing" / "x.png")],
+        ["plot", str(result.run_dir), "-o", str(tmp_path)],
+        ["eval", str(result.checkpoint), "--video", str(tmp_path / "no" / "dir" / "x.mp4")],
+    ]
+    for args in cases:
+        code, out, err = run_main(capsys, *args)
+        assert code == cli.EXIT_ERROR, (args, out, err)
+        assert err.startswith("rlwb: error: ") and err.count("\n") == 1, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_os_errors_naming_a_file_are_one_line(capsys, monkeypatch):
+    """Where no check comes first (a run folder under /sys, a plot into /proc), the
+    file-system's own error is the line."""
+
+    def denied(args):
+        raise PermissionError(1, "Operation not permitted", "/sys/rlwb")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", (denied, ""))
+    code, out, err = run_main(capsys, "list")
+    assert (code, err) == (cli.EXIT_ERROR, "rlwb: error: /sys/rlwb: Operation not permitted\n")
