@@ -110,3 +110,89 @@ def test_os_errors_naming_a_file_are_one_line(capsys, monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "list", (denied, ""))
     code, out, err = run_main(capsys, "list")
     assert (code, err) == (cli.EXIT_ERROR, "rlwb: error: /sys/rlwb: Operation not permitted\n")
+
+
+# ---------------------------------------------------------------------- plots of many runs
+def _fake_run(root: pathlib.Path, name: str, experiment: str, task: str, seed: int,
+              agent: dict, steps: list[int]) -> None:  # fmt: skip
+    """A run folder as the runner writes it: config.yaml and eval/return_mean events."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = root / name
+    run.mkdir(parents=True)
+    lines = [f"experiment: {experiment}", "train:", f"  task: {task}", f"  seed: {seed}", "agent:"]
+    lines += [f"  {k}: {v}" for k, v in agent.items()] or ["  {}"]
+    (run / "config.yaml").write_text("\n".join(lines) + "\n")
+    writer = SummaryWriter(str(run))
+    for step in steps:
+        value = seed + step / 1000 * agent["gamma"] ** 20  # settings apart in the picture
+        writer.add_scalar("eval/return_mean", value, step)
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def many_runs(tmp_path_factory):
+    """23 configurations over 9 tasks, as the README's commands leave them: several settings
+    of one experiment on a task, seeds whose evaluations start at different steps."""
+    root = tmp_path_factory.mktemp("many") / "runs"
+    tasks = ["Pendulum-v1", "HalfCheetah-v5", "Hopper-v5", "cheetah-run", "cartpole-swingup",
+             "PointMaze-Open-Goal-v0", "Quadrotor-Obstacles-v0", "InvertedPendulum-v5",
+             "MountainCarContinuous-v0"]  # fmt: skip
+    count = 0
+    for t, task in enumerate(tasks):
+        for variant in range(3 if t < 5 else 2):
+            agent = {"gamma": 0.9 + variant / 100, "hidden_layers_with_a_long_name": 256}
+            for seed in range(2):
+                steps = list(range(1000 * (seed + 1), 12_000, 1000))  # seed 1 starts later
+                _fake_run(root, f"r{count}", f"exp{t % 4}", task, seed, agent, steps)
+                count += 1
+    return root
+
+
+def test_plot_of_many_runs_has_a_panel_per_task_and_no_warning(many_runs, tmp_path, capsys):
+    import warnings
+
+    from rlwb.plot import plot_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Mean of empty slice" and the like
+        summary = plot_runs([many_runs], tmp_path / "c.png")
+    assert len(summary) == 23 and all(seeds == 2 for _, seeds, _, _ in summary)
+    image = plt_image(tmp_path / "c.png")
+    assert image.shape[0] > image.shape[1]  # panels stacked in two columns, legends below
+    code, out, err = run_main(capsys, "plot", str(many_runs), "-o", str(tmp_path / "d.png"))
+    assert code == 0 and err == "" and len(out.splitlines()) == 24
+
+
+def plt_image(path: pathlib.Path) -> np.ndarray:
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)
+
+
+def test_plot_legends_stay_outside_the_axes(many_runs, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from rlwb.plot import plot_runs
+
+    figures = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda self, *a, **k: figures.append(self)
+    )
+    plot_runs([many_runs], tmp_path / "c.png")
+    (fig,) = figures
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    agg = FigureCanvasAgg(fig)  # the closed figure's canvas, drawn again to measure
+    agg.draw()
+    renderer = agg.get_renderer()
+    plotted = [ax for ax in fig.axes if ax.lines]
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(plotted) == 9 and len(legends) == 9
+    canvas = fig.bbox
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert canvas.x0 <= box.x0 and box.x1 <= canvas.x1 + 1  # not cut off
+        assert canvas.y0 <= box.y0 and box.y1 <= canvas.y1 + 1
+        for ax in plotted:
+            assert not box.overlaps(ax.get_window_extent(renderer))  # never over the curves
