@@ -93,6 +93,9 @@ def _open(task: str, task_kwargs: dict[str, Any] | None) -> Any:
     """Gymnasium's env of ``task`` rendering to arrays, or a clear error."""
     import gymnasium as gym
 
+    from rlwb.envs.mujoco.log import quiet_known_warnings
+
+    quiet_known_warnings()
     try:
         return gym.make(_gym_id(task), render_mode="rgb_array", **_split_options(task_kwargs)[0])
     except Exception as exc:  # gymnasium raises many kinds (bad id, bad kwargs, ...)

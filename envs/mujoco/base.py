@@ -299,8 +299,10 @@ def build_task(task_id: str, kwargs: dict) -> MujocoTask:
 def load_model(task_id: str, task: MujocoTask) -> Any:
     """The ``mujoco.MjModel`` of a built task definition (``task.load_model``), with
     ``task.setup`` called: the common first step of every MuJoCo backend."""
+    from rlwb.envs.mujoco.log import quiet_known_warnings
     from rlwb.errors import ConfigError
 
+    quiet_known_warnings()
     try:
         path = task.model_path()
     except FileNotFoundError as exc:
