@@ -196,3 +196,44 @@ def test_plot_legends_stay_outside_the_axes(many_runs, tmp_path, monkeypatch):
         assert canvas.y0 <= box.y0 and box.y1 <= canvas.y1 + 1
         for ax in plotted:
             assert not box.overlaps(ax.get_window_extent(renderer))  # never over the curves
+
+
+# ---------------------------------------------------------------------- peers apart
+def test_contenders_alternate_each_in_a_fresh_process():
+    import os
+
+    from rlwb.apart import Contender, by_name, run_apart
+
+    contenders = [
+        Contender("a", "os:getpid"),
+        Contender("b", "os:getenv", {"key": "RLWB_APART_PROBE"}, env={"RLWB_APART_PROBE": "b"}),
+        Contender("broken", "os:no_such_function"),
+    ]
+    records = run_apart(contenders, rounds=2)
+    assert [r.name for r in records] == ["a", "b", "broken", "b", "broken", "a"]
+    assert [r.position for r in records] == list(range(6))
+    pids = [r.pid for r in records if r.name != "broken"]
+    assert len(set(pids)) == 4 and os.getpid() not in pids
+    assert all(r.value == r.pid for r in records if r.name == "a")  # measured in its child
+    assert by_name(records)["b"] == "b" and by_name(records)["broken"] is None
+    assert all("AttributeError" in r.error for r in records if r.name == "broken")
+
+
+def test_throughput_peers_run_in_their_own_processes():
+    """The smoke mode of benchmarks/torch_throughput.py goes through the peer path: every
+    contender (engine, ceiling, Gymnasium) measured in a process of its own."""
+    import os
+    import sys
+
+    from tests.helpers import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import torch_throughput
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    records = torch_throughput.main(["--smoke"])
+    assert [r.name for r in records] == ["engine eager", "ceiling eager", "gymnasium"]
+    assert all(r.error is None and r.value > 0 for r in records), records
+    pids = [r.pid for r in records]
+    assert len(set(pids)) == 3 and os.getpid() not in pids
