@@ -237,3 +237,89 @@ def test_throughput_peers_run_in_their_own_processes():
     assert all(r.error is None and r.value > 0 for r in records), records
     pids = [r.pid for r in records]
     assert len(set(pids)) == 3 and os.getpid() not in pids
+
+
+# ---------------------------------------------------------------------- small things
+def test_settotalmass_deprecation_is_silenced_at_model_load(tmp_path):
+    """Gymnasium's and dm_control's cheetah models: no deprecation line and no
+    MUJOCO_LOG.TXT, from rlwb's engines and from Gymnasium's envs made beside them."""
+    import subprocess
+    import sys
+
+    from tests.helpers import subprocess_env
+
+    code = (
+        "from rlwb.engine import make_engine\n"
+        "e = make_engine('HalfCheetah-v5', 2, backend='mujoco', seed=0)\n"
+        "e.spawn(3).close(); e.close()\n"
+        "make_engine('HalfCheetah-v5', 1, backend='gym', seed=0).close()\n"
+        "make_engine('cheetah-run', 1, backend='mujoco', seed=0).close()\n"
+        "print('built')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "built" and "settotalmass" not in out.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+
+
+def test_other_mujoco_warnings_still_print(capsys, tmp_path, monkeypatch):
+    from rlwb.envs.mujoco import log
+
+    monkeypatch.chdir(tmp_path)  # MuJoCo's log file lands in the working folder
+    monkeypatch.setattr(log, "_previous", [None])  # no handler before ours: MuJoCo's way
+    log._warning("compiler attribute 'settotalmass' is deprecated and will be removed")
+    log._warning("Nan, Inf or huge value in QACC at DOF 0")
+    assert capsys.readouterr().out == "WARNING: Nan, Inf or huge value in QACC at DOF 0\n\n"
+    seen = []
+    monkeypatch.setattr(log, "_previous", [seen.append])  # dm_control's, for instance
+    log._warning("compiler attribute 'settotalmass' is deprecated and will be removed")
+    log._warning("Nan, Inf or huge value in QACC at DOF 1")
+    assert seen == ["Nan, Inf or huge value in QACC at DOF 1"]
+
+
+def test_bench_with_an_unknown_task_is_one_line(capsys):
+    code, out, err = run_main(capsys, "bench", "--tasks", "Nope-v1")
+    assert code == cli.EXIT_ERROR and out == ""
+    assert err.startswith("rlwb: error: unknown task id 'Nope-v1'") and err.count("\n") == 1
+
+
+def test_readme_warp_row_names_the_tasks_warp_cannot_run():
+    from rlwb import tasks
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `warp` |")]
+    mujoco = [t for t, e in tasks.all_tasks().items() if e.family == "mujoco" and e.gym_id]
+    without_warp = sorted(
+        t.removesuffix("-v5") for t in mujoco if "warp" not in tasks.find(t).backends
+    )
+    assert without_warp, "every MuJoCo task runs on warp: say so in the README"
+    named = row.split("except ", 1)[1].split(" (", 1)[0]
+    assert sorted(named.replace(" and ", ", ").split(", ")) == without_warp
+
+
+def test_goal_maze_experiments_run_the_readmes_robotics_mazes(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    import torch
+
+    from rlwb.engine import make_engine
+    from rlwb.experiments import ddpg_her_maze, gdg_maze
+    from rlwb.experiments._task_presets import config_for
+
+    for experiment in (gdg_maze, ddpg_her_maze):
+        config = config_for(["--train.task", "PointMaze_UMaze-v3"], experiment.Config,
+                            experiment.TASK_PRESETS)().train  # fmt: skip
+        assert config.backend == "gym" and "min_goal_distance" not in config.task_kwargs
+    engine = make_engine("PointMaze_UMaze-v3", 2, backend="gym", seed=0, continuing_task=False)
+    engine.reset(seed=0)
+    action = torch.full((2, engine.spec.action_dim), 0.3)
+    engine.step(action)
+    state = engine.get_state()  # the ball's physics and the goal: checkpoints resume exactly
+    first = [engine.step(action)[0] for _ in range(3)]
+    engine.set_state(state)
+    assert all(torch.equal(a, engine.step(action)[0]) for a in first)
+    result = gdg_maze.main(["--train.task", "PointMaze_UMaze-v3", "--train.total-steps", "200",
+                            "--train.learning-starts", "100", "--train.eval-episodes", "2",
+                            "--train.run-dir", str(tmp_path), "--train.no-progress"])  # fmt: skip
+    assert result.checkpoint is not None and result.run_dir.name.startswith("gdg_maze-")

@@ -302,11 +302,11 @@ def load_model(task_id: str, task: MujocoTask) -> Any:
     from rlwb.envs.mujoco.log import quiet_known_warnings
     from rlwb.errors import ConfigError
 
-    quiet_known_warnings()
     try:
-        path = task.model_path()
+        path = task.model_path()  # (dm_control's import here installs its warning handler)
     except FileNotFoundError as exc:
         raise ConfigError(f"bad xml_file for task {task_id!r}: {exc}") from exc
+    quiet_known_warnings()
     model = task.load_model(path)
     task.setup(model)
     return model
