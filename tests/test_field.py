@@ -11,17 +11,8 @@ import pytest
 from rlwb import cli
 from rlwb.evaluate import evaluate, format_result
 from rlwb.train import TrainConfig, train
+from tests.test_cli import run_main  # `rlwb ARGS` in this process
 from tests.toy_agent import ToyAgent, ToyConfig
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """``rlwb ARGS`` in this process."""
-    try:
-        code = cli.main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---------------------------------------------------------------------- videos
