@@ -41,6 +41,7 @@ from rlwb.paths import check_output_file  # noqa: E402
 
 StateReader = Callable[[int], "torch.Tensor | None"]
 VIDEO_SUFFIXES = (".mp4", ".gif")
+_BACKEND_ONLY = ("num_threads", "workers")  # the mujoco backend's options, not Gymnasium's
 
 
 class VideoError(RlwbError):
@@ -75,9 +76,6 @@ def _split_options(task_kwargs: dict[str, Any] | None) -> tuple[dict[str, Any], 
     }
     options = task_kwargs or {}
     return rest, int(options.get("action_repeat") or 1), options.get("max_episode_steps")
-
-
-_BACKEND_ONLY = ("num_threads", "workers")  # the mujoco backend's options
 
 
 def _gym_id(task: str) -> str:
