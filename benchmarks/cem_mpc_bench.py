@@ -14,7 +14,9 @@ pytorch_mppi, same samples x horizon x iterations, in one run.
 
 All three control the same real environment (an rlwb engine, same seed) for ``--steps``
 steps (short episodes by default: the machine is shared and one 1000-step episode of the
-Gymnasium way takes many minutes); time is the wall time of planning per control step.
+Gymnasium way takes many minutes); time is the wall time of planning per control step. Each
+method runs in its own process (:mod:`rlwb.apart`), alternated over ``--rounds`` (the
+fastest round counts).
 
     pip install pytorch-mppi   # optional; skipped if missing
     python benchmarks/cem_mpc_bench.py --task HalfCheetah-v5 --steps 100 \
@@ -23,7 +25,11 @@ Gymnasium way takes many minutes); time is the wall time of planning per control
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import pathlib
 import platform
+import sys
 import time
 from dataclasses import dataclass
 
@@ -36,6 +42,7 @@ import tyro
 from rlwb import make_engine
 from rlwb.agent import act_on
 from rlwb.agents.cem_mpc import CEMMPC, CEMMPCConfig
+from rlwb.apart import Contender, by_name, run_apart
 from rlwb.engine.mujoco_backend import STATE_SPEC
 from rlwb.planners.models import check_plan_shapes
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
@@ -52,6 +59,8 @@ class Args:
     elites: int = 10
     seed: int = 0
     methods: tuple[str, ...] = ("rlwb", "gym-copies", "pytorch_mppi")
+    rounds: int = 1
+    """Alternating runs of each method, each in its own process (the fastest counts)."""
 
 
 class GymCopiesModel:
@@ -152,36 +161,49 @@ def run_pytorch_mppi(args: Args) -> tuple[float, float, float]:
     return control(act, engine, args.steps)
 
 
-def main(args: Args) -> None:
+def run_method(method: str, args: dict) -> tuple[float, float, float]:
+    """(return, planning s / step wall, CPU s / step) of one method, in its own process."""
     torch.set_num_threads(1)
+    settings = Args(**{**args, "methods": tuple(args["methods"])})
     planner_cfg = SamplingConfig(
-        samples=args.samples, horizon=args.horizon, iterations=args.iterations,
-        elites=args.elites,
+        samples=settings.samples, horizon=settings.horizon, iterations=settings.iterations,
+        elites=settings.elites,
     )  # fmt: skip
+    if method == "pytorch_mppi":
+        return run_pytorch_mppi(settings)
+    if method == "gym-copies":
+        return run_gym_copies(settings, planner_cfg)
+    return run_rlwb(settings, planner_cfg)
+
+
+def main(args: Args) -> None:
     print(
         f"# {args.task}: {args.samples} samples x {args.horizon} horizon x {args.iterations} "
         f"iterations, {args.steps} control steps, seed {args.seed}; {platform.processor() or ''} "
-        f"{platform.machine()}, torch threads 1"
+        f"{platform.machine()}, torch threads 1, load average {os.getloadavg()[0]:.2f}; each "
+        f"method in its own process, {args.rounds} alternating round(s)"
+    )
+    here = str(pathlib.Path(__file__).resolve())
+    contenders = [
+        Contender(m, f"{here}:run_method", {"method": m, "args": dataclasses.asdict(args)})
+        for m in args.methods
+    ]
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    rows = by_name(
+        run_apart(contenders, args.rounds, log=log), best=lambda v: min(v, key=lambda r: r[1])
     )
     print("| method | return | planning ms / step (wall) | CPU ms / step | wall vs rlwb |")
     print("|---|---|---|---|---|")
-    rows = {}
     for method in args.methods:
-        if method == "pytorch_mppi":
-            try:
-                import pytorch_mppi  # noqa: F401
-            except ImportError:
-                print("| pytorch_mppi | not installed (pip install pytorch-mppi) | | | |")
-                continue
-            rows[method] = run_pytorch_mppi(args)
-        elif method == "gym-copies":
-            rows[method] = run_gym_copies(args, planner_cfg)
-        else:
-            rows[method] = run_rlwb(args, planner_cfg)
+        if rows[method] is None:
+            why = (
+                "not installed (pip install pytorch-mppi)" if method == "pytorch_mppi" else "failed"
+            )
+            print(f"| {method} | {why} | | | |")
+            continue
         ret, sec, cpu = rows[method]
-        ratio = sec / rows["rlwb"][1] if "rlwb" in rows else float("nan")
-        print(f"| {method} | {ret:.1f} | {1000 * sec:.1f} | {1000 * cpu:.1f} | {ratio:.2f}x |",
-              flush=True)  # fmt: skip
+        ratio = sec / rows["rlwb"][1] if rows.get("rlwb") else float("nan")
+        print(f"| {method} | {ret:.1f} | {1000 * sec:.1f} | {1000 * cpu:.1f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":

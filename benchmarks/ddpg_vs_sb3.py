@@ -4,8 +4,9 @@ Both use SB3's MuJoCo DDPG setting (rl-zoo3): actor and critic 400-300 ReLU, the
 critic's input, Adam lr 1e-3, batch 256, tau 0.005, gamma 0.99, Gaussian noise 0.1, one
 gradient update per environment step, uniform random actions for ``learning_starts`` steps,
 and the same torch thread count. rlwb trains through ``rlwb.train`` on its ``mujoco``
-backend; SB3 on ``gymnasium.make`` (how its users run it). The runs alternate per seed so
-that a change in machine load hits both. Both final policies are evaluated the same way:
+backend; SB3 on ``gymnasium.make`` (how its users run it). Each run is a process of its own
+(:mod:`rlwb.apart`) and the two alternate (which goes first changes every seed), so that a
+change in machine load hits both. Both final policies are evaluated the same way:
 deterministic actions, ``--eval-episodes`` episodes on the same rlwb engine and seeds.
 
 Remaining differences: SB3 initialises layers with PyTorch's default (Kaiming-uniform)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import platform
 import statistics
 import tempfile
@@ -33,6 +35,7 @@ import tyro
 from rlwb import make_engine
 from rlwb.agent import Agent
 from rlwb.agents.ddpg import DDPG, DDPGConfig
+from rlwb.apart import Contender, run_apart
 from rlwb.train import TrainConfig, train
 
 
@@ -185,17 +188,32 @@ def summarise(runs: list[Run], args: Args) -> str:
     return "\n".join(lines)
 
 
+def run_one(impl: str, args: dict, task: str, seed: int) -> dict:
+    """One run (rlwb or sb3) in its own process, as a plain dict."""
+    settings = Args(**args)
+    torch.set_num_threads(settings.threads)
+    run = (run_rlwb if impl == "rlwb" else run_sb3)(settings, task, seed)
+    return dataclasses.asdict(run)
+
+
 def main(argv: list[str] | None = None) -> str:
     args = tyro.cli(Args, args=argv, description=__doc__)
-    torch.set_num_threads(args.threads)
+    here = str(pathlib.Path(__file__).resolve())
+    impls = ["rlwb"] if args.skip_sb3 else ["rlwb", "sb3"]
     runs: list[Run] = []
-    for task in args.tasks:
-        for seed in args.seeds:
-            runs.append(run_rlwb(args, task, seed))
-            print(dataclasses.asdict(runs[-1]), flush=True)
-            if not args.skip_sb3:
-                runs.append(run_sb3(args, task, seed))
-                print(dataclasses.asdict(runs[-1]), flush=True)
+    for index, (task, seed) in enumerate((t, s) for t in args.tasks for s in args.seeds):
+        order = impls[index % len(impls) :] + impls[: index % len(impls)]
+        contenders = [
+            Contender(impl, f"{here}:run_one", {"impl": impl, "args": dataclasses.asdict(args),
+                                                "task": task, "seed": seed})
+            for impl in order
+        ]  # fmt: skip
+        for record in run_apart(contenders):
+            if record.error is not None:
+                print(f"{record.name} {task} seed {seed}: failed: {record.error}", flush=True)
+                continue
+            runs.append(Run(**record.value))
+            print(record.value, flush=True)
     table = summarise(runs, args)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(

@@ -11,8 +11,9 @@ threads (its envs step one after another on one core). Its other multi-core opti
 actors (``num_actors``), fails with evotorch 0.6.1 on ray 2.60 (TypeError in
 ``actor.call``), so it is not measured.
 Both evaluate the same parameter vectors (our flat layout mapped to ``nn.Linear``'s);
-frames are executed env steps. Each round times one evaluation of every contender, so
-they see the same load; the ratio is against the best EvoTorch configuration of the round.
+frames are executed env steps. Each round times one evaluation of every contender, each in
+a process of its own (:mod:`rlwb.apart`: built, warmed up, timed), alternated so they see the
+same load; the ratio is against the best EvoTorch configuration of the round.
 
     python benchmarks/deep_ga_bench.py                         # HalfCheetah-v5, Humanoid-v5
     python benchmarks/deep_ga_bench.py --tasks Humanoid-v5 --rounds 3 --evotorch-threads 1
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import time
 
 import torch
 
 from rlwb.agents.ga_evaluation import LocalEvaluator, start_states
 from rlwb.agents.ga_genome import Genomes
+from rlwb.apart import Contender, run_apart
 from rlwb.engine import make_engine
 from rlwb.policies import PopulationMLP
 
@@ -132,6 +135,26 @@ class EvoTorchEvaluation:
         return frames / elapsed, frames / self.size
 
 
+def measure(
+    impl: str, task: str, size: int, horizon: int, kwargs: dict, threads: int,
+    step_every_member: bool = False,
+) -> tuple[float, float]:  # fmt: skip
+    """(frames/s, mean episode length) of one evaluation by ``impl`` (rlwb or evotorch), in
+    its own process: built and warmed up first, then timed once."""
+    hidden = (256, 256)
+    if impl == "evotorch":
+        return EvoTorchEvaluation(task, size, horizon, hidden, kwargs)(threads)
+    if step_every_member:
+        from rlwb.engine.base import Engine
+
+        Engine.step_live_only = False
+    ours = RlwbEvaluation(task, size, horizon, hidden, kwargs)
+    try:
+        return ours(threads)
+    finally:
+        ours.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["HalfCheetah-v5", "Humanoid-v5"])
@@ -158,45 +181,53 @@ def main() -> None:
         "step only live members), for a before/after comparison in one run",
     )  # fmt: skip
     args = parser.parse_args()
-    if args.step_every_member:
-        from rlwb.engine.base import Engine
-
-        Engine.step_live_only = False
-    hidden = (256, 256)
+    here = str(pathlib.Path(__file__).resolve())
     print(f"population {args.population}, 2x256 tanh MLP, horizon {args.horizon}, "
-          f"{os.cpu_count()} cores; rlwb: engine physics threads + {args.rlwb_threads} "
-          "torch thread(s)")  # fmt: skip
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; rlwb: engine "
+          f"physics threads + {args.rlwb_threads} torch thread(s); each evaluation in its own "
+          "process, alternated")  # fmt: skip
     print("| task | round | rlwb frames/s | EvoTorch config | EvoTorch frames/s | ratio "
           "| mean length (rlwb / EvoTorch) |")  # fmt: skip
     print("|---|---:|---:|---|---:|---:|---:|")
     for task in args.tasks:
-        kwargs = NO_FALLS if args.no_falls and "Humanoid" in task else {}
-        size, horizon = args.population, args.horizon
-        ours = RlwbEvaluation(task, size, horizon, hidden, kwargs)
-        theirs = (
-            EvoTorchEvaluation(task, size, horizon, hidden, kwargs)
-            if args.evotorch_threads
-            else None
-        )
+        common = {"task": task, "size": args.population, "horizon": args.horizon,
+                  "kwargs": NO_FALLS if args.no_falls and "Humanoid" in task else {}}  # fmt: skip
+        contenders = [Contender("rlwb", f"{here}:measure", {
+            **common, "impl": "rlwb", "threads": args.rlwb_threads,
+            "step_every_member": args.step_every_member})]  # fmt: skip
+        contenders += [
+            Contender(
+                f"evotorch {t}", f"{here}:measure", {**common, "impl": "evotorch", "threads": t}
+            )
+            for t in args.evotorch_threads
+        ]
+        records = run_apart(contenders, args.rounds, log=lambda line: print(line, flush=True))
         ratios = []
         for r in range(args.rounds):
-            fps, length = ours(args.rlwb_threads)
+            mine = {x.name: x for x in records if x.round == r}
+            if mine["rlwb"].error is not None:
+                print(f"| {task} | {r + 1} | failed: {mine['rlwb'].error} | | | | |")
+                continue
+            fps, length = mine["rlwb"].value
             best = 0.0
-            for threads in args.evotorch_threads if theirs else []:
-                their_fps, their_length = theirs(threads)
-                best = max(best, their_fps)
+            for threads in args.evotorch_threads:
+                theirs = mine[f"evotorch {threads}"]
                 name = f"{threads} torch thread{'s' if threads > 1 else ''}"
+                if theirs.error is not None:
+                    print(f"| {task} | {r + 1} | {fps:,.0f} | {name} | {theirs.error} | | |")
+                    continue
+                their_fps, their_length = theirs.value
+                best = max(best, their_fps)
                 print(f"| {task} | {r + 1} | {fps:,.0f} | {name} | {their_fps:,.0f} | "
                       f"{fps / their_fps:.2f} | {length:.0f} / {their_length:.0f} |",
                       flush=True)  # fmt: skip
-            if theirs is None:
+            if best == 0.0:
                 print(f"| {task} | {r + 1} | {fps:,.0f} | - | - | - | {length:.0f} |", flush=True)
             else:
                 ratios.append(fps / best)
         if ratios:
             print(f"{task}: rlwb / best EvoTorch per round: "
                   + ", ".join(f"{x:.2f}" for x in ratios), flush=True)  # fmt: skip
-        ours.close()
 
 
 if __name__ == "__main__":

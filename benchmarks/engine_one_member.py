@@ -19,10 +19,17 @@ loop (call-by-call alternation makes every call start cold: a MuJoCo step evicts
 Python and torch code that follows it, and which contender goes first after the other
 shifts a few percent); across rounds both share the machine's drift. The statistic is
 the median over rounds of the block's mean time per call.
+
+``--method processes`` (the default) runs the same free-running blocks with each contender
+in a process of its own (:mod:`rlwb.apart`), the two alternated over ``--rounds``: no
+library's imports, caches or thread pools in the other's way. The in-process methods above
+stay for taking a step apart (physics against the rest); the ratio to quote is this one.
 """
 
 from __future__ import annotations
 
+import os
+import pathlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +41,7 @@ import torch
 import tyro
 
 from rlwb import make_engine
+from rlwb.apart import Contender, run_apart
 from rlwb.bench import _policy
 
 
@@ -43,9 +51,10 @@ class Args:
     calls: int = 3000
     warm_steps: int = 100
     """Policy steps taken first, so both start from a typical running state."""
-    method: str = "restore"
-    """``restore``: every call from one saved state, call by call; ``blocks``: free-running
-    blocks of calls (see the module docstring)."""
+    method: str = "processes"
+    """``processes``: free-running blocks, each contender in its own process, alternated;
+    ``restore``: every call from one saved state, call by call; ``blocks``: free-running
+    blocks of calls in one process (see the module docstring)."""
     rounds: int = 20
     block: int = 500
 
@@ -176,14 +185,69 @@ def measure_blocks(task: str, args: Args) -> dict[str, float]:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def measure_alone(task: str, who: str, block: int, warm_steps: int) -> dict[str, float]:
+    """``{loop: us per call}`` of one contender (rlwb or gymnasium) in this process: a block
+    of free-running calls of each loop after a warm-up."""
+    torch.set_num_threads(1)
+    if who == "rlwb":
+        engine = make_engine(task, 1, backend="mujoco", seed=0, num_threads=1)
+        obs, act_dim = engine.reset(seed=0), engine.action_dim
+        step = lambda action: engine.step(torch.from_numpy(action))[0]  # noqa: E731
+        to_tensor = lambda o: o  # noqa: E731
+    else:
+        env = gym.vector.SyncVectorEnv([lambda: gym.make(task)], autoreset_mode="SameStep")
+        obs, act_dim = env.reset(seed=0)[0], env.single_action_space.shape[0]
+        step = lambda action: env.step(action)[0]  # noqa: E731
+        to_tensor = lambda o: torch.from_numpy(np.asarray(o, dtype=np.float32))  # noqa: E731
+    policy = _policy(int(np.prod(obs.shape[1:])), act_dim)
+    actions = np.random.default_rng(0).uniform(-1, 1, (4096, 1, act_dim)).astype(np.float32)
+    holder = [obs]
+
+    def with_policy(_: int) -> None:
+        with torch.no_grad():
+            holder[0] = step(policy(to_tensor(holder[0])).numpy())
+
+    def random(i: int) -> None:
+        step(actions[i % 4096])
+
+    out = {}
+    for loop, fn in (("step + policy", with_policy), ("step (random actions)", random)):
+        for i in range(warm_steps):
+            fn(i)
+        start = time.perf_counter_ns()
+        for i in range(block):
+            fn(i)
+        out[loop] = (time.perf_counter_ns() - start) / block / 1e3
+    return out
+
+
+def measure_processes(task: str, args: Args) -> dict[str, float]:
+    """``{"<contender> <loop>": median us per call}`` over alternated one-process runs."""
+    here = str(pathlib.Path(__file__).resolve())
+    contenders = [
+        Contender(who, f"{here}:measure_alone",
+                  {"task": task, "who": who, "block": args.block, "warm_steps": args.warm_steps})
+        for who in ("rlwb", "gymnasium")
+    ]  # fmt: skip
+    times: dict[str, list[float]] = {}
+    for record in run_apart(contenders, args.rounds):
+        if record.error is not None:
+            raise RuntimeError(f"{record.name} failed: {record.error}")
+        for loop, us in record.value.items():
+            times.setdefault(f"{record.name} {loop}", []).append(us)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def main() -> None:
     args = tyro.cli(Args)
     torch.set_num_threads(1)
-    if args.method == "blocks":
+    if args.method in ("blocks", "processes"):
+        measure_loops = measure_processes if args.method == "processes" else measure_blocks
+        print(f"# method {args.method}, load average {os.getloadavg()[0]:.2f}")
         print("| task | loop | rlwb us | gymnasium us | gymnasium / rlwb |")
         print("|---|---|---:|---:|---:|")
         for task in args.tasks:
-            res = measure_blocks(task, args)
+            res = measure_loops(task, args)
             for loop in ("step + policy", "step (random actions)"):
                 ours, theirs = res[f"rlwb {loop}"], res[f"gymnasium {loop}"]
                 print(f"| {task} | {loop} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f} |")

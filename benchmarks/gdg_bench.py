@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
         jobs += [(a, maze, s, steps, every, args.bridge) for s in args.seeds for a in args.agents]
     rows = []
     out = pathlib.Path(args.out)
-    with ProcessPoolExecutor(args.workers) as pool, out.open("a") as sink:
+    # a fresh process per run (max_tasks_per_child): rlwb and SB3 never share one
+    with ProcessPoolExecutor(args.workers, max_tasks_per_child=1) as pool, out.open("a") as sink:
         for row in pool.map(one_run, jobs):
             rows.append(row)
             sink.write(json.dumps(row) + "\n")

@@ -11,10 +11,12 @@ For Pendulum-v1 and the deceptive point-mass maze at several batch sizes this ti
   same CPU, ``jit(scan(vmap(step)))`` over 100 steps per call (autoreset included), at
   each batch size: the JAX peer of the engine (``gymnax`` column; ratio = engine / gymnax).
 
-Engine and ceiling cells are measured back to back, so a loaded machine slows both alike;
-read the ratio column. Actions are one fixed random batch (no policy in the loop).
+Every cell runs in its own process (:mod:`rlwb.apart`): JAX beside torch in one process
+slowed the engine a hundredfold. The cells of a row alternate over ``--rounds`` (best kept),
+so a loaded machine slows all of them alike; read the ratio columns. Actions are one fixed
+random batch (no policy in the loop). ``--smoke`` is a seconds-long run of the same path.
 
-    python benchmarks/torch_throughput.py --duration 0.5
+    python benchmarks/torch_throughput.py --duration 0.5 --rounds 2
     python benchmarks/torch_throughput.py --append benchmarks/RESULTS.md
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import pathlib
 import platform
 import sys
 import time
@@ -31,6 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from rlwb.apart import Contender, Record, by_name, run_apart
 from rlwb.engine import make_engine
 
 TASKS = {"Pendulum-v1": "Pendulum-v1", "deceptive maze": "PointMaze-Deceptive-Dense-v0"}
@@ -49,15 +53,32 @@ def rate(step: Callable[[], object], n: int, duration: float) -> float:
             return calls * n / elapsed
 
 
-def measure(task_id: str, n: int, duration: float, compiled: bool) -> tuple[float, float]:
-    """(engine, ceiling) env steps/s for one task and batch size."""
-    engine = make_engine(task_id, n, backend="torch", seed=0, compile=compiled)
+def _engine_and_action(task_id: str, n: int, compiled: bool, seed: int = 0):  # noqa: ANN202
+    engine = make_engine(task_id, n, backend="torch", seed=seed, compile=compiled)
     engine.reset()
     gen = torch.Generator().manual_seed(0)
     action = torch.rand(n, engine.action_dim, generator=gen) * 2 - 1
-    action = action * engine.spec.action_high
-    engine_rate = rate(lambda: engine.step(action), n, duration)
+    return engine, action * engine.spec.action_high, gen
 
+
+def engine_rate(task_id: str, n: int, duration: float, compiled: bool, threads: int) -> float:
+    """``TorchEngine.step`` env steps/s; a compiled engine is first checked against eager."""
+    torch.set_num_threads(threads)
+    torch._dynamo.config.recompile_limit = 64
+    engine, action, _ = _engine_and_action(task_id, n, compiled)
+    if compiled:  # the compiled engine must agree with the eager reference
+        pair = [_engine_and_action(task_id, n, c, seed=1)[0] for c in (True, False)]
+        for _ in range(3):
+            (obs_c, *_), (obs_e, *_) = (e.step(action) for e in pair)
+            torch.testing.assert_close(obs_c, obs_e, rtol=1e-5, atol=1e-5)
+    return rate(lambda: engine.step(action), n, duration)
+
+
+def ceiling_rate(task_id: str, n: int, duration: float, compiled: bool, threads: int) -> float:
+    """The same task math as a bare loop of tensor ops (no engine) env steps/s."""
+    torch.set_num_threads(threads)
+    torch._dynamo.config.recompile_limit = 64
+    engine, action, gen = _engine_and_action(task_id, n, compiled=False)
     task = engine.task
     fn = torch.compile(task.step, dynamic=False) if compiled else task.step
     holder = [task.reset_state(n, gen).T.contiguous().T]  # the engine's column-major layout
@@ -66,15 +87,7 @@ def measure(task_id: str, n: int, duration: float, compiled: bool) -> tuple[floa
         holder[0] = fn(holder[0], action)[0]
 
     with torch.no_grad():
-        ceiling_rate = rate(bare, n, duration)
-    if compiled:  # the compiled engine must agree with the eager reference
-        pair = [make_engine(task_id, n, backend="torch", seed=1, compile=c) for c in (True, False)]
-        for e in pair:
-            e.reset()
-        for _ in range(3):
-            (obs_c, *_), (obs_e, *_) = (e.step(action) for e in pair)
-            torch.testing.assert_close(obs_c, obs_e, rtol=1e-5, atol=1e-5)
-    return engine_rate, ceiling_rate
+        return rate(bare, n, duration)
 
 
 def gymnax_rate(n: int, duration: float, steps: int = 100) -> float:
@@ -107,6 +120,7 @@ def gymnax_rate(n: int, duration: float, steps: int = 100) -> float:
 
 
 def gym_rate(duration: float, num_envs: int = 64) -> float:
+    """Gymnasium's ``SyncVectorEnv`` of ``Pendulum-v1`` env steps/s."""
     import gymnasium as gym
 
     envs = gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1") for _ in range(num_envs)])
@@ -134,53 +148,86 @@ def fmt(x: float | None) -> str:
     return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
 
 
-def main(argv: list[str] | None = None) -> str:
+def row_contenders(task_id: str, n: int, args: argparse.Namespace) -> list[Contender]:
+    """The cells of one table row, each to run in its own process."""
+    here = f"{pathlib.Path(__file__).resolve()}"
+    common = {"task_id": task_id, "n": n, "duration": args.duration, "threads": args.threads}
+    out = []
+    for compiled in (False,) if args.no_compile else (False, True):
+        mode = "compiled" if compiled else "eager"
+        for kind in ("engine", "ceiling"):
+            target = f"{here}:{kind}_rate"
+            out.append(Contender(f"{kind} {mode}", target, {**common, "compiled": compiled}))
+    if args.gymnax and task_id == "Pendulum-v1":
+        out.append(Contender("gymnax", f"{here}:gymnax_rate", {"n": n, "duration": args.duration}))
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[Record]:
+    """Print (and optionally append) the table; returns every run's record (which process
+    measured what)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=0.5, help="seconds per cell")
     p.add_argument("--sizes", default="1,1024,16384,262144")
+    p.add_argument("--tasks", nargs="*", default=list(TASKS), help="rows: " + ", ".join(TASKS))
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--rounds", type=int, default=1, help="alternating runs per cell (best kept)")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--gymnax", action="store_true", help="time gymnax (JAX) as a peer")
+    p.add_argument("--smoke", action="store_true", help="seconds-long run of the same path")
     p.add_argument("--append", default=None, help="append the table to this markdown file")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch._dynamo.config.recompile_limit = 64
+    if args.smoke:
+        args.duration, args.sizes, args.no_compile, args.tasks = 0.05, "64", True, ["Pendulum-v1"]
     sizes = [int(s) for s in args.sizes.split(",")]
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
 
     lines = [
         "| task | num_envs | engine eager | ceiling eager | ratio | engine compiled "
         "| ceiling compiled | ratio | gymnax | best engine / gymnax |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, task_id in TASKS.items():
+    records: list[Record] = []
+    for name in args.tasks:
+        task_id = TASKS.get(name, name)
         for n in sizes:
-            eager = measure(task_id, n, args.duration, False)
-            comp = (None, None) if args.no_compile else measure(task_id, n, args.duration, True)
-            r_e = f"{eager[0] / eager[1]:.2f}"
-            r_c = "-" if comp[0] is None else f"{comp[0] / comp[1]:.2f}"
-            row = f"| {name} | {n} | {fmt(eager[0])} | {fmt(eager[1])} | {r_e} | "
-            row += f"{fmt(comp[0])} | {fmt(comp[1])} | {r_c} |"
-            jax_rate = gymnax_rate(n, args.duration) if args.gymnax and "Pendulum" in name else None
-            best = max(x for x in (eager[0], comp[0]) if x is not None)
-            row += f" {fmt(jax_rate)} | {'-' if jax_rate is None else f'{best / jax_rate:.2f}'} |"
+            runs = run_apart(row_contenders(task_id, n, args), args.rounds, log=log)
+            records += runs
+            cell = by_name(runs)
+            e_e, c_e = cell.get("engine eager"), cell.get("ceiling eager")
+            e_c, c_c = cell.get("engine compiled"), cell.get("ceiling compiled")
+            jax_rate = cell.get("gymnax")
+            best = max((x for x in (e_e, e_c) if x is not None), default=None)
+            row = f"| {name} | {n} | {fmt(e_e)} | {fmt(c_e)} | {ratio(e_e, c_e)} | "
+            row += f"{fmt(e_c)} | {fmt(c_c)} | {ratio(e_c, c_c)} |"
+            row += f" {fmt(jax_rate)} | {ratio(best, jax_rate)} |"
             lines.append(row)
             print(row, flush=True)
-    g = gym_rate(args.duration)
+    gym_runs = run_apart(
+        [Contender("gymnasium", f"{pathlib.Path(__file__).resolve()}:gym_rate",
+                   {"duration": args.duration})], args.rounds, log=log)  # fmt: skip
+    records += gym_runs
+    g = by_name(gym_runs)["gymnasium"]
     lines.append(f"| Pendulum-v1, gymnasium SyncVectorEnv | 64 | {fmt(g)} | | | | | | | |")
     table = "\n".join(lines)
     header = (
         f"\n## torch backend throughput (env steps/s)\n\n"
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-        f"- machine: {cpu_name()} ({os.cpu_count()} cores), "
-        f"torch {torch.__version__}, {args.threads} threads, shared machine (loaded)\n"
+        f"- machine: {cpu_name()} ({os.cpu_count()} cores), load average "
+        f"{os.getloadavg()[0]:.2f}, torch {torch.__version__}, {args.threads} threads\n"
         f"- command: `python benchmarks/torch_throughput.py {' '.join(argv or sys.argv[1:])}`\n"
-        "- ratio = engine / ceiling (bare loop of the task's tensor ops), measured back to back\n\n"
+        "- every cell in its own process, cells of a row alternated over the rounds (best "
+        "kept); ratio = engine / ceiling (bare loop of the task's tensor ops)\n\n"
     )
     print(header + table)
     if args.append:
         with open(args.append, "a") as fh:
             fh.write(header + table + "\n")
-    return table
+    return records
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
 if __name__ == "__main__":

@@ -62,6 +62,35 @@ def maze_train_config() -> TrainConfig:
     )
 
 
+def robotics_train_config() -> TrainConfig:
+    """Gymnasium-Robotics' mazes (``pip install -e ".[robotics]"``, gym backend): the same
+    runner settings with the env's own goals, resets and time limit, episodes ending on
+    success (``continuing_task=False``), fewer evaluation episodes (each is a Gymnasium env
+    stepped in Python) and a longer random warm-up (AntMaze's episodes are 700 steps)."""
+    config = maze_train_config()
+    config.backend = "gym"
+    config.learning_starts = 3_000
+    config.eval_episodes = 10
+    config.task_kwargs = {"continuing_task": False}
+    return config
+
+
+def task_presets(config: type) -> dict[str, type]:
+    """``--train.task`` presets of a goal-maze experiment's ``Config``: every
+    Gymnasium-Robotics maze gets :func:`robotics_train_config` (the point mazes' task
+    arguments are not theirs)."""
+    from dataclasses import dataclass, field
+
+    from rlwb.envs.robotics import IDS
+
+    @dataclass
+    class RoboticsConfig(config):
+        train: TrainConfig = field(default_factory=robotics_train_config)
+
+    RoboticsConfig.__module__ = config.__module__  # the run is named after the experiment
+    return dict.fromkeys(IDS, RoboticsConfig)
+
+
 def log_goal_pictures(result: TrainResult, agent_class=GDG) -> None:
     """Add the final agent's pictures to the run's TensorBoard: ``probe/learned_vs_true``
     (a scatter of the critic's distance against true steps-to-goal on the probe set) and,

@@ -12,7 +12,8 @@ on the open maze after 10k steps.
 from dataclasses import dataclass, field
 
 from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
-from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config
+from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config, task_presets
+from rlwb.experiments._task_presets import config_for
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 
@@ -24,8 +25,11 @@ class Config:
     )
 
 
+TASK_PRESETS = task_presets(Config)  # Gymnasium-Robotics' mazes: gym backend, their own settings
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
-    result = run_experiment(DDPGHER, Config, argv, __doc__)
+    result = run_experiment(DDPGHER, config_for(argv, Config, TASK_PRESETS), argv, __doc__)
     log_goal_pictures(result, DDPGHER)
     return result
 

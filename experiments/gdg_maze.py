@@ -19,7 +19,8 @@ round 5"); seed 3 logs 0.96 and 1.00 at 10k and 20k.
 from dataclasses import dataclass, field
 
 from rlwb.agents.gdg import GDG, GDGConfig
-from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config
+from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config, task_presets
+from rlwb.experiments._task_presets import config_for
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 
@@ -29,8 +30,11 @@ class Config:
     agent: GDGConfig = field(default_factory=lambda: GDGConfig(hidden=(64, 64), batch_size=128))
 
 
+TASK_PRESETS = task_presets(Config)  # Gymnasium-Robotics' mazes: gym backend, their own settings
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
-    result = run_experiment(GDG, Config, argv, __doc__)
+    result = run_experiment(GDG, config_for(argv, Config, TASK_PRESETS), argv, __doc__)
     log_goal_pictures(result)
     return result
 

@@ -16,15 +16,16 @@ Closed-loop cells run the same small torch policy (MLP 64-64, tanh) on every bat
 observations, so each peer pays for moving observations into torch and actions back. Torch
 itself runs single-threaded everywhere so the simulators get the cores. Ratios compare the
 first rlwb backend's closed loop with ``sync`` and ``envpool``, and its open loop with the
-ceiling. With ``--repeats R`` each row's cells are measured R times, interleaved, and the best
-counts. Cells that cannot run here (missing package, unavailable backend, ``async`` above
-``--async-max-envs`` processes) show ``n/a``.
+ceiling. Every cell runs in a process of its own (:mod:`rlwb.apart`: peers in one process
+distort each other); with ``--repeats R`` each row's cells are measured R times, alternated,
+and the best counts. Cells that cannot run here (missing package, unavailable backend,
+``async`` above ``--async-max-envs`` processes) show ``n/a``; an unknown task is an error
+before anything runs.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import os
 import platform
 import shlex
@@ -33,10 +34,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from rlwb.apart import Contender
 
 TASK_IDS = {"HalfCheetah": "HalfCheetah-v5", "Hopper": "Hopper-v5", "Ant": "Ant-v5",
             "Humanoid": "Humanoid-v5"}  # fmt: skip
@@ -145,6 +149,7 @@ def _make_engine(task_id: str, n: int, backend: str, threads: int) -> Any:
 
 
 def bench_rlwb(task_id: str, n: int, seconds: float, backend: str, threads: int) -> float:
+    torch.set_num_threads(1)  # the simulator gets the cores
     engine = _make_engine(task_id, n, backend, threads)
     try:
         state = {"obs": engine.reset()}
@@ -164,6 +169,7 @@ def bench_rlwb(task_id: str, n: int, seconds: float, backend: str, threads: int)
 def bench_rlwb_open_loop(
     task_id: str, n: int, seconds: float, backend: str, threads: int, horizon: int
 ) -> float:
+    torch.set_num_threads(1)
     engine = _make_engine(task_id, n, backend, threads)
     try:
         engine.reset()
@@ -215,62 +221,77 @@ def bench_ceiling(task_id: str, n: int, seconds: float, threads: int) -> float:
 
 # --------------------------------------------------------------------------- grid
 def run_grid(cfg: BenchConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Time every cell; returns one row per (task, num_envs) with steps/s per column."""
-    torch.set_num_threads(1)
+    """Time every cell, each in its own process; one row per (task, num_envs) with steps/s
+    per column (None: could not run here)."""
+    from rlwb.apart import by_name, run_apart
+
     rows = []
     for name in cfg.tasks:
         task_id = _task_id(name)
         for n in cfg.num_envs:
-            row: dict[str, Any] = {"task": task_id, "num_envs": n}
-            for _ in range(max(1, cfg.repeats)):
-                for column, fn in _measurements(cfg, task_id, n):
-                    value = _cell(log, f"{task_id} N={n} {column}", fn)
-                    if value is not None and (row.get(column) is None or value > row[column]):
-                        row[column] = value
-                    row.setdefault(column, None)
-            rows.append(row)
+            log(f"{task_id} N={n}")
+            records = run_apart(_measurements(cfg, task_id, n), max(1, cfg.repeats), log=log)
+            rows.append({"task": task_id, "num_envs": n, **by_name(records)})
     return rows
 
 
-def _measurements(
-    cfg: BenchConfig, task_id: str, n: int
-) -> list[tuple[str, Callable[[], float | None]]]:
-    """The (column, measurement) pairs of one row, in table order."""
-    out: list[tuple[str, Callable[[], float | None]]] = [
-        (peer, functools.partial(_peer, cfg, peer, task_id, n)) for peer in cfg.peers
-    ]
+def _measurements(cfg: BenchConfig, task_id: str, n: int) -> list[Contender]:
+    """The cells of one row, in table order, as contenders for their own processes."""
+    from rlwb.apart import Contender
+
+    out = [
+        Contender(peer, f"{__name__}:peer_rate", {"cfg": _plain(cfg), "peer": peer,
+                                                  "task_id": task_id, "n": n})
+        for peer in cfg.peers
+    ]  # fmt: skip
     for backend in cfg.backends:
-        args = (task_id, n, cfg.seconds, backend, cfg.threads)
-        out.append((f"rlwb-{backend}", functools.partial(bench_rlwb, *args)))
+        args = {"task_id": task_id, "n": n, "seconds": cfg.seconds, "backend": backend,
+                "threads": cfg.threads}  # fmt: skip
+        out.append(Contender(f"rlwb-{backend}", f"{__name__}:bench_rlwb", args))
         if cfg.open_loop:
-            fn = functools.partial(bench_rlwb_open_loop, *args, cfg.horizon)
-            out.append((f"rlwb-{backend} open-loop", fn))
+            out.append(
+                Contender(
+                    f"rlwb-{backend} open-loop",
+                    f"{__name__}:bench_rlwb_open_loop",
+                    {**args, "horizon": cfg.horizon},
+                )
+            )
     if cfg.ceiling:
-        out.append(
-            ("ceiling", functools.partial(bench_ceiling, task_id, n, cfg.seconds, cfg.threads))
-        )
+        args = {"task_id": task_id, "n": n, "seconds": cfg.seconds, "threads": cfg.threads}
+        out.append(Contender("ceiling", f"{__name__}:bench_ceiling", args))
     return out
 
 
-def _peer(cfg: BenchConfig, peer: str, task_id: str, n: int) -> float | None:
+def _plain(cfg: BenchConfig) -> dict[str, Any]:
+    """The settings a peer cell reads, as JSON."""
+    return {"seconds": cfg.seconds, "threads": cfg.threads, "async_max_envs": cfg.async_max_envs}
+
+
+def peer_rate(cfg: dict[str, Any], peer: str, task_id: str, n: int) -> float | None:
+    """One peer's steps/s (None where it does not run: ``async`` above its process cap)."""
+    torch.set_num_threads(1)
     if peer in ("sync", "async"):
-        if peer == "async" and n > cfg.async_max_envs:
+        if peer == "async" and n > cfg["async_max_envs"]:
             return None
-        return bench_gymnasium(task_id, n, cfg.seconds, peer)
+        return bench_gymnasium(task_id, n, cfg["seconds"], peer)
     if peer == "envpool":
-        return bench_envpool(task_id, n, cfg.seconds, cfg.threads)
+        return bench_envpool(task_id, n, cfg["seconds"], cfg["threads"])
     raise ValueError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")
 
 
-def _cell(log: Callable[[str], None], label: str, fn: Callable[[], float | None]) -> float | None:
-    """Run one measurement; anything that cannot run here becomes ``None`` (n/a)."""
-    try:
-        value = fn()
-    except Exception as exc:  # noqa: BLE001 - a peer failing must not stop the grid
-        log(f"  {label}: n/a ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-        return None
-    log(f"  {label}: {'n/a' if value is None else f'{value:,.0f} steps/s'}")
-    return value
+def check_tasks(names: list[str]) -> None:
+    """One line for a task no backend and no Gymnasium registry knows."""
+    import gymnasium
+
+    from rlwb import tasks
+    from rlwb.errors import UnknownTaskError
+
+    for name in names:
+        task_id = _task_id(name)
+        if tasks.find(task_id) is None:
+            tasks.register_gym_plugin(task_id)
+            if task_id not in gymnasium.registry:
+                raise UnknownTaskError(tasks.unknown_task_message(task_id))
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -323,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             from rlwb.errors import ConfigError
 
             raise ConfigError(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}")
+    check_tasks(cfg.tasks)
     started = datetime.datetime.now(datetime.timezone.utc)
     print(f"# engine throughput, env steps/s ({machine_description()})", flush=True)
     rows = run_grid(cfg, log=lambda s: print(s, flush=True))

@@ -28,6 +28,7 @@ import tyro  # noqa: E402
 
 from rlwb.config import parse_cli  # noqa: E402
 from rlwb.errors import ConfigError, RlwbError  # noqa: E402
+from rlwb.paths import os_error_line  # noqa: E402
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -48,6 +49,11 @@ def run_as_command(fn: Callable[[], T]) -> T:
         result = fn()
     except RlwbError as exc:
         print(f"rlwb: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"rlwb: error: {os_error_line(exc)}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         print("rlwb: interrupted", file=sys.stderr)
@@ -152,12 +158,21 @@ class EvalArgs:
 
 def cmd_eval(args: list[str]) -> int:
     from rlwb.evaluate import evaluate, format_result
+    from rlwb.video import VideoError
 
     opts = parse_cli(EvalArgs, args, prog="rlwb eval")
-    mean, std, returns = evaluate(
-        opts.checkpoint, opts.episodes, opts.video, opts.backend, opts.device, opts.seed,
-        progress_every=opts.progress_every,
-    )  # fmt: skip
+    try:
+        mean, std, returns = evaluate(
+            opts.checkpoint, opts.episodes, opts.video, opts.backend, opts.device, opts.seed,
+            progress_every=opts.progress_every,
+        )  # fmt: skip
+    except VideoError as exc:
+        if exc.result is None:
+            raise
+        mean, std, returns = exc.result  # the return first, then why there is no video
+        print(format_result(mean, std, len(returns)), flush=True)
+        print(f"rlwb: error: no video: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     print(format_result(mean, std, len(returns)))
     if opts.video:
         print(f"video: {opts.video}")
@@ -297,12 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     except RlwbError as exc:
         print(f"rlwb: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("rlwb: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # an unwritable run folder, plot or video path, a full disk
+        if exc.filename is None:
+            raise
+        print(f"rlwb: error: {os_error_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rlwb: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -196,9 +196,10 @@ def evaluate(
     a ``policy.pt``; only the policy part is loaded into the agent. ``seed`` defaults to the
     run's evaluation seed and ``backend`` to the run's backend, so with the run's
     ``eval_episodes`` (``episodes=None``) this reproduces the run's evaluation at that step.
-    ``video`` writes one more episode (seed ``seed``) as an mp4. With ``progress_every``
-    the evaluation shows its progress: a bar on a terminal, else a line every that many
-    seconds.
+    ``video`` writes one more episode (seed ``seed``) as an mp4; if that fails, the
+    :class:`rlwb.video.VideoError` raised carries the evaluation in its ``result``. With
+    ``progress_every`` the evaluation shows its progress: a bar on a terminal, else a line
+    every that many seconds.
     """
     payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
     train = payload.get("train_config") or {}
@@ -211,10 +212,9 @@ def evaluate(
     task_kwargs = dict(train.get("task_kwargs") or {})
     eval_seed = int(seed if seed is not None else train["eval_seed"])
     if video is not None:
-        from rlwb.video import check_renderable
+        from rlwb.video import check_renderable, check_video_path
 
-        if not str(video).lower().endswith((".mp4", ".gif")):
-            raise ConfigError(f"video path must end in .mp4 or .gif, got {str(video)!r}")
+        check_video_path(video)
         check_renderable(task, task_kwargs)  # fail before the evaluation, not after it
     engine = make_engine(
         task,
@@ -234,13 +234,18 @@ def evaluate(
         if progress is not None:
             progress.close()
         engine.close()
-    if video is not None:
-        from rlwb.video import record_video
-
-        with evaluation_rng(agent, eval_seed):
-            record_video(agent, task, video, seed=eval_seed, task_kwargs=task_kwargs)
     mean, std = mean_std(returns)
-    return mean, std, [float(r) for r in returns]
+    result = (mean, std, [float(r) for r in returns])
+    if video is not None:
+        from rlwb.video import VideoError, record_video
+
+        try:
+            with evaluation_rng(agent, eval_seed):
+                record_video(agent, task, video, seed=eval_seed, task_kwargs=task_kwargs)
+        except VideoError as exc:  # the evaluation stands; the caller reports both
+            exc.result = result
+            raise
+    return result
 
 
 def _saved_device(train: dict[str, Any]) -> str:

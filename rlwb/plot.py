@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import re
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 
 from rlwb.config import flatten, load_yaml
 from rlwb.errors import ConfigError
+from rlwb.paths import check_output_file
 
 _TAIL = re.compile(r"-(\d+)-\d{8}-\d{6}(-\d+)?$")
 # Settings that do not change what a run learns: runs that differ only here are seeds of
@@ -47,6 +49,7 @@ class Group:
 
     label: str
     settings: dict[str, object]
+    task: str = ""
     curves: dict[object, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
     @property
@@ -78,7 +81,8 @@ def _plain_number(value: object) -> object:
 
 
 def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
-    """(experiment and task, the settings that define its configuration, its seed)."""
+    """(experiment and task, the settings that define its configuration, its seed); the
+    settings hold ``train.task`` for runs with a ``config.yaml``."""
     config = run / "config.yaml"
     if config.is_file():
         data = load_yaml(config) or {}
@@ -136,7 +140,8 @@ def group_runs(paths: list[str | os.PathLike[str]], tag: str) -> list[Group]:
             continue
         base, settings, seed = run_settings(run)
         key = (base, repr(sorted(settings.items(), key=lambda kv: kv[0])))
-        group = groups.setdefault(key, Group(base, settings))
+        task = str(settings.get("train.task", base))
+        group = groups.setdefault(key, Group(base, settings, task))
         group.curves.setdefault(seed, []).append((steps, values))
     by_base: dict[str, list[Group]] = defaultdict(list)
     for group in groups.values():
@@ -159,12 +164,21 @@ def _on_grid(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> n
     return rows
 
 
+def _mean_rows(rows: np.ndarray) -> np.ndarray:
+    """Mean over rows ignoring NaN, NaN where a column has no value (without numpy's
+    "Mean of empty slice" warning)."""
+    have = ~np.isnan(rows)
+    count = have.sum(axis=0)
+    total = np.where(have, rows, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(rows.shape[1], np.nan), where=count > 0)
+
+
 def bootstrap_band(
     curves: np.ndarray, samples: int = 1000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and bootstrap 95% interval over rows (seeds) of ``curves[S, T]`` (NaN = no data)."""
     rng = np.random.default_rng(seed)
-    mean = np.nanmean(curves, axis=0)
+    mean = _mean_rows(curves)
     low, high = mean.copy(), mean.copy()
     for t in range(curves.shape[1]):
         column = curves[:, t][~np.isnan(curves[:, t])]
@@ -174,47 +188,92 @@ def bootstrap_band(
     return mean, low, high
 
 
+def group_curve(group: Group, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(grid, mean, low, high) of a group, up to the last step every seed reached."""
+    runs = [c for curves in group.curves.values() for c in curves]
+    start = min(s[0] for s, _ in runs)
+    end = min(max(s[-1] for s, _ in curves) for curves in group.curves.values())
+    grid = np.linspace(start, end, points) if end > start else np.array([start])
+    # one curve per seed (runs of the same seed averaged), then the band over seeds
+    per_seed = np.stack([_mean_rows(_on_grid(curves, grid)) for curves in group.curves.values()])
+    return (grid, *bootstrap_band(per_seed))
+
+
+def _panels(groups: list[Group]) -> dict[str, list[Group]]:
+    """Groups by task, in order of task name: one panel each."""
+    panels: dict[str, list[Group]] = defaultdict(list)
+    for group in groups:
+        panels[group.task].append(group)
+    return dict(sorted(panels.items(), key=lambda item: item[0].lower()))
+
+
+def _legend_label(group: Group) -> str:
+    """The group's label without its task (the panel's title), wrapped to the panel."""
+    label = group.label.replace(f" ({group.task})", "", 1)
+    n = group.seeds
+    return textwrap.fill(f"{label}, {n} seed{'s' if n != 1 else ''}", width=LEGEND_WIDTH)
+
+
+LEGEND_WIDTH = 58  # characters per legend line: a panel's width at the legend's font size
+PANEL_INCHES = (6.0, 3.2)
+LEGEND_LINE_INCHES = 0.16
+
+
 def plot_runs(
     paths: list[str | os.PathLike[str]],
     output: str | os.PathLike[str],
     tag: str = "eval/return_mean",
     points: int = 200,
 ) -> list[tuple[str, int, int, int]]:
-    """Plot ``tag`` of the runs to ``output``; per group: (label, seeds, runs, last step
-    every seed reached)."""
+    """Plot ``tag`` of the runs to ``output``, one panel per task with its legend below it
+    (never over the curves); per group: (label, seeds, runs, last step every seed
+    reached)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    output = check_output_file(output, "plot")  # before reading every run's events
     groups = group_runs(paths, tag)
     if not groups:
         raise ConfigError(f"no run has scalar tag {tag!r}")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    summary = []
-    for group in groups:
-        runs = [c for curves in group.curves.values() for c in curves]
-        start = min(s[0] for s, _ in runs)
-        end = min(max(s[-1] for s, _ in curves) for curves in group.curves.values())
-        grid = np.linspace(start, end, points) if end > start else np.array([start])
-        # one curve per seed (runs of the same seed averaged), then the band over seeds
-        per_seed = np.stack(
-            [np.nanmean(_on_grid(curves, grid), axis=0) for curves in group.curves.values()]
+    panels = _panels(groups)
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    labels = {id(g): _legend_label(g) for g in groups}
+    legend_lines = [
+        max(
+            sum(labels[id(g)].count("\n") + 1 for g in members)
+            for members in list(panels.values())[r * cols : (r + 1) * cols]
         )
-        mean, low, high = bootstrap_band(per_seed)
-        n = group.seeds
-        label = f"{group.label}, {n} seed{'s' if n != 1 else ''}"
-        (line,) = ax.plot(grid, mean, label=label, marker="o" if len(grid) == 1 else None)
-        if n > 1:
-            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
-        summary.append((group.label, n, group.runs, int(end)))
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel(tag)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
+        for r in range(rows)
+    ]
+    legend_heights = [LEGEND_LINE_INCHES * (n + 1) for n in legend_lines]
+    heights = [h for lines in legend_heights for h in (PANEL_INCHES[1], lines)]
+    fig = plt.figure(figsize=(PANEL_INCHES[0] * cols, sum(heights)), layout="constrained")
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=heights)
+    summary = []
+    for index, (task, members) in enumerate(panels.items()):
+        row, col = divmod(index, cols)
+        ax = fig.add_subplot(grid[2 * row, col])
+        for group in members:
+            steps, mean, low, high = group_curve(group, points)
+            (line,) = ax.plot(
+                steps, mean, label=labels[id(group)], marker="o" if len(steps) == 1 else None
+            )
+            if group.seeds > 1:
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+            summary.append((group.label, group.seeds, group.runs, int(steps[-1])))
+        ax.set_title(task, fontsize="medium")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(tag)
+        ax.grid(alpha=0.3)
+        legend_ax = fig.add_subplot(grid[2 * row + 1, col])
+        legend_ax.axis("off")
+        legend_ax.legend(
+            *ax.get_legend_handles_labels(), loc="upper left", fontsize="x-small", frameon=False
+        )
+    fig.savefig(output, dpi=100)
     plt.close(fig)
+    summary.sort(key=lambda item: item[0])
     return summary

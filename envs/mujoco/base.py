@@ -304,12 +304,14 @@ def build_task(task_id: str, kwargs: dict) -> MujocoTask:
 def load_model(task_id: str, task: MujocoTask) -> Any:
     """The ``mujoco.MjModel`` of a built task definition (``task.load_model``), with
     ``task.setup`` called: the common first step of every MuJoCo backend."""
+    from rlwb.envs.mujoco.log import quiet_known_warnings
     from rlwb.errors import ConfigError
 
     try:
-        path = task.model_path()
+        path = task.model_path()  # (dm_control's import here installs its warning handler)
     except FileNotFoundError as exc:
         raise ConfigError(f"bad xml_file for task {task_id!r}: {exc}") from exc
+    quiet_known_warnings()
     model = task.load_model(path)
     task.setup(model)
     return model

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +40,7 @@ import torch
 
 from rlwb import tasks
 from rlwb.engine.base import Engine
+from rlwb.envs.mujoco.log import quiet_known_warnings
 from rlwb.errors import BackendUnavailableError, ConfigError, UnknownTaskError
 
 VECTORIZATIONS = ("sync", "async")
@@ -52,7 +54,9 @@ class StateNotSupportedError(BackendUnavailableError, NotImplementedError):
 def _state_kind(env: gym.Env) -> str | None:
     """How a member's state is accessed: ``"mujoco"``, ``"classic"`` or ``None``."""
     base = env.unwrapped
-    if hasattr(base, "model") and hasattr(base, "data") and hasattr(base, "_get_obs"):
+    if _maze_body(base) is not None:
+        return "maze"
+    if hasattr(base, "model") and hasattr(base, "data") and _takes_no_arguments(base, "_get_obs"):
         try:
             import mujoco
 
@@ -63,6 +67,48 @@ def _state_kind(env: gym.Env) -> str | None:
     if hasattr(base, "state"):
         return "classic"
     return None
+
+
+def _maze_body(base: Any) -> Any:
+    """The MuJoCo env inside a Gymnasium-Robotics maze (``point_env``, ``ant_env``), whose
+    state with the maze's ``goal`` is the whole member state; None for other envs."""
+    if not hasattr(base, "goal") or not hasattr(base, "update_target_site_pos"):
+        return None
+    body = getattr(base, "point_env", None) or getattr(base, "ant_env", None)
+    return body if hasattr(body, "data") else None
+
+
+def _mujoco_state(model: Any, data: Any) -> np.ndarray:
+    import mujoco
+
+    sig = mujoco.mjtState.mjSTATE_INTEGRATION
+    out = np.empty(mujoco.mj_stateSize(model, sig), dtype=np.float64)
+    mujoco.mj_getState(model, data, out, sig)
+    return out
+
+
+def _load_mujoco_state(model: Any, data: Any, row: np.ndarray, name: str) -> None:
+    import mujoco
+
+    sig = mujoco.mjtState.mjSTATE_INTEGRATION
+    if row.shape != (mujoco.mj_stateSize(model, sig),):
+        raise ValueError(f"state of size {row.size} does not fit {name}")
+    mujoco.mj_setState(model, data, row, sig)
+    mujoco.mj_forward(model, data)
+    # Gymnasium's step leaves cfrc_ext etc. up to date; observations may read them.
+    mujoco.mj_rnePostConstraint(model, data)
+
+
+def _takes_no_arguments(obj: Any, name: str) -> bool:
+    """Whether ``obj.name()`` can be called bare: Gymnasium-Robotics' mazes have a MuJoCo
+    model but build observations from more than the physics (``_get_obs(point_obs)`` and a
+    goal), so their state is not the physics state alone."""
+    method = getattr(obj, name, None)
+    if not callable(method):
+        return False
+    params = inspect.signature(method).parameters.values()
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params)  # fmt: skip
 
 
 class MemberEnv(gym.Wrapper):
@@ -99,12 +145,10 @@ class MemberEnv(gym.Wrapper):
     def rlwb_get_state(self) -> np.ndarray:
         base, kind = self.env.unwrapped, self.rlwb_state_kind()
         if kind == "mujoco":
-            import mujoco
-
-            sig = mujoco.mjtState.mjSTATE_INTEGRATION
-            out = np.empty(mujoco.mj_stateSize(base.model, sig), dtype=np.float64)
-            mujoco.mj_getState(base.model, base.data, out, sig)
-            return out
+            return _mujoco_state(base.model, base.data)
+        if kind == "maze":  # the body's physics, then the goal
+            body = _maze_body(base)
+            return np.concatenate([_mujoco_state(body.model, body.data), base.goal])
         if kind == "classic":
             return np.asarray(base.state, dtype=np.float64).ravel().copy()
         raise StateNotSupportedError(self._unsupported())
@@ -116,16 +160,17 @@ class MemberEnv(gym.Wrapper):
         row = np.asarray(states[self.index], dtype=np.float64)
         base, kind = self.env.unwrapped, self.rlwb_state_kind()
         if kind == "mujoco":
-            import mujoco
-
-            sig = mujoco.mjtState.mjSTATE_INTEGRATION
-            if row.shape != (mujoco.mj_stateSize(base.model, sig),):
-                raise ValueError(f"state of size {row.size} does not fit {self.spec_id()}")
-            mujoco.mj_setState(base.model, base.data, row, sig)
-            mujoco.mj_forward(base.model, base.data)
-            # Gymnasium's step leaves cfrc_ext etc. up to date; observations may read them.
-            mujoco.mj_rnePostConstraint(base.model, base.data)
+            _load_mujoco_state(base.model, base.data, row, self.spec_id())
             return self._obs(base._get_obs())
+        if kind == "maze":
+            body, goal_size = _maze_body(base), len(base.goal)
+            _load_mujoco_state(body.model, body.data, row[:-goal_size], self.spec_id())
+            base.goal = row[-goal_size:].copy()
+            base.update_target_site_pos()
+            body_obs = body._get_obs()  # the point env returns (obs, info)
+            return self._obs(
+                base._get_obs(body_obs[0] if isinstance(body_obs, tuple) else body_obs)
+            )
         if kind == "classic":
             old = np.asarray(base.state)
             base.state = row.reshape(old.shape).astype(old.dtype)
@@ -141,13 +186,15 @@ class MemberEnv(gym.Wrapper):
     def _unsupported(self) -> str:
         return (
             f"get_state/set_state is not supported for Gymnasium env {self.spec_id()!r} on the "
-            "gym backend: only MuJoCo envs and classic-control envs with a .state array are"
+            "gym backend: only MuJoCo envs, Gymnasium-Robotics mazes and classic-control envs "
+            "with a .state array are"
         )
 
 
 def _make_member(
     spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any], index: int
 ) -> gym.Env:
+    quiet_known_warnings()  # Gymnasium's MuJoCo models load as rlwb's do
     env = gym.make(spec, disable_env_checker=True, **kwargs)
     return MemberEnv(env, index)
 
@@ -373,8 +420,8 @@ class GymEngine(Engine):
         if self._state_kind is None:
             raise StateNotSupportedError(
                 f"get_state/set_state is not supported for Gymnasium env {self.gym_id!r} on "
-                "the gym backend: only MuJoCo envs and classic-control envs with a .state "
-                "array are"
+                "the gym backend: only MuJoCo envs, Gymnasium-Robotics mazes and classic-control "
+                "envs with a .state array are"
             )
 
     def close(self) -> None:
