@@ -4,15 +4,20 @@ to local evaluation."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
 from rlwb import checkpoint as ckpt
+from rlwb.agent import PhaseInterrupted
 from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
-from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult, start_states
-from rlwb.agents.ga_ray import ShardWorker, shards
+from rlwb.agents.ga_evaluation import (
+    LocalEvaluator,
+    PopulationResult,
+    chunk_bounds,
+    chunk_seed,
+    start_states,
+)
+from rlwb.agents.ga_ray import ShardWorker
 from rlwb.engine import make_engine
 from rlwb.errors import ConfigError
 from rlwb.evaluate import evaluate
@@ -217,20 +222,33 @@ def _assert_same(a: PopulationResult, b: PopulationResult) -> None:
     for field in ("returns", "lengths", "behaviors"):
         assert torch.equal(getattr(a, field), getattr(b, field)), field
     assert a.goal.keys() == b.goal.keys()
+    assert (a.obs_stat is None) == (b.obs_stat is None)
+    if a.obs_stat is not None:
+        assert torch.equal(a.obs_stat.total, b.obs_stat.total)
+        assert torch.equal(a.obs_stat.total_sq, b.obs_stat.total_sq)
+        assert a.obs_stat.count == b.obs_stat.count
 
 
-def test_sharded_evaluation_equals_local() -> None:
-    agent, engine = _agent("PointMaze-UMaze-Dense-v0")
+def test_worker_chunks_equal_local_evaluation() -> None:
+    # A Ray actor's chunk (plain ShardWorker here) is the local evaluator's chunk: same
+    # networks rebuilt from seeds (cached parents on the 2nd call), same start states, same
+    # observation sums, with normalisation on.
+    agent, engine = _agent("Hopper-v5", chunk=4, obs_stat_prob=0.5)
     factory, net, table = _worker_args(agent, engine)
-    local = LocalEvaluator(engine.spawn, PopulationMLP(**net), None)
+    local = LocalEvaluator(engine.spawn, PopulationMLP(**net), None, chunk=4)
     worker = ShardWorker(factory, net, table)
-    agent.iterate(engine)  # parents exist: the worker uses cached parents on the 2nd call
-    for _ in range(2):
+    agent.iterate(engine)  # parents exist
+    norm = agent.obs_stat.mean_std()
+    record = torch.arange(18) % 3 == 0
+    for call in range(2):
         genomes, params = agent._children(9)
-        want = local.evaluate(params, genomes, 2, seed=5)
-        got = PopulationResult.cat(
-            [worker.evaluate(genomes[lo:hi], lo, 9, 2, 5, None) for lo, hi in shards(9, 2)]
-        )
+        want = local.evaluate(params, genomes, 2, 5, norm, record)
+        got = PopulationResult.cat([
+            worker.evaluate(genomes[lo:hi], 2, chunk_seed(5, c), None, norm,
+                            record[2 * lo : 2 * hi], call)
+            for c, (lo, hi) in enumerate(chunk_bounds(9, 4))
+        ])  # fmt: skip
+        assert want.obs_stat.count > 0
         _assert_same(want, got)
         agent.parents, agent.parent_params = genomes, params
 
@@ -250,16 +268,44 @@ def _worker_args(agent: DeepGA, engine) -> tuple[dict, dict, dict]:
     return factory, net, table
 
 
-def test_ray_evaluation_equals_local() -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        local, engine = _agent("PointMaze-UMaze-Dense-v0")
-        remote = DeepGA(dataclasses.replace(local.config, num_workers=2), engine.spec, CPU)
-        for _ in range(2):
-            a, b = local.iterate(engine), remote.iterate(engine)
-            _assert_same(local.last_result, remote.last_result)
-            assert a["elite_score"] == b["elite_score"]
-        assert local.parents == remote.parents and local.elite == remote.elite
-    finally:
-        ray.shutdown()
+class _StopAfter:
+    """A phase reporter that asks to stop at its ``k``-th call."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.calls = k, []
+
+    def __call__(self, what: str, done: int, total: int) -> bool:
+        self.calls.append((what, done, total))
+        return len(self.calls) >= self.k
+
+
+@pytest.mark.parametrize("k", [2, 4])  # in the children's chunks; in the elite's validation
+def test_stopped_generation_leaves_the_agent_unchanged(k: int) -> None:
+    agent, engine = _agent("Hopper-v5", chunk=5, novelty=True, obs_stat_prob=0.3)
+    twin, _ = _agent("Hopper-v5", chunk=5, novelty=True, obs_stat_prob=0.3)
+    agent.iterate(engine), twin.iterate(engine)
+    saved = agent.state_dict()
+    agent.phase_reporter = _StopAfter(k)
+    with pytest.raises(PhaseInterrupted):
+        agent.iterate(engine)
+    assert agent.phase_reporter.calls[-1][0] == "generation"
+    assert agent.phase_reporter.calls[-1][2] == 4  # 15 children in 3 chunks, 3 candidates in 1
+    _assert_same_state(agent.state_dict(), saved)
+    agent.phase_reporter = None
+    a, b = agent.iterate(engine), twin.iterate(engine)  # redone exactly
+    a.pop("generation_seconds"), b.pop("generation_seconds")
+    assert a == b
+    _assert_same_state(agent.state_dict(), twin.state_dict())
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        elif isinstance(a[key], dict) and key == "obs_stat":
+            for part in ("total", "total_sq"):
+                assert torch.equal(a[key][part], b[key][part])
+            assert a[key]["count"] == b[key]["count"]
+        else:
+            assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
