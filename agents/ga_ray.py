@@ -102,15 +102,15 @@ class ShardWorker:
         return run_chunk(self.engines, self.net, params, episodes, seed, cap, record)
 
 
-def _init_ray(ray: Any) -> None:
-    """``ray.init()`` keeping this process's SIGINT/SIGTERM handlers (the runner's stop
-    flag): Ray's driver setup installs its own."""
+def init_ray(ray: Any, **options: Any) -> None:
+    """``ray.init(**options)`` keeping this process's SIGINT/SIGTERM handlers (the runner's
+    stop flag): Ray's driver setup installs its own."""
     if threading.current_thread() is not threading.main_thread():
-        ray.init()
+        ray.init(**options)
         return
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        ray.init()
+        ray.init(**options)
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
@@ -137,7 +137,7 @@ class RayEvaluator:
                 "DeepGAConfig.num_workers > 0 needs Ray: pip install 'rlwb[ray]'"
             ) from None
         if not ray.is_initialized():
-            _init_ray(ray)
+            init_ray(ray)
         self.ray, self.cap, self.chunk, self.calls = ray, config.horizon, config.chunk, 0
         factory = dict(engine._factory)
         factory["device"] = str(factory["device"])

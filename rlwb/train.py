@@ -297,6 +297,7 @@ class _Run:
         )
         self.last_losses: dict[str, float] = {}
         self.eval_result: tuple[float, float, list[float]] = (math.nan, math.nan, [])
+        self.eval_step: int | None = None  # step of eval_result (None: not this session)
         self.obs: torch.Tensor | None = None
         if self.payload:
             self._restore(self.payload)
@@ -399,6 +400,7 @@ class _Run:
         )
         mean, std = mean_std(returns)
         self.eval_result = (mean, std, [float(r) for r in returns])
+        self.eval_step = step
         logger.scalar("eval/return_mean", mean, step)
         logger.scalar("eval/return_std", std, step)
         logger.scalar("eval/length_mean", float(lengths.to(torch.float64).mean()), step)
@@ -642,7 +644,8 @@ def _loop(run: _Run) -> TrainResult:
             if counters.last_checkpoint_step != counters.env_steps:
                 run.save_checkpoint()
             path = run.checkpoints.latest()
-            run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
+            if run.eval_step != counters.env_steps or cfg.video:  # not evaluated at this step
+                run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
             mean, std, returns = run.eval_result
     finally:
         logger.close()

@@ -119,20 +119,22 @@ def test_population_rollout_of_live_members_matches_stepping_every_member() -> N
     torch.testing.assert_close(fast.returns, slow.returns)
 
 
-def test_the_frame_budget_is_never_exceeded(tmp_path) -> None:
+def test_the_frame_budget_is_never_exceeded(tmp_path, capsys) -> None:
     # Pendulum episodes never end early: a generation is 15 * 50 + 3 * 2 * 50 frames (then
     # 2 + 1 elite candidates: the same). A budget of 3.5 generations runs 3 and stops.
     cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 0, "horizon": 50})
     per_gen = 15 * 50 + 3 * 2 * 50
 
-    def run(steps: int):
-        tc = TrainConfig(task="Pendulum-v1", total_steps=steps, eval_every=0,
+    def run(steps: int, eval_every: int = 0):
+        tc = TrainConfig(task="Pendulum-v1", total_steps=steps, eval_every=eval_every,
                          checkpoint_every=0, eval_episodes=2, run_dir=str(tmp_path),
                          progress=False)  # fmt: skip
         return train(DeepGA, cfg, tc)
 
-    result = run(int(3.5 * per_gen))
+    result = run(int(3.5 * per_gen), eval_every=3 * per_gen - 1)
     assert result.env_steps == 3 * per_gen
+    # the periodic evaluation after generation 3 is the final one: printed once
+    assert capsys.readouterr().out.count(f"step {3 * per_gen:,}: eval return") == 1
     assert ckpt.load(result.checkpoint)["agent"]["generation"] == 3
     assert run(3 * per_gen).env_steps == 3 * per_gen  # exactly fits: all three run
     with pytest.raises(ConfigError, match="total_steps"):
