@@ -200,7 +200,9 @@ def test_ga_ns_reaches_the_deceptive_maze_goal_where_ga_gets_stuck() -> None:
 
 
 def test_resume_equals_uninterrupted(tmp_path) -> None:
-    cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 3, "novelty": True})
+    # normalisation forced on (Pendulum is no MuJoCo task): its sums resume exactly too
+    cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 3, "novelty": True, "obs_norm": True,
+                          "obs_stat_prob": 0.2})  # fmt: skip
     per_gen = 15 * 200 + 3 * 2 * 200  # children + validation frames (Pendulum never ends early)
 
     def run(name: str, steps: int, resume=None):
@@ -217,6 +219,9 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
     assert a["generation"] == b["generation"] == 4
     assert a["parents"] == b["parents"] and a["elite"] == b["elite"]
     assert torch.equal(a["archive"], b["archive"])
+    assert a["obs_stat"]["count"] == b["obs_stat"]["count"] > 1
+    assert torch.equal(a["obs_stat"]["total_sq"], b["obs_stat"]["total_sq"])
+    assert torch.equal(a["obs_std"], b["obs_std"])
     assert resumed.eval_returns == full.eval_returns
 
 
@@ -311,3 +316,63 @@ def _assert_same_state(a: dict, b: dict) -> None:
             assert a[key]["count"] == b[key]["count"]
         else:
             assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
+
+
+def test_documented_paper_scale_humanoid_command_is_the_papers_preset() -> None:
+    # The cluster command in deep_ga_humanoid's docstring sets DeepGAConfig.humanoid()'s N,
+    # T, sigma, episodes, elite episodes and network.
+    from rlwb.config import parse_cli
+    from rlwb.experiments import deep_ga_humanoid
+
+    doc = deep_ga_humanoid.__doc__
+    start = doc.index("rlwb train deep_ga_humanoid --agent.population")
+    command = doc[start : doc.index("\n\n", start)].replace("\\\n", " ").split()[3:]
+    agent = parse_cli(deep_ga_humanoid.Config, command).agent
+    paper = DeepGAConfig.humanoid()
+    fields = ("population", "truncation", "sigma", "episodes", "elite_episodes", "hidden")
+    assert {f: getattr(agent, f) for f in fields} == {f: getattr(paper, f) for f in fields}
+    assert agent.num_workers > 0 and paper.population == 12_501 and paper.truncation == 625
+
+
+def test_normalised_elite_is_saved_and_rlwb_eval_reproduces_it(tmp_path) -> None:
+    # On a MuJoCo task normalisation is on by default: the checkpoint holds the running sums,
+    # the policy the mean/std the elite was validated with, and rlwb eval acts as the
+    # runner's evaluation did.
+    cfg = DeepGAConfig(population=9, truncation=3, elite_candidates=3, elite_episodes=2,
+                       sigma=0.1, chunk=4, obs_stat_prob=0.5, hidden=(16,), seed=0,
+                       horizon=60, **SMALL_TABLE)  # fmt: skip
+    run = TrainConfig(task="Hopper-v5", total_steps=3 * (8 + 3 * 2) * 60, eval_every=0,
+                      checkpoint_every=1, eval_episodes=3, run_dir=str(tmp_path),
+                      progress=False)  # fmt: skip
+    result = train(DeepGA, cfg, run)
+    saved = ckpt.load(result.checkpoint)["agent"]
+    assert saved["generation"] >= 3 and saved["format_version"] == 2
+    assert saved["obs_stat"]["count"] > 50
+    mean, std = saved["obs_mean"], saved["obs_std"]
+    assert mean.abs().sum() > 0 and not torch.equal(std, torch.ones_like(std))
+    got_mean, _, returns = evaluate(result.checkpoint, episodes=None)
+    assert got_mean == result.eval_mean and returns == result.eval_returns
+    engine = make_engine("Hopper-v5", 1, seed=0)
+    agent = DeepGA(cfg, engine.spec, CPU)
+    agent.load_state_dict(saved)
+    assert torch.equal(agent.obs_stat.total, saved["obs_stat"]["total"])
+    assert torch.equal(agent.net.obs_std, std)
+
+
+def test_checkpoints_from_before_normalisation_load_with_it_off() -> None:
+    agent, engine = _agent("Hopper-v5")
+    assert agent.obs_stat is not None  # on by default for a MuJoCo task
+    agent.iterate(engine)
+    old = agent.state_dict()
+    for key in ("obs_mean", "obs_std", "obs_stat"):
+        del old[key]
+    old["format_version"] = 1
+    other, _ = _agent("Hopper-v5")
+    other.load_state_dict(old)
+    assert other.obs_stat is None and other.net.obs_mean is None
+    obs = torch.randn(4, 11, generator=torch.Generator().manual_seed(0))  # Hopper: 11
+    raw = PopulationMLP(**_worker_args(other, engine)[1])
+    raw.set_params(other.net.params)
+    assert torch.equal(other.act(obs), raw(obs))
+    assert other.iterate(engine)["generation"] == 2.0  # and it trains on, unnormalised
+    assert other.obs_stat is None
