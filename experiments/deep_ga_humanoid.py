@@ -8,9 +8,10 @@ The default is a small run for a workstation: N = 256 with the paper's 5% trunca
 (T = 13), the paper's sigma (0.00224) and 256-256 tanh network, fitness over 1 episode (the
 paper's Atari choice; Humanoid's start noise is small), the elite from 10 candidates over 5
 episodes instead of 30, observations normalised as in the authors' code (see
-rlwb.agents.deep_ga). Its budget, 3M frames, took about an hour on 2 shared cores (see
-benchmarks/RESULTS.md); the run checkpoints every generation and stops cleanly on
-SIGINT/SIGTERM, so ``--train.total-steps`` or ``timeout -s INT`` can cut it anywhere.
+rlwb.agents.deep_ga). Its budget, 3M frames, is about an hour at the 800-950 frames/s its
+first generations ran at on 2 shared cores; the run checkpoints every generation and stops
+cleanly on SIGINT/SIGTERM, so ``--train.total-steps`` or ``timeout -s INT`` can cut it
+anywhere.
 benchmarks/deep_ga_humanoid_curve.py prints the curve of a run.
 
 The paper's scale (DeepGAConfig.humanoid(): N = 12,501, T = 625, sigma = 0.00224, fitness
