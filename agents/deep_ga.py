@@ -39,12 +39,29 @@ Choices where the paper is silent or does not apply, stated:
 
 * Networks are MLPs (:class:`rlwb.policies.PopulationMLP`): ``hidden`` widths, tanh (or ReLU)
   hidden units, a tanh output rescaled to the action bounds, LeCun-normal weights and zero
-  biases at initialisation. No observation normalisation. The paper's Atari network
-  (convolutional, pixels) has no counterpart here: the engine has no pixel tasks.
-* Start states: each generation draws all ``(N - 1) * episodes`` start states from one
-  engine reset with a seed from the agent's generator (independent episodes per child, as
-  in the paper), then loads them with ``set_state``, so a Ray worker reproduces its shard's
-  start states from that seed (:mod:`rlwb.agents.ga_ray`).
+  biases at initialisation. The paper's Atari network (convolutional, pixels) has no
+  counterpart here: the engine has no pixel tasks.
+* Observation normalisation (``obs_norm``; default on for MuJoCo tasks, off for the others):
+  what the authors' released MuJoCo code does, with the rule of
+  :mod:`rlwb.agents.ga_obs_norm`: running sums of the observations of a fraction
+  ``obs_stat_prob`` (their 0.01) of the children's episodes; every network of a generation
+  reads ``clip((obs - mean) / std, -5, 5)`` with the mean and std from before that
+  generation; its recorded sums are added once it is evaluated. Where we differ: the
+  episodes that record are drawn from the agent's generator per generation (theirs: each
+  worker's own random stream), and the elite keeps the mean and std it was validated with
+  (saved in the policy with its seed list, so ``act``, the runner's evaluation and
+  ``rlwb eval`` reproduce that validation's policy; their saved policy holds the statistics
+  current when it was saved). A carried elite is re-validated with the new statistics, as in
+  their code. Checkpoints from before normalisation (format 1) load with it off.
+* Evaluation in chunks: the children (and the elite candidates) are evaluated ``chunk``
+  networks at a time, one engine rollout per chunk, from the start states of that engine's
+  reset with a seed from the agent's generator (independent episodes per child, as in the
+  paper). Chunks are the same whether one process or Ray actors evaluate them
+  (:mod:`rlwb.agents.ga_evaluation`, :mod:`rlwb.agents.ga_ray`), so Ray runs equal
+  one-process runs bit for bit; between chunks the agent reports progress
+  (``phase("generation", done, total)``) and, when the run is asked to stop, abandons the
+  generation with its state unchanged, so the checkpoint then written redoes the generation
+  exactly on resume.
 * Presets carry the paper's numbers as recorded in our references, some of them unverified
   there (see each preset). The plain ``DeepGAConfig()`` is a small setting for small
   networks (N = 128, sigma 0.5 on LeCun-initialised 64-64 tanh networks): with 10 elite
@@ -62,16 +79,18 @@ from typing import Any
 
 import torch
 
-from rlwb.agent import IterationAgent, PolicyNetwork
-from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult, horizon_of
+from rlwb import tasks
+from rlwb.agent import IterationAgent, PhaseInterrupted, PolicyNetwork
+from rlwb.agents.ga_evaluation import LocalEvaluator, Norm, PopulationResult, horizon_of
 from rlwb.agents.ga_genome import Genomes
 from rlwb.agents.ga_novelty import grow_archive, novelty
+from rlwb.agents.ga_obs_norm import ObsStat
 from rlwb.engine import Engine
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import CheckpointError, ConfigError, UnknownTaskError
 from rlwb.policies import ACTIVATIONS, PopulationMLP
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: observation normalisation (format 1 loads with it off)
 
 
 @dataclass
@@ -106,8 +125,16 @@ class DeepGAConfig:
     """Entries of the shared noise table the seeds index (64 MiB of float32)."""
     noise_table_seed: int = 12345
     """Seed that generates the noise table (driver and Ray workers must agree)."""
+    obs_norm: bool | None = None
+    """Normalise observations by running statistics (None: on for MuJoCo tasks)."""
+    obs_stat_prob: float = 0.01
+    """Chance of each child's episode to add its observations to the statistics."""
+    chunk: int = 64
+    """Networks per engine rollout: a generation is evaluated in chunks of this many (the
+    run can stop between chunks; Ray actors take chunks; results do not depend on who
+    evaluates a chunk)."""
     num_workers: int = 0
-    """Ray actors evaluating shards of each generation (0: evaluate in this process;
+    """Ray actors evaluating chunks of each generation (0: evaluate in this process;
     needs ``pip install rlwb[ray]``)."""
     torch_threads: int = 1
     """torch.set_num_threads on CPU (0: leave it); one thread is robust on a shared machine."""
@@ -142,6 +169,10 @@ class DeepGAConfig:
             raise bad("horizon", "must be >= 1 or None")
         if not 0 <= self.archive_probability <= 1:
             raise bad("archive_probability", "must be in [0, 1]")
+        if not 0 <= self.obs_stat_prob <= 1:
+            raise bad("obs_stat_prob", "must be in [0, 1]")
+        if self.chunk < 1:
+            raise bad("chunk", "must be >= 1")
         if self.num_workers < 0 or self.torch_threads < 0:
             raise ConfigError("DeepGAConfig.num_workers and torch_threads must be >= 0")
 
@@ -162,6 +193,13 @@ class DeepGAConfig:
         )
 
 
+def _is_mujoco_task(task_id: str) -> bool:
+    try:
+        return "mujoco" in tasks.get(task_id).backends
+    except UnknownTaskError:  # a Gymnasium id outside rlwb's registry
+        return False
+
+
 class DeepGA(IterationAgent):
     """The paper's GA over seed-list genomes; see the module docstring."""
 
@@ -171,10 +209,7 @@ class DeepGA(IterationAgent):
         if self.device.type == "cpu" and config.torch_threads > 0:
             torch.set_num_threads(config.torch_threads)
         obs_dim = math.prod(spec.observation_shape)
-        self.net = PopulationMLP(
-            obs_dim, spec.action_dim, config.hidden, 1, spec.action_low, spec.action_high,
-            config.activation, self.device,
-        )  # fmt: skip
+        self.net = self._population_net()
         self.genomes = Genomes(
             self.net.num_params, self.net.init_scale(), config.sigma,
             config.noise_table_size, config.noise_table_seed, self.device,
@@ -185,15 +220,32 @@ class DeepGA(IterationAgent):
         self.env_steps = 0
         self.parents: list[list[int]] = []
         self.parent_params: torch.Tensor | None = None
-        self._set_elite(self.genomes.draw(1, self.generator), math.nan)
+        normalise = _is_mujoco_task(spec.task_id) if config.obs_norm is None else config.obs_norm
+        self.obs_stat: ObsStat | None = ObsStat.start(obs_dim) if normalise else None
+        self._set_elite(self.genomes.draw(1, self.generator), math.nan, norm=self._norm())
         self.archive = torch.zeros(0, 0, dtype=torch.float64)
         self.last_result: PopulationResult | None = None
         self._evaluator: Any = None
 
+    def _population_net(self) -> PopulationMLP:
+        spec, cfg = self.spec, self.config
+        return PopulationMLP(
+            math.prod(spec.observation_shape), spec.action_dim, cfg.hidden, 1,
+            spec.action_low, spec.action_high, cfg.activation, self.device,
+        )  # fmt: skip
+
+    def _norm(self) -> Norm:
+        """This generation's observation normalisation (None: off)."""
+        return None if self.obs_stat is None else self.obs_stat.mean_std()
+
     # ------------------------------------------------------------------ acting
-    def _set_elite(self, genome: list[int], score: float, params: torch.Tensor | None = None):
-        self.elite, self.elite_score = list(genome), float(score)
+    def _set_elite(
+        self, genome: list[int], score: float, params: torch.Tensor | None = None,
+        norm: Norm = None,
+    ) -> None:  # fmt: skip
+        self.elite, self.elite_score, self.elite_norm = list(genome), float(score), norm
         self.net.set_params(self.genomes.build([self.elite]) if params is None else params)
+        self.net.set_obs_norm(*(norm or (None, None)))
 
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """The elite's action for every member (the GA explores by mutation, not noise)."""
@@ -209,16 +261,16 @@ class DeepGA(IterationAgent):
         """Local sibling engines, or Ray actors with ``num_workers > 0`` (built once)."""
         if self._evaluator is None:
             cfg = self.config
-            net = PopulationMLP(
-                self.net.sizes[0], self.spec.action_dim, cfg.hidden, 1, self.spec.action_low,
-                self.spec.action_high, cfg.activation, self.device,
-            )  # fmt: skip
             if cfg.num_workers > 0:
                 from rlwb.agents.ga_ray import RayEvaluator
 
-                self._evaluator = RayEvaluator(engine, cfg, cfg.num_workers)
+                self._evaluator = RayEvaluator(
+                    engine, cfg, cfg.num_workers, lambda done, total: self.phase(
+                        "starting Ray actors", done, total)
+                )  # fmt: skip
             else:
-                self._evaluator = LocalEvaluator(engine.spawn, net, cfg.horizon)
+                net = self._population_net()
+                self._evaluator = LocalEvaluator(engine.spawn, net, cfg.horizon, cfg.chunk)
         return self._evaluator
 
     def _children(self, n: int) -> tuple[list[list[int]], torch.Tensor]:
@@ -230,15 +282,20 @@ class DeepGA(IterationAgent):
         params = self.genomes.mutate(self.parent_params[pick.to(self.device)], seeds)
         return genomes, params
 
+    def _candidates(self) -> int:
+        """Networks re-evaluated for the elite this generation (the old one included)."""
+        cfg, carried = self.config, int(self.generation > 0)
+        return min(cfg.elite_candidates - carried, cfg.population - 1) + carried
+
     def worst_case_frames(self, engine: Engine) -> int:
         """Env steps of one generation if every episode ran to the horizon (its most)."""
-        cfg, carried = self.config, int(self.generation > 0)
-        candidates = min(cfg.elite_candidates - carried, cfg.population - 1) + carried
-        members = (cfg.population - 1) * cfg.episodes + candidates * cfg.elite_episodes
+        cfg = self.config
+        members = (cfg.population - 1) * cfg.episodes + self._candidates() * cfg.elite_episodes
         return members * horizon_of(engine, cfg.horizon)
 
     def iterate(self, engine: Engine) -> dict[str, float] | None:
-        cfg, start = self.config, time.perf_counter()
+        """One generation. Stopped between chunks (:class:`PhaseInterrupted`), it leaves the
+        agent as it was before the call."""
         if self.step_budget is not None:
             worst = self.worst_case_frames(engine)
             if self.env_steps + worst > self.step_budget:
@@ -249,29 +306,55 @@ class DeepGA(IterationAgent):
                         "the horizon): raise it, or lower population, episodes or horizon"
                     )
                 return None  # the next generation might overshoot: the run ends here
+        before = self.generator.get_state()
+        try:
+            return self._generation(engine)
+        except PhaseInterrupted:
+            self.generator.set_state(before)  # nothing else changes before the end
+            raise
+
+    def _generation(self, engine: Engine) -> dict[str, float]:
+        cfg, start = self.config, time.perf_counter()
         evaluator = self.evaluator(engine)
-        genomes, params = self._children(cfg.population - 1)
+        n = cfg.population - 1
+        genomes, params = self._children(n)
         pop_seed, val_seed = torch.randint(2**31, (2,), generator=self.generator).tolist()
-        result = evaluator.evaluate(params, genomes, cfg.episodes, pop_seed)
+        norm, record = self._norm(), None
+        if self.obs_stat is not None:
+            record = torch.rand(n * cfg.episodes, generator=self.generator) < cfg.obs_stat_prob
+        pop_chunks = -(-n // cfg.chunk)
+        chunks = pop_chunks + -(-self._candidates() // cfg.chunk)
+
+        def progress(offset: int) -> Any:
+            return lambda done, _: self.phase("generation", offset + done, chunks)
+
+        result = evaluator.evaluate(params, genomes, cfg.episodes, pop_seed, norm, record,
+                                    progress(0))  # fmt: skip
         fitness = result.fitness
         metrics: dict[str, float] = {}
         if cfg.novelty:
             behaviors = result.behaviors.mean(1)
-            if self.archive.numel() == 0:
-                self.archive = torch.zeros(0, behaviors.shape[1], dtype=torch.float64)
-            score = novelty(behaviors, self.archive, cfg.novelty_k)
-            self.archive = grow_archive(
-                self.archive, behaviors, cfg.archive_probability, self.generator
-            )
+            archive = self.archive
+            if archive.numel() == 0:
+                archive = torch.zeros(0, behaviors.shape[1], dtype=torch.float64)
+            score = novelty(behaviors, archive, cfg.novelty_k)
+        else:
+            score = fitness
+        winner, validation = self._validate(evaluator, genomes, params, fitness, val_seed, norm,
+                                            progress(pop_chunks))  # fmt: skip
+        # the generation is evaluated: from here on the agent's state changes
+        if cfg.novelty:
+            self.archive = grow_archive(archive, behaviors, cfg.archive_probability,
+                                        self.generator)  # fmt: skip
             metrics.update(
                 novelty_max=float(score.max()),
                 novelty_mean=float(score.mean()),
                 archive_size=float(len(self.archive)),
             )
-        else:
-            score = fitness
-        validation = self._choose_elite(evaluator, genomes, params, fitness, val_seed)
+        self._set_elite(*winner, norm=norm)
         self._choose_parents(genomes, params, score, fitness)
+        if self.obs_stat is not None and result.obs_stat is not None:
+            self.obs_stat = self.obs_stat.plus(result.obs_stat)
         self.env_steps += result.frames + validation.frames
         self.generation += 1
         self.last_result = result
@@ -285,35 +368,40 @@ class DeepGA(IterationAgent):
             generation_seconds=time.perf_counter() - start,
             compression_ratio=self.genomes.compression_ratio(self.elite),
         )
+        if self.obs_stat is not None:
+            metrics["obs_stat_count"] = float(self.obs_stat.count)
         if "success" in result.goal:  # goal tasks: did any child end at the goal?
             metrics["success_max"] = float(result.goal["success"].max())
         if "distance" in result.goal:
             metrics["distance_min"] = float(result.goal["distance"].min())
         return metrics
 
-    def _choose_elite(
+    def _validate(
         self,
         evaluator: Any,
         genomes: list[list[int]],
         params: torch.Tensor,
         fitness: torch.Tensor,
         seed: int,
-    ) -> PopulationResult:
-        """Re-evaluate the best children (and the old elite) over ``elite_episodes``."""
+        norm: Norm,
+        progress: Any,
+    ) -> tuple[tuple[list[int], float, torch.Tensor], PopulationResult]:
+        """Re-evaluate the best children (and the old elite) over ``elite_episodes``;
+        returns the winner ``(genome, score, params[1, D])`` and the validation result."""
         cfg = self.config
         carried = self.generation > 0
-        k = min(cfg.elite_candidates - carried, len(genomes))
+        k = self._candidates() - int(carried)
         best = torch.argsort(fitness, descending=True, stable=True)[:k].tolist()
         cand_genomes = [genomes[i] for i in best]
         cand_params = params[torch.as_tensor(best, device=self.device)]
         if carried:
             cand_genomes.append(self.elite)
             cand_params = torch.cat([cand_params, self.net.params])
-        validation = evaluator.evaluate(cand_params, cand_genomes, cfg.elite_episodes, seed)
-        winner = int(torch.argmax(validation.fitness))
-        score = float(validation.fitness[winner])
-        self._set_elite(cand_genomes[winner], score, cand_params[winner : winner + 1])
-        return validation
+        validation = evaluator.evaluate(cand_params, cand_genomes, cfg.elite_episodes, seed,
+                                        norm, None, progress)  # fmt: skip
+        w = int(torch.argmax(validation.fitness))
+        winner = (cand_genomes[w], float(validation.fitness[w]), cand_params[w : w + 1])
+        return winner, validation
 
     def _choose_parents(
         self,
@@ -337,7 +425,8 @@ class DeepGA(IterationAgent):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Seed lists, generator, counters and archive: networks are rebuilt on load."""
+        """Seed lists, generator, counters, archive and observation sums: networks are
+        rebuilt on load."""
         return {
             **self.policy_state_dict(),
             "generation": self.generation,
@@ -345,6 +434,7 @@ class DeepGA(IterationAgent):
             "parents": [list(g) for g in self.parents],
             "archive": self.archive.clone(),
             "generator": self.generator.get_state(),
+            "obs_stat": None if self.obs_stat is None else self.obs_stat.state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -355,16 +445,22 @@ class DeepGA(IterationAgent):
             self.parents = [[int(s) for s in g] for g in state["parents"]]
             self.archive = state["archive"].to(torch.float64)
             self.generator.set_state(state["generator"])
+            saved = state.get("obs_stat")  # format 1 has none: normalisation stays off
+            self.obs_stat = None if saved is None else ObsStat.from_state(saved)
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"Deep GA checkpoint does not fit this agent: {exc}") from exc
         self.parent_params = self.genomes.build(self.parents) if self.parents else None
 
     def policy_state_dict(self) -> dict[str, Any]:
-        """The elite as a seed list (plus what it takes to check the rebuild)."""
+        """The elite as a seed list and the observation normalisation it was validated
+        with (plus what it takes to check the rebuild)."""
+        norm = self.elite_norm
         return {
             "format_version": FORMAT_VERSION,
             "elite": list(self.elite),
             "elite_score": self.elite_score,
+            "obs_mean": None if norm is None else norm[0].cpu().clone(),
+            "obs_std": None if norm is None else norm[1].cpu().clone(),
             "num_params": self.net.num_params,
             "config": dataclasses.asdict(self.config),
         }
@@ -378,4 +474,8 @@ class DeepGA(IterationAgent):
                 f"Deep GA checkpoint has {state.get('num_params')} parameters per network, "
                 f"this agent {self.net.num_params}"
             )
-        self._set_elite([int(s) for s in state["elite"]], float(state["elite_score"]))
+        mean, std = state.get("obs_mean"), state.get("obs_std")  # format 1: none
+        norm = None if mean is None or std is None else (mean.float(), std.float())
+        if norm is None:
+            self.obs_stat = None  # an elite without statistics acts on raw observations
+        self._set_elite([int(s) for s in state["elite"]], float(state["elite_score"]), norm=norm)

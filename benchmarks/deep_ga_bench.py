@@ -67,7 +67,7 @@ class RlwbEvaluation:
     def __init__(self, task: str, size: int, horizon: int, hidden: tuple[int, ...], kwargs):
         engine, net, seeds, self.params = population(task, size, hidden, **kwargs)
         self.genomes = [[s] for s in seeds]
-        self.evaluator = LocalEvaluator(engine.spawn, net, horizon)
+        self.evaluator = LocalEvaluator(engine.spawn, net, horizon, chunk=size)  # one batch
         start_states(self.evaluator.engines.get(size), 0)  # warm-up: builds the engine
 
     def __call__(self, threads: int = 1) -> tuple[float, float]:

@@ -7,7 +7,9 @@ views of it), evaluated with batched matmuls: engine member ``i`` of a ``P * m``
 driven by network ``i // m``, so a population method (Deep GA) evaluates a whole generation,
 ``m`` episodes per network, in one closed-loop engine rollout. The flat layout is what a
 genetic algorithm mutates (one add over all weights of all networks) and what a seed-list
-genome rebuilds.
+genome rebuilds. A population may normalise its observations first (``set_obs_norm``:
+``clip((obs - mean) / std, -5, 5)`` with one mean and std for every network, as the Deep GA
+authors' MuJoCo policy does).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rlwb.engine import Engine
 from rlwb.errors import ConfigError
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+OBS_CLIP = 5.0  # normalised observations are clipped to [-OBS_CLIP, OBS_CLIP]
 
 
 def policy_of(agent: Agent, engine: Engine):
@@ -78,6 +81,8 @@ class PopulationMLP(nn.Module):
         self.register_buffer(
             "params", torch.zeros(population, self.num_params, dtype=dtype, device=device)
         )
+        self.obs_mean: torch.Tensor | None = None  # observation normalisation (None: off)
+        self.obs_std: torch.Tensor | None = None
         self._subset: tuple | None = None  # (params id and version, rows, params[rows])
         self._buffer: torch.Tensor | None = None  # what the cached params[rows] are copied to
 
@@ -100,6 +105,22 @@ class PopulationMLP(nn.Module):
         self.params = params.to(self.params.device, self.params.dtype)
         self._subset = None
 
+    def set_obs_norm(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> None:
+        """Normalise observations as ``clip((obs - mean) / std, -5, 5)`` before the first
+        layer (``mean`` None: no normalisation)."""
+        if mean is None or std is None:
+            self.obs_mean = self.obs_std = None
+            return
+        like = dict(dtype=self.params.dtype, device=self.params.device)
+        self.obs_mean, self.obs_std = mean.to(**like), std.to(**like)
+
+    def _inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs[B, ...]`` as normalised ``[B, in]`` inputs of the first layer."""
+        x = obs.reshape(obs.shape[0], -1).to(self.params.dtype)
+        if self.obs_mean is None:
+            return x
+        return ((x - self.obs_mean) / self.obs_std).clamp(-OBS_CLIP, OBS_CLIP)
+
     def _mlp(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``x[R, m, in] -> action[R, m, A]`` with network r's weights ``params[r]``."""
         r = params.shape[0]
@@ -120,7 +141,7 @@ class PopulationMLP(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs[P * m, ...] -> action[P * m, A]``; member i is driven by network i // m."""
         p, m = self.population, self._members_per_network(obs.shape[0])
-        x = obs.reshape(p, m, -1).to(self.params.dtype)
+        x = self._inputs(obs).reshape(p, m, -1)
         return self._mlp(self.params, x).reshape(obs.shape[0], -1)
 
     def act_some(self, obs: torch.Tensor, members: torch.Tensor, batch: int) -> torch.Tensor:
@@ -141,7 +162,7 @@ class PopulationMLP(nn.Module):
         rows, params = self._rows_covering(torch.unique_consecutive(nets))
         pos = torch.searchsorted(rows, nets) if rows is not None else nets
         x = obs.new_zeros((params.shape[0], m, self.sizes[0]), dtype=self.params.dtype)
-        x[pos, slot] = obs.reshape(len(members), -1).to(self.params.dtype)
+        x[pos, slot] = self._inputs(obs)
         return self._mlp(params, x)[pos, slot]
 
     def _rows_covering(self, needed: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -352,6 +352,7 @@ class _Run:
         self.last_losses: dict[str, float] = {}
         self.rate_window = (time.perf_counter(), 0)  # time, env steps: steps/s for TensorBoard
         self.eval_result: tuple[float, float, list[float]] = (math.nan, math.nan, [])
+        self.eval_step: int | None = None  # step of eval_result (None: not this session)
         self.obs: torch.Tensor | None = None
         if self.payload:
             self._restore(self.payload)
@@ -457,6 +458,7 @@ class _Run:
         )
         mean, std = mean_std(returns)
         self.eval_result = (mean, std, [float(r) for r in returns])
+        self.eval_step = step
         logger.scalar("eval/return_mean", mean, step)
         logger.scalar("eval/return_std", std, step)
         logger.scalar("eval/length_mean", float(lengths.to(torch.float64).mean()), step)
@@ -705,7 +707,8 @@ def _loop(run: _Run) -> TrainResult:
                     if counters.last_checkpoint_step != counters.env_steps:
                         run.save_checkpoint()
                     final = True  # a resume from the final checkpoint evaluates again
-                    run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
+                    if run.eval_step != counters.env_steps or cfg.video:  # not done yet
+                        run.evaluate(logger, counters.env_steps, counters.env_steps, final=True)
                     finished = True
             except PhaseInterrupted:
                 if not stop.requested:  # raised by something else than this run's reporter

@@ -4,15 +4,20 @@ to local evaluation."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
 from rlwb import checkpoint as ckpt
+from rlwb.agent import PhaseInterrupted
 from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
-from rlwb.agents.ga_evaluation import LocalEvaluator, PopulationResult, start_states
-from rlwb.agents.ga_ray import ShardWorker, shards
+from rlwb.agents.ga_evaluation import (
+    LocalEvaluator,
+    PopulationResult,
+    chunk_bounds,
+    chunk_seed,
+    start_states,
+)
+from rlwb.agents.ga_ray import ShardWorker
 from rlwb.engine import make_engine
 from rlwb.errors import ConfigError
 from rlwb.evaluate import evaluate
@@ -114,20 +119,22 @@ def test_population_rollout_of_live_members_matches_stepping_every_member() -> N
     torch.testing.assert_close(fast.returns, slow.returns)
 
 
-def test_the_frame_budget_is_never_exceeded(tmp_path) -> None:
+def test_the_frame_budget_is_never_exceeded(tmp_path, capsys) -> None:
     # Pendulum episodes never end early: a generation is 15 * 50 + 3 * 2 * 50 frames (then
     # 2 + 1 elite candidates: the same). A budget of 3.5 generations runs 3 and stops.
     cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 0, "horizon": 50})
     per_gen = 15 * 50 + 3 * 2 * 50
 
-    def run(steps: int):
-        tc = TrainConfig(task="Pendulum-v1", total_steps=steps, eval_every=0,
+    def run(steps: int, eval_every: int = 0):
+        tc = TrainConfig(task="Pendulum-v1", total_steps=steps, eval_every=eval_every,
                          checkpoint_every=0, eval_episodes=2, run_dir=str(tmp_path),
                          progress=False)  # fmt: skip
         return train(DeepGA, cfg, tc)
 
-    result = run(int(3.5 * per_gen))
+    result = run(int(3.5 * per_gen), eval_every=3 * per_gen - 1)
     assert result.env_steps == 3 * per_gen
+    # the periodic evaluation after generation 3 is the final one: printed once
+    assert capsys.readouterr().out.count(f"step {3 * per_gen:,}: eval return") == 1
     assert ckpt.load(result.checkpoint)["agent"]["generation"] == 3
     assert run(3 * per_gen).env_steps == 3 * per_gen  # exactly fits: all three run
     with pytest.raises(ConfigError, match="total_steps"):
@@ -193,7 +200,9 @@ def test_ga_ns_reaches_the_deceptive_maze_goal_where_ga_gets_stuck() -> None:
 
 
 def test_resume_equals_uninterrupted(tmp_path) -> None:
-    cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 3, "novelty": True})
+    # normalisation forced on (Pendulum is no MuJoCo task): its sums resume exactly too
+    cfg = DeepGAConfig(**{**SMALL, **SMALL_TABLE, "seed": 3, "novelty": True, "obs_norm": True,
+                          "obs_stat_prob": 0.2})  # fmt: skip
     per_gen = 15 * 200 + 3 * 2 * 200  # children + validation frames (Pendulum never ends early)
 
     def run(name: str, steps: int, resume=None):
@@ -210,6 +219,9 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
     assert a["generation"] == b["generation"] == 4
     assert a["parents"] == b["parents"] and a["elite"] == b["elite"]
     assert torch.equal(a["archive"], b["archive"])
+    assert a["obs_stat"]["count"] == b["obs_stat"]["count"] > 1
+    assert torch.equal(a["obs_stat"]["total_sq"], b["obs_stat"]["total_sq"])
+    assert torch.equal(a["obs_std"], b["obs_std"])
     assert resumed.eval_returns == full.eval_returns
 
 
@@ -217,20 +229,33 @@ def _assert_same(a: PopulationResult, b: PopulationResult) -> None:
     for field in ("returns", "lengths", "behaviors"):
         assert torch.equal(getattr(a, field), getattr(b, field)), field
     assert a.goal.keys() == b.goal.keys()
+    assert (a.obs_stat is None) == (b.obs_stat is None)
+    if a.obs_stat is not None:
+        assert torch.equal(a.obs_stat.total, b.obs_stat.total)
+        assert torch.equal(a.obs_stat.total_sq, b.obs_stat.total_sq)
+        assert a.obs_stat.count == b.obs_stat.count
 
 
-def test_sharded_evaluation_equals_local() -> None:
-    agent, engine = _agent("PointMaze-UMaze-Dense-v0")
+def test_worker_chunks_equal_local_evaluation() -> None:
+    # A Ray actor's chunk (plain ShardWorker here) is the local evaluator's chunk: same
+    # networks rebuilt from seeds (cached parents on the 2nd call), same start states, same
+    # observation sums, with normalisation on.
+    agent, engine = _agent("Hopper-v5", chunk=4, obs_stat_prob=0.5)
     factory, net, table = _worker_args(agent, engine)
-    local = LocalEvaluator(engine.spawn, PopulationMLP(**net), None)
+    local = LocalEvaluator(engine.spawn, PopulationMLP(**net), None, chunk=4)
     worker = ShardWorker(factory, net, table)
-    agent.iterate(engine)  # parents exist: the worker uses cached parents on the 2nd call
-    for _ in range(2):
+    agent.iterate(engine)  # parents exist
+    norm = agent.obs_stat.mean_std()
+    record = torch.arange(18) % 3 == 0
+    for call in range(2):
         genomes, params = agent._children(9)
-        want = local.evaluate(params, genomes, 2, seed=5)
-        got = PopulationResult.cat(
-            [worker.evaluate(genomes[lo:hi], lo, 9, 2, 5, None) for lo, hi in shards(9, 2)]
-        )
+        want = local.evaluate(params, genomes, 2, 5, norm, record)
+        got = PopulationResult.cat([
+            worker.evaluate(genomes[lo:hi], 2, chunk_seed(5, c), None, norm,
+                            record[2 * lo : 2 * hi], call)
+            for c, (lo, hi) in enumerate(chunk_bounds(9, 4))
+        ])  # fmt: skip
+        assert want.obs_stat.count > 0
         _assert_same(want, got)
         agent.parents, agent.parent_params = genomes, params
 
@@ -250,16 +275,104 @@ def _worker_args(agent: DeepGA, engine) -> tuple[dict, dict, dict]:
     return factory, net, table
 
 
-def test_ray_evaluation_equals_local() -> None:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        local, engine = _agent("PointMaze-UMaze-Dense-v0")
-        remote = DeepGA(dataclasses.replace(local.config, num_workers=2), engine.spec, CPU)
-        for _ in range(2):
-            a, b = local.iterate(engine), remote.iterate(engine)
-            _assert_same(local.last_result, remote.last_result)
-            assert a["elite_score"] == b["elite_score"]
-        assert local.parents == remote.parents and local.elite == remote.elite
-    finally:
-        ray.shutdown()
+class _StopAfter:
+    """A phase reporter that asks to stop at its ``k``-th call."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.calls = k, []
+
+    def __call__(self, what: str, done: int, total: int) -> bool:
+        self.calls.append((what, done, total))
+        return len(self.calls) >= self.k
+
+
+@pytest.mark.parametrize("k", [2, 4])  # in the children's chunks; in the elite's validation
+def test_stopped_generation_leaves_the_agent_unchanged(k: int) -> None:
+    agent, engine = _agent("Hopper-v5", chunk=5, novelty=True, obs_stat_prob=0.3)
+    twin, _ = _agent("Hopper-v5", chunk=5, novelty=True, obs_stat_prob=0.3)
+    agent.iterate(engine), twin.iterate(engine)
+    saved = agent.state_dict()
+    agent.phase_reporter = _StopAfter(k)
+    with pytest.raises(PhaseInterrupted):
+        agent.iterate(engine)
+    assert agent.phase_reporter.calls[-1][0] == "generation"
+    assert agent.phase_reporter.calls[-1][2] == 4  # 15 children in 3 chunks, 3 candidates in 1
+    _assert_same_state(agent.state_dict(), saved)
+    agent.phase_reporter = None
+    a, b = agent.iterate(engine), twin.iterate(engine)  # redone exactly
+    a.pop("generation_seconds"), b.pop("generation_seconds")
+    assert a == b
+    _assert_same_state(agent.state_dict(), twin.state_dict())
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        elif isinstance(a[key], dict) and key == "obs_stat":
+            for part in ("total", "total_sq"):
+                assert torch.equal(a[key][part], b[key][part])
+            assert a[key]["count"] == b[key]["count"]
+        else:
+            assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
+
+
+def test_documented_paper_scale_humanoid_command_is_the_papers_preset() -> None:
+    # The cluster command in deep_ga_humanoid's docstring sets DeepGAConfig.humanoid()'s N,
+    # T, sigma, episodes, elite episodes and network.
+    from rlwb.config import parse_cli
+    from rlwb.experiments import deep_ga_humanoid
+
+    doc = deep_ga_humanoid.__doc__
+    start = doc.index("rlwb train deep_ga_humanoid --agent.population")
+    command = doc[start : doc.index("\n\n", start)].replace("\\\n", " ").split()[3:]
+    agent = parse_cli(deep_ga_humanoid.Config, command).agent
+    paper = DeepGAConfig.humanoid()
+    fields = ("population", "truncation", "sigma", "episodes", "elite_episodes", "hidden")
+    assert {f: getattr(agent, f) for f in fields} == {f: getattr(paper, f) for f in fields}
+    assert agent.num_workers > 0 and paper.population == 12_501 and paper.truncation == 625
+
+
+def test_normalised_elite_is_saved_and_rlwb_eval_reproduces_it(tmp_path) -> None:
+    # On a MuJoCo task normalisation is on by default: the checkpoint holds the running sums,
+    # the policy the mean/std the elite was validated with, and rlwb eval acts as the
+    # runner's evaluation did.
+    cfg = DeepGAConfig(population=9, truncation=3, elite_candidates=3, elite_episodes=2,
+                       sigma=0.1, chunk=4, obs_stat_prob=0.5, hidden=(16,), seed=0,
+                       horizon=60, **SMALL_TABLE)  # fmt: skip
+    run = TrainConfig(task="Hopper-v5", total_steps=3 * (8 + 3 * 2) * 60, eval_every=0,
+                      checkpoint_every=1, eval_episodes=3, run_dir=str(tmp_path),
+                      progress=False)  # fmt: skip
+    result = train(DeepGA, cfg, run)
+    saved = ckpt.load(result.checkpoint)["agent"]
+    assert saved["generation"] >= 3 and saved["format_version"] == 2
+    assert saved["obs_stat"]["count"] > 50
+    mean, std = saved["obs_mean"], saved["obs_std"]
+    assert mean.abs().sum() > 0 and not torch.equal(std, torch.ones_like(std))
+    got_mean, _, returns = evaluate(result.checkpoint, episodes=None)
+    assert got_mean == result.eval_mean and returns == result.eval_returns
+    engine = make_engine("Hopper-v5", 1, seed=0)
+    agent = DeepGA(cfg, engine.spec, CPU)
+    agent.load_state_dict(saved)
+    assert torch.equal(agent.obs_stat.total, saved["obs_stat"]["total"])
+    assert torch.equal(agent.net.obs_std, std)
+
+
+def test_checkpoints_from_before_normalisation_load_with_it_off() -> None:
+    agent, engine = _agent("Hopper-v5")
+    assert agent.obs_stat is not None  # on by default for a MuJoCo task
+    agent.iterate(engine)
+    old = agent.state_dict()
+    for key in ("obs_mean", "obs_std", "obs_stat"):
+        del old[key]
+    old["format_version"] = 1
+    other, _ = _agent("Hopper-v5")
+    other.load_state_dict(old)
+    assert other.obs_stat is None and other.net.obs_mean is None
+    obs = torch.randn(4, 11, generator=torch.Generator().manual_seed(0))  # Hopper: 11
+    raw = PopulationMLP(**_worker_args(other, engine)[1])
+    raw.set_params(other.net.params)
+    assert torch.equal(other.act(obs), raw(obs))
+    assert other.iterate(engine)["generation"] == 2.0  # and it trains on, unnormalised
+    assert other.obs_stat is None
