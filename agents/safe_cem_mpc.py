@@ -35,7 +35,8 @@ Online learning happens inside ``act`` (training and evaluation alike): this is 
 controller, and the data of one episode's wind say nothing certain about the next one's, so
 with ``reset_gp_each_episode`` (default) a member's GP restarts with each episode (detected
 by ``t = 0`` in the observation). ``update`` performs no gradient steps; it reports the
-filter's intervention rate and the GP's size. The agent keeps one context (planner warm
+filter's intervention rate, its ``safety/infeasible`` and ``safety/fallbacks`` counts
+(``rlwb.planners.safety``: no action met every CBF row; the solver failed) and the GP's size. The agent keeps one context (planner warm
 starts, GPs, the previous transition) per batch size, so training and evaluation engines of
 different sizes never mix. ``explore`` is ignored: CEM's sampling is the exploration, and
 the controller acts the same in training and evaluation.
@@ -145,6 +146,8 @@ class _Context:
         self.intervened = torch.zeros(batch, dtype=torch.bool, device=agent.device)
         self.steps = 0
         self.interventions = 0
+        self.infeasible = 0
+        self.fallbacks = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -153,7 +156,7 @@ class _Context:
             "prev_obs": self.prev_obs,
             "prev_action": self.prev_action,
             "intervened": self.intervened,
-            "counts": [self.steps, self.interventions],
+            "counts": [self.steps, self.interventions, self.infeasible, self.fallbacks],
         }
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
@@ -163,7 +166,8 @@ class _Context:
         move = lambda x: None if x is None else x.to(device)  # noqa: E731
         self.prev_obs, self.prev_action = move(state["prev_obs"]), move(state["prev_action"])
         self.intervened = state["intervened"].to(device)
-        self.steps, self.interventions = (int(x) for x in state["counts"])
+        counts = [int(x) for x in state["counts"]] + [0, 0]  # older checkpoints: two counts
+        self.steps, self.interventions, self.infeasible, self.fallbacks = counts[:4]
 
 
 class SafeCEMMPC(StepAgent):
@@ -270,6 +274,8 @@ class SafeCEMMPC(StepAgent):
             result = self.filter(planned, self.constraints(ctx, obs))
             action, ctx.intervened = result.action, result.intervened
             ctx.interventions += int(result.intervened.sum())
+            ctx.infeasible += int(result.infeasible.sum())
+            ctx.fallbacks += int(result.fallback.sum())
             self._guide(ctx, planned, action)
         ctx.steps += obs.shape[0]
         ctx.prev_obs, ctx.prev_action = obs, action
@@ -279,10 +285,17 @@ class SafeCEMMPC(StepAgent):
         """Nothing to store: the GP learns inside :meth:`act` (module docstring)."""
 
     def update(self, num_updates: int) -> dict[str, float]:
+        """Filter statistics of the training members: intervention rate, and the counts of
+        member-steps whose CBF rows could not all hold (``safety/infeasible``) and whose QP
+        the solver failed on (``safety/fallbacks``, given the least-violating action)."""
         ctx = self.contexts.get(self.spec.num_envs)
         if ctx is None:
             return {}
-        out = {"filter_intervention_rate": ctx.interventions / max(ctx.steps, 1)}
+        out = {
+            "filter_intervention_rate": ctx.interventions / max(ctx.steps, 1),
+            "safety/infeasible": float(ctx.infeasible),
+            "safety/fallbacks": float(ctx.fallbacks),
+        }
         if ctx.gp is not None:
             out["gp_points"] = float(ctx.gp.size.float().mean())
         return out
