@@ -19,9 +19,13 @@ when it is not (counted as ``infeasible``). Members whose ``u0`` already satisfi
 violating members are solved as one block-diagonal QP in a single solver call (no
 per-member Python loop); the solver runs on the CPU (the one numpy round trip of the filter).
 
-The filter never raises on a solver failure. If the solver fails on the joint problem, each
-member is solved alone; a member whose problem still fails (or has non-finite rows) gets
-:func:`least_violating`'s action, found without a solver, and is counted as a ``fallback``.
+Safety comes first: the CLF's quadratic penalty can outbid the CBF's exact one at large
+relaxations (a CLF weight of 1000 with rate 2 let the drone into a pillar), so a member left
+with CBF violation is solved again without its CLF row; only what remains counts as
+``infeasible``. The filter never raises on a solver failure. If the solver fails on the
+joint problem, each member is solved alone; a member whose problem still fails (or has
+non-finite rows) gets :func:`least_violating`'s action, found without a solver, and is
+counted as a ``fallback``.
 
 Conditions for the quadrotor (translational dynamics ``p'' = u + d``, ``d`` estimated as a
 GP mean ``mu`` with per-axis standard deviation ``sigma``):
@@ -34,7 +38,9 @@ GP mean ``mu`` with per-axis standard deviation ``sigma``):
   ``mu +- confidence * sigma``, whose worst case subtracts ``2 confidence sum_i |r_i| sigma_i``.
 * CLF, for tracking: the sliding variable ``s = (v - v_ref) + lam (p - p_ref)``,
   ``V = |s|^2 / 2``, ``V' = s.(u + mu - a_ref + lam (v - v_ref)) <= -rate V + delta``.
-  Relaxed (``delta``), so safety always wins over tracking; ``clf_weight = 0`` drops it.
+  Relaxed (``delta``, penalty ``clf_weight delta^2``), and dropped for a member whose
+  proposed action breaks a CBF row (``clf_yields``), so safety wins over tracking;
+  ``clf_weight = 0`` turns it off.
 """
 
 from __future__ import annotations
@@ -68,9 +74,14 @@ class SafetyFilterConfig:
     """Sliding-surface gain (1/s) of the tracking CLF."""
     clf_rate: float = 0.5
     """Required decay rate of the CLF (1/s)."""
-    clf_weight: float = 0.0
-    """Penalty on the CLF relaxation; 0 turns the CLF off (the default: the planner
-    already tracks, and the filter then intervenes only for safety)."""
+    clf_weight: float = 10.0
+    """Penalty on the (squared) CLF relaxation; 0 turns the CLF off. Measured (4 seeded
+    episodes x 160 steps, GP-CEM + filter): on the figure-eight 10 tracks as well as no CLF
+    (RMSE 0.0202 m both) and 1000 a little better (0.0187); on the pillar course 1000 costs
+    tracking (0.179 against 0.147 m without CLF) where 10 costs 4% (0.153)."""
+    clf_yields: bool = True
+    """Drop the CLF row for a member whose proposed action breaks a CBF row: near an
+    obstacle the filter then only makes the action safe (see the module docstring)."""
     slack_weight: float = 1e4
     """L1 penalty on CBF violation (exact penalty: hard constraints whenever feasible)."""
     solver: str = "clarabel"
@@ -195,14 +206,26 @@ class MinimalInterventionFilter:
         return bad | (u < low - tol).any(-1) | (u > high + tol).any(-1)
 
     def __call__(self, u0: torch.Tensor, rows: Constraints) -> FilterResult:
+        if rows.clf_a is not None and self.config.clf_yields:
+            unsafe = ((rows.cbf_a @ u0[..., None])[..., 0] < rows.cbf_b - self.config.tol).any(-1)
+            rows = rows._replace(
+                clf_a=torch.where(unsafe[:, None], 0.0, rows.clf_a),
+                clf_b=torch.where(unsafe, 0.0, rows.clf_b),
+            )
         bad = self.violations(u0, rows)
         zero = torch.zeros(u0.shape[0], dtype=u0.dtype, device=u0.device)
         if not bool(bad.any()):
             return FilterResult(u0, bad, zero, bad, bad)
         idx = bad.nonzero().squeeze(1)
         sub = normalised(_map(rows, lambda r: r[idx].to(torch.float64).cpu()))
-        u, failed = self._solve_all(u0[idx].to(torch.float64).cpu(), sub)
+        u0_sub = u0[idx].to(torch.float64).cpu()
+        u, failed = self._solve_all(u0_sub, sub)
         slack = cbf_violation(u, sub)
+        short = (slack > self.config.infeasible_tol).nonzero().squeeze(1)
+        if sub.clf_a is not None and len(short):  # safety first: drop the CLF and re-solve
+            safe_rows = Constraints(sub.cbf_a[short], sub.cbf_b[short])
+            u[short], failed[short] = self._solve_all(u0_sub[short], safe_rows)
+            slack = cbf_violation(u, sub)
         infeasible = slack > self.config.infeasible_tol
         put = lambda base, x: base.index_put((idx,), x.to(base.device, base.dtype))  # noqa: E731
         return FilterResult(

@@ -20,6 +20,7 @@ from rlwb.planners.safety import (
     SafeController,
     SafetyFilterConfig,
     obstacle_cbf_rows,
+    tracking_clf_row,
 )
 from rlwb.planners.sampling import SamplingConfig
 
@@ -281,6 +282,45 @@ def test_cbf_rows_are_the_second_order_barrier_condition():
     _, b_tight = obstacle_cbf_rows(pos, vel, d, sigma, obstacles, 0.1, cfg)
     r = offsets(pos, obstacles)
     torch.testing.assert_close(b_tight - b, 4.0 * (r.abs() * sigma[:, None]).sum(-1))
+
+
+def test_clf_row_decreases_the_tracking_lyapunov_function_where_it_binds():
+    """Members put off the figure-eight (0.4 m and 0.5 m/s away), the disturbance known, and
+    a proposed action that pushes the sliding variable away (``V' = |s|^2 > 0``): with the
+    default (soft) CLF the filter binds on every member, and one step later ``V`` has fallen
+    where the unfiltered action raised it."""
+    cfg = SafetyFilterConfig()
+    assert cfg.clf_weight > 0  # the CLF is on by default
+    engine = make_engine("Quadrotor-Figure8-v0", 16, backend="torch", seed=0, dtype=torch.float64)
+    task, g = engine.task, torch.Generator().manual_seed(2)
+    engine.reset(seed=0)
+    state = engine.get_state()
+    away = torch.nn.functional.normalize(torch.randn(16, 3, generator=g, dtype=torch.float64))
+    state[:, 1:4] += 0.4 * away  # position and velocity errors in one direction: |s| = 1.3
+    state[:, 4:7] += 0.5 * away
+    obs = engine.set_state(state)
+    d = task.disturbance(engine.get_state())
+    p_ref, v_ref, a_ref = task.reference_at(obs[:, 12])
+
+    def lyapunov(o: torch.Tensor) -> torch.Tensor:
+        p_ref, v_ref, _ = task.reference_at(o[:, 12])
+        s = (o[:, 3:6] - v_ref) + cfg.clf_lambda * (o[:, 0:3] - p_ref)
+        return 0.5 * s.square().sum(-1)
+
+    ev = obs[:, 3:6] - v_ref
+    s = ev + cfg.clf_lambda * (obs[:, 0:3] - p_ref)
+    u0 = a_ref - d - cfg.clf_lambda * ev + s  # makes V' = |s|^2
+    clf_a, clf_b = tracking_clf_row(obs[:, 0:3], obs[:, 3:6], p_ref, v_ref, a_ref, d, cfg)
+    no_cbf = torch.zeros(16, 0, 3, dtype=torch.float64), torch.zeros(16, 0, dtype=torch.float64)
+    qp = MinimalInterventionFilter(cfg, task.low, task.high)
+    result = qp(u0, Constraints(*no_cbf, clf_a, clf_b))
+    assert bool(result.intervened.all())
+    v_now = lyapunov(obs)
+    v_filtered = lyapunov(engine.step(result.action)[0])
+    engine.set_state(state)
+    v_pushed = lyapunov(engine.step(u0)[0])
+    assert bool((v_pushed > v_now).all())
+    assert bool((v_filtered < v_now).all()), v_filtered / v_now
 
 
 def test_any_policy_behind_the_filter_stays_clear():
