@@ -225,6 +225,19 @@ def test_infeasible_state_gets_the_least_violating_action_and_is_counted():
     assert float(result.cbf_slack[0]) > 1.0 and float(result.cbf_slack[1]) < 1e-5
 
 
+def test_clf_never_buys_tracking_with_safety():
+    """A CLF weighted so heavily that its relaxation outbids the CBF's slack penalty: the
+    joint QP would break the CBF row (u_x >= 1) to please the CLF (u_x <= -5); the filter
+    re-solves without the CLF and keeps the member safe."""
+    qp = _filter(clf_weight=1e6, clf_yields=False)
+    rows = Constraints(
+        torch.tensor([[[1.0, 0.0, 0.0]]]), torch.tensor([[1.0]]),
+        torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([-5.0]),
+    )  # fmt: skip
+    result = qp(torch.zeros(1, 3), rows)
+    assert float(result.action[0, 0]) >= 1 - 1e-5 and not bool(result.infeasible.any())
+
+
 def test_solver_failure_falls_back_to_the_least_violating_action(monkeypatch):
     """With the solver failing on every problem, the filter still answers: the feasible
     README state gets an action meeting its rows, the infeasible pillar state full braking,
