@@ -222,7 +222,7 @@ class MinimalInterventionFilter:
         u, failed = self._solve_all(u0_sub, sub)
         slack = cbf_violation(u, sub)
         short = (slack > self.config.infeasible_tol).nonzero().squeeze(1)
-        if sub.clf_a is not None and len(short):  # safety first: drop the CLF and re-solve
+        if sub.clf_a is not None and self.config.clf_weight > 0 and len(short):  # safety first
             safe_rows = Constraints(sub.cbf_a[short], sub.cbf_b[short])
             u[short], failed[short] = self._solve_all(u0_sub[short], safe_rows)
             slack = cbf_violation(u, sub)
