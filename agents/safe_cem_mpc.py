@@ -12,33 +12,44 @@ Each control step, for every engine member at once:
    non-differentiable objective: tracking cost, input cost and a collision indicator.
 3. **Filter.** The CEM's first action passes the CLF/CBF minimal-intervention QP
    (``rlwb.planners.safety``): a CBF per obstacle, tightened by the GP's standard deviation at
-   the current state, and an optional relaxed tracking CLF. An action that is already safe
-   passes unchanged.
-4. **Guide the sampling.** The filtered action is fed back as the mean of the first step of
-   the next plan's sampling distribution (``feedback="first"``; the simplest reading of the
-   paper's "guides the sampling"), or the filter's correction is added to the whole shifted
-   mean (``"shift"``), or nothing (``"none"``); only for members the filter changed, the
-   others keep their shifted plan. Measured on Quadrotor-Obstacles-v0 (10 episodes): first
-   0.145 m tracking RMSE, none 0.148, shift 0.199, the same clearance for all three.
+   the current state, and the tracking CLF as a soft constraint (squared relaxation weighted
+   by ``safety.clf_weight``, 10 by default; 0 makes it a CBF-only filter). An action that
+   already satisfies every row passes unchanged. The CLF yields near obstacles: a member
+   whose planned action breaks a CBF row is filtered for safety alone (``safety.clf_yields``;
+   without it a CLF of weight 10 pulled the drone back towards the reference behind the
+   pillars and cost 51% tracking RMSE on Quadrotor-Obstacles-v0, 0.222 against 0.147 m).
+4. **Guide the sampling.** The filter's correction (filtered minus planned action) is added
+   to the first step of the next plan's sampling mean (``feedback="correct"``; the simplest
+   reading of the paper's "guides the sampling" that leaves an untouched plan untouched),
+   or the filtered action replaces that first step (``"first"``), or the correction is added
+   to the whole shifted mean (``"shift"``), or nothing (``"none"``); only for members the
+   filter changed. Measured on Quadrotor-Obstacles-v0 (10 episodes, CBF only): first 0.145 m
+   tracking RMSE, none 0.148, shift 0.199, the same clearance for all three; with the CLF,
+   which changes the action on a third of the steps by a little, "first" cost the
+   figure-eight 34% RMSE (0.027 against 0.020 m, 4 episodes) and "correct" nothing.
 
 Variants (``variant``): ``nominal`` (CEM on the nominal model), ``gp`` (nominal + GP),
 ``gp_filter`` (the method), ``nominal_filter`` (filter with a zero disturbance estimate).
 
 Decisions the paper leaves open (its full text is not reachable; see REFERENCES.md), each a
 config field: the input parametrisation (the task's thrust vector, see
-``rlwb.envs.quadrotor.task``); the GP's target (residual acceleration, one output per axis,
-shared kernel) and its online update (sliding window, ``gp.window``); rolling out the GP mean
-(``rollout_samples=False``); the CBF tightening (worst case over ``mean +- confidence *
-std``); the feedback of the filtered action. Hyperparameters of the GP are fixed, not fitted.
+``rlwb.envs.quadrotor.task``); the CLF (a sliding-surface Lyapunov function, soft, weight
+10, decay rate 0.5/s, yielding to the CBF near obstacles); the GP's target (residual
+acceleration, one output per axis, shared kernel) and its online update (sliding window,
+``gp.window``); rolling out the GP mean (``rollout_samples=False``); the CBF tightening
+(worst case over ``mean +- confidence * std``); the feedback of the filtered action.
+Hyperparameters of the GP are fixed, not fitted.
 
 Online learning happens inside ``act`` (training and evaluation alike): this is an adaptive
 controller, and the data of one episode's wind say nothing certain about the next one's, so
 with ``reset_gp_each_episode`` (default) a member's GP restarts with each episode (detected
 by ``t = 0`` in the observation). ``update`` performs no gradient steps; it reports the
-filter's intervention rate and the GP's size. The agent keeps one context (planner warm
-starts, GPs, the previous transition) per batch size, so training and evaluation engines of
-different sizes never mix. ``explore`` is ignored: CEM's sampling is the exploration, and
-the controller acts the same in training and evaluation.
+filter's intervention rate, its ``safety/infeasible`` and ``safety/fallbacks`` counts
+(``rlwb.planners.safety``: no action met every CBF row; the solver failed) and the GP's
+size. The agent keeps one context (planner warm starts, GPs, the previous transition) per
+batch size, so training and evaluation engines of different sizes never mix. ``explore`` is
+ignored: CEM's sampling is the exploration, and the controller acts the same in training and
+evaluation.
 
 Defaults: CEM with 200 samples x 4 iterations, 20 elites, horizon 15 (0.75 s, most of a
 gust's correlation time); GP window 60 (3 s of data), length scales 2 m/s on velocity and
@@ -99,7 +110,7 @@ class SafeCEMMPCConfig:
     indicator of a predicted collision itself)."""
     rollout_samples: bool = False
     """Roll out GP samples (independent per step) instead of the GP mean."""
-    feedback: Literal["none", "first", "shift"] = "first"
+    feedback: Literal["none", "first", "correct", "shift"] = "correct"
     """How the filtered action guides the next plan's sampling mean."""
     reset_gp_each_episode: bool = True
     """Forget a member's GP data when its episode restarts."""
@@ -112,8 +123,10 @@ class SafeCEMMPCConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ConfigError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        if self.feedback not in ("none", "first", "shift"):
-            raise ConfigError(f"feedback must be none, first or shift, got {self.feedback!r}")
+        if self.feedback not in ("none", "first", "correct", "shift"):
+            raise ConfigError(
+                f"feedback must be none, first, correct or shift, got {self.feedback!r}"
+            )
         if self.features not in ("velocity", "velocity_time"):
             raise ConfigError(f"features must be velocity or velocity_time, got {self.features!r}")
         if self.torch_threads < 0:
@@ -145,6 +158,8 @@ class _Context:
         self.intervened = torch.zeros(batch, dtype=torch.bool, device=agent.device)
         self.steps = 0
         self.interventions = 0
+        self.infeasible = 0
+        self.fallbacks = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -153,7 +168,7 @@ class _Context:
             "prev_obs": self.prev_obs,
             "prev_action": self.prev_action,
             "intervened": self.intervened,
-            "counts": [self.steps, self.interventions],
+            "counts": [self.steps, self.interventions, self.infeasible, self.fallbacks],
         }
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
@@ -163,7 +178,8 @@ class _Context:
         move = lambda x: None if x is None else x.to(device)  # noqa: E731
         self.prev_obs, self.prev_action = move(state["prev_obs"]), move(state["prev_action"])
         self.intervened = state["intervened"].to(device)
-        self.steps, self.interventions = (int(x) for x in state["counts"])
+        counts = [int(x) for x in state["counts"]] + [0, 0]  # older checkpoints: two counts
+        self.steps, self.interventions, self.infeasible, self.fallbacks = counts[:4]
 
 
 class SafeCEMMPC(StepAgent):
@@ -247,11 +263,14 @@ class SafeCEMMPC(StepAgent):
         if mode == "none" or planner.mean is None or not bool(ctx.intervened.any()):
             return
         changed = ctx.intervened[:, None, None]
+        delta = planner.to_unit(action) - planner.to_unit(planned)
         if mode == "first":
             first = planner.to_unit(action)[:, None]
             guided = torch.cat([first, planner.mean[:, 1:]], 1)
+        elif mode == "correct":
+            first = (planner.mean[:, :1] + delta[:, None]).clamp(-1, 1)
+            guided = torch.cat([first, planner.mean[:, 1:]], 1)
         else:
-            delta = planner.to_unit(action) - planner.to_unit(planned)
             guided = (planner.mean + delta[:, None]).clamp(-1, 1)
         planner.mean = torch.where(changed, guided, planner.mean)
 
@@ -270,6 +289,8 @@ class SafeCEMMPC(StepAgent):
             result = self.filter(planned, self.constraints(ctx, obs))
             action, ctx.intervened = result.action, result.intervened
             ctx.interventions += int(result.intervened.sum())
+            ctx.infeasible += int(result.infeasible.sum())
+            ctx.fallbacks += int(result.fallback.sum())
             self._guide(ctx, planned, action)
         ctx.steps += obs.shape[0]
         ctx.prev_obs, ctx.prev_action = obs, action
@@ -279,10 +300,17 @@ class SafeCEMMPC(StepAgent):
         """Nothing to store: the GP learns inside :meth:`act` (module docstring)."""
 
     def update(self, num_updates: int) -> dict[str, float]:
+        """Filter statistics of the training members: intervention rate, and the counts of
+        member-steps whose CBF rows could not all hold (``safety/infeasible``) and whose QP
+        the solver failed on (``safety/fallbacks``, given the least-violating action)."""
         ctx = self.contexts.get(self.spec.num_envs)
         if ctx is None:
             return {}
-        out = {"filter_intervention_rate": ctx.interventions / max(ctx.steps, 1)}
+        out = {
+            "filter_intervention_rate": ctx.interventions / max(ctx.steps, 1),
+            "safety/infeasible": float(ctx.infeasible),
+            "safety/fallbacks": float(ctx.fallbacks),
+        }
         if ctx.gp is not None:
             out["gp_points"] = float(ctx.gp.size.float().mean())
         return out

@@ -5,7 +5,8 @@
     rlwb eval runs/safe_mpc_tracking-...                   # the final policy, same episodes
 
 The GP-CEM (default variant here) learns the wind's push online and tracks about 5x closer
-than the nominal CEM; there are no obstacles, so the filter has nothing to do.
+than the nominal CEM; there are no obstacles, so the filter (``--agent.variant gp_filter``)
+only adds its tracking CLF, which tracks as well (benchmarks/safe_mpc_bench.py).
 Nothing is trained across episodes (the GP adapts within each one): a run is two episodes
 of control, an evaluation, and plots in <run>/plots/ and TensorBoard. Numbers for the three
 variants: benchmarks/RESULTS.md (safe_mpc_bench).

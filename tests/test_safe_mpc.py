@@ -20,6 +20,7 @@ from rlwb.planners.safety import (
     SafeController,
     SafetyFilterConfig,
     obstacle_cbf_rows,
+    tracking_clf_row,
 )
 from rlwb.planners.sampling import SamplingConfig
 
@@ -179,6 +180,95 @@ def test_filter_solves_the_qp_exactly_when_unsafe():
     assert result.intervened.tolist() == [True, False] and float(result.cbf_slack[0]) < 1e-5
 
 
+# The filter's problem at step 74 of the README's ``--train.task-kwargs obstacles mixed
+# wind_speed 4`` run: feasible, but its unscaled rows stalled Clarabel at its iteration limit.
+README_U0 = torch.tensor([[0.920341, -1.229330, -1.128839]])
+README_ROWS = Constraints(
+    torch.tensor([[[-6.692186, 1.187670, 0.0], [-5.392186, -1.412330, -0.228234],
+                   [0.207814, 1.187670, -0.228234]]]),
+    torch.tensor([[-341.702911, -246.340149, 0.767258]]),
+)  # fmt: skip
+
+
+def _pillar_rows(speed: float, qp: MinimalInterventionFilter) -> Constraints:
+    """The CBF rows of a drone 0.7 m before a pillar's axis, flying at it at ``speed``."""
+    pillar = torch.tensor([[1.0, 1.95, 0.0, 0.0, 0.25]])
+    pos, vel, zero = (
+        torch.tensor([[1.25, 0.0, 1.0]]),
+        torch.tensor([[speed, 0, 0]]),
+        torch.zeros(1, 3),
+    )
+    return Constraints(*obstacle_cbf_rows(pos, vel, zero, zero, pillar, 0.1, qp.config))
+
+
+def test_filter_solves_the_problem_the_readme_run_stalled_on():
+    result = _filter()(README_U0, README_ROWS)
+    a, b = README_ROWS.cbf_a[0], README_ROWS.cbf_b[0]
+    assert bool((a @ result.action[0] >= b - 1e-4).all()), result
+    assert not bool(result.infeasible.any() or result.fallback.any())
+    # The exact answer: the projection of u0 onto the one violated row (the others hold).
+    row, need = a[2], b[2] - a[2] @ README_U0[0]
+    torch.testing.assert_close(result.action[0], README_U0[0] + need * row / row.square().sum(),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+def test_infeasible_state_gets_the_least_violating_action_and_is_counted():
+    """3 m/s towards a pillar 0.7 m away needs more than the box's 6 m/s^2 of braking: no
+    action satisfies the CBF; the filter brakes fully and flags the member (the other one,
+    at 1 m/s, is feasible)."""
+    qp = _filter()
+    fast, slow = _pillar_rows(3.0, qp), _pillar_rows(1.0, qp)
+    rows = Constraints(torch.cat([fast.cbf_a, slow.cbf_a]), torch.cat([fast.cbf_b, slow.cbf_b]))
+    result = qp(torch.zeros(2, 3), rows)
+    assert result.infeasible.tolist() == [True, False] and not bool(result.fallback.any())
+    assert float(result.action[0, 0]) == pytest.approx(-6.0, abs=1e-4)
+    assert float(result.cbf_slack[0]) > 1.0 and float(result.cbf_slack[1]) < 1e-5
+
+
+def test_clf_never_buys_tracking_with_safety():
+    """A CLF weighted so heavily that its relaxation outbids the CBF's slack penalty: the
+    joint QP would break the CBF row (u_x >= 1) to please the CLF (u_x <= -5); the filter
+    re-solves without the CLF and keeps the member safe."""
+    qp = _filter(clf_weight=1e6, clf_yields=False)
+    rows = Constraints(
+        torch.tensor([[[1.0, 0.0, 0.0]]]), torch.tensor([[1.0]]),
+        torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([-5.0]),
+    )  # fmt: skip
+    result = qp(torch.zeros(1, 3), rows)
+    assert float(result.action[0, 0]) >= 1 - 1e-5 and not bool(result.infeasible.any())
+
+
+def test_solver_failure_falls_back_to_the_least_violating_action(monkeypatch):
+    """With the solver failing on every problem, the filter still answers: the feasible
+    README state gets an action meeting its rows, the infeasible pillar state full braking,
+    both flagged as fallbacks."""
+    import qpsolvers
+
+    monkeypatch.setattr(qpsolvers, "solve_qp", lambda *args, **kwargs: None)
+    qp = _filter()
+    result = qp(README_U0, README_ROWS)
+    assert result.fallback.tolist() == [True] and not bool(result.infeasible.any())
+    a, b = README_ROWS.cbf_a[0], README_ROWS.cbf_b[0]
+    assert bool((a @ result.action[0] >= b - 1e-4).all())
+    result = qp(torch.zeros(1, 3), _pillar_rows(3.0, qp))
+    assert result.fallback.tolist() == [True] and result.infeasible.tolist() == [True]
+    assert float(result.action[0, 0]) == pytest.approx(-6.0)
+
+
+def test_agent_reports_infeasible_and_fallback_counts(monkeypatch):
+    """The counts reach TensorBoard through ``update``'s metrics (``safety/*``)."""
+    import qpsolvers
+
+    agent, engine = _agent("Quadrotor-Obstacles-v0", "gp_filter", 2)
+    obs = engine.reset(seed=0)
+    obs[:, 0:6] = torch.tensor([1.25, 0.0, 1.0, 3.0, 0.0, 0.0])  # at the pillar, fast
+    monkeypatch.setattr(qpsolvers, "solve_qp", lambda *args, **kwargs: None)
+    action = agent.act(obs)
+    assert bool(((action >= engine.task.low) & (action <= engine.task.high)).all())
+    metrics = agent.update(1)
+    assert metrics["safety/fallbacks"] == 2 and metrics["safety/infeasible"] == 2
+
+
 def test_cbf_rows_are_the_second_order_barrier_condition():
     """``a.u - b = h'' + (a1 + a2) h' + a1 a2 h`` along ``p(t) = p + v t + (u + d) t^2 / 2``
     (finite differences, sphere and cylinder), and the GP tightening lowers it by exactly
@@ -205,6 +295,45 @@ def test_cbf_rows_are_the_second_order_barrier_condition():
     _, b_tight = obstacle_cbf_rows(pos, vel, d, sigma, obstacles, 0.1, cfg)
     r = offsets(pos, obstacles)
     torch.testing.assert_close(b_tight - b, 4.0 * (r.abs() * sigma[:, None]).sum(-1))
+
+
+def test_clf_row_decreases_the_tracking_lyapunov_function_where_it_binds():
+    """Members put off the figure-eight (0.4 m and 0.5 m/s away), the disturbance known, and
+    a proposed action that pushes the sliding variable away (``V' = |s|^2 > 0``): with the
+    default (soft) CLF the filter binds on every member, and one step later ``V`` has fallen
+    where the unfiltered action raised it."""
+    cfg = SafetyFilterConfig()
+    assert cfg.clf_weight > 0  # the CLF is on by default
+    engine = make_engine("Quadrotor-Figure8-v0", 16, backend="torch", seed=0, dtype=torch.float64)
+    task, g = engine.task, torch.Generator().manual_seed(2)
+    engine.reset(seed=0)
+    state = engine.get_state()
+    away = torch.nn.functional.normalize(torch.randn(16, 3, generator=g, dtype=torch.float64))
+    state[:, 1:4] += 0.4 * away  # position and velocity errors in one direction: |s| = 1.3
+    state[:, 4:7] += 0.5 * away
+    obs = engine.set_state(state)
+    d = task.disturbance(engine.get_state())
+    p_ref, v_ref, a_ref = task.reference_at(obs[:, 12])
+
+    def lyapunov(o: torch.Tensor) -> torch.Tensor:
+        p_ref, v_ref, _ = task.reference_at(o[:, 12])
+        s = (o[:, 3:6] - v_ref) + cfg.clf_lambda * (o[:, 0:3] - p_ref)
+        return 0.5 * s.square().sum(-1)
+
+    ev = obs[:, 3:6] - v_ref
+    s = ev + cfg.clf_lambda * (obs[:, 0:3] - p_ref)
+    u0 = a_ref - d - cfg.clf_lambda * ev + s  # makes V' = |s|^2
+    clf_a, clf_b = tracking_clf_row(obs[:, 0:3], obs[:, 3:6], p_ref, v_ref, a_ref, d, cfg)
+    no_cbf = torch.zeros(16, 0, 3, dtype=torch.float64), torch.zeros(16, 0, dtype=torch.float64)
+    qp = MinimalInterventionFilter(cfg, task.low, task.high)
+    result = qp(u0, Constraints(*no_cbf, clf_a, clf_b))
+    assert bool(result.intervened.all())
+    v_now = lyapunov(obs)
+    v_filtered = lyapunov(engine.step(result.action)[0])
+    engine.set_state(state)
+    v_pushed = lyapunov(engine.step(u0)[0])
+    assert bool((v_pushed > v_now).all())
+    assert bool((v_filtered < v_now).all()), v_filtered / v_now
 
 
 def test_any_policy_behind_the_filter_stays_clear():
@@ -302,3 +431,18 @@ def test_experiment_runs_through_the_runner_and_rlwb_eval_reproduces_it(tmp_path
         assert (result.run_dir / "plots" / f"{plot}.png").exists()
     mean, _, returns = evaluate(result.checkpoint, episodes=None)
     assert returns == result.eval_returns and mean == result.eval_mean
+
+
+def test_readme_task_kwargs_example_runs(tmp_path):
+    """``rlwb train safe_mpc_obstacles --train.task-kwargs obstacles mixed wind_speed 4`` (the
+    README's example) with a small planner, past the step whose QP once stalled the solver."""
+    from rlwb.experiments import safe_mpc_obstacles
+
+    small = ["--agent.planner.samples", "60", "--agent.planner.elites", "6",
+             "--agent.planner.iterations", "2", "--agent.planner.horizon", "10"]  # fmt: skip
+    result = safe_mpc_obstacles.main(
+        ["--train.task-kwargs", "obstacles", "mixed", "wind_speed", "4", "--train.total-steps",
+         "90", "--train.eval-horizon", "10", "--train.eval-episodes", "1", "--train.run-dir",
+         str(tmp_path), "--train.no-progress", *small]
+    )  # fmt: skip
+    assert result.checkpoint.exists() and result.env_steps == 90
