@@ -610,7 +610,7 @@ def test_an_update_restarts_the_evaluation_planner():
     assert not plan.active.any() and (plan.stalled == 0).all() and plan.fresh.all()
 
 
-def _failure_batch(agent, engine, terminated_at_goal: bool):
+def _terminating_batch(agent, engine, terminated_at_goal: bool):
     """Store one episode per member that terminates (synthetically) after 5 steps, at
     the goal or away from it, and sample a batch from it."""
     obs = engine.reset(seed=0)
@@ -634,7 +634,7 @@ def test_gdg_terminal_target_is_the_cap_unless_the_goal_is_reached(at_goal):
     kw = {**MAZE_KW, "terminate_on_success": False}
     engine = make_engine("PointMaze-Open-Goal-v0", 4, backend="torch", seed=0, **kw)
     agent = GDG(GDGConfig(hidden=(8,), seed=0, probe_every=0), engine.spec, "cpu")
-    batch = _failure_batch(agent, engine, at_goal)
+    batch = _terminating_batch(agent, engine, at_goal)
     batch["terminated"] = agent.terminal(batch)
     last = batch["step"] % 5 == 4
     reached = agent.reached(batch["next_obs"])
