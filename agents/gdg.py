@@ -12,11 +12,13 @@ replay's own transitions (the paper's ``b* = argmin_b D(s, b) + D(b, g)`` is the
 Only the paper's abstract and introduction are readable and no code was published, so
 these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
 
-* Target ``0`` when the next state's achieved goal reaches g (the task's success test),
-  else ``1 + (1 - terminated) D'(s', pi'(s', g), g)`` with target networks; undiscounted;
-  clipped to ``[0, T]`` with T the episode length. So D counts the steps before the one
-  that arrives (one less than the steps taken). The critic's output layer is linear;
-  D >= 0 holds for its targets, and uses of D clamp at 0.
+* Target ``0`` when the next state's achieved goal reaches g (the task's success test);
+  else ``T`` (the episode length, the largest distance the targets represent) when the
+  episode terminated there, since a terminated state that missed g can never reach it (a
+  target of 1 would make a crash look one step from the goal); else
+  ``1 + D'(s', pi'(s', g), g)`` with target networks; undiscounted; clipped to ``[0, T]``.
+  So D counts the steps before the one that arrives (one less than the steps taken). The
+  critic's output layer is linear; D >= 0 holds for its targets, and uses of D clamp at 0.
 * Goals are relabelled in hindsight from the same trajectory (HER's ``future``
   strategy, 80% of each batch); rewards are not used, only the success test.
 * The actor minimises ``D(s, pi(s, g), g)`` plus HER's action penalty; networks,
@@ -109,7 +111,8 @@ class GDG(GoalAgent):
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         nxt = batch["next_obs"]
         onward = self.critic_target(nxt, self.actor_target(nxt)).clamp(min=0.0)
-        target = 1.0 + (1.0 - batch["terminated"]) * onward
+        cap = float(self.horizon)  # a terminated state that missed g never reaches it
+        target = torch.where(batch["terminated"] > 0, cap, 1.0 + onward)
         target = torch.where(self.reached(nxt), torch.zeros_like(target), target)
         return target.clamp(0.0, float(self.horizon))
 

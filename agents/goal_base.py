@@ -11,7 +11,8 @@ the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the actor optimi
 (:meth:`GoalAgent.actor_objective`).
 
 Episodes that end on success (``terminate_on_success``) stop bootstrapping only for the
-goal they ended on: relabelled rows never count as terminal.
+goal they ended on: relabelled rows of such a step do not count as terminal. A termination
+without success (a crash, a fall) is terminal for every goal (:meth:`GoalAgent.terminal`).
 """
 
 from __future__ import annotations
@@ -222,6 +223,18 @@ class GoalAgent(StepAgent):
         d = done.to(torch.float64)
         self.stats += torch.stack([(success * d).sum(), (dist.double() * d).sum(), d.sum()])
 
+    def terminal(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[batch]`` float, 1 where the row's stored step ends the chase of the row's goal.
+
+        A termination on success belongs to the goal it was reached for: a relabelled row
+        goes on (the state can still move towards other goals). A termination without
+        success (a crash, a fall) ends the episode whatever the goal, so it stays terminal
+        on relabelled rows too."""
+        terminated = batch["terminated"] > 0
+        stored = self.replay.gather(batch["member"], batch["step"])["next_obs"]
+        failed = terminated & ~self.reached(stored)
+        return torch.where(batch["relabelled"], failed, terminated).float()
+
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
@@ -248,8 +261,7 @@ class GoalAgent(StepAgent):
             )
             if cfg.random_goal_prob > 0:
                 self.random_goals(batch, cfg.random_goal_prob)
-            # A termination belongs to the goal it was reached for, not to a relabelled one.
-            batch["terminated"] = torch.where(batch["relabelled"], 0.0, batch["terminated"])
+            batch["terminated"] = self.terminal(batch)
             with torch.no_grad():
                 target = self.bootstrap_target(batch)
             critic_loss = F.mse_loss(self.critic(batch["obs"], batch["action"]), target)

@@ -20,13 +20,13 @@ import pathlib  # noqa: E402
 import pkgutil  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import Annotated, Any, TypeVar  # noqa: E402
 
 import tyro  # noqa: E402
 
-from rlwb.config import parse_cli  # noqa: E402
+from rlwb.config import TaskKwargs, parse_cli  # noqa: E402
 from rlwb.errors import ConfigError, RlwbError  # noqa: E402
 from rlwb.paths import os_error_line  # noqa: E402
 
@@ -154,6 +154,9 @@ class EvalArgs:
     """Evaluation seed (default: the run's eval_seed)."""
     progress_every: float = 30.0
     """Seconds between progress lines when the output is not a terminal."""
+    task_kwargs: TaskKwargs = field(default_factory=dict)
+    """Change task settings for this evaluation: KEY VALUE pairs over the run's own
+    (e.g. wind_speed 4, max_episode_steps 500); the changes are printed first."""
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -164,7 +167,7 @@ def cmd_eval(args: list[str]) -> int:
     try:
         mean, std, returns = evaluate(
             opts.checkpoint, opts.episodes, opts.video, opts.backend, opts.device, opts.seed,
-            progress_every=opts.progress_every,
+            progress_every=opts.progress_every, task_kwargs=opts.task_kwargs,
         )  # fmt: skip
     except VideoError as exc:
         if exc.result is None:

@@ -27,6 +27,11 @@ import yaml
 from rlwb.errors import ConfigError
 
 T = TypeVar("T")
+
+TaskKwargs = dict[str, int | float | bool | str]
+"""A task's keyword arguments as command lines give them (``--train.task-kwargs``,
+``rlwb eval --task-kwargs``): KEY VALUE pairs, each value read as the first of int, float,
+bool, str that parses."""
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour codes tyro writes on a terminal
 
 

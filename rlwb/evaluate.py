@@ -22,7 +22,7 @@ import dataclasses
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -189,6 +189,7 @@ def evaluate(
     device: str | None = None,
     seed: int | None = None,
     progress_every: float | None = None,
+    task_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[float, float, list[float]]:
     """Mean and std of the return of a saved policy over ``episodes`` episodes.
 
@@ -199,7 +200,9 @@ def evaluate(
     ``video`` writes one more episode (seed ``seed``) as an mp4; if that fails, the
     :class:`rlwb.video.VideoError` raised carries the evaluation in its ``result``. With
     ``progress_every`` the evaluation shows its progress: a bar on a terminal, else a line
-    every that many seconds.
+    every that many seconds. ``task_kwargs`` change task settings over the run's own
+    (stronger wind, other goals, another time limit); the change is printed first, as
+    ``task_kwargs changed: KEY OLD -> NEW, ...``.
     """
     payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
     train = payload.get("train_config") or {}
@@ -209,7 +212,8 @@ def evaluate(
         raise ConfigError(f"episodes must be an integer >= 1, got {episodes!r}")
     dev = resolve_device(device if device is not None else _saved_device(train))
     task = train["task"]
-    task_kwargs = dict(train.get("task_kwargs") or {})
+    saved_kwargs = dict(train.get("task_kwargs") or {})
+    task_kwargs = {**saved_kwargs, **(task_kwargs or {})}
     eval_seed = int(seed if seed is not None else train["eval_seed"])
     if video is not None:
         from rlwb.video import check_renderable, check_video_path
@@ -224,6 +228,9 @@ def evaluate(
         seed=eval_seed,
         **task_kwargs,
     )
+    change = task_kwargs_change(saved_kwargs, task_kwargs)
+    if change:  # once the engine accepted them
+        print(change, flush=True)
     progress = PhaseProgress(progress_every) if progress_every is not None else None
     try:
         agent = build_agent(payload, engine.spec, dev)
@@ -246,6 +253,17 @@ def evaluate(
             exc.result = result
             raise
     return result
+
+
+def task_kwargs_change(saved: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``"task_kwargs changed: wind_speed 2.0 -> 4.0, ..."`` for the keys whose value
+    differs (``default`` where the run left a key at the task's default), or ``""``."""
+    changed = [
+        f"{key} {saved[key] if key in saved else 'default'} -> {value}"
+        for key, value in new.items()
+        if key not in saved or saved[key] != value
+    ]
+    return f"task_kwargs changed: {', '.join(changed)}" if changed else ""
 
 
 def _saved_device(train: dict[str, Any]) -> str:

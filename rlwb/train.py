@@ -57,7 +57,15 @@ from rlwb.agent import (
     StepAgent,
     act_on,
 )
-from rlwb.config import class_path, dump_yaml, flatten, from_dict, parse_cli, to_plain
+from rlwb.config import (
+    TaskKwargs,
+    class_path,
+    dump_yaml,
+    flatten,
+    from_dict,
+    parse_cli,
+    to_plain,
+)
 from rlwb.engine import Engine, make_engine
 from rlwb.env_steps import EnvStepLogger, action_repeat_of, agent_steps_for
 from rlwb.errors import CheckpointError, ConfigError, RlwbError
@@ -123,7 +131,7 @@ class TrainConfig:
     """Write an mp4 of the final evaluation policy to <run>/videos/ (MuJoCo: MUJOCO_GL=egl)."""
     video_every: int = 0
     """Also write a video at evaluations every this many steps (0: only the final one)."""
-    task_kwargs: dict[str, int | float | bool | str] = field(default_factory=dict)
+    task_kwargs: TaskKwargs = field(default_factory=dict)
     """Keyword arguments of the task (Gymnasium's env arguments, e.g. frame_skip 4)."""
     progress: bool = True
     """Show progress: a live bar on a terminal, else a line every progress_every seconds."""

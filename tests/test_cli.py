@@ -97,6 +97,23 @@ def test_eval_reproduces_the_runs_final_evaluation(cli_runs, capsys):
     assert out.strip() == format_result(mean, std, 2) and mean != run.eval_mean
 
 
+def test_eval_under_changed_task_settings_prints_the_change(cli_runs, capsys):
+    run = cli_runs[0]["pendulum"]
+    args = ["eval", str(run.run_dir), "--task-kwargs", "g", "15.0", "max_episode_steps", "50"]
+    code, out, err = run_main(capsys, *args)
+    assert code == 0, err
+    change, result = out.strip().splitlines()
+    assert change == "task_kwargs changed: g default -> 15.0, max_episode_steps default -> 50"
+    mean, std, returns = evaluate(
+        run.run_dir, None, task_kwargs={"g": 15.0, "max_episode_steps": 50}
+    )
+    assert result == format_result(mean, std, 3) and mean != run.eval_mean
+    assert capsys.readouterr().out.startswith("task_kwargs changed: g default -> 15.0")
+    code, out, err = run_main(capsys, *args[:2], "--task-kwargs", "bogus", "1")
+    _assert_one_error_line(code, err, r"unknown argument\(s\) 'bogus' for task 'Pendulum-v1'")
+    assert code == 2 and out == ""
+
+
 def test_eval_writes_a_video_of_a_mujoco_policy(cli_runs, capsys):
     runs, _, tmp = cli_runs
     code, out, err = run_main(

@@ -608,3 +608,46 @@ def test_an_update_restarts_the_evaluation_planner():
     plan.active.fill_(True)
     agent.update(1)
     assert not plan.active.any() and (plan.stalled == 0).all() and plan.fresh.all()
+
+
+def _terminating_batch(agent, engine, terminated_at_goal: bool):
+    """Store one episode per member that terminates (synthetically) after 5 steps, at
+    the goal or away from it, and sample a batch from it."""
+    obs = engine.reset(seed=0)
+    for t in range(5):
+        action = agent.act(obs, explore=True)
+        nxt, reward, _, trunc, _ = engine.step(action)
+        if terminated_at_goal and t == 4:
+            obs[:, 6:8] = nxt[:, 6:8] = nxt[:, 4:6]  # the episode ends on reaching its goal
+        term = torch.full_like(trunc, t == 4)
+        agent.observe(obs, action, reward, nxt, term, trunc)
+        obs = nxt
+    return agent.replay.sample_her(512, agent.task.compute_reward, agent.slices, "future", 0.8)
+
+
+@pytest.mark.parametrize("at_goal", [False, True])
+def test_gdg_terminal_target_is_the_cap_unless_the_goal_is_reached(at_goal):
+    """A termination away from the goal (a crash, a fall) can never reach it: its distance
+    target is the cap T (the episode length), not 1; the goal's own termination keeps
+    target 0. A relabelled row keeps a failure's termination (no goal is reachable after
+    it) but not a success's (the state goes on towards other goals)."""
+    kw = {**MAZE_KW, "terminate_on_success": False}
+    engine = make_engine("PointMaze-Open-Goal-v0", 4, backend="torch", seed=0, **kw)
+    agent = GDG(GDGConfig(hidden=(8,), seed=0, probe_every=0), engine.spec, "cpu")
+    batch = _terminating_batch(agent, engine, at_goal)
+    batch["terminated"] = agent.terminal(batch)
+    last = batch["step"] % 5 == 4
+    reached = agent.reached(batch["next_obs"])
+    target = agent.bootstrap_target(batch)
+    if at_goal:  # success ends only its own goal's chase
+        assert torch.equal(batch["terminated"][last] > 0, ~batch["relabelled"][last])
+        arrived = last & ~batch["relabelled"]
+        assert arrived.sum() > 2 and (target[arrived] == 0).all()
+    else:
+        assert (batch["terminated"][last] == 1).all()
+        failed = last & ~reached
+        assert failed.sum() > 10
+        assert torch.equal(target[failed], torch.full_like(target[failed], float(agent.horizon)))
+    assert (target[reached] == 0).all()
+    going = ~last & ~reached
+    assert (target[going] >= 1).all() and (target[going] < agent.horizon).all()
