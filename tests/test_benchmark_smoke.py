@@ -81,7 +81,7 @@ SMOKE: dict[str, Smoke] = {
         child=True,
     ),
     "safe_mpc_bench.py": Smoke(
-        "--episodes 1 --steps 2", "| obstacles | gp_filter |", ("qpsolvers",)
+        "--episodes 1 --steps 2", "| obstacles | gp_filter (CLF + CBF) |", ("qpsolvers",)
     ),
     "tdmpc_bench.py": Smoke("--repeats 1 --no-small", "| official | wall |"),
     "tdmpc_dmc_curves.py": Smoke("", "covered by tests/test_tdmpc_curves.py"),
