@@ -49,7 +49,12 @@ from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 from rlwb.planners.task_rewards import task_reward
 from rlwb.replay import ReplayBuffer
 
-FORMAT_VERSION = 2  # 2: the ensemble's output normalisation
+FORMAT_VERSION = 3  # 2: the ensemble's output normalisation; 3: its planned members
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-member mask ``[E]`` shaped to broadcast over a stacked tensor ``[E, ...]``."""
+    return mask.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 @dataclass
@@ -63,15 +68,17 @@ class PETSConfig:
     reward: Literal["auto", "task", "learned"] = "auto"
     """Reward source: the task's known function, a learned head, or the first available."""
     train_every: int = 250
-    """Env steps between model training rounds."""
-    train_steps: int = 200
-    """Gradient steps per training round (at least; see ``train_epochs``)."""
-    train_epochs: float = 0.0
-    """If > 0, a round takes at least this many passes over the replay in batches of
-    ``ensemble.batch_size`` (mbrl-lib trains up to 25 epochs each round on HalfCheetah),
-    so training grows with the data; 0: ``train_steps`` only."""
+    """Env steps between model training rounds (mbrl-lib's ``freq_train_model``)."""
+    train_epochs: int = 50
+    """Most epochs (bootstrap passes over all training transitions) per round."""
+    patience: int = 5
+    """A round stops after this many epochs in which no member's held-out error fell by
+    1% or more (mbrl-lib's early stopping); each member keeps its best epoch's weights."""
+    train_steps: int = 0
+    """If > 0, a cap on the gradient steps of a round (quick tests, tight CPU budgets)."""
     holdout: float = 0.1
-    """Fraction of transitions kept out of training to measure one-step error."""
+    """Fraction of transitions kept out of training: early stopping, elite choice and the
+    logged one-step error use them."""
     capacity: int = 200_000
     seed: int = 0
     torch_threads: int = 1
@@ -81,12 +88,11 @@ class PETSConfig:
     def validate(self) -> None:
         if self.reward not in ("auto", "task", "learned"):
             raise ConfigError(f"reward must be auto, task or learned, got {self.reward!r}")
-        for name in ("train_every", "train_steps", "capacity"):
+        for name in ("train_every", "train_epochs", "patience", "capacity", "train_steps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"PETS {name} must be an integer >= 1, got {value!r}")
-        if not self.train_epochs >= 0:
-            raise ConfigError(f"train_epochs must be >= 0, got {self.train_epochs!r}")
+            least = 0 if name == "train_steps" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"PETS {name} must be an integer >= {least}, got {value!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must lie in (0, 1), got {self.holdout!r}")
 
@@ -166,25 +172,48 @@ class PETS(StepAgent):
             self.train_model()
         return {**self.losses, **self.timer.report()}
 
-    def train_model(self, steps: int | None = None) -> dict[str, float]:
-        """One training round: refit input normalisation, ``steps`` bootstrap Adam steps."""
-        if steps is None:
-            per_epoch = len(self.replay) / self.config.ensemble.batch_size
-            steps = max(self.config.train_steps, math.ceil(self.config.train_epochs * per_epoch))
-        data = {k: v[: len(self.replay)] for k, v in self.replay.data.items()}
-        targets = self.ensemble.targets(data["obs"], data["next_obs"], data["reward"])
-        self.ensemble.fit_normalizer(data["obs"], data["action"], targets)
-        e, batch = self.config.ensemble.members, self.config.ensemble.batch_size
-        idx = torch.randint(
-            len(self.replay), (steps, e, batch), generator=self.generator, device=self.device
-        )
-        nll = torch.zeros((), device=self.device)
-        for s in range(steps):
-            rows = {k: v[idx[s]] for k, v in data.items()}  # [E, batch, ...]
-            target = self.ensemble.targets(rows["obs"], rows["next_obs"], rows["reward"])
-            nll = self.ensemble.train_step(rows["obs"], rows["action"], target)
+    def train_model(self) -> dict[str, float]:
+        """One training round on all training transitions: refit the input (and output)
+        normalisation, then bootstrap epochs until held-out error stops improving (see
+        ``patience``); members keep their best epoch and the best ``ensemble.elites`` plan."""
+        cfg, ens = self.config, self.ensemble
+        n, e, batch = len(self.replay), ens.config.members, ens.config.batch_size
+        data = {k: v[:n] for k, v in self.replay.data.items()}
+        targets = ens.targets(data["obs"], data["next_obs"], data["reward"])
+        ens.fit_normalizer(data["obs"], data["action"], targets)
+        held = {k: v[: len(self.heldout)] for k, v in self.heldout.data.items()}
+        held_target = ens.targets(held["obs"], held["next_obs"], held["reward"])
+
+        def scores() -> torch.Tensor:
+            if len(self.heldout) == 0:
+                return torch.zeros(e, device=self.device)
+            return ens.member_scores(held["obs"], held["action"], held_target)
+
+        per_epoch = math.ceil(n / batch)
+        budget = cfg.train_steps or math.inf
+        best, saved, waited, steps, nll = scores(), ens.member_weights(), 0, 0, math.nan
+        for _ in range(cfg.train_epochs):
+            if steps >= budget:
+                break
+            idx = torch.randint(n, (per_epoch, e, batch), generator=self.generator,
+                                device=self.device)  # fmt: skip
+            for rows in idx[: int(min(per_epoch, budget - steps))]:
+                nll = float(ens.train_step(data["obs"][rows], data["action"][rows], targets[rows]))
+                steps += 1
+            score = scores()
+            better = score < best * 0.99
+            best = torch.where(better, score, best)
+            saved = [torch.where(_rows(better, old), new.detach(), old)
+                     for old, new in zip(saved, [*ens.weights, *ens.biases], strict=True)]  # fmt: skip
+            waited = 0 if bool(better.any()) else waited + 1
+            if len(self.heldout) > 0 and waited >= cfg.patience:
+                break
+        if len(self.heldout) > 0:
+            ens.restore_members(saved, torch.ones(e, dtype=torch.bool, device=self.device))
+        ens.planned.copy_(best.argsort()[: ens.config.planned].sort().values)
         self.trainings += 1
-        self.losses = {"model_nll": float(nll), **self.holdout_error()}
+        self.losses = {"model_nll": nll, "model_epochs": steps / per_epoch,
+                       **self.holdout_error()}  # fmt: skip
         return self.losses
 
     def holdout_error(self, limit: int = 5000) -> dict[str, float]:

@@ -44,8 +44,12 @@ class EnsembleConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-5
     batch_size: int = 256
+    elites: int = 0
+    """Members planned with: the ``elites`` best on held-out transitions after each
+    training round (mbrl-lib: 5 of 7); 0: all members."""
     particles: int = 20
-    """Particles per candidate sequence in planning (a multiple of ``members``)."""
+    """Particles per candidate sequence in planning (a multiple of the members planned
+    with: ``elites``, or ``members``)."""
     normalize_targets: bool = False
     """Standardise the targets (observation change, reward) with the training data's
     statistics, as the inputs are (a deviation; PETS and mbrl-lib normalise inputs only).
@@ -55,15 +59,24 @@ class EnsembleConfig:
     it was worse (1.0e-3 vs 2.0e-4 after 300 steps), hence off by default and on in
     ``pets_mujoco``'s HalfCheetah preset (benchmarks/RESULTS.md)."""
 
+    @property
+    def planned(self) -> int:
+        """How many members the planner propagates particles through."""
+        return self.elites or self.members
+
     def validate(self) -> None:
         for name in ("members", "hidden", "layers", "batch_size", "particles"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ensemble {name} must be an integer >= 1, got {value!r}")
-        if self.particles % self.members:
+        if not 0 <= self.elites <= self.members:
             raise ConfigError(
-                f"ensemble particles ({self.particles}) must be a multiple of members "
-                f"({self.members})"
+                f"ensemble elites must lie in [0, members={self.members}], got {self.elites!r}"
+            )
+        if self.particles % self.planned:
+            raise ConfigError(
+                f"ensemble particles ({self.particles}) must be a multiple of the members "
+                f"planned with ({self.planned})"
             )
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError("ensemble lr must be > 0 and weight_decay >= 0")
@@ -101,6 +114,7 @@ class ProbabilisticEnsemble(nn.Module):
         self.register_buffer("in_std", torch.ones(sizes[0]))
         self.register_buffer("out_mean", torch.zeros(self.out_dim))
         self.register_buffer("out_std", torch.ones(self.out_dim))
+        self.register_buffer("planned", torch.arange(config.planned))
         self.to(dev)
         self._optimizer: torch.optim.Adam | None = None
 
@@ -113,18 +127,23 @@ class ProbabilisticEnsemble(nn.Module):
             )
         return self._optimizer
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``obs[E, M, O], action[E, M, A]`` -> mean, logvar ``[E, M, out]`` in target units."""
-        mean, logvar = self.normalised(obs, action)
+    def forward(
+        self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs[E, M, O], action[E, M, A]`` -> mean, logvar ``[E, M, out]`` in target units
+        (E: all members, or the ``members`` indices given)."""
+        mean, logvar = self.normalised(obs, action, members)
         return self.out_mean + mean * self.out_std, logvar + 2 * self.out_std.log()
 
     def normalised(
-        self, obs: torch.Tensor, action: torch.Tensor
+        self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the standardised targets (what the networks predict)."""
         x = (torch.cat([obs, action], -1) - self.in_mean) / self.in_std
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if members is not None:
+                w, b = w[members], b[members]
             x = torch.baddbmm(b, x, w)
             if i < last:
                 x = F.silu(x)
@@ -163,6 +182,27 @@ class ProbabilisticEnsemble(nn.Module):
         return nll.detach()
 
     @torch.no_grad()
+    def member_scores(
+        self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """Each member's mean squared error ``[E]`` on the standardised targets (every
+        target dimension weighs the same), what early stopping and elite choice compare."""
+        e = self.config.members
+        mean, _ = self.normalised(obs.expand(e, *obs.shape), action.expand(e, *action.shape))
+        target = (target - self.out_mean) / self.out_std
+        return ((mean - target) ** 2).mean((1, 2))
+
+    def member_weights(self) -> list[torch.Tensor]:
+        """Copies of every per-member tensor (weights, biases), to restore members from."""
+        return [p.detach().clone() for p in [*self.weights, *self.biases]]
+
+    @torch.no_grad()
+    def restore_members(self, saved: list[torch.Tensor], which: torch.Tensor) -> None:
+        """Put back the ``saved`` (``member_weights``) parameters of members ``which``."""
+        for p, old in zip([*self.weights, *self.biases], saved, strict=True):
+            p[which] = old[which]
+
+    @torch.no_grad()
     def one_step_error(
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
     ) -> torch.Tensor:
@@ -193,14 +233,15 @@ class EnsembleModel:
             raise ConfigError("an ensemble without a reward head needs the task's reward_fn")
         self.ensemble, self.reward_fn = ensemble, reward_fn
         self.particles = particles or ensemble.config.particles
-        if self.particles % ensemble.config.members:
-            raise ConfigError("particles must be a multiple of the ensemble's members")
+        if self.particles % ensemble.config.planned:
+            raise ConfigError("particles must be a multiple of the members planned with")
         device = next(ensemble.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         b, n, h, a = check_plan_shapes(states, actions)
-        e = self.ensemble.config.members
+        members = self.ensemble.planned
+        e = len(members)
         per = self.particles // e  # particles per member and candidate
         m = b * n * per
         obs = states.to(actions.dtype)[None, :, None, None].expand(e, b, n, per, -1)
@@ -211,7 +252,7 @@ class EnsembleModel:
         o = self.ensemble.obs_dim
         for t in range(h):
             act = acts[:, :, t]
-            mean, logvar = self.ensemble(obs, act)
+            mean, logvar = self.ensemble(obs, act, members)
             noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
             sample = mean + torch.exp(0.5 * logvar) * noise.to(mean.dtype)
             next_obs = obs + sample[..., :o]

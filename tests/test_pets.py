@@ -1,0 +1,68 @@
+"""PETS: the truncated-normal CEM, the ensemble's training to convergence, and learning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlwb.errors import ConfigError
+from rlwb.planners.sampling import TRUNCATED_VARIANCE, SamplingConfig, SamplingPlanner
+
+
+class _Recorder:
+    """A model scoring ``-|u - target|^2`` in normalised units, keeping every call's draws."""
+
+    def __init__(self, planner: SamplingPlanner, target: float) -> None:
+        self.planner, self.target, self.draws = planner, target, []
+
+    def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        u = 2 * (actions - self.planner.low) / (self.planner.high - self.planner.low) - 1
+        self.draws.append(u)
+        return -((u - self.target) ** 2).sum((-2, -1))
+
+
+def _truncated(**kw) -> tuple[SamplingPlanner, _Recorder]:
+    config = SamplingConfig(sampling="truncated", min_std=0.0, horizon=3, **kw)
+    planner = SamplingPlanner(config, torch.tensor([-3.0, 0.0]), torch.tensor([3.0, 2.0]),
+                              seed=0)  # fmt: skip
+    return planner, _Recorder(planner, target=0.9)
+
+
+def test_truncated_cem_draws_within_bounds_with_the_bounded_variance():
+    """First iteration around a warm start at normalised 0 and 0.8: draws never leave the
+    bounds and their variance is TRUNCATED_VARIANCE x min(init_std, distance / 2)^2 per
+    step (0.774 x 0.25 in the middle, 0.774 x 0.01 near the bound)."""
+    planner, model = _truncated(samples=40_000, elites=4_000, iterations=1, init_std=0.5)
+    planner.mean = torch.tensor([[[0.0, 0.0], [0.8, -0.8], [0.0, 0.8]]])
+    planner.plan(model, torch.zeros(1, 1))
+    u = model.draws[0][0]  # [N, H, A]
+    assert float(u.abs().max()) <= 1.0
+    room = torch.tensor([[1.0, 1.0], [0.2, 0.2], [1.0, 0.2]]) / 2
+    expected = TRUNCATED_VARIANCE * torch.minimum(torch.full_like(room, 0.5), room) ** 2
+    torch.testing.assert_close(u.var(0), expected, rtol=0.04, atol=0)
+    assert TRUNCATED_VARIANCE == pytest.approx(0.7737, abs=1e-4)
+
+
+def test_truncated_cem_smooths_the_variance_not_the_std():
+    """Second iteration's draws have the variance ``momentum x old + (1 - momentum) x the
+    elites' variance`` (bounded by the new mean's distance to the bounds), times 0.774."""
+    m = 0.3
+    planner, model = _truncated(samples=40_000, elites=8_000, iterations=2, init_std=0.3,
+                                momentum=m)  # fmt: skip
+    planner.plan(model, torch.zeros(1, 1))
+    first, second = model.draws[0][0], model.draws[1][0]
+    returns = -((first - 0.9) ** 2).sum((-2, -1))
+    elites = first[returns.topk(8_000).indices]
+    var = m * 0.3**2 + (1 - m) * elites.var(0, unbiased=False)
+    mean = m * 0.0 + (1 - m) * elites.mean(0)
+    room = (torch.minimum(1 - mean, 1 + mean) / 2) ** 2
+    torch.testing.assert_close(second.var(0), TRUNCATED_VARIANCE * torch.minimum(var, room),
+                               rtol=0.05, atol=0)  # fmt: skip
+    smoothed_std = (m * 0.3 + (1 - m) * elites.std(0, unbiased=False)) ** 2
+    assert float((smoothed_std - var).abs().max()) > 1e-4  # the two rules differ here
+
+
+def test_sampling_option_is_checked_and_clipped_stays_the_default():
+    assert SamplingConfig().sampling == "clipped"
+    with pytest.raises(ConfigError, match="sampling"):
+        SamplingConfig(sampling="uniform").validate()
