@@ -1,34 +1,49 @@
 """PETS (Chua et al. 2018): MPC over a probabilistic ensemble learned from the agent's replay.
 
-Acting: the sampling planner (CEM by default, any ``SamplingConfig.method``) plans on the
-observations through :class:`rlwb.planners.ensemble.EnsembleModel` (trajectory sampling,
-TS-inf). Learning: every transition goes to a replay buffer (a ``holdout`` fraction to a
-held-out buffer instead); every ``train_every`` env steps the ensemble takes ``train_steps``
-Adam steps on bootstrap batches. Rewards come from the task's known function of
-observations where ``planners.task_rewards`` has one (``reward="auto"``/``"task"``), else
-from a learned reward head (``"learned"``, or ``"auto"`` on other tasks).
+Acting: the sampling planner (``SamplingConfig``; PETS' CEM is ``sampling="truncated"``)
+plans on observations through :class:`rlwb.planners.ensemble.EnsembleModel` (trajectory
+sampling TS-inf: each particle bound to one member for the whole horizon). Learning: every
+transition goes to a replay buffer (a ``holdout`` fraction to a held-out buffer instead);
+at the first update after the random steps and then every ``train_every`` env steps the
+ensemble is trained on all training transitions, bootstrap epochs until the held-out error
+stops improving (``train_epochs``, ``patience``; each member keeps its best epoch), and the
+``ensemble.elites`` members best on held-out data plan. Inputs are standardised; the
+log-variance is soft-bounded by learned bounds (PETS). Rewards and terminations come from
+the task's known function of observations where ``planners.task_rewards`` has one, else
+from a learned reward head.
 
-Logged through ``update`` (``losses/*``): ``model_nll`` (training Gaussian NLL),
-``model_holdout_mse`` (one-step next-observation error on held-out transitions),
-``plan_ms_per_step``.
+Logged through ``update`` (``losses/*``): ``model_nll``, ``model_holdout_mse`` (one-step
+next-observation error on held-out transitions), ``model_epochs``, ``plan_ms_per_step``.
 
-Deviations from the paper: training is a fixed number of gradient steps per round
-(``train_steps``, or ``train_epochs`` passes over the replay, as mbrl-lib's fixed epoch
-count), not epochs to convergence with early stopping; no elite subset of ensemble members;
-held-out transitions are kept out of training (mbrl-lib's HalfCheetah uses none); the
-runner's ``learning_starts`` random steps play the paper's initial random episode(s);
-``ensemble.normalize_targets`` optionally standardises the targets (see EnsembleConfig).
+Why it did not learn InvertedPendulum (209.5 +- 48.5 at 2000 steps), each cause with the
+measurement that showed it (seed 0, one env, diagnostics in benchmarks/results_pending/pets.md):
 
-Audit against PETS / mbrl-lib (HalfCheetah, 2026-12-01): deltas are predicted (as both),
-inputs normalised (as both), rewards from observations (mbrl-lib learns the cheetah's; the
-next-step x velocity here ranks 30-step returns of random sequences like the true reward,
-rank correlation 0.99), TS-inf, CEM in the normalised action range with a shifted warm start
-(as mbrl-lib). Found and fixed: the first planned episode ran through untrained networks
-(see ``update``). What holds HalfCheetah back at a CPU budget is the model: a small
-ensemble on a few thousand transitions does not rank 30-step action sequences like the
-simulator. With ``train_epochs``, standardised targets, width 128 and horizon 15
-(``pets_mujoco``'s HalfCheetah preset) two seeds evaluated at +615 and +424 after 10k env
-steps, a random policy about -280 (benchmarks/RESULTS.md).
+* The cart ran into its rail: every planned episode of the old default ended at
+  ``|x| = 1.0`` (82-213 steps); the held-out error jumped from 2e-4 to 2-4e-2 once the
+  rail was reached. The survival-only reward says nothing about the cart position, so
+  plans that survive the horizon tie; the old CEM drifted into the rail with the true
+  model too. Fix: ``rest_tie_break`` (as CEM-MPC's pendulum preset); without it (all else
+  as the preset) episodes still ended at the rail (118-142 steps at 2400 steps).
+* The networks extrapolated in the cart position: random steps cover ``|x| < 0.2``, and
+  an input 10 standard deviations out gave wild predictions (model end-of-plan angle -3.5
+  rad against a true -0.2). The dynamics do not depend on x (but at the rail), so the
+  preset hides it from the networks (``ensemble.hidden_dims``); with x seen, all else as
+  the preset, episodes ended at the rail (80-184 steps by 2450).
+* Long horizons plan on noise: the pole is unstable, so members disagree fast (end-of-plan
+  angle spread 0.1-0.46 rad at horizon 20, with a one-step error of 4e-5) and particles
+  die in the model, which swamps the survival ranking; mbrl-lib's horizon 45 also ran into
+  the rail (58-123 steps by 970). Horizon 10 keeps members together.
+* Training: 200 Adam steps per round whatever the data. Epochs to convergence now; but an
+  epoch of 250 transitions at batch 256 is one step: first-round held-out error 2.0e-2 at
+  batch 256 against 6.0e-4 at batch 32 (mbrl-lib's batch for most tasks), hence 32.
+
+Deviations from PETS / mbrl-lib: particles are split evenly over the planned members, not
+drawn at random; a fixed ``holdout`` fraction of transitions is never trained on (mbrl-lib
+re-splits, and uses none on HalfCheetah); the runner's ``learning_starts`` random steps play
+the initial random episode(s); ``ensemble.normalize_targets`` optionally standardises the
+targets (on in the HalfCheetah preset, see EnsembleConfig); ``rest_tie_break`` and
+``ensemble.hidden_dims`` (above); the presets' ensembles and CEM populations are far below
+mbrl-lib's (7 x 200 x 4, 350-480 samples x 5 iterations x horizon 30-45) for 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -41,7 +56,7 @@ from typing import Any, Literal
 import torch
 
 from rlwb.agent import StepAgent
-from rlwb.agents.cem_mpc import PlanTimer
+from rlwb.agents.cem_mpc import PlanTimer, rest_value
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
@@ -76,6 +91,11 @@ class PETSConfig:
     1% or more (mbrl-lib's early stopping); each member keeps its best epoch's weights."""
     train_steps: int = 0
     """If > 0, a cap on the gradient steps of a round (quick tests, tight CPU budgets)."""
+    rest_tie_break: float = 0.0
+    """If > 0, a terminal value in ``(-rest_tie_break, 0]`` that orders plans surviving the
+    horizon by how near their predicted last observation is to rest (zero), as CEM-MPC's
+    pendulum preset does; below one step's reward, so survival still comes first. For
+    survival-only rewards (InvertedPendulum), which say nothing about the cart position."""
     holdout: float = 0.1
     """Fraction of transitions kept out of training: early stopping, elite choice and the
     logged one-step error use them."""
@@ -93,6 +113,8 @@ class PETSConfig:
             least = 0 if name == "train_steps" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"PETS {name} must be an integer >= {least}, got {value!r}")
+        if not 0 <= self.rest_tie_break < 1:
+            raise ConfigError(f"rest_tie_break must lie in [0, 1), got {self.rest_tie_break!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must lie in (0, 1), got {self.holdout!r}")
 
@@ -119,7 +141,8 @@ class PETS(StepAgent):
         self.ensemble = ProbabilisticEnsemble(
             obs_dim, act_dim, config.ensemble, reward_fn is None, self.device, config.seed
         )
-        self.model = EnsembleModel(self.ensemble, reward_fn, seed=config.seed)
+        value = rest_value(config.rest_tie_break) if config.rest_tie_break > 0 else None
+        self.model = EnsembleModel(self.ensemble, reward_fn, seed=config.seed, terminal_value=value)
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )

@@ -21,6 +21,7 @@ instead of PETS' uniform random assignment, so each member runs one contiguous b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,16 @@ class EnsembleConfig:
     particles: int = 20
     """Particles per candidate sequence in planning (a multiple of the members planned
     with: ``elites``, or ``members``)."""
+    angle_dims: tuple[int, ...] = ()
+    """Observation entries that are angles: the networks see their sine and cosine
+    instead (PETS' observation pre-processing for HalfCheetah's root angle)."""
+    hidden_dims: tuple[int, ...] = ()
+    """Observation entries the networks do not see (their change is still predicted):
+    ones the dynamics do not depend on, such as a cart's position on a free track, which
+    the networks would otherwise extrapolate in from the few places the data covers."""
+    absolute_dims: tuple[int, ...] = ()
+    """Observation entries predicted as their next value instead of their change (PETS /
+    mbrl-lib predict HalfCheetah's x velocity so: it does not accumulate)."""
     normalize_targets: bool = False
     """Standardise the targets (observation change, reward) with the training data's
     statistics, as the inputs are (a deviation; PETS and mbrl-lib normalise inputs only).
@@ -78,6 +89,10 @@ class EnsembleConfig:
                 f"ensemble particles ({self.particles}) must be a multiple of the members "
                 f"planned with ({self.planned})"
             )
+        for name in ("angle_dims", "hidden_dims", "absolute_dims"):
+            dims = tuple(getattr(self, name))
+            if len(set(dims)) != len(dims) or any(d < 0 for d in dims):
+                raise ConfigError(f"ensemble {name} must be distinct indices >= 0, got {dims}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError("ensemble lr must be > 0 and weight_decay >= 0")
 
@@ -100,7 +115,16 @@ class ProbabilisticEnsemble(nn.Module):
         self.learn_reward = bool(learn_reward)
         self.out_dim = obs_dim + int(self.learn_reward)
         e, dev = config.members, torch.device(device)
-        sizes = [obs_dim + action_dim] + [config.hidden] * config.layers + [2 * self.out_dim]
+        for name in ("angle_dims", "hidden_dims", "absolute_dims"):
+            dims = getattr(config, name)
+            if any(d >= obs_dim for d in dims):
+                raise ConfigError(f"ensemble {name} {dims} beyond the {obs_dim} observations")
+        unseen = (*config.angle_dims, *config.hidden_dims)
+        keep = [d for d in range(obs_dim) if d not in unseen]
+        absolute = torch.zeros(obs_dim, dtype=torch.bool)
+        absolute[list(config.absolute_dims)] = True
+        in_dim = len(keep) + 2 * len(config.angle_dims) + action_dim
+        sizes = [in_dim] + [config.hidden] * config.layers + [2 * self.out_dim]
         g = torch.Generator().manual_seed(seed)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -115,6 +139,10 @@ class ProbabilisticEnsemble(nn.Module):
         self.register_buffer("out_mean", torch.zeros(self.out_dim))
         self.register_buffer("out_std", torch.ones(self.out_dim))
         self.register_buffer("planned", torch.arange(config.planned))
+        self.register_buffer("keep", torch.tensor(keep, dtype=torch.long), persistent=False)
+        self.register_buffer("angles", torch.tensor(config.angle_dims, dtype=torch.long),
+                             persistent=False)  # fmt: skip
+        self.register_buffer("absolute", absolute, persistent=False)
         self.to(dev)
         self._optimizer: torch.optim.Adam | None = None
 
@@ -139,7 +167,7 @@ class ProbabilisticEnsemble(nn.Module):
         self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the standardised targets (what the networks predict)."""
-        x = (torch.cat([obs, action], -1) - self.in_mean) / self.in_std
+        x = (self.inputs(obs, action) - self.in_mean) / self.in_std
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if members is not None:
@@ -152,15 +180,28 @@ class ProbabilisticEnsemble(nn.Module):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
 
+    def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Network inputs before normalisation: observation (angles as sine and cosine)
+        and action."""
+        if len(self.keep) == self.obs_dim:
+            return torch.cat([obs, action], -1)
+        angle = obs[..., self.angles]
+        return torch.cat([obs[..., self.keep], angle.sin(), angle.cos(), action], -1)
+
+    def next_obs(self, obs: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+        """Next observation from a predicted target (the observation part of it)."""
+        predicted = predicted[..., : self.obs_dim]
+        return torch.where(self.absolute, predicted, obs + predicted)
+
     def targets(self, obs, next_obs, reward) -> torch.Tensor:  # noqa: ANN001
-        delta = next_obs - obs
+        delta = torch.where(self.absolute, next_obs, next_obs - obs)
         return torch.cat([delta, reward[..., None]], -1) if self.learn_reward else delta
 
     def fit_normalizer(
         self, obs: torch.Tensor, action: torch.Tensor, targets: torch.Tensor | None = None
     ) -> None:
         """Input (and, given ``targets``, output) statistics of the training data."""
-        x = torch.cat([obs, action], -1)
+        x = self.inputs(obs, action)
         self.in_mean.copy_(x.mean(0))
         self.in_std.copy_(x.std(0).clamp_min(1e-6))
         if targets is not None and self.config.normalize_targets:
@@ -210,7 +251,7 @@ class ProbabilisticEnsemble(nn.Module):
         (averaged over members and observation dims)."""
         e = self.config.members
         mean, _ = self(obs.expand(e, *obs.shape), action.expand(e, *action.shape))
-        pred = obs + mean[..., : self.obs_dim]
+        pred = self.next_obs(obs, mean)
         return ((pred - next_obs) ** 2).mean((0, 2))
 
 
@@ -220,6 +261,8 @@ class EnsembleModel:
     ``states`` are observations ``[B, O]``. ``reward_fn`` (``planners.task_rewards``) gives
     reward and termination from observations; without it the learned reward head's mean is
     used and nothing terminates. A particle that terminates collects no more reward.
+    ``terminal_value(final_obs[M, O]) -> [M]`` (optional) is added for particles still
+    alive at the end of the horizon.
     """
 
     def __init__(
@@ -228,10 +271,11 @@ class EnsembleModel:
         reward_fn: RewardFn | None = None,
         particles: int | None = None,
         seed: int = 0,
+        terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if reward_fn is None and not ensemble.learn_reward:
             raise ConfigError("an ensemble without a reward head needs the task's reward_fn")
-        self.ensemble, self.reward_fn = ensemble, reward_fn
+        self.ensemble, self.reward_fn, self.terminal_value = ensemble, reward_fn, terminal_value
         self.particles = particles or ensemble.config.particles
         if self.particles % ensemble.config.planned:
             raise ConfigError("particles must be a multiple of the members planned with")
@@ -255,7 +299,7 @@ class EnsembleModel:
             mean, logvar = self.ensemble(obs, act, members)
             noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
             sample = mean + torch.exp(0.5 * logvar) * noise.to(mean.dtype)
-            next_obs = obs + sample[..., :o]
+            next_obs = self.ensemble.next_obs(obs, sample)
             if self.reward_fn is None:
                 reward, term = mean[..., o], torch.zeros_like(alive)
             else:
@@ -266,6 +310,9 @@ class EnsembleModel:
             ret = ret + torch.where(alive, reward, torch.zeros_like(reward))
             alive = alive & ~term
             obs = next_obs
+        if self.terminal_value is not None:
+            value = self.terminal_value(obs.reshape(e * m, o)).reshape(e, m)
+            ret = ret + torch.where(alive, value, torch.zeros_like(value))
         return ret.reshape(e, b, n, per).mean((0, 3))
 
     def state_dict(self) -> dict[str, Any]:

@@ -66,3 +66,63 @@ def test_sampling_option_is_checked_and_clipped_stays_the_default():
     assert SamplingConfig().sampling == "clipped"
     with pytest.raises(ConfigError, match="sampling"):
         SamplingConfig(sampling="uniform").validate()
+
+
+# ---------------------------------------------------------------------- ensemble
+def _collect(engine, agent, steps: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    obs = engine.reset(seed=seed)
+    low, high = engine.spec.action_low, engine.spec.action_high
+    for _ in range(steps):
+        action = low + (high - low) * torch.rand(engine.num_envs, engine.action_dim, generator=g)
+        next_obs, reward, term, trunc, info = engine.step(action)
+        done = info["done"][:, None]
+        agent.observe(obs, action, reward, torch.where(done, info["final_obs"], next_obs), term,
+                      trunc)  # fmt: skip
+        obs = next_obs
+
+
+def test_ensemble_trains_to_convergence_and_plans_with_its_best_members():
+    """2000 random InvertedPendulum transitions, one round of at most 20 epochs with early
+    stopping: the held-out one-step error of the next observation is below 1e-3 (under
+    1/1000 of the 'nothing changes' predictor's; measured 7.5e-5), and the 5 members planned with are the 5 of 7
+    with the lowest held-out error."""
+    from rlwb.agents.pets import PETS, PETSConfig
+    from rlwb.engine import make_engine
+    from rlwb.planners.ensemble import EnsembleConfig
+
+    engine = make_engine("InvertedPendulum-v5", 8, backend="mujoco", seed=0)
+    config = PETSConfig(
+        planner=SamplingConfig(samples=8, horizon=3, iterations=1, elites=2),
+        ensemble=EnsembleConfig(members=7, elites=5, hidden=64, batch_size=64, particles=10),
+        train_epochs=20,
+    )
+    agent = PETS(config, engine.spec, "cpu")
+    _collect(engine, agent, 250, seed=0)
+    losses = agent.train_model()
+    held = {k: v[: len(agent.heldout)] for k, v in agent.heldout.data.items()}
+    still = float(((held["next_obs"] - held["obs"]) ** 2).mean())
+    assert losses["model_holdout_mse"] < 1e-3 and losses["model_holdout_mse"] < 1e-3 * still
+    ens = agent.ensemble
+    scores = ens.member_scores(held["obs"], held["action"],
+                               ens.targets(held["obs"], held["next_obs"], held["reward"]))  # fmt: skip
+    assert ens.planned.tolist() == sorted(scores.argsort()[:5].tolist())
+    assert agent.act(held["obs"][:2]).shape == (2, 1)
+
+
+def test_observation_processing_round_trips_and_is_checked():
+    """Angles enter as sine/cosine, hidden entries not at all, absolute entries are
+    predicted as values: ``next_obs(obs, targets(...))`` gives back the next observation."""
+    from rlwb.planners.ensemble import EnsembleConfig, ProbabilisticEnsemble
+
+    cfg = EnsembleConfig(members=2, hidden=8, layers=1, particles=2, angle_dims=(1,),
+                         hidden_dims=(0,), absolute_dims=(2,))  # fmt: skip
+    ens = ProbabilisticEnsemble(4, 1, cfg, learn_reward=False)
+    obs, nxt = torch.randn(5, 4), torch.randn(5, 4)
+    assert ens.inputs(obs, torch.zeros(5, 1)).shape == (5, 2 + 2 + 1)
+    target = ens.targets(obs, nxt, torch.zeros(5))
+    assert torch.equal(target[:, 2], nxt[:, 2])
+    torch.testing.assert_close(ens.next_obs(obs, target), nxt)
+    with pytest.raises(ConfigError, match="angle_dims"):
+        ProbabilisticEnsemble(4, 1, EnsembleConfig(members=2, particles=2, angle_dims=(4,)),
+                              learn_reward=False)  # fmt: skip
