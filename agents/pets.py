@@ -61,10 +61,25 @@ from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
-from rlwb.planners.task_rewards import task_reward
+from rlwb.planners.task_rewards import RewardFn, task_reward
 from rlwb.replay import ReplayBuffer
 
 FORMAT_VERSION = 3  # 2: the ensemble's output normalisation; 3: its planned members
+
+
+def _bounded(reward_fn: RewardFn, bounds: tuple[float, ...], spec: EngineSpec,
+             device: torch.device) -> RewardFn:  # fmt: skip
+    """``reward_fn`` whose particles also terminate where ``|obs| > bounds`` (0: none)."""
+    if len(bounds) != spec.observation_shape[0]:
+        raise ConfigError(f"terminate_beyond needs {spec.observation_shape[0]} entries")
+    limit = torch.tensor([b if b > 0 else math.inf for b in bounds], device=device)
+
+    def bounded(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor):  # noqa: ANN202
+        reward, term = reward_fn(obs, action, next_obs)
+        out = (next_obs.abs() > limit).any(1)
+        return torch.where(out, torch.zeros_like(reward), reward), term | out
+
+    return bounded
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -96,6 +111,12 @@ class PETSConfig:
     horizon by how near their predicted last observation is to rest (zero), as CEM-MPC's
     pendulum preset does; below one step's reward, so survival still comes first. For
     survival-only rewards (InvertedPendulum), which say nothing about the cart position."""
+    rest_scale: tuple[float, ...] = ()
+    """Per-entry scale of the observation the rest tie-break measures (empty: all 1)."""
+    terminate_beyond: tuple[float, ...] = ()
+    """Per-entry bound on ``|observation|`` beyond which a particle counts as terminated
+    in planning (0: no bound; empty: none), for limits the reward does not see: the
+    cart's rail at 1 m on InvertedPendulum, where the pole falls when the cart stops."""
     holdout: float = 0.1
     """Fraction of transitions kept out of training: early stopping, elite choice and the
     logged one-step error use them."""
@@ -137,11 +158,20 @@ class PETS(StepAgent):
             )
         if config.reward == "learned":
             reward_fn = None
+        if config.terminate_beyond and reward_fn is not None:
+            reward_fn = _bounded(reward_fn, config.terminate_beyond, spec, self.device)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
         self.ensemble = ProbabilisticEnsemble(
             obs_dim, act_dim, config.ensemble, reward_fn is None, self.device, config.seed
         )
-        value = rest_value(config.rest_tie_break) if config.rest_tie_break > 0 else None
+        value = None
+        if config.rest_tie_break > 0:
+            rest = rest_value(config.rest_tie_break)
+            scale = torch.tensor(config.rest_scale or [1.0] * spec.observation_shape[0])
+            if scale.shape != spec.observation_shape:
+                raise ConfigError(f"rest_scale needs {spec.observation_shape[0]} entries")
+            scale = scale.to(self.device)
+            value = lambda obs: rest(obs * scale)  # noqa: E731
         self.model = EnsembleModel(self.ensemble, reward_fn, seed=config.seed, terminal_value=value)
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
@@ -226,8 +256,9 @@ class PETS(StepAgent):
             score = scores()
             better = score < best * 0.99
             best = torch.where(better, score, best)
+            current = [*ens.weights, *ens.biases]
             saved = [torch.where(_rows(better, old), new.detach(), old)
-                     for old, new in zip(saved, [*ens.weights, *ens.biases], strict=True)]  # fmt: skip
+                     for old, new in zip(saved, current, strict=True)]  # fmt: skip
             waited = 0 if bool(better.any()) else waited + 1
             if len(self.heldout) > 0 and waited >= cfg.patience:
                 break

@@ -91,6 +91,8 @@ def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
     cfg.algorithm.agent._recursive_ = False
     cfg.overrides.num_steps = steps
     cfg.overrides.env = f"gym___{env_id}"
+    if override == "pets_inv_pendulum":  # "model_lr: 00143" loads as octal 99, and diverges
+        cfg.overrides.model_lr = 0.00143
     cfg.overrides.pop("obs_process_fn", None)  # written for mbrl-lib's own cheetah obs
     cfg.overrides.pop("no_delta_list", None)
     for item in extra:  # key=value overrides, e.g. overrides.cem_population_size=100

@@ -85,8 +85,8 @@ def _collect(engine, agent, steps: int, seed: int) -> None:
 def test_ensemble_trains_to_convergence_and_plans_with_its_best_members():
     """2000 random InvertedPendulum transitions, one round of at most 20 epochs with early
     stopping: the held-out one-step error of the next observation is below 1e-3 (under
-    1/1000 of the 'nothing changes' predictor's; measured 7.5e-5), and the 5 members planned with are the 5 of 7
-    with the lowest held-out error."""
+    1/1000 of the 'nothing changes' predictor's; measured 7.5e-5), and the 5 members
+    planned with are the 5 of 7 with the lowest held-out error."""
     from rlwb.agents.pets import PETS, PETSConfig
     from rlwb.engine import make_engine
     from rlwb.planners.ensemble import EnsembleConfig
@@ -104,8 +104,8 @@ def test_ensemble_trains_to_convergence_and_plans_with_its_best_members():
     still = float(((held["next_obs"] - held["obs"]) ** 2).mean())
     assert losses["model_holdout_mse"] < 1e-3 and losses["model_holdout_mse"] < 1e-3 * still
     ens = agent.ensemble
-    scores = ens.member_scores(held["obs"], held["action"],
-                               ens.targets(held["obs"], held["next_obs"], held["reward"]))  # fmt: skip
+    target = ens.targets(held["obs"], held["next_obs"], held["reward"])
+    scores = ens.member_scores(held["obs"], held["action"], target)
     assert ens.planned.tolist() == sorted(scores.argsort()[:5].tolist())
     assert agent.act(held["obs"][:2]).shape == (2, 1)
 
@@ -126,3 +126,19 @@ def test_observation_processing_round_trips_and_is_checked():
     with pytest.raises(ConfigError, match="angle_dims"):
         ProbabilisticEnsemble(4, 1, EnsembleConfig(members=2, particles=2, angle_dims=(4,)),
                               learn_reward=False)  # fmt: skip
+
+
+# ---------------------------------------------------------------------- learning
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pets_balances_the_pendulum_for_whole_episodes(seed, tmp_path):
+    """``rlwb train pets_mujoco`` (InvertedPendulum-v5 preset) within 2,000 env steps (250
+    random): some training episode survives the whole 1000 steps."""
+    from rlwb.experiments import pets_mujoco
+    from rlwb.plot import read_scalars
+
+    result = pets_mujoco.main(["--train.total-steps", "2000", "--train.seed", str(seed),
+                               "--train.run-dir", str(tmp_path), "--train.no-progress",
+                               "--train.eval-episodes", "1", "--train.eval-horizon", "10"])  # fmt: skip
+    steps, returns = read_scalars(result.run_dir, "charts/episodic_return")
+    assert returns.max() >= 1000, f"best training episode {returns.max():.0f}"
