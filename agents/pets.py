@@ -22,8 +22,11 @@ measurement that showed it (seed 0, one env, diagnostics in benchmarks/results_p
   ``|x| = 1.0`` (82-213 steps); the held-out error jumped from 2e-4 to 2-4e-2 once the
   rail was reached. The survival-only reward says nothing about the cart position, so
   plans that survive the horizon tie; the old CEM drifted into the rail with the true
-  model too. Fix: ``rest_tie_break`` (as CEM-MPC's pendulum preset); without it (all else
-  as the preset) episodes still ended at the rail (118-142 steps at 2400 steps).
+  model too. Fixes: ``rest_tie_break`` (as CEM-MPC's pendulum preset; without it, all
+  else as the preset but the bound below, episodes ended at the rail, 118-142 steps at
+  2400 steps), and ``terminate_beyond`` at 0.9 m (a plan that reaches the rail counts as a
+  fall): without it seed 0 balanced from step 535 but seeds 1 and 2 kept ending at the rail
+  (best 360 and 311 steps by 2000); with it seed 1 ran a 1000-step episode from step 456.
 * The networks extrapolated in the cart position: random steps cover ``|x| < 0.2``, and
   an input 10 standard deviations out gave wild predictions (model end-of-plan angle -3.5
   rad against a true -0.2). The dynamics do not depend on x (but at the rail), so the
@@ -41,9 +44,10 @@ Deviations from PETS / mbrl-lib: particles are split evenly over the planned mem
 drawn at random; a fixed ``holdout`` fraction of transitions is never trained on (mbrl-lib
 re-splits, and uses none on HalfCheetah); the runner's ``learning_starts`` random steps play
 the initial random episode(s); ``ensemble.normalize_targets`` optionally standardises the
-targets (on in the HalfCheetah preset, see EnsembleConfig); ``rest_tie_break`` and
-``ensemble.hidden_dims`` (above); the presets' ensembles and CEM populations are far below
-mbrl-lib's (7 x 200 x 4, 350-480 samples x 5 iterations x horizon 30-45) for 2 CPU cores.
+targets (on in the HalfCheetah preset, see EnsembleConfig); ``rest_tie_break``,
+``terminate_beyond`` and ``ensemble.hidden_dims`` (above); the presets' ensembles and CEM
+populations are far below mbrl-lib's (7 x 200 x 4, 350-480 samples x 5 iterations x
+horizon 30-45), for 2 CPU cores.
 """
 
 from __future__ import annotations
