@@ -89,7 +89,6 @@ def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
     # flat instantiate (its pin, 1.0.3, does not run on Python 3.11)
     cfg.dynamics_model._recursive_ = False
     cfg.algorithm.agent._recursive_ = False
-    cfg.overrides.num_steps = steps
     cfg.overrides.env = f"gym___{env_id}"
     if override == "pets_inv_pendulum":  # "model_lr: 00143" loads as octal 99, and diverges
         cfg.overrides.model_lr = 0.00143
@@ -99,6 +98,9 @@ def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
         key, value = item.split("=", 1)
         omegaconf.OmegaConf.update(cfg, key, yaml.safe_load(value))
     omegaconf.OmegaConf.resolve(cfg)  # omegaconf 2.3 cannot set keys through interpolations
+    # mbrl-lib's budget counts only the steps after its random ones: same total as rlwb
+    random_steps = int(cfg.algorithm.initial_exploration_steps)
+    cfg.overrides.num_steps = max(steps - random_steps, 1)
     np.random.seed(seed)
     torch.manual_seed(seed)
     env = gymnasium.make(env_id)
@@ -110,7 +112,7 @@ def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
         wall = time.perf_counter() - start
         rows = (pathlib.Path(tmp) / "results.csv").read_text().splitlines()[1:]
     pairs = [tuple(map(float, r.split(",")[:2])) for r in rows if r.strip()]
-    return {"steps": [int(s) for s, _ in pairs], "returns": [r for _, r in pairs],
+    return {"steps": [int(s) + random_steps for s, _ in pairs], "returns": [r for _, r in pairs],
             "wall": wall, "eval_steps": [], "eval": []}  # fmt: skip
 
 

@@ -142,3 +142,18 @@ def test_pets_balances_the_pendulum_for_whole_episodes(seed, tmp_path):
                                "--train.eval-episodes", "1", "--train.eval-horizon", "10"])  # fmt: skip
     steps, returns = read_scalars(result.run_dir, "charts/episodic_return")
     assert returns.max() >= 1000, f"best training episode {returns.max():.0f}"
+
+
+def test_side_by_side_benchmark_smoke_runs_the_rlwb_side():
+    """``benchmarks/pets_vs_mbrl.py --smoke`` (rlwb only: mbrl-lib lives in its own
+    environment) runs a tiny budget in a worker process and reports its curve and speed."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "pets_vs_mbrl.py"
+    spec = importlib.util.spec_from_file_location("pets_vs_mbrl", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = bench.main(["--smoke", "--contenders", "rlwb"])
+    run = results["rlwb"][0]
+    assert run["steps"] and run["wall"] > 0 and len(run["steps"]) == len(run["returns"])
