@@ -137,9 +137,10 @@ def test_pets_balances_the_pendulum_for_whole_episodes(seed, tmp_path):
     from rlwb.experiments import pets_mujoco
     from rlwb.plot import read_scalars
 
-    result = pets_mujoco.main(["--train.total-steps", "2000", "--train.seed", str(seed),
-                               "--train.run-dir", str(tmp_path), "--train.no-progress",
-                               "--train.eval-episodes", "1", "--train.eval-horizon", "10"])  # fmt: skip
+    args = ["--train.total-steps", "2000", "--train.seed", str(seed), "--train.no-progress",
+            "--train.run-dir", str(tmp_path), "--train.eval-episodes", "1",
+            "--train.eval-horizon", "10"]  # fmt: skip
+    result = pets_mujoco.main(args)
     steps, returns = read_scalars(result.run_dir, "charts/episodic_return")
     assert returns.max() >= 1000, f"best training episode {returns.max():.0f}"
 
