@@ -68,23 +68,19 @@ class Config:
     )
 
 
+def _locomotion_train(task: str) -> TrainConfig:
+    """10k steps, one random 1000-step episode first, an evaluation every 5k."""
+    return TrainConfig(task=task, total_steps=10_000, learning_starts=1_000, updates_per_step=1,
+                       eval_every=5_000, eval_episodes=1, checkpoint_every=5_000,
+                       log_every=1_000)  # fmt: skip
+
+
 @dataclass
 class HalfCheetahConfig(Config):
     """mbrl-lib's schedule (a random first episode, training every 1000 steps until the
     held-out error stops improving) with the ensemble, CEM and horizon cut to 2 cores."""
 
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            task="HalfCheetah-v5",
-            total_steps=10_000,
-            learning_starts=1_000,
-            updates_per_step=1,
-            eval_every=5_000,
-            eval_episodes=1,
-            checkpoint_every=5_000,
-            log_every=1_000,
-        )
-    )
+    train: TrainConfig = field(default_factory=lambda: _locomotion_train("HalfCheetah-v5"))
     agent: PETSConfig = field(
         default_factory=lambda: PETSConfig(
             planner=pets_cem(horizon=15),
@@ -100,18 +96,7 @@ class HalfCheetahConfig(Config):
 class HopperConfig(Config):
     """Hopper-v5 with its termination from observations; otherwise the cheetah's sizes."""
 
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            task="Hopper-v5",
-            total_steps=10_000,
-            learning_starts=1_000,
-            updates_per_step=1,
-            eval_every=5_000,
-            eval_episodes=1,
-            checkpoint_every=5_000,
-            log_every=1_000,
-        )
-    )
+    train: TrainConfig = field(default_factory=lambda: _locomotion_train("Hopper-v5"))
     agent: PETSConfig = field(
         default_factory=lambda: PETSConfig(
             planner=pets_cem(horizon=15),

@@ -69,24 +69,13 @@ def test_sampling_option_is_checked_and_clipped_stays_the_default():
 
 
 # ---------------------------------------------------------------------- ensemble
-def _collect(engine, agent, steps: int, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    obs = engine.reset(seed=seed)
-    low, high = engine.spec.action_low, engine.spec.action_high
-    for _ in range(steps):
-        action = low + (high - low) * torch.rand(engine.num_envs, engine.action_dim, generator=g)
-        next_obs, reward, term, trunc, info = engine.step(action)
-        done = info["done"][:, None]
-        agent.observe(obs, action, reward, torch.where(done, info["final_obs"], next_obs), term,
-                      trunc)  # fmt: skip
-        obs = next_obs
-
-
 def test_ensemble_trains_to_convergence_and_plans_with_its_best_members():
     """2000 random InvertedPendulum transitions, one round of at most 20 epochs with early
     stopping: the held-out one-step error of the next observation is below 1e-3 (under
     1/1000 of the 'nothing changes' predictor's; measured 7.5e-5), and the 5 members
     planned with are the 5 of 7 with the lowest held-out error."""
+    from test_cem_mpc import _collect
+
     from rlwb.agents.pets import PETS, PETSConfig
     from rlwb.engine import make_engine
     from rlwb.planners.ensemble import EnsembleConfig
