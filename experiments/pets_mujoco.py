@@ -17,7 +17,8 @@ agent's docstring lists each choice with the measurement behind it.
 
 * InvertedPendulum-v5 (the default): 2,500 steps, 250 random; 5 x 64 ensemble that does not
   see the cart position; horizon 10 with the rest tie-break (survival-only reward), and
-  plans that take the cart past 0.9 m count as falling (its rail is at 1 m).
+  plans that take the cart past 0.9 m count as falling (its rail is at 1 m); the best
+  sequence's first action is executed (mbrl-lib's CEM can do either).
 * HalfCheetah-v5: 10k steps, one random episode first; root angle as sine/cosine, x
   velocity predicted absolutely (PETS' cheetah pre/post-processing), standardised targets.
 * Hopper-v5: termination from the observation (``task_rewards.hopper``: a particle that
@@ -59,7 +60,7 @@ class Config:
     )
     agent: PETSConfig = field(
         default_factory=lambda: PETSConfig(
-            planner=pets_cem(horizon=10),
+            planner=pets_cem(horizon=10, execute="best"),
             ensemble=EnsembleConfig(hidden=64, batch_size=32, particles=10, hidden_dims=(0,)),
             train_every=250,
             rest_tie_break=0.5,
