@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--mbrl-python", default="/work/wt/mbrl-venv/bin/python")
     p.add_argument("--out", default="")
     p.add_argument("--smoke", action="store_true", help="tiny budgets: both sides run")
+    p.add_argument("--rlwb-args", default="", help="extra rlwb options, one string")
+    p.add_argument("--mbrl-args", default="", help="mbrl-lib key=value overrides, one string")
     p.add_argument("--worker", choices=["rlwb", "mbrl"], help=argparse.SUPPRESS)
     p.add_argument("--extra", default="[]", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         data = fn(args.task, args.steps, args.seeds[0], json.loads(args.extra))
         pathlib.Path(args.out).write_text(json.dumps(data))
         return data
-    extra = {"rlwb": [], "mbrl": []}
+    extra = {"rlwb": args.rlwb_args.split(), "mbrl": args.mbrl_args.split()}
     if args.smoke:
         args.steps, args.seeds = 60, args.seeds[:1]
         extra["rlwb"] = ["--train.learning-starts", "20", "--agent.train-every", "20",

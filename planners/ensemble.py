@@ -5,7 +5,11 @@ observation change (plus the reward when a learned reward head is needed), held 
 weights ``[E, in, out]`` so all members run in one batched matmul. Inputs are normalised
 with the training data's statistics; log-variances are soft-clamped between learned bounds
 (PETS' ``max_logvar``/``min_logvar`` with their 0.01 penalty). Each member trains on its own
-bootstrap draw (indices sampled with replacement per member and batch).
+bootstrap draw (indices sampled with replacement per member and batch). Observation
+processing (``angle_dims``, ``hidden_dims``, ``absolute_dims``) is PETS' per-task
+pre/post-processing: angles as sine/cosine, entries left out of the inputs, entries
+predicted as values rather than changes. ``planned`` holds the members planned with (the
+``elites`` best on held-out data, as mbrl-lib; all when ``elites`` is 0).
 
 :class:`EnsembleModel`: the planner's model. Trajectory sampling TS-inf: every candidate
 sequence is propagated as ``particles`` particles, each bound to one ensemble member for
@@ -13,9 +17,9 @@ the whole horizon, sampling the next observation from that member's Gaussian; th
 of a candidate is the mean over its particles. Rewards come from the task's known function
 of observations (``planners.task_rewards``) or from the learned head's mean.
 
-Deviations: particles are split evenly across members (``particles`` a multiple of E)
-instead of PETS' uniform random assignment, so each member runs one contiguous batch; no
-"elite" subset of members (mbrl-lib trains 7 and plans with the best 5 on held-out data).
+Deviations: particles are split evenly across the planned members (``particles`` a
+multiple of them) instead of PETS' uniform random assignment, so each member runs one
+contiguous batch.
 """
 
 from __future__ import annotations
