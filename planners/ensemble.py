@@ -5,7 +5,11 @@ observation change (plus the reward when a learned reward head is needed), held 
 weights ``[E, in, out]`` so all members run in one batched matmul. Inputs are normalised
 with the training data's statistics; log-variances are soft-clamped between learned bounds
 (PETS' ``max_logvar``/``min_logvar`` with their 0.01 penalty). Each member trains on its own
-bootstrap draw (indices sampled with replacement per member and batch).
+bootstrap draw (indices sampled with replacement per member and batch). Observation
+processing (``angle_dims``, ``hidden_dims``, ``absolute_dims``) is PETS' per-task
+pre/post-processing: angles as sine/cosine, entries left out of the inputs, entries
+predicted as values rather than changes. ``planned`` holds the members planned with (the
+``elites`` best on held-out data, as mbrl-lib; all when ``elites`` is 0).
 
 :class:`EnsembleModel`: the planner's model. Trajectory sampling TS-inf: every candidate
 sequence is propagated as ``particles`` particles, each bound to one ensemble member for
@@ -13,14 +17,15 @@ the whole horizon, sampling the next observation from that member's Gaussian; th
 of a candidate is the mean over its particles. Rewards come from the task's known function
 of observations (``planners.task_rewards``) or from the learned head's mean.
 
-Deviations: particles are split evenly across members (``particles`` a multiple of E)
-instead of PETS' uniform random assignment, so each member runs one contiguous batch; no
-"elite" subset of members (mbrl-lib trains 7 and plans with the best 5 on held-out data).
+Deviations: particles are split evenly across the planned members (``particles`` a
+multiple of them) instead of PETS' uniform random assignment, so each member runs one
+contiguous batch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +49,22 @@ class EnsembleConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-5
     batch_size: int = 256
+    elites: int = 0
+    """Members planned with: the ``elites`` best on held-out transitions after each
+    training round (mbrl-lib: 5 of 7); 0: all members."""
     particles: int = 20
-    """Particles per candidate sequence in planning (a multiple of ``members``)."""
+    """Particles per candidate sequence in planning (a multiple of the members planned
+    with: ``elites``, or ``members``)."""
+    angle_dims: tuple[int, ...] = ()
+    """Observation entries that are angles: the networks see their sine and cosine
+    instead (PETS' observation pre-processing for HalfCheetah's root angle)."""
+    hidden_dims: tuple[int, ...] = ()
+    """Observation entries the networks do not see (their change is still predicted):
+    ones the dynamics do not depend on, such as a cart's position on a free track, which
+    the networks would otherwise extrapolate in from the few places the data covers."""
+    absolute_dims: tuple[int, ...] = ()
+    """Observation entries predicted as their next value instead of their change (PETS /
+    mbrl-lib predict HalfCheetah's x velocity so: it does not accumulate)."""
     normalize_targets: bool = False
     """Standardise the targets (observation change, reward) with the training data's
     statistics, as the inputs are (a deviation; PETS and mbrl-lib normalise inputs only).
@@ -55,16 +74,29 @@ class EnsembleConfig:
     it was worse (1.0e-3 vs 2.0e-4 after 300 steps), hence off by default and on in
     ``pets_mujoco``'s HalfCheetah preset (benchmarks/RESULTS.md)."""
 
+    @property
+    def planned(self) -> int:
+        """How many members the planner propagates particles through."""
+        return self.elites or self.members
+
     def validate(self) -> None:
         for name in ("members", "hidden", "layers", "batch_size", "particles"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ensemble {name} must be an integer >= 1, got {value!r}")
-        if self.particles % self.members:
+        if not 0 <= self.elites <= self.members:
             raise ConfigError(
-                f"ensemble particles ({self.particles}) must be a multiple of members "
-                f"({self.members})"
+                f"ensemble elites must lie in [0, members={self.members}], got {self.elites!r}"
             )
+        if self.particles % self.planned:
+            raise ConfigError(
+                f"ensemble particles ({self.particles}) must be a multiple of the members "
+                f"planned with ({self.planned})"
+            )
+        for name in ("angle_dims", "hidden_dims", "absolute_dims"):
+            dims = tuple(getattr(self, name))
+            if len(set(dims)) != len(dims) or any(d < 0 for d in dims):
+                raise ConfigError(f"ensemble {name} must be distinct indices >= 0, got {dims}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError("ensemble lr must be > 0 and weight_decay >= 0")
 
@@ -87,7 +119,16 @@ class ProbabilisticEnsemble(nn.Module):
         self.learn_reward = bool(learn_reward)
         self.out_dim = obs_dim + int(self.learn_reward)
         e, dev = config.members, torch.device(device)
-        sizes = [obs_dim + action_dim] + [config.hidden] * config.layers + [2 * self.out_dim]
+        for name in ("angle_dims", "hidden_dims", "absolute_dims"):
+            dims = getattr(config, name)
+            if any(d >= obs_dim for d in dims):
+                raise ConfigError(f"ensemble {name} {dims} beyond the {obs_dim} observations")
+        unseen = (*config.angle_dims, *config.hidden_dims)
+        keep = [d for d in range(obs_dim) if d not in unseen]
+        absolute = torch.zeros(obs_dim, dtype=torch.bool)
+        absolute[list(config.absolute_dims)] = True
+        in_dim = len(keep) + 2 * len(config.angle_dims) + action_dim
+        sizes = [in_dim] + [config.hidden] * config.layers + [2 * self.out_dim]
         g = torch.Generator().manual_seed(seed)
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -101,6 +142,11 @@ class ProbabilisticEnsemble(nn.Module):
         self.register_buffer("in_std", torch.ones(sizes[0]))
         self.register_buffer("out_mean", torch.zeros(self.out_dim))
         self.register_buffer("out_std", torch.ones(self.out_dim))
+        self.register_buffer("planned", torch.arange(config.planned))
+        self.register_buffer("keep", torch.tensor(keep, dtype=torch.long), persistent=False)
+        self.register_buffer("angles", torch.tensor(config.angle_dims, dtype=torch.long),
+                             persistent=False)  # fmt: skip
+        self.register_buffer("absolute", absolute, persistent=False)
         self.to(dev)
         self._optimizer: torch.optim.Adam | None = None
 
@@ -113,18 +159,23 @@ class ProbabilisticEnsemble(nn.Module):
             )
         return self._optimizer
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``obs[E, M, O], action[E, M, A]`` -> mean, logvar ``[E, M, out]`` in target units."""
-        mean, logvar = self.normalised(obs, action)
+    def forward(
+        self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs[E, M, O], action[E, M, A]`` -> mean, logvar ``[E, M, out]`` in target units
+        (E: all members, or the ``members`` indices given)."""
+        mean, logvar = self.normalised(obs, action, members)
         return self.out_mean + mean * self.out_std, logvar + 2 * self.out_std.log()
 
     def normalised(
-        self, obs: torch.Tensor, action: torch.Tensor
+        self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the standardised targets (what the networks predict)."""
-        x = (torch.cat([obs, action], -1) - self.in_mean) / self.in_std
+        x = (self.inputs(obs, action) - self.in_mean) / self.in_std
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if members is not None:
+                w, b = w[members], b[members]
             x = torch.baddbmm(b, x, w)
             if i < last:
                 x = F.silu(x)
@@ -133,15 +184,28 @@ class ProbabilisticEnsemble(nn.Module):
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
 
+    def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Network inputs before normalisation: observation (angles as sine and cosine)
+        and action."""
+        if len(self.keep) == self.obs_dim:
+            return torch.cat([obs, action], -1)
+        angle = obs[..., self.angles]
+        return torch.cat([obs[..., self.keep], angle.sin(), angle.cos(), action], -1)
+
+    def next_obs(self, obs: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+        """Next observation from a predicted target (the observation part of it)."""
+        predicted = predicted[..., : self.obs_dim]
+        return torch.where(self.absolute, predicted, obs + predicted)
+
     def targets(self, obs, next_obs, reward) -> torch.Tensor:  # noqa: ANN001
-        delta = next_obs - obs
+        delta = torch.where(self.absolute, next_obs, next_obs - obs)
         return torch.cat([delta, reward[..., None]], -1) if self.learn_reward else delta
 
     def fit_normalizer(
         self, obs: torch.Tensor, action: torch.Tensor, targets: torch.Tensor | None = None
     ) -> None:
         """Input (and, given ``targets``, output) statistics of the training data."""
-        x = torch.cat([obs, action], -1)
+        x = self.inputs(obs, action)
         self.in_mean.copy_(x.mean(0))
         self.in_std.copy_(x.std(0).clamp_min(1e-6))
         if targets is not None and self.config.normalize_targets:
@@ -163,6 +227,27 @@ class ProbabilisticEnsemble(nn.Module):
         return nll.detach()
 
     @torch.no_grad()
+    def member_scores(
+        self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """Each member's mean squared error ``[E]`` on the standardised targets (every
+        target dimension weighs the same), what early stopping and elite choice compare."""
+        e = self.config.members
+        mean, _ = self.normalised(obs.expand(e, *obs.shape), action.expand(e, *action.shape))
+        target = (target - self.out_mean) / self.out_std
+        return ((mean - target) ** 2).mean((1, 2))
+
+    def member_weights(self) -> list[torch.Tensor]:
+        """Copies of every per-member tensor (weights, biases), to restore members from."""
+        return [p.detach().clone() for p in [*self.weights, *self.biases]]
+
+    @torch.no_grad()
+    def restore_members(self, saved: list[torch.Tensor], which: torch.Tensor) -> None:
+        """Put back the ``saved`` (``member_weights``) parameters of members ``which``."""
+        for p, old in zip([*self.weights, *self.biases], saved, strict=True):
+            p[which] = old[which]
+
+    @torch.no_grad()
     def one_step_error(
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
     ) -> torch.Tensor:
@@ -170,7 +255,7 @@ class ProbabilisticEnsemble(nn.Module):
         (averaged over members and observation dims)."""
         e = self.config.members
         mean, _ = self(obs.expand(e, *obs.shape), action.expand(e, *action.shape))
-        pred = obs + mean[..., : self.obs_dim]
+        pred = self.next_obs(obs, mean)
         return ((pred - next_obs) ** 2).mean((0, 2))
 
 
@@ -180,6 +265,8 @@ class EnsembleModel:
     ``states`` are observations ``[B, O]``. ``reward_fn`` (``planners.task_rewards``) gives
     reward and termination from observations; without it the learned reward head's mean is
     used and nothing terminates. A particle that terminates collects no more reward.
+    ``terminal_value(final_obs[M, O]) -> [M]`` (optional) is added for particles still
+    alive at the end of the horizon.
     """
 
     def __init__(
@@ -188,19 +275,21 @@ class EnsembleModel:
         reward_fn: RewardFn | None = None,
         particles: int | None = None,
         seed: int = 0,
+        terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if reward_fn is None and not ensemble.learn_reward:
             raise ConfigError("an ensemble without a reward head needs the task's reward_fn")
-        self.ensemble, self.reward_fn = ensemble, reward_fn
+        self.ensemble, self.reward_fn, self.terminal_value = ensemble, reward_fn, terminal_value
         self.particles = particles or ensemble.config.particles
-        if self.particles % ensemble.config.members:
-            raise ConfigError("particles must be a multiple of the ensemble's members")
+        if self.particles % ensemble.config.planned:
+            raise ConfigError("particles must be a multiple of the members planned with")
         device = next(ensemble.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         b, n, h, a = check_plan_shapes(states, actions)
-        e = self.ensemble.config.members
+        members = self.ensemble.planned
+        e = len(members)
         per = self.particles // e  # particles per member and candidate
         m = b * n * per
         obs = states.to(actions.dtype)[None, :, None, None].expand(e, b, n, per, -1)
@@ -211,10 +300,10 @@ class EnsembleModel:
         o = self.ensemble.obs_dim
         for t in range(h):
             act = acts[:, :, t]
-            mean, logvar = self.ensemble(obs, act)
+            mean, logvar = self.ensemble(obs, act, members)
             noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
             sample = mean + torch.exp(0.5 * logvar) * noise.to(mean.dtype)
-            next_obs = obs + sample[..., :o]
+            next_obs = self.ensemble.next_obs(obs, sample)
             if self.reward_fn is None:
                 reward, term = mean[..., o], torch.zeros_like(alive)
             else:
@@ -225,6 +314,9 @@ class EnsembleModel:
             ret = ret + torch.where(alive, reward, torch.zeros_like(reward))
             alive = alive & ~term
             obs = next_obs
+        if self.terminal_value is not None:
+            value = self.terminal_value(obs.reshape(e * m, o)).reshape(e, m)
+            ret = ret + torch.where(alive, value, torch.zeros_like(value))
         return ret.reshape(e, b, n, per).mean((0, 3))
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,9 +7,15 @@ and ``min_std`` mean the same on every task); the model sees actions in task uni
 
 Methods (``SamplingConfig.method``):
 
-* ``"cem"`` -- the cross-entropy method as in PETS (Chua et al. 2018): Gaussian samples
-  clipped to the bounds, refit mean and std to the ``elites`` best, smoothed with
-  ``momentum`` (``new = momentum * old + (1 - momentum) * fit``), std floored at ``min_std``.
+* ``"cem"`` -- the cross-entropy method: refit mean and spread to the ``elites`` best,
+  smoothed with ``momentum`` (``new = momentum * old + (1 - momentum) * fit``), std floored
+  at ``min_std``. ``sampling`` picks how candidates are drawn: ``"clipped"`` (the default)
+  clips Gaussian samples to the bounds and smooths the std; ``"truncated"`` is PETS' /
+  mbrl-lib's CEM: each step's variance is first bounded by the distance to the nearer
+  action bound, ``var <= (min(mean - low, high - mean) / 2)^2``, samples are drawn from a
+  normal truncated at two standard deviations (so they never leave the bounds and need no
+  clipping; their variance is ``TRUNCATED_VARIANCE`` = 0.774 times the bounded one), and the
+  variance, not the std, is smoothed.
 * ``"mppi"`` -- MPPI-style weighting (Williams et al. 2017, as used in TD-MPC): the mean is
   the softmax(return / ``temperature``)-weighted average of the ``elites`` best samples
   (``elites = samples`` for classic MPPI over all samples); the std is the weighted spread
@@ -42,6 +48,11 @@ from rlwb.planners.models import Model
 
 Prior = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 METHODS = ("cem", "mppi", "icem", "random")
+TRUNCATION = 2.0
+"""Truncated-normal sampling keeps draws within this many standard deviations (PETS)."""
+_PHI = math.exp(-(TRUNCATION**2) / 2) / math.sqrt(2 * math.pi)
+TRUNCATED_VARIANCE = 1 - 2 * TRUNCATION * _PHI / math.erf(TRUNCATION / math.sqrt(2))
+"""Variance of a unit normal truncated to ``[-TRUNCATION, TRUNCATION]`` (0.774)."""
 
 
 @dataclass
@@ -84,6 +95,10 @@ class SamplingConfig:
     unstable systems planned with a warm start: a change early in a sequence grows along
     it, so early steps are perturbed less and later ones, where the shifted plan is new,
     more (measured on InvertedPendulum in benchmarks/RESULTS.md)."""
+    sampling: Literal["clipped", "truncated"] = "clipped"
+    """CEM/MPPI draws: Gaussian clipped to the bounds with the std smoothed, or PETS'
+    truncated normal with the variance bounded by the distance to the bounds and the
+    variance smoothed (see the module docstring)."""
     tie_break: Literal["none", "effort"] = "none"
     """Order of candidates with exactly equal returns: sample order (``"none"``, the
     papers' topk) or the smaller mean squared normalised action first (``"effort"``, a
@@ -134,6 +149,10 @@ class SamplingConfig:
             raise ConfigError(
                 f"planner tie_break must be 'effort' or 'none', got {self.tie_break!r}"
             )
+        if self.sampling not in ("clipped", "truncated"):
+            raise ConfigError(
+                f"planner sampling must be 'clipped' or 'truncated', got {self.sampling!r}"
+            )
         if self.execute not in ("mean", "best", "sample"):
             raise ConfigError(
                 f"planner execute must be 'mean', 'best' or 'sample', got {self.execute!r}"
@@ -163,6 +182,22 @@ def colored_noise(
     # std of the inverse FFT: each real output sample sums the spectrum's power
     sigma = 2 * torch.sqrt((weight[1:] ** 2).sum() + weight[0] ** 2 / 2) / n
     return torch.fft.irfft(torch.complex(re, im), n=n) / sigma
+
+
+def truncated_normal(
+    shape: tuple[int, ...], generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """Unit normal draws truncated to ``[-TRUNCATION, TRUNCATION]`` (inverse CDF of a
+    uniform draw between the two bounds' probabilities: exact, no rejection loop)."""
+    edge = 0.5 * (1 + math.erf(-TRUNCATION / math.sqrt(2)))
+    u = torch.rand(shape, generator=generator, device=device) * (1 - 2 * edge) + edge
+    return (math.sqrt(2) * torch.erfinv(2 * u - 1)).clamp(-TRUNCATION, TRUNCATION)
+
+
+def bounded_std(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``std`` limited so that ``TRUNCATION`` stds around ``mean`` stay in ``[-1, 1]``."""
+    room = torch.minimum(1 - mean, mean + 1).clamp_min(0) / TRUNCATION
+    return torch.minimum(std, room)
 
 
 def shift(x: torch.Tensor, steps: int = 1) -> torch.Tensor:
@@ -301,12 +336,17 @@ class SamplingPlanner(PlannerBase):
         best_ret = torch.full((b,), -math.inf, device=self.device)
         best_seq = mean.clone()
         rows = torch.arange(b, device=self.device)
+        truncated = cfg.sampling == "truncated"
         for i in range(cfg.iterations):
             n = cfg.samples
             if cfg.population_decay > 1:  # iCEM: shrink, but keep at least 2 x elites
                 n = min(n, max(int(n / cfg.population_decay**i), 2 * cfg.elites))
-            noise = colored_noise((b, n, a, h), cfg.noise_beta, self.generator, self.device)
-            u = (mean[:, None] + std[:, None] * noise.transpose(-1, -2)).clamp(-1, 1)
+            if truncated:
+                noise = truncated_normal((b, n, h, a), self.generator, self.device)
+                u = (mean[:, None] + bounded_std(mean, std)[:, None] * noise).clamp(-1, 1)
+            else:
+                noise = colored_noise((b, n, a, h), cfg.noise_beta, self.generator, self.device)
+                u = (mean[:, None] + std[:, None] * noise.transpose(-1, -2)).clamp(-1, 1)
             if kept is not None:
                 u = torch.cat([u, kept], dim=1)
             if cfg.method == "icem" and i == cfg.iterations - 1:
@@ -330,7 +370,9 @@ class SamplingPlanner(PlannerBase):
                 weights = torch.full_like(top_ret, 1.0 / cfg.elites)
                 fit_mean, fit_std = elites.mean(1), elites.std(1, unbiased=False)
             mean = cfg.momentum * mean + (1 - cfg.momentum) * fit_mean
-            if cfg.momentum_std:
+            if cfg.momentum_std and truncated:  # smooth the variance (PETS)
+                fit_std = (cfg.momentum * std**2 + (1 - cfg.momentum) * fit_std**2).sqrt()
+            elif cfg.momentum_std:
                 fit_std = cfg.momentum * std + (1 - cfg.momentum) * fit_std
             std = fit_std.clamp_min(cfg.min_std)
             if cfg.keep_elites > 0:

@@ -1,0 +1,197 @@
+"""rlwb PETS beside mbrl-lib's own PETS: return vs env steps and env steps/s, one machine.
+
+    python benchmarks/pets_vs_mbrl.py --task InvertedPendulum-v5 --steps 3000 --seeds 0 1 2
+    python benchmarks/pets_vs_mbrl.py --task HalfCheetah-v5 --steps 50000 --seeds 0 1 2
+    python benchmarks/pets_vs_mbrl.py --smoke            # seconds: both sides run, tiny
+
+Each (seed, contender) runs in its own process, the contenders alternating, so machine load
+hits both alike. rlwb runs ``rlwb train pets_mujoco`` with the task's preset; mbrl-lib runs
+``mbrl.algorithms.pets.train`` with its own configuration files for the task
+(``pets_inv_pendulum`` / ``pets_halfcheetah``: ensemble, CEM, schedule) on Gymnasium's v4
+of the task (mbrl 0.2.0 pins gymnasium 0.26.3, which has no v5: same model and dynamics;
+v4's pendulum also pays 1 on its last step). mbrl-lib needs its own environment
+(``--mbrl-python``; see benchmarks/results_pending/pets.md for how it was built). Both
+train on CPU with one torch thread. The curve compared is the training episodes' return
+against env steps (mbrl-lib's PETS logs only those); env steps/s count everything
+(acting, planning, training). Results go to ``--out`` as JSON and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+MBRL_CONF = {  # rlwb task -> (gymnasium v4 id, mbrl-lib override file, termination fn)
+    "InvertedPendulum-v5": ("InvertedPendulum-v4", "pets_inv_pendulum", "inverted_pendulum"),
+    "HalfCheetah-v5": ("HalfCheetah-v4", "pets_halfcheetah", "no_termination"),
+    "Hopper-v5": ("Hopper-v4", "pets_hopper", "hopper"),
+}
+
+
+# ---------------------------------------------------------------------- workers
+def rlwb_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
+    from rlwb.experiments import pets_mujoco
+    from rlwb.plot import read_scalars
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = pets_mujoco.main(["--train.task", task, "--train.total-steps", str(steps),
+                                   "--train.seed", str(seed), "--train.run-dir", tmp,
+                                   "--train.no-progress", "--agent.torch-threads", "1",
+                                   *extra])  # fmt: skip
+        wall = time.perf_counter() - start
+        x, y = read_scalars(result.run_dir, "charts/episodic_return")
+        ex, ey = read_scalars(result.run_dir, "eval/return_mean")
+    return {"steps": [int(v) for v in x], "returns": [float(v) for v in y], "wall": wall,
+            "eval_steps": [int(v) for v in ex], "eval": [float(v) for v in ey]}  # fmt: skip
+
+
+def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
+    import numpy as np
+
+    if not hasattr(np, "bool8"):  # gymnasium 0.26.3's env checker under numpy 2
+        np.bool8 = np.bool_
+    import gymnasium
+    import mbrl
+    import omegaconf
+    import torch
+    import yaml
+    from mbrl.algorithms import pets
+    from mbrl.env import termination_fns
+
+    torch.set_num_threads(1)
+    env_id, override, term = MBRL_CONF[task]
+    conf = pathlib.Path(mbrl.__file__).parent / "examples" / "conf"
+    load = omegaconf.OmegaConf.load
+    cfg = omegaconf.OmegaConf.create({
+        "seed": seed, "device": "cpu", "debug_mode": False, "log_frequency_agent": 1000,
+        "algorithm": load(conf / "algorithm" / "pets.yaml"),
+        "dynamics_model": load(conf / "dynamics_model" / "gaussian_mlp_ensemble.yaml"),
+        "overrides": load(conf / "overrides" / f"{override}.yaml"),
+        "action_optimizer": {  # mbrl-lib's conf/action_optimizer/cem.yaml (not in the wheel)
+            "_target_": "mbrl.planning.CEMOptimizer",
+            "num_iterations": "${overrides.cem_num_iters}",
+            "elite_ratio": "${overrides.cem_elite_ratio}",
+            "population_size": "${overrides.cem_population_size}",
+            "alpha": "${overrides.cem_alpha}",
+            "lower_bound": "???", "upper_bound": "???",
+            "return_mean_elites": True, "device": "cpu",
+            "clipped_normal": False,
+        },
+    })  # fmt: skip
+    # hydra >= 1.1 instantiates nested configs first; mbrl 0.2.0 was written for 1.0's
+    # flat instantiate (its pin, 1.0.3, does not run on Python 3.11)
+    cfg.dynamics_model._recursive_ = False
+    cfg.algorithm.agent._recursive_ = False
+    cfg.overrides.env = f"gym___{env_id}"
+    if override == "pets_inv_pendulum":  # "model_lr: 00143" loads as octal 99, and diverges
+        cfg.overrides.model_lr = 0.00143
+    cfg.overrides.pop("obs_process_fn", None)  # written for mbrl-lib's own cheetah obs
+    cfg.overrides.pop("no_delta_list", None)
+    for item in extra:  # key=value overrides, e.g. overrides.cem_population_size=100
+        key, value = item.split("=", 1)
+        omegaconf.OmegaConf.update(cfg, key, yaml.safe_load(value))
+    omegaconf.OmegaConf.resolve(cfg)  # omegaconf 2.3 cannot set keys through interpolations
+    # mbrl-lib's budget counts only the steps after its random ones: same total as rlwb
+    random_steps = int(cfg.algorithm.initial_exploration_steps)
+    cfg.overrides.num_steps = max(steps - random_steps, 1)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    env = gymnasium.make(env_id)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        pets.train(env, getattr(termination_fns, term), None, cfg, silent=False, work_dir=tmp)
+        wall = time.perf_counter() - start
+        rows = (pathlib.Path(tmp) / "results.csv").read_text().splitlines()[1:]
+    pairs = [tuple(map(float, r.split(",")[:2])) for r in rows if r.strip()]
+    return {"steps": [int(s) + random_steps for s, _ in pairs], "returns": [r for _, r in pairs],
+            "wall": wall, "eval_steps": [], "eval": []}  # fmt: skip
+
+
+# ---------------------------------------------------------------------- driver
+def _run(python: str, who: str, task: str, steps: int, seed: int, extra: list[str]) -> dict:
+    out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    cmd = [python, __file__, "--worker", who, "--task", task, "--steps", str(steps),
+           "--seeds", str(seed), "--out", out, "--extra", json.dumps(extra)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    data = json.loads(pathlib.Path(out).read_text())
+    os.unlink(out)
+    return data
+
+
+def _at(data: dict, budget: int) -> str:
+    """Mean return of the training episodes that ended in the last fifth of ``budget``."""
+    window = [r for s, r in zip(data["steps"], data["returns"], strict=True)
+              if budget - budget // 5 < s <= budget]  # fmt: skip
+    return f"{sum(window) / len(window):.0f}" if window else "-"
+
+
+def table(results: dict, steps: int) -> str:
+    marks = sorted({steps * k // 5 for k in range(1, 6)})
+    lines = ["| contender | seed | " + " | ".join(f"{m:,}" for m in marks) + " | env steps/s |",
+             "|---|---:|" + "---:|" * (len(marks) + 1)]  # fmt: skip
+    for who, runs in results.items():
+        for seed, data in runs.items():
+            sps = steps / data["wall"]
+            cells = " | ".join(_at(data, m) for m in marks)
+            lines.append(f"| {who} | {seed} | {cells} | {sps:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="InvertedPendulum-v5", choices=sorted(MBRL_CONF))
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--contenders", nargs="+", default=["rlwb", "mbrl"])
+    p.add_argument("--mbrl-python", default="/work/wt/mbrl-venv/bin/python")
+    p.add_argument("--out", default="")
+    p.add_argument("--smoke", action="store_true", help="tiny budgets: both sides run")
+    p.add_argument("--rlwb-args", default="", help="extra rlwb options, one string")
+    p.add_argument("--mbrl-args", default="", help="mbrl-lib key=value overrides, one string")
+    p.add_argument("--worker", choices=["rlwb", "mbrl"], help=argparse.SUPPRESS)
+    p.add_argument("--extra", default="[]", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        fn = rlwb_worker if args.worker == "rlwb" else mbrl_worker
+        data = fn(args.task, args.steps, args.seeds[0], json.loads(args.extra))
+        pathlib.Path(args.out).write_text(json.dumps(data))
+        return data
+    extra = {"rlwb": args.rlwb_args.split(), "mbrl": args.mbrl_args.split()}
+    if args.smoke:
+        args.steps, args.seeds = 60, args.seeds[:1]
+        extra["rlwb"] = ["--train.learning-starts", "20", "--agent.train-every", "20",
+                         "--agent.train-steps", "3", "--agent.planner.samples", "8",
+                         "--agent.planner.horizon", "4", "--agent.planner.elites", "2",
+                         "--train.eval-horizon", "10"]  # fmt: skip
+        extra["mbrl"] = ["overrides.trial_length=20", "overrides.freq_train_model=20",
+                         "overrides.num_epochs_train_model=1", "overrides.planning_horizon=4",
+                         "overrides.cem_population_size=8", "overrides.cem_num_iters=1",
+                         "algorithm.initial_exploration_steps=20"]  # fmt: skip
+    pythons = {"rlwb": sys.executable, "mbrl": args.mbrl_python}
+    results: dict = {who: {} for who in args.contenders}
+    for seed in args.seeds:
+        for who in args.contenders:  # alternating, one process each
+            load = os.getloadavg()[0]
+            results[who][seed] = _run(pythons[who], who, args.task, args.steps, seed, extra[who])
+            results[who][seed]["load_before"] = load
+            print(f"{who} seed {seed}: {args.steps / results[who][seed]['wall']:.1f} env steps/s"
+                  f" (load {load:.1f})", flush=True)  # fmt: skip
+    report = table(results, args.steps)
+    print(report)
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
