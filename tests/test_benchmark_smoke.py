@@ -85,13 +85,15 @@ SMOKE: dict[str, Smoke] = {
     ),
     "tdmpc_bench.py": Smoke("--repeats 1 --no-small", "| official | wall |"),
     "tdmpc_dmc_curves.py": Smoke("", "covered by tests/test_tdmpc_curves.py"),
+    "pets_vs_mbrl.py": Smoke("", "covered by tests/test_pets.py"),
     "tdmpc_vs_authors.py": Smoke("--smoke", "skipped: no --authors PATH"),
     "torch_throughput.py": Smoke(
         "--smoke --threads 1", "| Pendulum-v1 | 64 |"
     ),
 }
-COVERED_ELSEWHERE = {"tdmpc_dmc_curves.py"}
-"""Scripts that read only saved runs, smoke-tested on fabricated runs by their own tests."""
+COVERED_ELSEWHERE = {"tdmpc_dmc_curves.py", "pets_vs_mbrl.py"}
+"""Scripts smoke-tested by their own tests: on fabricated runs (curves), or with a worker
+process that imports the script by path (the PETS side-by-side, in tests/test_pets.py)."""
 
 
 def test_every_benchmark_script_has_a_smoke_entry():
