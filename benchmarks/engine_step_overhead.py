@@ -43,7 +43,7 @@ class Args:
     repeats: int = 200
     stat: str = "min"
     """Per-call statistic: "min" (robust on a loaded, shared machine: the cost when the
-    process got the cores) or "mean" (the average, as earlier rounds reported)."""
+    process got the cores) or "mean" (the average over all calls)."""
 
 
 def _ms(parts: dict[str, Callable[[], object]], repeats: int, stat: str) -> dict[str, float]:

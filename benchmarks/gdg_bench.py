@@ -4,7 +4,7 @@ without bridge points, rlwb DDPG+HER and Stable-Baselines3 DDPG + HerReplayBuffe
     python benchmarks/gdg_bench.py --mazes open deceptive --seeds 0 1 2 --workers 2
     python benchmarks/gdg_bench.py --mazes antmaze --steps 15000 --evals 3   # gym backend
     python benchmarks/gdg_bench.py --agents gdg --bridge '{"training": true, "patience": 15,
-        "start_threshold": 10, "stuck_radius": 0}'   # BridgeConfig overrides (round 3's)
+        "start_threshold": 10, "stuck_radius": 0}'   # BridgeConfig overrides
 
 Every run: 4 engine members, 1000 random steps, then half a gradient update per env step,
 64-64 networks, batch 128, episodes that end on success, goals >= 2 cells from the start.

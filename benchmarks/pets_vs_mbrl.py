@@ -10,10 +10,11 @@ hits both alike. rlwb runs ``rlwb train pets_mujoco`` with the task's preset; mb
 (``pets_inv_pendulum`` / ``pets_halfcheetah``: ensemble, CEM, schedule) on Gymnasium's v4
 of the task (mbrl 0.2.0 pins gymnasium 0.26.3, which has no v5: same model and dynamics;
 v4's pendulum also pays 1 on its last step). mbrl-lib needs its own environment
-(``--mbrl-python``; see benchmarks/results_pending/pets.md for how it was built). Both
-train on CPU with one torch thread. The curve compared is the training episodes' return
-against env steps (mbrl-lib's PETS logs only those); env steps/s count everything
-(acting, planning, training). Results go to ``--out`` as JSON and a markdown table.
+(``--mbrl-python``; benchmarks/RESULTS.md, "mbrl-lib's own PETS at its own
+configuration", says how to build it). Both train on CPU with one torch thread. The
+curve compared is the training episodes' return against env steps (mbrl-lib's PETS logs
+only those); env steps/s count everything (acting, planning, training). Results go to
+``--out`` as JSON and a markdown table.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
 from rlwb.engine.base import EngineSpec
 from rlwb.train import TrainConfig, train
 
-# Published TD-MPC means (DMControl, 5 seeds) at 100k / 500k env steps (REFERENCES.md).
+# Published TD-MPC means (DMControl, 5 seeds) at 100k / 500k env steps (Hansen et al. 2022).
 PUBLISHED = {
     "cheetah-run": (603, 814),
     "walker-walk": (963, 977),

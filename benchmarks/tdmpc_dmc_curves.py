@@ -7,7 +7,7 @@ step (simulator steps = agent steps x action repeat, how the published curves co
 the speed of each run in env steps/s, from the wall-clock stamps of its TensorBoard events
 and the modification times of its checkpoints (copy run folders with ``cp -p`` to keep them).
 
-    python benchmarks/tdmpc_dmc_curves.py /work/runs-src/runs     # or any folder of runs
+    python benchmarks/tdmpc_dmc_curves.py runs     # or any folder of runs
 
 A run that records ``step_scale`` in ``config.yaml`` logs env steps already; an older run
 logged agent steps, converted here with the action repeat in its task arguments (1 when it

@@ -12,8 +12,8 @@ and ``bridges/points`` a picture of the maze with the bridge points of a final e
 Expect an evaluation success rate of 1.0 on the open maze after 10k steps (about 2 minutes
 on 2 CPU cores). On the deceptive maze (the second command, without ``--agent.no-bridges``
 and with ``--train.total-steps 20000``) bridge points reach the goal behind the cup on
-nearly every seed by 20k steps, GDG alone on about a third (benchmarks/RESULTS.md, "GDG
-round 5"); seed 3 logs 0.96 and 1.00 at 10k and 20k.
+nearly every seed by 20k steps, GDG alone on about a third (benchmarks/RESULTS.md, "a bridge
+graph of observed transitions"); seed 3 logs 0.96 and 1.00 at 10k and 20k.
 """
 
 from dataclasses import dataclass, field

@@ -33,7 +33,7 @@ from rlwb.config import from_dict, import_object, to_plain
 from rlwb.engine import Engine, EngineSpec, make_engine
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.logger import PhaseProgress
-from rlwb.policies import policy_of  # defined there since the Deep GA; still importable here
+from rlwb.policies import policy_of  # re-exported for callers importing it from here
 
 DEFAULT_HORIZON = 1000  # for tasks without a time limit
 

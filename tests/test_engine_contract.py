@@ -28,7 +28,7 @@ CONTRACT_CASES = [
     *(_available("warp", t) for t in ("HalfCheetah-v5", "Hopper-v5")),
     _available("mujoco", "HalfCheetah-v5"),
     _available("mujoco", "Hopper-v5"),
-    _available("mujoco", "cheetah-run"),  # DeepMind Control Suite (issue #19)
+    _available("mujoco", "cheetah-run"),  # DeepMind Control Suite
     _available("torch", "Pendulum-v1"),
     _available("torch", "MountainCarContinuous-v0"),
     _available("torch", "PointMaze-Deceptive-Dense-v0"),

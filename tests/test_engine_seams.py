@@ -1,6 +1,5 @@
-"""Engine seams and fixes of issue #15: fresh graphs per differentiable rollout, loaded
-members observe what their source observed, states from Gymnasium/MjData, one task loader,
-named observation slices."""
+"""Engine seams: fresh graphs per differentiable rollout, loaded members observe what their
+source observed, states from Gymnasium/MjData, one task loader, named observation slices."""
 
 from __future__ import annotations
 
@@ -155,7 +154,7 @@ def test_one_loader_builds_the_task_once_for_the_backend(monkeypatch) -> None:
 
 
 def test_registered_task_with_custom_class_runs(monkeypatch) -> None:
-    """Other helpers register tasks as TaskEntry(loader="module:Class"): still works."""
+    """A task registered as TaskEntry(loader="module:Class") builds and runs."""
 
     @dataclasses.dataclass
     class SlowCheetah(HalfCheetah):

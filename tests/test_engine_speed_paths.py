@@ -1,4 +1,4 @@
-"""The engine's fast paths give the same numbers as the reference ones (issue #15, speed):
+"""The engine's fast paths give the same numbers as the reference ones:
 numpy bookkeeping on the CPU equals the torch bookkeeping, a one-member engine equals a
 row of a batched one, and rollouts that step only the members still running equal
 rollouts that step every member to the end."""

@@ -303,10 +303,10 @@ def _fixed_gdg(bridges: bool, members: int, certified: bool = False, stored: boo
 def test_bridges_get_round_the_deceptive_cup_where_the_distance_gradient_does_not(
     bridges, certified
 ):
-    """The issue's contrast, made deterministic and CI-sized: the same controller and the
-    same wall-blind distance, from r to the goal behind the cup. Without bridge points
-    it runs into the cup and stays there (0 of 8 episodes); with graph bridge points it
-    walks round, on learned edges (8 of 8 with evaluation seeds 3, 4 and 5) and on
+    """The contrast bridge points exist for, made deterministic and CI-sized: the same
+    controller and the same wall-blind distance, from r to the goal behind the cup. Without
+    bridge points it runs into the cup and stays there (0 of 8 episodes); with graph bridge
+    points it walks round, on learned edges (8 of 8 with evaluation seeds 3, 4 and 5) and on
     observed ones."""
     agent, engine = _fixed_gdg(bridges, members=8, certified=certified)
     returns, lengths = run_evaluation(agent, engine, seed=3)
@@ -352,7 +352,7 @@ def test_a_policy_file_carries_the_bridge_graph():
 ESCAPE_BRIDGES = BridgeConfig(
     start_threshold=math.inf, stuck_radius=0.5, training=False, patience=25
 )
-"""The evaluation-time escape option ("GDG round 4")."""
+"""The evaluation-time escape option: bridges only once an evaluation member is stuck."""
 
 
 def _deceptive_success(bridges: bool, seed: int, steps: int, bridge=None) -> float:
@@ -378,10 +378,11 @@ def _deceptive_success(bridges: bool, seed: int, steps: int, bridge=None) -> flo
 
 @pytest.mark.parametrize("seed", [0, 7])
 def test_bridges_solve_the_deceptive_maze_where_gdg_alone_does_not(seed):
-    """The issue's contrast at 10k env steps (~40 s a seed for both on 2 quiet cores), the
+    """The same contrast, learned, at 10k env steps (~40 s a seed for both on 2 quiet cores), the
     default planner (observed graph, bridges in training and evaluation): all 50 episodes
-    from r reach the goal behind the cup, GDG alone's none (benchmarks/RESULTS.md, "GDG
-    round 5": over 20 seeds at 20k, at least as good as GDG alone on every seed)."""
+    from r reach the goal behind the cup, GDG alone's none (benchmarks/RESULTS.md, "a bridge
+    graph of observed transitions": over 20 seeds at 20k, at least as good as GDG alone on
+    every seed)."""
     assert _deceptive_success(True, seed=seed, steps=10_000) >= 0.75
     assert _deceptive_success(False, seed=seed, steps=10_000) <= 0.1
 
@@ -594,9 +595,9 @@ def test_gdg_resumes_exactly_with_bridge_state(certified):
 
 def test_an_update_restarts_the_evaluation_planner():
     """Evaluations repeat their starts and goals (same seed), so a member whose new episode
-    began near where its last one ended was not seen to reset and kept its stale stall
-    count: it escaped at once (open maze at 2000 steps: 0.83 against GDG alone's 1.00).
-    After an update the next evaluation starts afresh."""
+    begins near where its last one ended is not seen to reset; with a stale stall count it
+    would escape at once (open maze at 2000 steps: 0.83 against GDG alone's 1.00). After
+    an update the next evaluation therefore starts afresh."""
     engine = make_engine("PointMaze-Open-Goal-v0", 3, backend="torch", seed=0, **MAZE_KW)
     agent = GDG(GDGConfig(hidden=(16,), batch_size=8, seed=0, probe_every=0), engine.spec, "cpu")
     for _ in goal_training_steps(agent, engine, 30, warmup=30, seed=0):

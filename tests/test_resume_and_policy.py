@@ -129,7 +129,7 @@ def test_a_malicious_pickle_is_refused_without_running_it(tmp_path, capsys):
     exploit.marker = str(tmp_path / "pwned")
     path = tmp_path / "evil.pt"
     torch.save({"format": ckpt.FORMAT, "version": ckpt.VERSION, "agent": exploit}, path)
-    torch.load(path, weights_only=False)  # what loading used to do: it runs the code
+    torch.load(path, weights_only=False)  # a plain torch.load runs the pickled code
     assert (tmp_path / "pwned").exists()
     (tmp_path / "pwned").unlink()
     with pytest.raises(CheckpointError, match="refusing to load it") as info:

@@ -1,4 +1,4 @@
-"""Task math written once for numpy and torch (``rlwb.envs.mujoco.arrays``, issue #15
+"""Task math written once for numpy and torch (``rlwb.envs.mujoco.arrays``, for
 speed): the ``mujoco`` backend evaluates tasks in numpy, the ``warp`` backend and torch
 callers in torch. Both libraries must give the same numbers: elementwise results bit for
 bit, reductions and sin/cos to the last bit or two (numpy and torch sum in other orders).

@@ -57,7 +57,7 @@ from rlwb.envs.mujoco.arrays import ops
 KNOWN_FIELDS = (
     "qpos", "qvel", "xpos", "xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext",
     "site_xpos", "ctrl", "qfrc_constraint", "ten_length", "ten_velocity",
-    # --- dm_control tasks (issue #19), additive
+    # --- fields the dm_control tasks read as well
     "xmat", "sensordata", "geom_xpos", "site_xmat", "subtree_com", "act", "userdata",
     "geom_xmat",
 )  # fmt: skip
@@ -162,7 +162,7 @@ class MujocoTask:
     pre_fields: ClassVar[tuple[str, ...]] = ()
     # dm_control's Physics.step ends with mj_step1, so position- and velocity-dependent
     # fields (xpos, xmat, sensordata...) describe the state *after* the step; backends call
-    # mj_step1 after the last mj_step of an env step when this is True (issue #19).
+    # mj_step1 after the last mj_step of an env step when this is True.
     sync_after_step: ClassVar[bool] = False
     # observation/reward/terminated also run on numpy arrays (written against
     # rlwb.envs.mujoco.arrays); the mujoco backend then evaluates them in numpy.

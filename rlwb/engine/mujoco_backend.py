@@ -418,7 +418,7 @@ class MujocoEngine(Engine):
             self._qpos[rows] = qpos_np
             self._qvel[rows] = qvel_np
             return self._observe(members)
-        userdata_np = drawn[2] if len(drawn) > 2 else None  # dm_control tasks (#19)
+        userdata_np = drawn[2] if len(drawn) > 2 else None  # dm_control tasks' per-episode state
         act_np = drawn[3] if len(drawn) > 3 else None
         index = members.tolist()
         model = self.model

@@ -14,7 +14,8 @@ From outside: :func:`state_from_mujoco` reads a row from any ``MjModel``/``MjDat
 ``gymnasium.make(id).unwrapped.model/.data``), :func:`state_from_qpos_qvel` builds one from
 positions and velocities, and ``set_state`` also accepts MuJoCo's own
 ``mj_getState(mjSTATE_FULLPHYSICS)`` rows (warm start and control zero, elapsed 0) and
-the engine's earlier layout without the control (:func:`convert_state`).
+the engine's layout without the control, as older checkpoints hold it
+(:func:`convert_state`).
 """
 
 from __future__ import annotations
@@ -111,9 +112,9 @@ def state_from_qpos_qvel(
 
 def convert_state(model: mujoco.MjModel, state: torch.Tensor) -> torch.Tensor | None:
     """Rows in another known layout as engine rows (missing parts zero), or None:
-    ``mj_getState(mjSTATE_FULLPHYSICS)`` rows (elapsed 0), and the engine's earlier
-    ``[FULLPHYSICS | WARMSTART, elapsed]`` rows (checkpoints written before the control
-    joined the state; control 0)."""
+    ``mj_getState(mjSTATE_FULLPHYSICS)`` rows (elapsed 0), and
+    ``[FULLPHYSICS | WARMSTART, elapsed]`` rows (the layout without the control that older
+    checkpoints hold; control 0)."""
     earlier = FULLPHYSICS | int(_S.mjSTATE_WARMSTART)
     for spec, elapsed in ((FULLPHYSICS, False), (earlier, True)):
         if state.shape[1] == mujoco.mj_stateSize(model, spec) + int(elapsed):

@@ -170,7 +170,7 @@ class WarpEngine(Engine):
         self.dt = float(self.model.opt.timestep * self.frame_skip)
         self.max_episode_steps = self.task.max_episode_steps
         self._rne = self.task.needs_rne_post
-        self._sync = self.task.sync_after_step  # dm_control tasks (#19): step1 after stepping
+        self._sync = self.task.sync_after_step  # dm_control tasks: mj_step1 after stepping
         for name, value in (("nconmax", nconmax), ("njmax", njmax)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -232,7 +232,7 @@ class WarpEngine(Engine):
         parts = [("time", 1), ("qpos", m.nq), ("qvel", m.nv), ("act", m.na)]
         parts += [("history", int(getattr(m, "nhistory", 0))), ("qacc_warmstart", m.nv)]
         parts += [("ctrl", m.nu)]
-        parts += [("userdata", m.nuserdata)]  # per-episode task state (dm_control tasks, #19)
+        parts += [("userdata", m.nuserdata)]  # per-episode task state (dm_control tasks)
         self._state_parts = [(n, size) for n, size in parts if size > 0]
         self.state_size = sum(size for _, size in self._state_parts)
         expected = mujoco.mj_stateSize(m, STATE_SPEC)
