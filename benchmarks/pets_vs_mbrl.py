@@ -154,7 +154,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--contenders", nargs="+", default=["rlwb", "mbrl"])
-    p.add_argument("--mbrl-python", default="/work/wt/mbrl-venv/bin/python")
+    p.add_argument(
+        "--mbrl-python",
+        default=os.environ.get("RLWB_MBRL_PYTHON", ""),
+        help="python of the venv holding mbrl-lib (its pins clash with rlwb's; default: "
+        "$RLWB_MBRL_PYTHON)",
+    )
     p.add_argument("--out", default="")
     p.add_argument("--smoke", action="store_true", help="tiny budgets: both sides run")
     p.add_argument("--rlwb-args", default="", help="extra rlwb options, one string")
@@ -178,6 +183,11 @@ def main(argv: list[str] | None = None) -> dict:
                          "overrides.num_epochs_train_model=1", "overrides.planning_horizon=4",
                          "overrides.cem_population_size=8", "overrides.cem_num_iters=1",
                          "algorithm.initial_exploration_steps=20"]  # fmt: skip
+    if "mbrl" in args.contenders and not pathlib.Path(args.mbrl_python or "/nonexistent").is_file():
+        p.error(
+            f"mbrl-lib's python {args.mbrl_python!r} not found: give --mbrl-python (a venv "
+            "with mbrl installed) or --contenders rlwb"
+        )
     pythons = {"rlwb": sys.executable, "mbrl": args.mbrl_python}
     results: dict = {who: {} for who in args.contenders}
     for seed in args.seeds:
