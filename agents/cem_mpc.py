@@ -40,9 +40,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from rlwb.agent import StepAgent
+from rlwb.agent import StepAgent, apply_torch_threads, check_format
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.planners.models import EngineModel
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 
@@ -133,8 +133,7 @@ class CEMMPC(StepAgent):
     def __init__(self, config: CEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        if self.device.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        apply_torch_threads(self.device, config.torch_threads)
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )
@@ -199,11 +198,7 @@ class CEMMPC(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(
-                f"CEMMPC checkpoint format {state.get('format_version')!r}, "
-                f"expected {FORMAT_VERSION}"
-            )
+        check_format(state, FORMAT_VERSION, "CEMMPC", oldest=FORMAT_VERSION)
         self.planner.load_state_dict(state["planner"])
         plan = state["plan"]
         self._plan = None if plan is None else plan.to(self.device)

@@ -63,10 +63,19 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent, unit_action_map
+from rlwb.agent import (
+    NUM_UPDATES,
+    PolicyNetwork,
+    ScaledPolicy,
+    StepAgent,
+    apply_torch_threads,
+    check_format,
+    checkpoint_fits,
+    unit_action_map,
+)
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.nn import FusedAdamStep, fused_adam_available, soft_update_
 from rlwb.planners.latent import LatentModel
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
@@ -245,8 +254,7 @@ class TDMPC(StepAgent):
         self.device = dev = torch.device(device)
         # From-pixels TD-MPC (a conv encoder) is not implemented: flat observations only.
         self.action_scale, self.action_bias = unit_action_map(spec, dev, "TDMPC")
-        if dev.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        apply_torch_threads(dev, config.torch_threads)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
         seed = config.seed
@@ -536,22 +544,15 @@ class TDMPC(StepAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        version = state.get("format_version") if isinstance(state, dict) else None
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CheckpointError(
-                f"TDMPC checkpoint format {version!r} is not supported (this rlwb writes "
-                f"{FORMAT_VERSION})"
-            )
-        try:
+        check_format(state, FORMAT_VERSION, "TDMPC")
+        with checkpoint_fits("TDMPC"):
             self.model.load_state_dict(state["model"])
             self.steps = int(state["steps"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc
         self.planner.reset()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
-        try:
+        with checkpoint_fits("TDMPC"):
             self.target.load_state_dict(state["target"])
             self.optim.load_state_dict(state["optim"])
             self.pi_optim.load_state_dict(state["pi_optim"])
@@ -567,6 +568,4 @@ class TDMPC(StepAgent):
                 "ran": int(owed["ran"]),
                 "sums": {k: v.to(self.device) for k, v in owed["sums"].items()},
             }
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc
         self.replay.load_state_dict(state["replay"])

@@ -17,7 +17,8 @@ checkpoint (which stores the class path, config and spec) rebuilds any agent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -192,3 +193,44 @@ def unit_action_map(
     if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
         raise ConfigError(f"{who} needs finite action bounds; {spec.task_id} has {low}..{high}")
     return (high - low) / 2, (high + low) / 2
+
+
+def apply_torch_threads(device: torch.device, threads: int) -> None:
+    """``torch.set_num_threads(threads)`` for an agent on the CPU (0: leave torch's setting):
+    agents run many small tensor ops, where extra threads cost more than they give."""
+    if device.type == "cpu" and threads > 0:
+        torch.set_num_threads(threads)
+
+
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """An agent's own random stream on ``device``, from ``seed`` (None: a seed drawn from
+    torch's global generator, so a run seeded by the runner stays reproducible)."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def check_format(state: Any, newest: int, who: str, oldest: int = 1) -> int:
+    """The ``format_version`` of a checkpoint ``state`` written by agent ``who``; a one-line
+    :class:`~rlwb.errors.CheckpointError` unless it is an int in ``oldest..newest``."""
+    from rlwb.errors import CheckpointError
+
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or not oldest <= version <= newest:
+        readable = newest if oldest == newest else f"{oldest}..{newest}"
+        raise CheckpointError(
+            f"{who} checkpoint format {version!r} is not supported (this rlwb reads {readable})"
+        )
+    return version
+
+
+@contextmanager
+def checkpoint_fits(who: str) -> Iterator[None]:
+    """Turns the errors of loading saved tensors into a module or structure that differ
+    (missing keys, other shapes, other types) into one line naming the agent ``who``."""
+    from rlwb.errors import CheckpointError
+
+    try:
+        yield
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{who} checkpoint does not fit this agent: {exc}") from exc
