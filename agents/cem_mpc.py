@@ -133,7 +133,7 @@ class CEMMPC(StepAgent):
     def __init__(self, config: CEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        apply_torch_threads(self.device, config.torch_threads)
+        apply_torch_threads(config.torch_threads, self.device)
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )

@@ -256,7 +256,7 @@ class DDPG(StepAgent):
             )
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        apply_torch_threads(dev, config.torch_threads)
+        apply_torch_threads(config.torch_threads, dev)
         self.action_scale, self.action_bias = unit_action_map(spec, dev, "DDPG")
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 

@@ -214,7 +214,7 @@ class DeepGA(IterationAgent):
     def __init__(self, config: DeepGAConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        apply_torch_threads(self.device, config.torch_threads)
+        apply_torch_threads(config.torch_threads, self.device)
         obs_dim = math.prod(spec.observation_shape)
         self.net = self._population_net()
         self.genomes = Genomes(

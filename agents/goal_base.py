@@ -122,7 +122,7 @@ class GoalAgent(StepAgent):
         config.validate()
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        apply_torch_threads(dev, config.torch_threads)
+        apply_torch_threads(config.torch_threads, dev)
         self.task = goal_task(spec)
         self.slices = observation_slices(spec, self.task)
         self.goal_cols = slice(*self.slices["desired_goal"])

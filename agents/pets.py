@@ -153,7 +153,7 @@ class PETS(StepAgent):
     def __init__(self, config: PETSConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        apply_torch_threads(self.device, config.torch_threads)
+        apply_torch_threads(config.torch_threads, self.device)
         if len(spec.observation_shape) != 1:
             raise ConfigError(f"PETS needs flat observations, got {spec.observation_shape}")
         reward_fn = task_reward(spec.task_id, spec.task_kwargs)

@@ -188,7 +188,7 @@ class SafeCEMMPC(StepAgent):
     def __init__(self, config: SafeCEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         self.config, self.spec, self.device = config, spec, torch.device(device)
         config.planner.validate()
-        apply_torch_threads(self.device, config.torch_threads)
+        apply_torch_threads(config.torch_threads, self.device)
         try:
             task = tasks.get(spec.task_id).build(**dict(spec.task_kwargs))
         except Exception as exc:  # noqa: BLE001 - any failure means: not our task

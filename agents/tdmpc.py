@@ -71,6 +71,7 @@ from rlwb.agent import (
     apply_torch_threads,
     check_format,
     checkpoint_fits,
+    seeded_generator,
     unit_action_map,
 )
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
@@ -254,13 +255,11 @@ class TDMPC(StepAgent):
         self.device = dev = torch.device(device)
         # From-pixels TD-MPC (a conv encoder) is not implemented: flat observations only.
         self.action_scale, self.action_bias = unit_action_map(spec, dev, "TDMPC")
-        apply_torch_threads(dev, config.torch_threads)
+        apply_torch_threads(config.torch_threads, dev)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        seed = config.seed
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.generator = torch.Generator(device=dev).manual_seed(seed)
+        self.generator = seeded_generator(config.seed, dev)
+        seed = self.generator.initial_seed()
         with torch.random.fork_rng(devices=[]):  # initialisation from the seed alone
             torch.manual_seed(seed)
             self.model = TOLD(obs_dim, act_dim, config.latent_dim, config.enc_dim, config.mlp_dim)

@@ -195,10 +195,10 @@ def unit_action_map(
     return (high - low) / 2, (high + low) / 2
 
 
-def apply_torch_threads(device: torch.device, threads: int) -> None:
+def apply_torch_threads(threads: int, device: torch.device | str = "cpu") -> None:
     """``torch.set_num_threads(threads)`` for an agent on the CPU (0: leave torch's setting):
     agents run many small tensor ops, where extra threads cost more than they give."""
-    if device.type == "cpu" and threads > 0:
+    if torch.device(device).type == "cpu" and threads > 0:
         torch.set_num_threads(threads)
 
 
