@@ -55,16 +55,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlwb.agent import (
-    PolicyNetwork,
-    ScaledPolicy,
-    StepAgent,
-    apply_torch_threads,
-    check_format,
-    checkpoint_fits,
-    seeded_generator,
-    unit_action_map,
-)
+from rlwb import agent_kit as kit
+from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
 from rlwb.nn import (
@@ -256,11 +248,11 @@ class DDPG(StepAgent):
             )
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        apply_torch_threads(config.torch_threads, dev)
-        self.action_scale, self.action_bias = unit_action_map(spec, dev, "DDPG")
+        kit.apply_torch_threads(config.torch_threads, dev)
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG")
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        self.generator = seeded_generator(config.seed, dev)
+        self.generator = kit.seeded_generator(config.seed, dev)
 
         self.actor = Actor(obs_dim, act_dim, config).to(dev)
         self.critic = Critic(obs_dim, act_dim, config).to(dev)
@@ -442,8 +434,8 @@ class DDPG(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, "DDPG")
-        with checkpoint_fits("DDPG"):
+        kit.check_format(state, FORMAT_VERSION, "DDPG")
+        with kit.checkpoint_fits("DDPG"):
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])
             self.actor_target.load_state_dict(state["actor_target"])
@@ -464,8 +456,8 @@ class DDPG(StepAgent):
         return {"format_version": FORMAT_VERSION, "actor": self.actor.state_dict()}
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, "DDPG")
-        with checkpoint_fits("DDPG"):
+        kit.check_format(state, FORMAT_VERSION, "DDPG")
+        with kit.checkpoint_fits("DDPG"):
             self.actor.load_state_dict(state["actor"])
 
 

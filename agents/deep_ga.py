@@ -79,16 +79,9 @@ from typing import Any
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb import tasks
-from rlwb.agent import (
-    IterationAgent,
-    PhaseInterrupted,
-    PolicyNetwork,
-    apply_torch_threads,
-    check_format,
-    checkpoint_fits,
-    seeded_generator,
-)
+from rlwb.agent import IterationAgent, PhaseInterrupted, PolicyNetwork
 from rlwb.agents.ga_evaluation import LocalEvaluator, Norm, PopulationResult, horizon_of
 from rlwb.agents.ga_genome import Genomes
 from rlwb.agents.ga_novelty import grow_archive, novelty
@@ -214,14 +207,14 @@ class DeepGA(IterationAgent):
     def __init__(self, config: DeepGAConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        apply_torch_threads(config.torch_threads, self.device)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         obs_dim = math.prod(spec.observation_shape)
         self.net = self._population_net()
         self.genomes = Genomes(
             self.net.num_params, self.net.init_scale(), config.sigma,
             config.noise_table_size, config.noise_table_seed, self.device,
         )  # fmt: skip
-        self.generator = seeded_generator(config.seed)  # on the CPU wherever the agent runs
+        self.generator = kit.seeded_generator(config.seed)  # on the CPU wherever the agent runs
         self.generation = 0
         self.env_steps = 0
         self.parents: list[list[int]] = []
@@ -445,7 +438,7 @@ class DeepGA(IterationAgent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
-        with checkpoint_fits("Deep GA"):
+        with kit.checkpoint_fits("Deep GA"):
             self.generation = int(state["generation"])
             self.env_steps = int(state["env_steps"])
             self.parents = [[int(s) for s in g] for g in state["parents"]]
@@ -470,7 +463,7 @@ class DeepGA(IterationAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, "Deep GA")
+        kit.check_format(state, FORMAT_VERSION, "Deep GA")
         if state.get("num_params") != self.net.num_params:
             raise CheckpointError(
                 f"Deep GA checkpoint has {state.get('num_params')} parameters per network, "

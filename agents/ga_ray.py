@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from rlwb.agent import apply_torch_threads
+from rlwb import agent_kit as kit
 from rlwb.agents.ga_evaluation import (
     EngineCache,
     Norm,
@@ -58,7 +58,7 @@ class ShardWorker:
         self, factory: dict[str, Any], net: dict[str, Any], table: dict[str, Any],
         torch_threads: int = 1,
     ) -> None:  # fmt: skip
-        apply_torch_threads(torch_threads)  # the driver's: kernels may depend on the count
+        kit.apply_torch_threads(torch_threads)  # the driver's: kernels may depend on the count
         self.factory = factory
         self.engines = EngineCache(lambda n: make_engine(num_envs=n, **self.factory))
         self.net = PopulationMLP(**net)

@@ -24,16 +24,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from rlwb.agent import (
-    PolicyNetwork,
-    ScaledPolicy,
-    StepAgent,
-    apply_torch_threads,
-    check_format,
-    checkpoint_fits,
-    seeded_generator,
-    unit_action_map,
-)
+from rlwb import agent_kit as kit
+from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.agents.ddpg import Actor, Critic, DDPGConfig
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
@@ -122,16 +114,16 @@ class GoalAgent(StepAgent):
         config.validate()
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        apply_torch_threads(config.torch_threads, dev)
+        kit.apply_torch_threads(config.torch_threads, dev)
         self.task = goal_task(spec)
         self.slices = observation_slices(spec, self.task)
         self.goal_cols = slice(*self.slices["desired_goal"])
         self.achieved_cols = slice(*self.slices["achieved_goal"])
         self.horizon = int(spec.max_episode_steps or 1000)
-        self.action_scale, self.action_bias = unit_action_map(spec, dev, type(self).__name__)
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, type(self).__name__)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        self.generator = seeded_generator(config.seed, dev)
+        self.generator = kit.seeded_generator(config.seed, dev)
         nets = DDPGConfig(hidden=tuple(config.hidden))
         self.actor, self.critic = Actor(obs_dim, act_dim, nets), Critic(obs_dim, act_dim, nets)
         self.actor_target, self.critic_target = (
@@ -376,8 +368,8 @@ class GoalAgent(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, type(self).__name__)
-        with checkpoint_fits(type(self).__name__):
+        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
+        with kit.checkpoint_fits(type(self).__name__):
             for name in ("actor", "critic", "actor_target", "critic_target"):
                 getattr(self, name).load_state_dict(state[name])
             self.actor_opt.load_state_dict(state["actor_opt"])
@@ -396,7 +388,7 @@ class GoalAgent(StepAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, type(self).__name__)
-        with checkpoint_fits(type(self).__name__):
+        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
+        with kit.checkpoint_fits(type(self).__name__):
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])

@@ -62,7 +62,8 @@ from typing import Any, Literal
 
 import torch
 
-from rlwb.agent import StepAgent, apply_torch_threads, check_format, seeded_generator
+from rlwb import agent_kit as kit
+from rlwb.agent import StepAgent
 from rlwb.agents.cem_mpc import PlanTimer, rest_value
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
@@ -153,7 +154,7 @@ class PETS(StepAgent):
     def __init__(self, config: PETSConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        apply_torch_threads(config.torch_threads, self.device)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         if len(spec.observation_shape) != 1:
             raise ConfigError(f"PETS needs flat observations, got {spec.observation_shape}")
         reward_fn = task_reward(spec.task_id, spec.task_kwargs)
@@ -182,7 +183,7 @@ class PETS(StepAgent):
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )
-        self.generator = seeded_generator(config.seed, self.device)
+        self.generator = kit.seeded_generator(config.seed, self.device)
         fields = {
             "obs": ((obs_dim,), torch.float32),
             "action": ((act_dim,), torch.float32),
@@ -318,7 +319,7 @@ class PETS(StepAgent):
             self.losses = dict(state["losses"])
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, "PETS", oldest=FORMAT_VERSION)
+        kit.check_format(state, FORMAT_VERSION, "PETS", oldest=FORMAT_VERSION)
         self.ensemble.load_state_dict(state["ensemble"])
         self.model.load_state_dict(state["model"])
         self.planner.load_state_dict(state["planner"])

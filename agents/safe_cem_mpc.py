@@ -64,8 +64,9 @@ from typing import Any, Literal
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb import tasks
-from rlwb.agent import StepAgent, apply_torch_threads, check_format
+from rlwb.agent import StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.envs.quadrotor.task import Quadrotor
 from rlwb.errors import ConfigError
@@ -188,7 +189,7 @@ class SafeCEMMPC(StepAgent):
     def __init__(self, config: SafeCEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         self.config, self.spec, self.device = config, spec, torch.device(device)
         config.planner.validate()
-        apply_torch_threads(config.torch_threads, self.device)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         try:
             task = tasks.get(spec.task_id).build(**dict(spec.task_kwargs))
         except Exception as exc:  # noqa: BLE001 - any failure means: not our task
@@ -324,7 +325,7 @@ class SafeCEMMPC(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, "safe CEM-MPC", oldest=FORMAT_VERSION)
+        kit.check_format(state, FORMAT_VERSION, "safe CEM-MPC", oldest=FORMAT_VERSION)
         self.contexts = {}
         for key, value in state["contexts"].items():
             self.context(int(key)).load_state_dict(value, self.device)

@@ -63,17 +63,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from rlwb.agent import (
-    NUM_UPDATES,
-    PolicyNetwork,
-    ScaledPolicy,
-    StepAgent,
-    apply_torch_threads,
-    check_format,
-    checkpoint_fits,
-    seeded_generator,
-    unit_action_map,
-)
+from rlwb import agent_kit as kit
+from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
@@ -254,11 +245,11 @@ class TDMPC(StepAgent):
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
         # From-pixels TD-MPC (a conv encoder) is not implemented: flat observations only.
-        self.action_scale, self.action_bias = unit_action_map(spec, dev, "TDMPC")
-        apply_torch_threads(config.torch_threads, dev)
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "TDMPC")
+        kit.apply_torch_threads(config.torch_threads, dev)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        self.generator = seeded_generator(config.seed, dev)
+        self.generator = kit.seeded_generator(config.seed, dev)
         seed = self.generator.initial_seed()
         with torch.random.fork_rng(devices=[]):  # initialisation from the seed alone
             torch.manual_seed(seed)
@@ -543,15 +534,15 @@ class TDMPC(StepAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        check_format(state, FORMAT_VERSION, "TDMPC")
-        with checkpoint_fits("TDMPC"):
+        kit.check_format(state, FORMAT_VERSION, "TDMPC")
+        with kit.checkpoint_fits("TDMPC"):
             self.model.load_state_dict(state["model"])
             self.steps = int(state["steps"])
         self.planner.reset()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
-        with checkpoint_fits("TDMPC"):
+        with kit.checkpoint_fits("TDMPC"):
             self.target.load_state_dict(state["target"])
             self.optim.load_state_dict(state["optim"])
             self.pi_optim.load_state_dict(state["pi_optim"])
