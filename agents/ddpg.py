@@ -355,10 +355,9 @@ class DDPG(StepAgent):
     ) -> None:
         """Store a batch; truncation is ignored on purpose (we bootstrap through it)."""
         dev = self.device
-        norm_action = (action.to(dev, torch.float32) - self.action_bias) / self.action_scale
         self.replay.add(
             obs=obs.to(dev),
-            action=norm_action.clamp_(-1.0, 1.0),
+            action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
             done=terminated.to(dev),

@@ -207,7 +207,7 @@ class GoalAgent(StepAgent):
         and rewards recomputed) and count finished episodes' success and distance."""
         dev = self.device
         obs, next_obs = obs.to(dev, torch.float32), next_obs.to(dev, torch.float32)
-        norm = ((action.to(dev, torch.float32) - self.action_bias) / self.action_scale).clamp(-1, 1)
+        norm = kit.to_unit(action, self.action_scale, self.action_bias)
         terminated, truncated = terminated.to(dev), truncated.to(dev)
         done = terminated | truncated
         self.replay.add(

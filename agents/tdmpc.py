@@ -389,12 +389,11 @@ class TDMPC(StepAgent):
     ) -> None:
         """Append one step of every member to its trajectory (actions stored in [-1, 1])."""
         dev = self.device
-        u = (action.to(dev, torch.float32) - self.action_bias) / self.action_scale
         terminated, truncated = terminated.to(dev), truncated.to(dev)
         self.replay.add(
             done=terminated | truncated,
             obs=obs.to(dev),
-            action=u.clamp_(-1.0, 1.0),
+            action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
             terminated=terminated,

@@ -66,3 +66,11 @@ def unit_action_map(
     if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
         raise ConfigError(f"{who} needs finite action bounds; {spec.task_id} has {low}..{high}")
     return (high - low) / 2, (high + low) / 2
+
+
+def to_unit(action: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """An environment action back in [-1, 1]^A (the inverse of :func:`unit_action_map`'s
+    ``u * scale + bias``, clipped), as float32 on the device of ``scale``: how agents store
+    the actions they learn from."""
+    unit = (action.to(scale.device, torch.float32) - bias) / scale
+    return unit.clamp_(-1.0, 1.0)
