@@ -40,9 +40,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb.agent import StepAgent
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.planners.models import EngineModel
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 
@@ -133,8 +134,7 @@ class CEMMPC(StepAgent):
     def __init__(self, config: CEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        if self.device.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )
@@ -199,11 +199,7 @@ class CEMMPC(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(
-                f"CEMMPC checkpoint format {state.get('format_version')!r}, "
-                f"expected {FORMAT_VERSION}"
-            )
+        kit.check_format(state, FORMAT_VERSION, "CEMMPC", oldest=FORMAT_VERSION)
         self.planner.load_state_dict(state["planner"])
         plan = state["plan"]
         self._plan = None if plan is None else plan.to(self.device)

@@ -55,9 +55,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlwb import agent_kit as kit
 from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.nn import (
     CudaGraphStep,
     FusedAdamStep,
@@ -247,21 +248,11 @@ class DDPG(StepAgent):
             )
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        if dev.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
-        low = spec.action_low.to(dev, torch.float32)
-        high = spec.action_high.to(dev, torch.float32)
-        if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
-            raise ConfigError(f"DDPG needs finite action bounds; {spec.task_id} has {low}..{high}")
-        self.action_scale = (high - low) / 2
-        self.action_bias = (high + low) / 2
+        kit.apply_torch_threads(config.torch_threads, dev)
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG")
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        self.generator = torch.Generator(device=dev)
-        seed = config.seed
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.generator.manual_seed(seed)
+        self.generator = kit.seeded_generator(config.seed, dev)
 
         self.actor = Actor(obs_dim, act_dim, config).to(dev)
         self.critic = Critic(obs_dim, act_dim, config).to(dev)
@@ -364,10 +355,9 @@ class DDPG(StepAgent):
     ) -> None:
         """Store a batch; truncation is ignored on purpose (we bootstrap through it)."""
         dev = self.device
-        norm_action = (action.to(dev, torch.float32) - self.action_bias) / self.action_scale
         self.replay.add(
             obs=obs.to(dev),
-            action=norm_action.clamp_(-1.0, 1.0),
+            action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
             done=terminated.to(dev),
@@ -443,8 +433,8 @@ class DDPG(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _check_version(state)
-        try:
+        kit.check_format(state, FORMAT_VERSION, "DDPG")
+        with kit.checkpoint_fits("DDPG"):
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])
             self.actor_target.load_state_dict(state["actor_target"])
@@ -455,8 +445,6 @@ class DDPG(StepAgent):
             self._critic_step.bind()
             if self._graphed:  # the optimizer state moved: capture again
                 self._step = CudaGraphStep(self._gradient_step)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"DDPG checkpoint does not fit this agent: {exc}") from exc
         self.replay.load_state_dict(state["replay"])
         self.noise.load_state_dict(state["noise"])
         self.generator.set_state(state["generator"])
@@ -467,20 +455,9 @@ class DDPG(StepAgent):
         return {"format_version": FORMAT_VERSION, "actor": self.actor.state_dict()}
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        _check_version(state)
-        try:
+        kit.check_format(state, FORMAT_VERSION, "DDPG")
+        with kit.checkpoint_fits("DDPG"):
             self.actor.load_state_dict(state["actor"])
-        except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"DDPG policy checkpoint does not fit this agent: {exc}") from exc
-
-
-def _check_version(state: dict[str, Any]) -> None:
-    version = state.get("format_version") if isinstance(state, dict) else None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"DDPG checkpoint format {version!r} is not supported (this rlwb writes "
-            f"{FORMAT_VERSION})"
-        )
 
 
 def _make_noise(

@@ -79,6 +79,7 @@ from typing import Any
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb import tasks
 from rlwb.agent import IterationAgent, PhaseInterrupted, PolicyNetwork
 from rlwb.agents.ga_evaluation import LocalEvaluator, Norm, PopulationResult, horizon_of
@@ -206,16 +207,14 @@ class DeepGA(IterationAgent):
     def __init__(self, config: DeepGAConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        if self.device.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         obs_dim = math.prod(spec.observation_shape)
         self.net = self._population_net()
         self.genomes = Genomes(
             self.net.num_params, self.net.init_scale(), config.sigma,
             config.noise_table_size, config.noise_table_seed, self.device,
         )  # fmt: skip
-        seed = config.seed if config.seed is not None else int(torch.randint(2**62, ()).item())
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = kit.seeded_generator(config.seed)  # on the CPU wherever the agent runs
         self.generation = 0
         self.env_steps = 0
         self.parents: list[list[int]] = []
@@ -439,7 +438,7 @@ class DeepGA(IterationAgent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
-        try:
+        with kit.checkpoint_fits("Deep GA"):
             self.generation = int(state["generation"])
             self.env_steps = int(state["env_steps"])
             self.parents = [[int(s) for s in g] for g in state["parents"]]
@@ -447,8 +446,6 @@ class DeepGA(IterationAgent):
             self.generator.set_state(state["generator"])
             saved = state.get("obs_stat")  # format 1 has none: normalisation stays off
             self.obs_stat = None if saved is None else ObsStat.from_state(saved)
-        except (KeyError, TypeError, RuntimeError) as exc:
-            raise CheckpointError(f"Deep GA checkpoint does not fit this agent: {exc}") from exc
         self.parent_params = self.genomes.build(self.parents) if self.parents else None
 
     def policy_state_dict(self) -> dict[str, Any]:
@@ -466,9 +463,7 @@ class DeepGA(IterationAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        version = state.get("format_version") if isinstance(state, dict) else None
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CheckpointError(f"Deep GA checkpoint format {version!r} is not supported")
+        kit.check_format(state, FORMAT_VERSION, "Deep GA")
         if state.get("num_params") != self.net.num_params:
             raise CheckpointError(
                 f"Deep GA checkpoint has {state.get('num_params')} parameters per network, "

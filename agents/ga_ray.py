@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb.agents.ga_evaluation import (
     EngineCache,
     Norm,
@@ -57,8 +58,7 @@ class ShardWorker:
         self, factory: dict[str, Any], net: dict[str, Any], table: dict[str, Any],
         torch_threads: int = 1,
     ) -> None:  # fmt: skip
-        if torch_threads > 0:  # the driver's setting: kernels may depend on the thread count
-            torch.set_num_threads(torch_threads)
+        kit.apply_torch_threads(torch_threads)  # the driver's: kernels may depend on the count
         self.factory = factory
         self.engines = EngineCache(lambda n: make_engine(num_envs=n, **self.factory))
         self.net = PopulationMLP(**net)

@@ -24,10 +24,11 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from rlwb import agent_kit as kit
 from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.agents.ddpg import Actor, Critic, DDPGConfig
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.goals import goal_task, observation_slices
 from rlwb.nn import float_state, soft_update_
 from rlwb.noise import GaussianNoise
@@ -113,20 +114,16 @@ class GoalAgent(StepAgent):
         config.validate()
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        if dev.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        kit.apply_torch_threads(config.torch_threads, dev)
         self.task = goal_task(spec)
         self.slices = observation_slices(spec, self.task)
         self.goal_cols = slice(*self.slices["desired_goal"])
         self.achieved_cols = slice(*self.slices["achieved_goal"])
         self.horizon = int(spec.max_episode_steps or 1000)
-        low, high = spec.action_low.to(dev, torch.float32), spec.action_high.to(dev, torch.float32)
-        self.action_scale, self.action_bias = (high - low) / 2, (high + low) / 2
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, type(self).__name__)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        self.generator = torch.Generator(device=dev)
-        seed = config.seed if config.seed is not None else int(torch.randint(0, 2**62, (1,)))
-        self.generator.manual_seed(seed)
+        self.generator = kit.seeded_generator(config.seed, dev)
         nets = DDPGConfig(hidden=tuple(config.hidden))
         self.actor, self.critic = Actor(obs_dim, act_dim, nets), Critic(obs_dim, act_dim, nets)
         self.actor_target, self.critic_target = (
@@ -210,7 +207,7 @@ class GoalAgent(StepAgent):
         and rewards recomputed) and count finished episodes' success and distance."""
         dev = self.device
         obs, next_obs = obs.to(dev, torch.float32), next_obs.to(dev, torch.float32)
-        norm = ((action.to(dev, torch.float32) - self.action_bias) / self.action_scale).clamp(-1, 1)
+        norm = kit.to_unit(action, self.action_scale, self.action_bias)
         terminated, truncated = terminated.to(dev), truncated.to(dev)
         done = terminated | truncated
         self.replay.add(
@@ -371,8 +368,8 @@ class GoalAgent(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_version(state, type(self).__name__)
-        try:
+        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
+        with kit.checkpoint_fits(type(self).__name__):
             for name in ("actor", "critic", "actor_target", "critic_target"):
                 getattr(self, name).load_state_dict(state[name])
             self.actor_opt.load_state_dict(state["actor_opt"])
@@ -381,10 +378,6 @@ class GoalAgent(StepAgent):
             self.generator.set_state(state["generator"])
             self.updates = int(state["updates"])
             self.stats = state["stats"].to(self.device)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(
-                f"{type(self).__name__} checkpoint does not fit this agent: {exc}"
-            ) from exc
 
     def policy_state_dict(self) -> dict[str, Any]:
         """Actor and critic: the critic is part of acting for GDG's bridge points."""
@@ -395,15 +388,7 @@ class GoalAgent(StepAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        check_version(state, type(self).__name__)
-        try:
+        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
+        with kit.checkpoint_fits(type(self).__name__):
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])
-        except (KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"policy checkpoint does not fit this agent: {exc}") from exc
-
-
-def check_version(state: dict[str, Any], who: str) -> None:
-    version = state.get("format_version") if isinstance(state, dict) else None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{who} checkpoint format {version!r} is not supported")

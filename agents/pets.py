@@ -62,10 +62,11 @@ from typing import Any, Literal
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb.agent import StepAgent
 from rlwb.agents.cem_mpc import PlanTimer, rest_value
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 from rlwb.planners.task_rewards import RewardFn, task_reward
@@ -153,8 +154,7 @@ class PETS(StepAgent):
     def __init__(self, config: PETSConfig, spec: EngineSpec, device: torch.device) -> None:
         config.validate()
         self.config, self.spec, self.device = config, spec, torch.device(device)
-        if self.device.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         if len(spec.observation_shape) != 1:
             raise ConfigError(f"PETS needs flat observations, got {spec.observation_shape}")
         reward_fn = task_reward(spec.task_id, spec.task_kwargs)
@@ -183,7 +183,7 @@ class PETS(StepAgent):
         self.planner = SamplingPlanner(
             config.planner, spec.action_low, spec.action_high, self.device, seed=config.seed
         )
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.generator = kit.seeded_generator(config.seed, self.device)
         fields = {
             "obs": ((obs_dim,), torch.float32),
             "action": ((act_dim,), torch.float32),
@@ -319,10 +319,7 @@ class PETS(StepAgent):
             self.losses = dict(state["losses"])
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(
-                f"PETS checkpoint format {state.get('format_version')!r}, expected {FORMAT_VERSION}"
-            )
+        kit.check_format(state, FORMAT_VERSION, "PETS", oldest=FORMAT_VERSION)
         self.ensemble.load_state_dict(state["ensemble"])
         self.model.load_state_dict(state["model"])
         self.planner.load_state_dict(state["planner"])

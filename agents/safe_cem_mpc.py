@@ -64,11 +64,12 @@ from typing import Any, Literal
 
 import torch
 
+from rlwb import agent_kit as kit
 from rlwb import tasks
 from rlwb.agent import StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.envs.quadrotor.task import Quadrotor
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.planners.gp import GPConfig, SlidingWindowGP
 from rlwb.planners.residual_model import ResidualModel, gp_features
 from rlwb.planners.safety import (
@@ -188,8 +189,7 @@ class SafeCEMMPC(StepAgent):
     def __init__(self, config: SafeCEMMPCConfig, spec: EngineSpec, device: torch.device) -> None:
         self.config, self.spec, self.device = config, spec, torch.device(device)
         config.planner.validate()
-        if self.device.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        kit.apply_torch_threads(config.torch_threads, self.device)
         try:
             task = tasks.get(spec.task_id).build(**dict(spec.task_kwargs))
         except Exception as exc:  # noqa: BLE001 - any failure means: not our task
@@ -325,11 +325,7 @@ class SafeCEMMPC(StepAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(
-                f"safe CEM-MPC checkpoint format {state.get('format_version')!r}, "
-                f"expected {FORMAT_VERSION}"
-            )
+        kit.check_format(state, FORMAT_VERSION, "safe CEM-MPC", oldest=FORMAT_VERSION)
         self.contexts = {}
         for key, value in state["contexts"].items():
             self.context(int(key)).load_state_dict(value, self.device)

@@ -63,10 +63,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent, unit_action_map
+from rlwb import agent_kit as kit
+from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
 from rlwb.engine.base import EngineSpec
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.errors import ConfigError
 from rlwb.nn import FusedAdamStep, fused_adam_available, soft_update_
 from rlwb.planners.latent import LatentModel
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
@@ -244,15 +245,12 @@ class TDMPC(StepAgent):
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
         # From-pixels TD-MPC (a conv encoder) is not implemented: flat observations only.
-        self.action_scale, self.action_bias = unit_action_map(spec, dev, "TDMPC")
-        if dev.type == "cpu" and config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "TDMPC")
+        kit.apply_torch_threads(config.torch_threads, dev)
         obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
 
-        seed = config.seed
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.generator = torch.Generator(device=dev).manual_seed(seed)
+        self.generator = kit.seeded_generator(config.seed, dev)
+        seed = self.generator.initial_seed()
         with torch.random.fork_rng(devices=[]):  # initialisation from the seed alone
             torch.manual_seed(seed)
             self.model = TOLD(obs_dim, act_dim, config.latent_dim, config.enc_dim, config.mlp_dim)
@@ -391,12 +389,11 @@ class TDMPC(StepAgent):
     ) -> None:
         """Append one step of every member to its trajectory (actions stored in [-1, 1])."""
         dev = self.device
-        u = (action.to(dev, torch.float32) - self.action_bias) / self.action_scale
         terminated, truncated = terminated.to(dev), truncated.to(dev)
         self.replay.add(
             done=terminated | truncated,
             obs=obs.to(dev),
-            action=u.clamp_(-1.0, 1.0),
+            action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
             terminated=terminated,
@@ -536,22 +533,15 @@ class TDMPC(StepAgent):
         }
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        version = state.get("format_version") if isinstance(state, dict) else None
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CheckpointError(
-                f"TDMPC checkpoint format {version!r} is not supported (this rlwb writes "
-                f"{FORMAT_VERSION})"
-            )
-        try:
+        kit.check_format(state, FORMAT_VERSION, "TDMPC")
+        with kit.checkpoint_fits("TDMPC"):
             self.model.load_state_dict(state["model"])
             self.steps = int(state["steps"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc
         self.planner.reset()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
-        try:
+        with kit.checkpoint_fits("TDMPC"):
             self.target.load_state_dict(state["target"])
             self.optim.load_state_dict(state["optim"])
             self.pi_optim.load_state_dict(state["pi_optim"])
@@ -567,6 +557,4 @@ class TDMPC(StepAgent):
                 "ran": int(owed["ran"]),
                 "sums": {k: v.to(self.device) for k, v in owed["sums"].items()},
             }
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"TDMPC checkpoint does not fit this agent: {exc}") from exc
         self.replay.load_state_dict(state["replay"])

@@ -153,7 +153,7 @@ class PolicyNetwork:
 
 class ScaledPolicy(nn.Module):
     """``net(obs)`` in [-1, 1]^A mapped to the action bounds: ``u * scale + bias`` (the
-    :func:`unit_action_map` of the agent)."""
+    :func:`~rlwb.agent_kit.unit_action_map` of the agent)."""
 
     def __init__(self, net: nn.Module, scale: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
@@ -173,22 +173,3 @@ def act_on(agent: Agent, engine: Engine, obs: torch.Tensor, explore: bool = Fals
     if agent.needs_engine_state:
         return agent.act(obs, explore=explore, state=engine.get_state())
     return agent.act(obs, explore=explore)
-
-
-def unit_action_map(
-    spec: EngineSpec, device: torch.device, who: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, bias)`` with ``action = u * scale + bias`` for ``u`` in [-1, 1]^A, for an
-    agent ``who`` that takes flat observations and needs finite action bounds; a
-    :class:`~rlwb.errors.ConfigError` naming the task otherwise."""
-    from rlwb.errors import ConfigError
-
-    if len(spec.observation_shape) != 1:
-        raise ConfigError(
-            f"{who} takes flat observations; {spec.task_id} has shape {spec.observation_shape}"
-        )
-    low = spec.action_low.to(device, torch.float32)
-    high = spec.action_high.to(device, torch.float32)
-    if not bool(torch.isfinite(low).all() and torch.isfinite(high).all()):
-        raise ConfigError(f"{who} needs finite action bounds; {spec.task_id} has {low}..{high}")
-    return (high - low) / 2, (high + low) / 2
