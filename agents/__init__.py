@@ -2,12 +2,12 @@
 
 from rlwb.agents.cem_mpc import CEMMPC, CEMMPCConfig
 from rlwb.agents.ddpg import DDPG, DDPGConfig
-from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
-from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
-from rlwb.agents.gdg import GDG, GDGConfig
+from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
+from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
+from rlwb.agents.goal.gdg import GDG, GDGConfig
 from rlwb.agents.pets import PETS, PETSConfig
 from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
-from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 
 __all__ = [
     "CEMMPC",

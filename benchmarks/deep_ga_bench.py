@@ -29,8 +29,8 @@ import time
 
 import torch
 
-from rlwb.agents.ga_evaluation import LocalEvaluator, start_states
-from rlwb.agents.ga_genome import Genomes
+from rlwb.agents.deep_ga.evaluation import LocalEvaluator, start_states
+from rlwb.agents.deep_ga.genome import Genomes
 from rlwb.apart import Contender, run_apart
 from rlwb.engine import make_engine
 from rlwb.policies import PopulationMLP

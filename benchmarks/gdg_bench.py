@@ -99,9 +99,9 @@ def success_rate(policy, maze: str, seed: int) -> float:
 
 def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int,
              bridge_kw: dict | None = None) -> list:  # fmt: skip
-    from rlwb.agents.bridges import BridgeConfig
-    from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
-    from rlwb.agents.gdg import GDG, GDGConfig
+    from rlwb.agents.goal.bridges import BridgeConfig
+    from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
+    from rlwb.agents.goal.gdg import GDG, GDGConfig
     from rlwb.experiments._goal_maze import goal_training_steps
 
     torch.manual_seed(seed)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 import tyro
 
-from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 from rlwb.engine.base import EngineSpec
 from rlwb.train import TrainConfig, train
 

@@ -77,7 +77,7 @@ def _transitions(s: dict, count: int) -> Any:
 def rlwb_worker(s: dict, repeats: int, threads: int) -> dict[str, float]:
     import torch
 
-    from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+    from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
     from rlwb.engine.base import EngineSpec
 
     cfg = TDMPCConfig(

@@ -6,8 +6,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from rlwb import checkpoint
-from rlwb.agents.bridges import draw_bridges
-from rlwb.agents.gdg import GDG
+from rlwb.agents.goal.bridges import draw_bridges
+from rlwb.agents.goal.gdg import GDG
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
 from rlwb.evaluate import run_evaluation, spec_from_dict

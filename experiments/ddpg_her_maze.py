@@ -11,7 +11,7 @@ on the open maze after 10k steps.
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.ddpg_her import DDPGHER, DDPGHERConfig
+from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
 from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config, task_presets
 from rlwb.experiments._task_presets import config_for
 from rlwb.train import TrainConfig, TrainResult, run_experiment

@@ -13,7 +13,7 @@ generation, holding seed lists only. Expect the elite to reach the MountainCar h
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
+from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

@@ -8,7 +8,7 @@ The default is a small run for a workstation: N = 256 with the paper's 5% trunca
 (T = 13), the paper's sigma (0.00224) and 256-256 tanh network, fitness over 1 episode (the
 paper's Atari choice; Humanoid's start noise is small), the elite from 10 candidates over 5
 episodes instead of 30, observations normalised as in the authors' code (see
-rlwb.agents.deep_ga). Its budget, 3M frames, is about an hour at the 800-950 frames/s its
+rlwb.agents.deep_ga.agent). Its budget, 3M frames, is about an hour at the 800-950 frames/s its
 first generations ran at on 2 shared cores; the run checkpoints every generation and stops
 cleanly on SIGINT/SIGTERM, so ``--train.total-steps`` or ``timeout -s INT`` can cut it
 anywhere.
@@ -35,7 +35,7 @@ Atari one, as an example: the paper's Humanoid budget is not in our references.
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
+from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

@@ -17,7 +17,7 @@ chosen by reward in both modes, so GA-NS's elite is not the point here: its popu
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
+from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

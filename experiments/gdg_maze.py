@@ -18,7 +18,7 @@ graph of observed transitions"); seed 3 logs 0.96 and 1.00 at 10k and 20k.
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.gdg import GDG, GDGConfig
+from rlwb.agents.goal.gdg import GDG, GDGConfig
 from rlwb.experiments._goal_maze import log_goal_pictures, maze_train_config, task_presets
 from rlwb.experiments._task_presets import config_for
 from rlwb.train import TrainConfig, TrainResult, run_experiment

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 DEFAULT_TASK = "cheetah-run"

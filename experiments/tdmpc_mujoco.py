@@ -11,7 +11,7 @@ steps; terminations stop bootstrapping (Hopper, Walker2d, Ant).
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

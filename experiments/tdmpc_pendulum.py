@@ -9,7 +9,7 @@ random steps, then one update per step.
 
 from dataclasses import dataclass, field
 
-from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 

@@ -207,10 +207,15 @@ class ListArgs:
     experiments."""
 
 
-def _agent_modules() -> set[str]:
-    """Modules of rlwb.agents that define an agent class it exports."""
+def agent_classes() -> dict[str, str]:
+    """The agents ``rlwb.agents`` exports (not their configs) with their docstrings' first lines."""
     agents = importlib.import_module("rlwb.agents")
-    return {getattr(agents, name).__module__.rpartition(".")[2] for name in agents.__all__}
+    found = {}
+    for name in agents.__all__:
+        cls = getattr(agents, name)
+        if not name.endswith("Config"):
+            found[name] = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    return dict(sorted(found.items()))
 
 
 def cmd_list(args: list[str]) -> int:
@@ -227,11 +232,9 @@ def cmd_list(args: list[str]) -> int:
         backends = list(entry.backends) + (["gym"] if entry.gym_id else [])
         print(f"  {task_id:<30} {','.join(backends):<16} {entry.description}")
     print("  (any other Gymnasium id runs on the gym backend)")
-    for title, package in (("agents", "rlwb.agents"), ("experiments", "rlwb.experiments")):
+    experiments = modules_of("rlwb.experiments")
+    for title, found in (("agents", agent_classes()), ("experiments", experiments)):
         print(f"\n{title}:")
-        found = modules_of(package)
-        if package == "rlwb.agents":  # the agents, not their parts (told, bridges, ga_*)
-            found = {name: doc for name, doc in found.items() if name in _agent_modules()}
         for name, doc in found.items():
             print(f"  {name:<24} {doc}")
         if not found:

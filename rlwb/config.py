@@ -41,11 +41,21 @@ def class_path(obj: type | Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+MOVED_MODULES = {
+    "rlwb.agents.gdg": "rlwb.agents.goal.gdg",
+    "rlwb.agents.ddpg_her": "rlwb.agents.goal.ddpg_her",
+    "rlwb.agents.deep_ga": "rlwb.agents.deep_ga.agent",
+    "rlwb.agents.tdmpc": "rlwb.agents.tdmpc.agent",
+}
+"""Where modules named in older run folders and checkpoints (which store class paths) live now."""
+
+
 def import_object(path: str) -> Any:
-    """Import ``"module:Name"`` (the inverse of :func:`class_path`)."""
+    """Import ``"module:Name"`` (the inverse of :func:`class_path`), following moved modules."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"expected 'module:Name', got {path!r}")
+    module_name = MOVED_MODULES.get(module_name, module_name)
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -56,6 +66,14 @@ def import_object(path: str) -> Any:
         except AttributeError:
             raise ConfigError(f"{module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def same_class(path: object, cls: type) -> bool:
+    """Whether a stored class path names ``cls`` (also under a module name it had before)."""
+    if not isinstance(path, str):
+        return False
+    module_name, _, attr = path.partition(":")
+    return f"{MOVED_MODULES.get(module_name, module_name)}:{attr}" == class_path(cls)
 
 
 def to_plain(value: Any) -> Any:

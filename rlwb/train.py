@@ -64,6 +64,7 @@ from rlwb.config import (
     flatten,
     from_dict,
     parse_cli,
+    same_class,
     to_plain,
 )
 from rlwb.engine import Engine, make_engine
@@ -564,7 +565,7 @@ def _prepare_resume(
     """Load the checkpoint; the run folder to continue in and whether it is a new branch."""
     path = ckpt.resolve(resume)
     payload = ckpt.load(path)
-    if payload.get("agent_class") != class_path(agent_cls):
+    if not same_class(payload.get("agent_class"), agent_cls):
         raise CheckpointError(
             f"{path} holds a {payload.get('agent_class')} agent, not {class_path(agent_cls)}"
         )

@@ -147,3 +147,34 @@ def _policy_entry(agent: Agent) -> dict:
     from rlwb.evaluate import policy_entry
 
     return policy_entry(agent)
+
+
+@pytest.mark.parametrize(
+    "name, old_module",
+    [("GDG", "rlwb.agents.gdg"), ("TDMPC", "rlwb.agents.tdmpc"), ("DeepGA", "rlwb.agents.deep_ga")],
+)
+def test_checkpoints_naming_the_flat_agent_modules_still_load(name, old_module, tmp_path):
+    """Run folders store class paths; those written before the agents were grouped by family
+    (``rlwb.agents.gdg:GDG``) still evaluate and resume."""
+    agent_cls = next(cls for cls in AGENTS if cls.__name__ == name)
+    setup = setup_of(agent_cls)
+    cfg = TrainConfig(
+        task=setup.task, backend=setup.backend, device="cpu", num_envs=setup.num_envs,
+        total_steps=setup.total_steps, learning_starts=setup.learning_starts, eval_every=0,
+        checkpoint_every=0, eval_episodes=1, eval_horizon=4, task_kwargs=setup.task_kwargs,
+        run_dir=str(tmp_path), run_name="new", progress=False,
+    )  # fmt: skip
+    result = train(agent_cls, config_of(agent_cls), cfg)
+    payload = ckpt.load(result.checkpoint)
+    assert payload["agent_class"] != f"{old_module}:{name}"  # written under the new path
+    payload = {k: v for k, v in payload.items() if k not in ("format", "version")}
+    payload["agent_class"] = f"{old_module}:{name}"
+    payload["agent_config_class"] = f"{old_module}:{name}Config"
+    old = ckpt.save(tmp_path / "old.pt", payload)
+    assert type(agent_from_checkpoint(ckpt.load(old), CPU)) is agent_cls
+    resumed = train(
+        agent_cls, config_of(agent_cls),
+        dataclasses.replace(cfg, total_steps=2 * setup.total_steps, run_name="old"),
+        resume=str(old),
+    )  # fmt: skip
+    assert resumed.env_steps >= 2 * setup.total_steps

@@ -27,8 +27,8 @@ def test_every_experiment_refuses_a_bad_option_with_a_config_error(name):
 
 def test_rlwb_agents_exports_every_agent_class():
     classes = {}
-    for info in pkgutil.iter_modules(rlwb.agents.__path__):
-        module = importlib.import_module(f"rlwb.agents.{info.name}")
+    for info in pkgutil.walk_packages(rlwb.agents.__path__, prefix="rlwb.agents."):
+        module = importlib.import_module(info.name)
         for cls_name, cls in inspect.getmembers(module, inspect.isclass):
             public = not cls_name.startswith("_") and cls.__module__ == module.__name__
             if public and issubclass(cls, Agent) and not inspect.isabstract(cls):

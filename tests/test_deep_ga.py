@@ -9,15 +9,15 @@ import torch
 
 from rlwb import checkpoint as ckpt
 from rlwb.agent import PhaseInterrupted
-from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
-from rlwb.agents.ga_evaluation import (
+from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
+from rlwb.agents.deep_ga.evaluation import (
     LocalEvaluator,
     PopulationResult,
     chunk_bounds,
     chunk_seed,
     start_states,
 )
-from rlwb.agents.ga_ray import ShardWorker
+from rlwb.agents.deep_ga.ray_shards import ShardWorker
 from rlwb.engine import make_engine
 from rlwb.errors import ConfigError
 from rlwb.evaluate import evaluate

@@ -10,8 +10,8 @@ import signal
 import pytest
 import torch
 
-from rlwb.agents.deep_ga import DeepGA, DeepGAConfig
-from rlwb.agents.ga_ray import actor_cpus, init_ray
+from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
+from rlwb.agents.deep_ga.ray_shards import actor_cpus, init_ray
 from rlwb.engine import make_engine
 
 ray = pytest.importorskip("ray")

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from rlwb import checkpoint
-from rlwb.agents.bridge_graph import node_labels, observed_steps
-from rlwb.agents.bridges import BridgeConfig, BridgePlanner
-from rlwb.agents.ddpg_her import DDPGHER
-from rlwb.agents.gdg import GDG, GDGConfig
+from rlwb.agents.goal.bridge_graph import node_labels, observed_steps
+from rlwb.agents.goal.bridges import BridgeConfig, BridgePlanner
+from rlwb.agents.goal.ddpg_her import DDPGHER
+from rlwb.agents.goal.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView

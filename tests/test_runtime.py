@@ -315,13 +315,13 @@ def test_tdmpc_catch_up_shows_progress_stops_on_sigint_and_resumes_exactly(tmp_p
     """The seed steps' catch-up (one update per stored transition, in one update call)
     prints progress lines, stops within seconds on Ctrl-C with a checkpoint that remembers
     the updates still owed, and the resumed run ends bit for bit as the uninterrupted one."""
-    from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+    from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 
     cfg = _tdmpc_cfg(tmp_path / "stopped")
     script = textwrap.dedent(
         f"""
         import rlwb.logger
-        from rlwb.agents.tdmpc import TDMPC, TDMPCConfig
+        from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
         from rlwb.cli import run_as_command
         from rlwb.train import TrainConfig, train
         rlwb.logger.PHASE_SHOW_S = 0.0  # show the catch-up at once, however fast it runs

@@ -14,7 +14,7 @@ from torch import nn
 
 from rlwb import checkpoint as ckpt
 from rlwb import make_engine
-from rlwb.agents.tdmpc import TDMPC, TDMPCConfig, linear_schedule
+from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig, linear_schedule
 from rlwb.errors import ConfigError
 from rlwb.evaluate import evaluation_rng, run_evaluation
 from rlwb.train import TrainConfig, train

@@ -63,14 +63,14 @@ def test_curves_convert_steps_and_sit_beside_the_authors(tmp_path, capsys, monke
 
 def test_only_td_mpc_runs_with_their_own_action_repeat(tmp_path, capsys, monkeypatch) -> None:
     curves = _load_script(monkeypatch)
-    tdmpc = {"agent_class": "rlwb.agents.tdmpc:TDMPC"}
+    tdmpc = {"agent_class": "rlwb.agents.tdmpc.agent:TDMPC"}
     # a run that records its axis logs env steps already: 20,000 is env step 20,000
     _fake_run(tmp_path, "cartpole-swingup", 0, 8, {20_000: 120.0}, step_scale=8, **tdmpc)
     # an older TD-MPC run on a task without action repeat: agent steps are env steps
     _fake_run(tmp_path, "Hopper-v5", 0, None, {1_000: 50.0}, experiment="tdmpc_mujoco", **tdmpc)
     others = [
         ("ddpg_mujoco", "rlwb.agents.ddpg:DDPG", "cheetah-run"),
-        ("deep_ga_humanoid", "rlwb.agents.deep_ga:DeepGA", "Humanoid-v5"),
+        ("deep_ga_humanoid", "rlwb.agents.deep_ga.agent:DeepGA", "Humanoid-v5"),
         ("cem_mpc_mujoco", "rlwb.agents.cem_mpc:CEMMPC", "HalfCheetah-v5"),
         ("safe_mpc_tracking", "rlwb.agents.safe_cem_mpc:SafeCEMMPC", "Quadrotor-v0"),
     ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlwb.agents.goal_base import GoalAgent, GoalAgentConfig
+from rlwb.agents.goal.base import GoalAgent, GoalAgentConfig
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Each actor owns its engines (built from the driver engine's recipe: task, backend, dtype,
 task arguments, device), its own copy of the noise table and a cache of the networks it
 built in its last calls. An evaluation is split into the same chunks a one-process run
-evaluates (:mod:`rlwb.agents.ga_evaluation`); chunk c goes to actor ``c % num_workers``
+evaluates (:mod:`rlwb.agents.deep_ga.evaluation`); chunk c goes to actor ``c % num_workers``
 with its seed lists, its reset seed and the observation normalisation, and the actor
 rebuilds the chunk's networks from the seeds (each distinct parent once, from its cache or
 its seed list, then one mutation per child). Only seeds, fitness and observation sums cross
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from rlwb import agent_kit as kit
-from rlwb.agents.ga_evaluation import (
+from rlwb.agents.deep_ga.evaluation import (
     EngineCache,
     Norm,
     PopulationResult,
@@ -42,7 +42,7 @@ from rlwb.agents.ga_evaluation import (
     chunk_seed,
     run_chunk,
 )
-from rlwb.agents.ga_genome import Genomes
+from rlwb.agents.deep_ga.genome import Genomes
 from rlwb.engine import Engine, make_engine
 from rlwb.errors import ConfigError
 from rlwb.policies import PopulationMLP
@@ -96,7 +96,7 @@ class ShardWorker:
         norm: Norm = None, record: torch.Tensor | None = None, call: int = 0,
     ) -> PopulationResult:  # fmt: skip
         """One chunk: networks ``genomes``, ``episodes`` each, from the start states of
-        ``seed`` (what :func:`~rlwb.agents.ga_evaluation.run_chunk` does in one process)."""
+        ``seed`` (what :func:`~rlwb.agents.deep_ga.evaluation.run_chunk` does in one process)."""
         self.net.set_obs_norm(*(norm or (None, None)))
         params = self.build(genomes, call)
         return run_chunk(self.engines, self.net, params, episodes, seed, cap, record)

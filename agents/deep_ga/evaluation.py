@@ -5,9 +5,9 @@ smaller); a chunk runs as one engine of ``chunk * m`` members (member i driven b
 i // m, see :class:`rlwb.policies.PopulationMLP`) from the start states of that engine's
 ``reset(chunk_seed(seed, c))``. The chunks depend only on the population, ``chunk`` and the
 seed, never on who evaluates them: one process runs them one after another, Ray actors
-(:mod:`rlwb.agents.ga_ray`) a share each, and every chunk is the same computation either way
-(same engine size, same batches of networks, same start states), so the numbers are equal
-bit for bit whatever batch-size-dependent kernels the matrix products pick. Between chunks
+(:mod:`rlwb.agents.deep_ga.ray_shards`) a share each, and every chunk is the same computation
+either way (same engine size, same batches of networks, same start states), so the numbers are
+equal bit for bit whatever batch-size-dependent kernels the matrix products pick. Between chunks
 the evaluation reports progress (``progress(done, total)``), where the run may stop it.
 
 Behaviour characterisation (novelty search): the final ``(x, y)`` where the task reports it
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlwb.agents.ga_obs_norm import ObsRecorder, ObsStat
+from rlwb.agents.deep_ga.obs_norm import ObsRecorder, ObsStat
 from rlwb.engine import Engine, RolloutResult
 from rlwb.policies import PopulationMLP
 

@@ -11,7 +11,7 @@ chase now:
   achieved goal moved less than that over those steps: an escape for an agent that has
   stopped, since a detour that works makes D rise too, but it moves);
 * ``search="graph"`` (the default; after Search on the Replay Buffer, Eysenbach et al.
-  2019): a graph of visited states spread over the replay (``rlwb.agents.bridge_graph``;
+  2019): a graph of visited states spread over the replay (``rlwb.agents.goal.bridge_graph``;
   rebuilt every ``refresh`` planner calls). Its edges (``certified``, the default) are the
   fewest steps a stored episode took from near one node to near another, up to
   ``link_window``, counted both ways; SoRB's learned distances of at most ``max_edge``
@@ -55,7 +55,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlwb.agents.bridge_graph import edge_weights, node_labels, observed_steps, spread, to_goal
+from rlwb.agents.goal.bridge_graph import edge_weights, node_labels, observed_steps, spread, to_goal
 from rlwb.errors import ConfigError
 
 SEARCHES = ("graph", "one_hop")
@@ -164,7 +164,7 @@ class BridgePlanner:
         self.steps = 0
         self.chosen: list[torch.Tensor] = []  # bridge points planned (for pictures)
         self.planned = 0
-        # The graph (rlwb.agents.bridge_graph): node observations, their achieved goals,
+        # The graph (rlwb.agents.goal.bridge_graph): node observations, their achieved goals,
         # trusted edges, and planner calls since it was built (None: build at the next
         # plan); per member the edges (cut) and node -> goal edges (cut_goal) it no longer
         # trusts, and the nodes near where its current hop began (hop_from) and its target.

@@ -65,7 +65,7 @@ from torch import nn
 
 from rlwb import agent_kit as kit
 from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent
-from rlwb.agents.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
+from rlwb.agents.tdmpc.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
 from rlwb.nn import FusedAdamStep, fused_adam_available, soft_update_

@@ -26,12 +26,12 @@ Humanoid's falls, leave more unused); a budget below one generation is a ConfigE
 population size is this config's ``population``, not the runner's ``num_envs``.
 
 GA-NS (``novelty=True``): children are ranked by novelty instead of reward (the behaviour is
-the final (x, y), see :mod:`rlwb.agents.ga_evaluation`; novelty and archive in
-:mod:`rlwb.agents.ga_novelty`), and the T most novel are the parents; the elite is still
+the final (x, y), see :mod:`rlwb.agents.deep_ga.evaluation`; novelty and archive in
+:mod:`rlwb.agents.deep_ga.novelty`), and the T most novel are the parents; the elite is still
 chosen by reward as above and reported, but not forced into the parents (novelty search
 ignores reward). The paper does not say how its GA-NS reports a policy; this is our choice.
 
-Encoding: every individual is its seed list (:mod:`rlwb.agents.ga_genome`); checkpoints and
+Encoding: every individual is its seed list (:mod:`rlwb.agents.deep_ga.genome`); checkpoints and
 saved policies hold seed lists, never weights, and rebuild bit-identical networks on any
 device. ``charts/compression_ratio`` logs the elite's weights bytes over its seed bytes.
 
@@ -43,7 +43,7 @@ Choices where the paper is silent or does not apply, stated:
   counterpart here: the engine has no pixel tasks.
 * Observation normalisation (``obs_norm``; default on for MuJoCo tasks, off for the others):
   what the authors' released MuJoCo code does, with the rule of
-  :mod:`rlwb.agents.ga_obs_norm`: running sums of the observations of a fraction
+  :mod:`rlwb.agents.deep_ga.obs_norm`: running sums of the observations of a fraction
   ``obs_stat_prob`` (their 0.01) of the children's episodes; every network of a generation
   reads ``clip((obs - mean) / std, -5, 5)`` with the mean and std from before that
   generation; its recorded sums are added once it is evaluated. Where we differ: the
@@ -57,7 +57,7 @@ Choices where the paper is silent or does not apply, stated:
   networks at a time, one engine rollout per chunk, from the start states of that engine's
   reset with a seed from the agent's generator (independent episodes per child, as in the
   paper). Chunks are the same whether one process or Ray actors evaluate them
-  (:mod:`rlwb.agents.ga_evaluation`, :mod:`rlwb.agents.ga_ray`), so Ray runs equal
+  (:mod:`rlwb.agents.deep_ga.evaluation`, :mod:`rlwb.agents.deep_ga.ray_shards`), so Ray runs equal
   one-process runs bit for bit; between chunks the agent reports progress
   (``phase("generation", done, total)``) and, when the run is asked to stop, abandons the
   generation with its state unchanged, so the checkpoint then written redoes the generation
@@ -82,10 +82,10 @@ import torch
 from rlwb import agent_kit as kit
 from rlwb import tasks
 from rlwb.agent import IterationAgent, PhaseInterrupted, PolicyNetwork
-from rlwb.agents.ga_evaluation import LocalEvaluator, Norm, PopulationResult, horizon_of
-from rlwb.agents.ga_genome import Genomes
-from rlwb.agents.ga_novelty import grow_archive, novelty
-from rlwb.agents.ga_obs_norm import ObsStat
+from rlwb.agents.deep_ga.evaluation import LocalEvaluator, Norm, PopulationResult, horizon_of
+from rlwb.agents.deep_ga.genome import Genomes
+from rlwb.agents.deep_ga.novelty import grow_archive, novelty
+from rlwb.agents.deep_ga.obs_norm import ObsStat
 from rlwb.engine import Engine
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError, UnknownTaskError
@@ -261,7 +261,7 @@ class DeepGA(IterationAgent):
         if self._evaluator is None:
             cfg = self.config
             if cfg.num_workers > 0:
-                from rlwb.agents.ga_ray import RayEvaluator
+                from rlwb.agents.deep_ga.ray_shards import RayEvaluator
 
                 self._evaluator = RayEvaluator(
                     engine, cfg, cfg.num_workers, lambda done, total: self.phase(

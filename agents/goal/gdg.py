@@ -4,7 +4,7 @@ The agent ignores the environment's reward. A critic learns the distance D(s, a,
 number of transitions from s, taking a and then following the policy, until the achieved
 goal reaches g. The deterministic actor descends its gradient, ``min D(s, pi(s, g), g)``
 (a DDPG-style policy gradient on distance instead of return). To escape the local optima
-of a distance that ignores walls, the agent plans bridge points (``rlwb.agents.bridges``):
+of a distance that ignores walls, the agent plans bridge points (``rlwb.agents.goal.bridges``):
 intermediate goals among visited states, on a shortest path to g over a graph of the
 replay's own transitions (the paper's ``b* = argmin_b D(s, b) + D(b, g)`` is the
 ``one_hop`` option).
@@ -24,7 +24,7 @@ these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
 * The actor minimises ``D(s, pi(s, g), g)`` plus HER's action penalty; networks,
   target updates and exploration are DDPG's (``rlwb.agents.ddpg`` networks, Gaussian noise
   plus HER's random actions).
-* Bridge points (``rlwb.agents.bridges``, ``rlwb.agents.bridge_graph``): the paper's
+* Bridge points (``rlwb.agents.goal.bridges``, ``rlwb.agents.goal.bridge_graph``): the paper's
   ``argmin_b D(s, b) + D(b, g)`` over visited states trusts D at every range, and on the
   deceptive maze that sends the agent into the cup under the goal. So bridges are planned
   on a graph of visited states, as in SoRB (the paper's closest public relative), spread
@@ -75,8 +75,8 @@ from dataclasses import dataclass, field
 import torch
 
 from rlwb.agent import PolicyNetwork
-from rlwb.agents.bridges import BridgeConfig, BridgePlanner
-from rlwb.agents.goal_base import GoalAgent, GoalAgentConfig
+from rlwb.agents.goal.base import GoalAgent, GoalAgentConfig
+from rlwb.agents.goal.bridges import BridgeConfig, BridgePlanner
 from rlwb.errors import CheckpointError
 
 
