@@ -176,14 +176,17 @@ class ProbabilisticEnsemble(nn.Module):
         layers = list(zip(self.weights, self.biases, strict=True))
         if members is not None:
             layers = [(w[members], b[members]) for w, b in layers]
-        return self.network(self.inputs(obs, action), layers)
+        return self.network(self.standardise(obs, action), layers)
+
+    def standardise(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The networks' inputs, standardised with the training data's statistics."""
+        return (self.inputs(obs, action) - self.in_mean) / self.in_std
 
     def network(
-        self, inputs: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]
+        self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The stacked MLPs on raw ``inputs`` with the given ``(weight, bias)`` per layer:
-        standardised mean and soft-bounded log-variance."""
-        x = (inputs - self.in_mean) / self.in_std
+        """The stacked MLPs on standardised inputs ``x`` with the given ``(weight, bias)``
+        per layer: standardised mean and soft-bounded log-variance."""
         inplace = not torch.is_grad_enabled()  # training needs the pre-activations
         for w, b in layers[:-1]:
             x = F.silu(torch.baddbmm(b, x, w), inplace=inplace)
@@ -239,8 +242,16 @@ class ProbabilisticEnsemble(nn.Module):
     ) -> torch.Tensor:
         """One Adam step on a per-member batch ``[E, M, ...]``; returns the Gaussian NLL
         of the standardised targets."""
-        mean, logvar = self.normalised(obs, action)
-        target = (target - self.out_mean) / self.out_std
+        return self.standardised_step(self.standardise(obs, action), self.standard_targets(target))
+
+    def standard_targets(self, target: torch.Tensor) -> torch.Tensor:
+        return (target - self.out_mean) / self.out_std
+
+    def standardised_step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``train_step`` on inputs and targets already standardised (a training round
+        standardises its data once instead of every batch: the same values)."""
+        layers = list(zip(self.weights, self.biases, strict=True))
+        mean, logvar = self.network(x, layers)
         nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
         loss = nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
         self.optimizer.zero_grad(set_to_none=True)
@@ -336,7 +347,7 @@ class EnsembleModel:
         learned = [] if self.reward_fn is None else None
         for t in range(h):
             obs = traj[t]
-            mean, logvar = ens.network(ens.inputs(obs, acts[t]), layers)
+            mean, logvar = ens.network(ens.standardise(obs, acts[t]), layers)
             if scaled:
                 mean, logvar = ens.out_mean + mean * ens.out_std, logvar + log_var_shift
             noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
