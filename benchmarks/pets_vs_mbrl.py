@@ -13,7 +13,9 @@ v4's pendulum also pays 1 on its last step). mbrl-lib needs its own environment
 (``--mbrl-python``; benchmarks/RESULTS.md, "mbrl-lib's own PETS at its own
 configuration", says how to build it). Both train on CPU with one torch thread. The
 curve compared is the training episodes' return against env steps (mbrl-lib's PETS logs
-only those); env steps/s count everything (acting, planning, training). Results go to
+only those); env steps/s count everything (acting, planning, training), per second of wall
+time and per second of the process's CPU time (what to compare on a loaded machine, where
+wall time depends on the competition each run met). Results go to
 ``--out`` as JSON and a markdown table.
 """
 
@@ -58,13 +60,13 @@ def rlwb_worker(task: str, steps: int, seed: int, extra: list[str], keep: str = 
     from rlwb.experiments import pets_mujoco
 
     with _work_dir(keep) as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = pets_mujoco.main(["--train.task", task, "--train.total-steps", str(steps),
                                    "--train.seed", str(seed), "--train.run-dir", tmp,
                                    "--train.no-progress", "--agent.torch-threads", "1",
                                    *extra])  # fmt: skip
-        wall = time.perf_counter() - start
-        return {**rlwb_curve(result.run_dir), "wall": wall}
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return {**rlwb_curve(result.run_dir), "wall": wall, "cpu": cpu}
 
 
 def mbrl_curve(work_dir: str | pathlib.Path, random_steps: int) -> dict:
@@ -131,10 +133,10 @@ def mbrl_worker(task: str, steps: int, seed: int, extra: list[str], keep: str = 
     env.action_space.seed(seed)
     with _work_dir(keep) as tmp:
         (pathlib.Path(tmp) / "random_steps").write_text(str(random_steps))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         pets.train(env, getattr(termination_fns, term), None, cfg, silent=False, work_dir=tmp)
-        wall = time.perf_counter() - start
-        return {**mbrl_curve(tmp, random_steps), "wall": wall}
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return {**mbrl_curve(tmp, random_steps), "wall": wall, "cpu": cpu}
 
 
 # ---------------------------------------------------------------------- driver
@@ -184,13 +186,15 @@ def _at(data: dict, budget: int) -> str:
 
 def table(results: dict, steps: int) -> str:
     marks = sorted({steps * k // 5 for k in range(1, 6)})
-    lines = ["| contender | seed | " + " | ".join(f"{m:,}" for m in marks) + " | env steps/s |",
-             "|---|---:|" + "---:|" * (len(marks) + 1)]  # fmt: skip
+    lines = ["| contender | seed | " + " | ".join(f"{m:,}" for m in marks)
+             + " | env steps/s | env steps per CPU-second |",
+             "|---|---:|" + "---:|" * (len(marks) + 2)]  # fmt: skip
     for who, runs in results.items():
         for seed, data in runs.items():
-            sps = f"{steps / data['wall']:.1f}" if "wall" in data else "- (not finished)"
-            cells = " | ".join(_at(data, m) for m in marks)
-            lines.append(f"| {who} | {seed} | {cells} | {sps} |")
+            rates = [f"{steps / data[k]:.1f}" if k in data else "- (not finished)"
+                     for k in ("wall", "cpu")]  # fmt: skip
+            cells = " | ".join([_at(data, m) for m in marks] + rates)
+            lines.append(f"| {who} | {seed} | {cells} |")
     return "\n".join(lines)
 
 
@@ -257,8 +261,10 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         for (s_, w_), (load_, started) in running.items():
             results[w_][s_] = {**_finish(*started), "load_before": load_}
-            print(f"{w_} seed {s_}: {args.steps / results[w_][s_]['wall']:.1f} env steps/s"
-                  f" (load {load_:.1f}, now {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+            done = results[w_][s_]
+            print(f"{w_} seed {s_}: {args.steps / done['wall']:.1f} env steps/s, "
+                  f"{args.steps / done['cpu']:.1f} per CPU-second (load {load_:.1f}, now "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         running = {}
     report = table(results, args.steps)
     print(report)
