@@ -31,8 +31,8 @@ HUGE_PAGE_BYTES = 8 << 20
 """CPU populations at least this large keep their weights in memory that numpy allocates:
 it advises the kernel to back large blocks with transparent huge pages. A population
 forward streams every weight once per step (256 2 x 256 networks: 74 MB), so it is bound
-by memory traffic, and 4 KiB pages add a TLB miss per page; measured 1.02-1.25x faster
-forwards on a loaded 2-core VM (benchmarks/RESULTS.md)."""
+by memory traffic, and 4 KiB pages add a TLB miss per page: the forward alone measured
+1.02-1.25x faster on a loaded 2-core VM (benchmarks/RESULTS.md, Deep GA vs EvoTorch)."""
 
 
 def policy_of(agent: Agent, engine: Engine):
