@@ -214,13 +214,25 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--smoke", action="store_true", help="tiny budgets: both sides run")
     p.add_argument("--rlwb-args", default="", help="extra rlwb options, one string")
     p.add_argument("--mbrl-args", default="", help="mbrl-lib key=value overrides, one string")
-    p.add_argument("--run-dir", default="", help="keep each run's files under DIR/WHO-seedS "
-                   "(curves readable while running; see --collect)")
-    p.add_argument("--parallel", action="store_true",
-                   help="start every (seed, contender) process at once (learning curves on "
-                   "a deadline; speeds are then not comparable with sequential runs)")
-    p.add_argument("--collect", default="", metavar="DIR",
-                   help="print the table of the runs under a --run-dir so far, run nothing")
+    p.add_argument(
+        "--run-dir",
+        default="",
+        help="keep each run's files under DIR/WHO-seedS "
+        "(curves readable while running; see --collect)",
+    )
+    p.add_argument(
+        "--parallel",
+        action="store_true",
+        help="start every (seed, contender) process at once (learning curves on "
+        "a deadline; wall-clock speeds then depend on each other: compare env steps per "
+        "CPU-second)",
+    )
+    p.add_argument(
+        "--collect",
+        default="",
+        metavar="DIR",
+        help="print the table of the runs under a --run-dir so far, run nothing",
+    )
     p.add_argument("--worker", choices=["rlwb", "mbrl"], help=argparse.SUPPRESS)
     p.add_argument("--extra", default="[]", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -157,7 +157,9 @@ class ProbabilisticEnsemble(nn.Module):
         """Built on first use: planning alone never imports torch.optim's compile machinery."""
         if self._optimizer is None:
             self._optimizer = torch.optim.Adam(  # foreach: fewer ops per step, same values
-                self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay,
+                self.parameters(),
+                lr=self.config.lr,
+                weight_decay=self.config.weight_decay,
                 foreach=True,
             )
         return self._optimizer
