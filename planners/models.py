@@ -8,7 +8,8 @@ The whole protocol is one method::
 :class:`EngineModel`, observations for a learned ensemble, latents for TD-MPC's model);
 ``actions`` holds N candidate sequences of horizon H per member, in the task's action units.
 The return is the sum of rewards over the horizon plus the model's terminal value, if it
-has one. Every planner (``planners.sampling``, ``planners.gradient``) takes any such model.
+has one. Every planner (the :class:`~rlwb.planners.base.Planner` protocol:
+``planners.sampling``, ``planners.gradient``) takes any such model.
 
 Implementations: :class:`EngineModel` here (the true simulator), the PETS ensemble
 (``planners.ensemble``), the TD-MPC latent-model slot (``planners.latent``).
