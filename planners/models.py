@@ -25,6 +25,11 @@ import torch
 from rlwb.engine import Engine, EngineSpec, make_engine
 
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
+RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""A task's known reward of a step given as observations, for models that predict
+observations (PETS): ``(obs[M, O], action[M, A], next_obs[M, O]) -> (reward[M],
+terminated[M] bool)``. Tasks offer one as ``reward_from_obs`` (``rlwb.tasks.reward_from_obs``
+finds it)."""
 
 
 @runtime_checkable

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlwb import make_engine
+from rlwb import make_engine, tasks
 from rlwb.errors import ConfigError
 from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
 from rlwb.planners.gradient import GradientConfig, GradientPlanner
 from rlwb.planners.latent import LatentModel, LinearLatentWorld
 from rlwb.planners.models import EngineModel, Model, check_plan_shapes
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner, colored_noise
-from rlwb.planners.task_rewards import task_reward
 
 
 class QuadraticModel:
@@ -171,7 +170,7 @@ def _models(engine) -> dict[str, tuple[object, torch.Tensor]]:
     world = LinearLatentWorld(obs_dim=3, latent_dim=4, action_dim=1)
     return {
         "engine": (EngineModel(engine, differentiable=True), engine.get_state()),
-        "ensemble_task_reward": (EnsembleModel(ens, task_reward(spec.task_id)), obs),
+        "ensemble_task_reward": (EnsembleModel(ens, tasks.reward_from_obs(spec.task_id)), obs),
         "ensemble_learned_reward": (EnsembleModel(learned), obs),
         "latent": (LatentModel(world), world.encode(obs).detach()),
     }  # fmt: skip
