@@ -110,14 +110,14 @@ class GDG(GoalAgent):
     # ------------------------------------------------------------------ distance
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         nxt = batch["next_obs"]
-        onward = self.critic_target(nxt, self.actor_target(nxt)).clamp(min=0.0)
+        onward = self.q_target(nxt, self.mu_target(nxt)).clamp(min=0.0)
         cap = float(self.horizon)  # a terminated state that missed g never reaches it
         target = torch.where(batch["terminated"] > 0, cap, 1.0 + onward)
         target = torch.where(self.reached(nxt), torch.zeros_like(target), target)
         return target.clamp(0.0, float(self.horizon))
 
     def actor_objective(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs, action)
+        return self.q(obs, action)
 
     @torch.no_grad()
     def distance_estimate(self, obs: torch.Tensor) -> torch.Tensor:
