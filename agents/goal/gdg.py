@@ -253,7 +253,13 @@ class GDG(GoalAgent):
         if evaluation is not None:  # the next evaluation plans afresh, on the new distance
             evaluation.invalidate()
             evaluation.restart(torch.ones_like(evaluation.active))
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """The goal agent's measurements plus ``gdg/bridges_planned``: bridge points the
+        training episodes have planned so far."""
+        out = super().metrics()
         plan = self.planners.get(True)
-        if out and plan is not None:
-            out["bridges_planned"] = plan.planned
+        if plan is not None:
+            out["gdg/bridges_planned"] = float(plan.planned)
         return out
