@@ -33,16 +33,15 @@ Deviations from the paper, on purpose:
   the runner's (``TrainConfig.updates_per_step``), as are the random steps before
   ``learning_starts``.
 
-Speed: one ``torch._foreach_lerp_`` for all target tensors, indices for all of an
-``update`` call's gradient steps sampled in one draw, losses kept as tensors (no host
-sync per step), Adam's fused kernel called directly (``rlwb.nn.FusedAdamStep``: bit-identical
-to ``Adam.step`` without its per-call regrouping), one torch thread on CPU, optional
-``torch.compile`` of the networks, and on CUDA the whole gradient step captured once as a
-CUDA graph and replayed (``rlwb.nn.CudaGraphStep``; not run yet: this work had no GPU).
-Measured on 2 CPU cores (HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against
-SB3's 14.0 ms; see ``benchmarks/RESULTS.md``. Critic and target critic are not fused into one
-forward: they have different weights, and a stacked (bmm) forward would double the
-weight-gradient work.
+Speed: the gradient step, the optimizers and the target update are the shared
+actor-critic core's (:mod:`rlwb.actor_critic`: one ``torch._foreach_lerp_`` for all target
+tensors, Adam's fused kernel called directly, optional ``torch.compile``, and on CUDA the
+whole gradient step captured once as a CUDA graph, not yet run on a GPU); here, indices for
+all of an ``update`` call's gradient steps are sampled in one draw, losses stay tensors
+(no host sync per step), and one torch thread runs on CPU. Measured on 2 CPU cores
+(HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against SB3's 14.0 ms; see
+``benchmarks/RESULTS.md``. Critic and target critic are not fused into one forward: they
+have different weights, and a stacked (bmm) forward would double the weight-gradient work.
 """
 
 from __future__ import annotations

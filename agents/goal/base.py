@@ -1,14 +1,14 @@
 """What goal-reaching agents share: the goal task, HER replay, DDPG networks, monitoring.
 
-:class:`GoalAgent` is an off-policy actor-critic over a goal-conditioned flat observation
-(``observation_slices`` names ``achieved_goal`` and ``desired_goal``). It stores
-trajectories per engine member in :class:`rlwb.replay.TrajectoryBuffer`, samples
-hindsight-relabelled batches, trains the DDPG actor and critic networks of
-:mod:`rlwb.agents.ddpg` (imported, not copied), and reports the training success rate,
-the final distance to the goal and, on tasks that know their true distances (the point
-mazes' ``steps_to_goal``), how well the critic ranks a fixed probe set. Subclasses say what
-the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the actor optimises
-(:meth:`GoalAgent.actor_objective`).
+:class:`GoalAgent` is an off-policy actor-critic (:class:`rlwb.actor_critic.ActorCriticAgent`
+with the actor and critic networks of :mod:`rlwb.agents.ddpg`) over a goal-conditioned flat
+observation (``observation_slices`` names ``achieved_goal`` and ``desired_goal``). It
+stores trajectories per engine member in :class:`rlwb.replay.TrajectoryBuffer`, samples
+hindsight-relabelled batches, and reports through :meth:`GoalAgent.metrics` the training
+success rate, the final distance to the goal and, on tasks that know their true distances
+(the point mazes' ``steps_to_goal``), how well the critic ranks a fixed probe set.
+Subclasses say what the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the
+actor optimises (:meth:`GoalAgent.actor_objective`).
 
 Episodes that end on success (``terminate_on_success``) stop bootstrapping only for the
 goal they ended on: relabelled rows of such a step do not count as terminal. A termination
