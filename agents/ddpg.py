@@ -46,7 +46,6 @@ have different weights, and a stacked (bmm) forward would double the weight-grad
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -62,7 +61,6 @@ from rlwb.nn import fan_in_uniform_, mlp_block
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
 from rlwb.replay import ReplayBuffer
 
-FORMAT_VERSION = 1
 _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 
 
@@ -238,6 +236,8 @@ class DDPG(ActorCriticAgent):
 
     Steps 2-4 are the shared core's (:class:`rlwb.actor_critic.ActorCriticAgent`)."""
 
+    saved_parts = ("replay", "noise")
+
     def __init__(self, config: DDPGConfig, spec: EngineSpec, device: torch.device | str) -> None:
         if not isinstance(config, DDPGConfig):
             raise ConfigError(f"DDPG needs a DDPGConfig, got {type(config).__name__}")
@@ -247,23 +247,11 @@ class DDPG(ActorCriticAgent):
                 f"DDPG takes flat observations; {spec.task_id} has shape "
                 f"{spec.observation_shape} (from-pixels DDPG is not implemented)"
             )
-        self.config, self.spec = config, spec
-        self.device = dev = torch.device(device)
-        kit.apply_torch_threads(config.torch_threads, dev)
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG")
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
-
-        self.generator = kit.seeded_generator(config.seed, dev)
+        obs_dim, act_dim = self.prelude(config, spec, device)
         self.build_actor_critic(
             lambda: Actor(obs_dim, act_dim, config),
             lambda: Critic(obs_dim, act_dim, config),
-            actor_lr=config.actor_lr,
-            critic_lr=config.critic_lr,
-            critic_l2=config.critic_l2,
-            tau=config.tau,
-            fields=_FIELDS,
-            compile=config.compile,
-            cuda_graph=config.cuda_graph,
+            _FIELDS,
         )
         self._replay_fields = {
             "obs": ((obs_dim,), torch.float32),
@@ -273,8 +261,7 @@ class DDPG(ActorCriticAgent):
             "done": ((), torch.float32),
         }
         self._replay: ReplayBuffer | None = None
-        self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
-        self.updates = 0
+        self.noise = _make_noise(config, spec.num_envs, act_dim, self.device, self.generator)
 
     @property
     def replay(self) -> ReplayBuffer:
@@ -368,34 +355,6 @@ class DDPG(ActorCriticAgent):
     def actor_loss(self, batch: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         """``-mean Q(s, mu(s))``: ascend the critic."""
         return -self.q(batch["obs"], action).mean()
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": dataclasses.asdict(self.config),
-            **self.actor_critic_state(),
-            **kit.states_of(self, ("replay", "noise")),
-            "generator": self.generator.get_state(),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, "DDPG")
-        with kit.checkpoint_fits("DDPG"):
-            self.load_actor_critic_state(state)
-        kit.load_states(self, state, ("replay", "noise"))
-        self.generator.set_state(state["generator"])
-        self.updates = int(state["updates"])
-
-    def policy_state_dict(self) -> dict[str, Any]:
-        """The actor alone: what ``rlwb eval`` needs."""
-        return {"format_version": FORMAT_VERSION, "actor": self.actor.state_dict()}
-
-    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, "DDPG")
-        with kit.checkpoint_fits("DDPG"):
-            self.actor.load_state_dict(state["actor"])
 
 
 def _make_noise(

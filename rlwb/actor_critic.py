@@ -40,8 +40,9 @@ How TD3 and SAC would sit on it:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -49,6 +50,7 @@ from torch.nn import functional as F
 
 from rlwb import agent_kit as kit
 from rlwb.agent import StepAgent
+from rlwb.engine.base import EngineSpec
 from rlwb.nn import CudaGraphStep, FusedAdamStep, fused_adam_available, soft_update_
 
 #: The networks and optimizers of a checkpoint, under these keys.
@@ -58,9 +60,21 @@ PARTS = ("actor", "critic", "actor_target", "critic_target", "actor_opt", "criti
 class ActorCriticAgent(StepAgent):
     """Actor, critic, targets, optimizers and one gradient step (see the module docstring).
 
-    A subclass calls :meth:`build_actor_critic` in its ``__init__`` (after ``self.device``
-    is set) and implements :meth:`bootstrap_target` and :meth:`actor_loss`."""
+    A subclass calls :meth:`prelude` and :meth:`build_actor_critic` in its ``__init__``,
+    implements :meth:`bootstrap_target` and :meth:`actor_loss`, and names the rest of its
+    checkpoint in :attr:`saved_parts`; ``state_dict`` and the policy file are written here.
+    """
 
+    #: Checkpoint format this agent writes (and the newest it reads).
+    format_version: ClassVar[int] = 1
+    #: Attributes with a ``state_dict`` saved beside the networks (replay, noise ...).
+    saved_parts: ClassVar[tuple[str, ...]] = ("replay",)
+    #: What ``act(obs)`` needs: the policy file's networks.
+    policy_parts: ClassVar[tuple[str, ...]] = ("actor",)
+
+    config: Any
+    generator: torch.Generator
+    updates: int
     actor: nn.Module
     critic: nn.Module
     actor_target: nn.Module
@@ -68,24 +82,37 @@ class ActorCriticAgent(StepAgent):
     actor_opt: torch.optim.Adam
     critic_opt: torch.optim.Adam
 
+    def prelude(self, config: Any, spec: EngineSpec, device: torch.device | str) -> tuple[int, int]:
+        """What every actor-critic sets first: ``config``, ``spec``, ``device``, its CPU
+        threads (``config.torch_threads``), the map from [-1, 1] to the action bounds and
+        its generator (``config.seed``); returns ``(obs_dim, act_dim)``."""
+        self.config, self.spec = config, spec
+        self.device = torch.device(device)
+        kit.apply_torch_threads(config.torch_threads, self.device)
+        who = type(self).__name__
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, self.device, who)
+        self.generator = kit.seeded_generator(config.seed, self.device)
+        self.updates = 0
+        return spec.observation_shape[0], spec.action_dim
+
     def build_actor_critic(
         self,
         make_actor: Callable[[], nn.Module],
         make_critic: Callable[[], nn.Module],
-        *,
-        actor_lr: float,
-        critic_lr: float,
-        tau: float,
         fields: Sequence[str],
-        critic_l2: float = 0.0,
-        compile: bool = False,
-        cuda_graph: bool = True,
     ) -> None:
         """Build the four networks (in the order actor, critic, actor target, critic
         target: each draws its initial weights from torch's global generator), the
         optimizers and the step. ``fields`` names the batch tensors the step is called
-        with, in order (``obs`` and ``action`` among them). ``critic_l2`` is L2 weight
-        decay on the critic's weight matrices, not its biases."""
+        with, in order (``obs`` and ``action`` among them).
+
+        Settings come from ``self.config``: ``actor_lr``, ``critic_lr``, ``tau``,
+        ``cuda_graph``, and where the config has them ``critic_l2`` (L2 weight decay on the
+        critic's weight matrices, not its biases; else 0) and ``compile`` (else off)."""
+        cfg = self.config
+        tau, actor_lr, critic_lr = cfg.tau, cfg.actor_lr, cfg.critic_lr
+        critic_l2 = getattr(cfg, "critic_l2", 0.0)
+        compile, cuda_graph = getattr(cfg, "compile", False), cfg.cuda_graph
         dev = self.device
         self.tau = float(tau)
         self.batch_fields = tuple(fields)
@@ -171,22 +198,42 @@ class ActorCriticAgent(StepAgent):
             torch._foreach_copy_(self._target_stats, self._source_stats)
 
     # ------------------------------------------------------------------ checkpoints
-    def actor_critic_state(self) -> dict[str, Any]:
-        """Networks and optimizers under :data:`PARTS`' keys."""
-        return kit.states_of(self, PARTS)
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "config": dataclasses.asdict(self.config),
+            **kit.states_of(self, PARTS + self.saved_parts),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }
 
-    def load_actor_critic_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`actor_critic_state`'s output (inside the agent's
-        ``kit.checkpoint_fits``). A critic optimizer saved with one parameter group (goal
-        agents' checkpoints before they shared this core) is split into the weight and
-        bias groups this core uses; each parameter keeps its own Adam moments."""
-        kit.load_states(self, state, PARTS[:4])
-        _load_adam(self.actor_opt, state["actor_opt"], self._actor_params)
-        _load_adam(self.critic_opt, state["critic_opt"], self._critic_params)
-        self._actor_step.bind()
-        self._critic_step.bind()
-        if self._graphed:  # the optimizer state moved: capture again
-            self.train_step = self._new_train_step()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output. A critic optimizer saved with one parameter
+        group (goal agents' checkpoints before they shared this core) is split into the
+        weight and bias groups this core uses; each parameter keeps its own Adam moments."""
+        who = type(self).__name__
+        kit.check_format(state, self.format_version, who)
+        with kit.checkpoint_fits(who):
+            kit.load_states(self, state, PARTS[:4])
+            _load_adam(self.actor_opt, state["actor_opt"], self._actor_params)
+            _load_adam(self.critic_opt, state["critic_opt"], self._critic_params)
+            self._actor_step.bind()
+            self._critic_step.bind()
+            if self._graphed:  # the optimizer state moved: capture again
+                self.train_step = self._new_train_step()
+            kit.load_states(self, state, self.saved_parts)
+            self.generator.set_state(state["generator"])
+            self.updates = int(state["updates"])
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """The networks of :attr:`policy_parts`: what ``rlwb eval`` needs."""
+        return {"format_version": self.format_version, **kit.states_of(self, self.policy_parts)}
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        who = type(self).__name__
+        kit.check_format(state, self.format_version, who)
+        with kit.checkpoint_fits(who):
+            kit.load_states(self, state, self.policy_parts)
 
 
 def _load_adam(opt: torch.optim.Adam, saved: dict[str, Any], params: list[nn.Parameter]) -> None:

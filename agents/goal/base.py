@@ -17,7 +17,6 @@ without success (a crash, a fall) is terminal for every goal (:meth:`GoalAgent.t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,6 @@ from rlwb.goals import goal_task, observation_slices
 from rlwb.noise import GaussianNoise
 from rlwb.replay import HER_STRATEGIES, TrajectoryBuffer
 
-FORMAT_VERSION = 1
 PROBE_SIZE = 512
 _FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
@@ -105,6 +103,9 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
 class GoalAgent(ActorCriticAgent):
     """Goal-conditioned actor-critic with hindsight replay (see the module docstring)."""
 
+    #: The critic is part of acting for GDG's bridge points.
+    policy_parts = ("actor", "critic")
+
     config_class: type = GoalAgentConfig
 
     def __init__(self, config: GoalAgentConfig, spec: EngineSpec, device: torch.device | str):
@@ -114,27 +115,18 @@ class GoalAgent(ActorCriticAgent):
                 f"{type(config).__name__}"
             )
         config.validate()
-        self.config, self.spec = config, spec
-        self.device = dev = torch.device(device)
-        kit.apply_torch_threads(config.torch_threads, dev)
+        obs_dim, act_dim = self.prelude(config, spec, device)
+        dev = self.device
         self.task = goal_task(spec)
         self.slices = observation_slices(spec, self.task)
         self.goal_cols = slice(*self.slices["desired_goal"])
         self.achieved_cols = slice(*self.slices["achieved_goal"])
         self.horizon = int(spec.max_episode_steps or 1000)
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, type(self).__name__)
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
-
-        self.generator = kit.seeded_generator(config.seed, dev)
         nets = DDPGConfig(hidden=tuple(config.hidden))
         self.build_actor_critic(
             lambda: Actor(obs_dim, act_dim, nets),
             lambda: Critic(obs_dim, act_dim, nets),
-            actor_lr=config.actor_lr,
-            critic_lr=config.critic_lr,
-            tau=config.tau,
-            fields=_FIELDS,
-            cuda_graph=config.cuda_graph,
+            _FIELDS,
         )
         self.replay = TrajectoryBuffer(
             max(config.buffer_size, spec.num_envs),
@@ -151,7 +143,6 @@ class GoalAgent(ActorCriticAgent):
         self.noise = GaussianNoise(
             spec.num_envs, act_dim, config.noise_sigma, device=dev, generator=self.generator
         )
-        self.updates = 0
         # Training episodes finished since metrics() last reported them: successes,
         # summed final distances, count.
         self.stats = torch.zeros(3, dtype=torch.float64, device=dev)
@@ -333,30 +324,9 @@ class GoalAgent(ActorCriticAgent):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": dataclasses.asdict(self.config),
-            **self.actor_critic_state(),
-            "replay": self.replay.state_dict(),
-            "generator": self.generator.get_state(),
-            "updates": self.updates,
-            "stats": self.stats.cpu(),
-        }
+        return {**super().state_dict(), "stats": self.stats.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
+        super().load_state_dict(state)
         with kit.checkpoint_fits(type(self).__name__):
-            self.load_actor_critic_state(state)
-            self.replay.load_state_dict(state["replay"])
-            self.generator.set_state(state["generator"])
-            self.updates = int(state["updates"])
             self.stats = state["stats"].to(self.device)
-
-    def policy_state_dict(self) -> dict[str, Any]:
-        """Actor and critic: the critic is part of acting for GDG's bridge points."""
-        return {"format_version": FORMAT_VERSION, **kit.states_of(self, ("actor", "critic"))}
-
-    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
-        with kit.checkpoint_fits(type(self).__name__):
-            kit.load_states(self, state, ("actor", "critic"))
