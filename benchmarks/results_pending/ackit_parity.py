@@ -19,18 +19,20 @@ def ddpg_case(paper: bool) -> dict:
     from rlwb.agents.ddpg import DDPG, DDPGConfig
     from rlwb.engine.base import EngineSpec
 
+    bound = torch.full((2,), 2.0)
     spec = EngineSpec(task_id="toy", num_envs=4, observation_shape=(5,), action_dim=2,
-                      action_low=torch.full((2,), -2.0), action_high=torch.full((2,), 2.0),
-                      max_episode_steps=100, dt=0.05, device=torch.device("cpu"))  # fmt: skip
+                      action_low=-bound, action_high=bound, max_episode_steps=100, dt=0.05,
+                      device=torch.device("cpu"))  # fmt: skip
     torch.manual_seed(0)
     kw = dict(hidden=(64, 48), batch_size=32, buffer_size=2000, seed=0)
     config = DDPGConfig.paper(**kw) if paper else DDPGConfig(critic_l2=1e-2, **kw)
     agent = DDPG(config, spec, "cpu")
     g = torch.Generator().manual_seed(1)
     for _ in range(150):
-        agent.observe(torch.randn(4, 5, generator=g), 4 * torch.rand(4, 2, generator=g) - 2,
-                      torch.randn(4, generator=g), torch.randn(4, 5, generator=g),
-                      torch.rand(4, generator=g) < 0.1, torch.zeros(4, dtype=torch.bool))  # fmt: skip
+        obs, action = torch.randn(4, 5, generator=g), 4 * torch.rand(4, 2, generator=g) - 2
+        reward, next_obs = torch.randn(4, generator=g), torch.randn(4, 5, generator=g)
+        done = torch.rand(4, generator=g) < 0.1
+        agent.observe(obs, action, reward, next_obs, done, torch.zeros(4, dtype=torch.bool))
     return train(agent)
 
 
@@ -40,8 +42,8 @@ def goal_case(name: str) -> dict:
     from rlwb.engine import make_engine
 
     cls, cfg = {"gdg": (GDG, GDGConfig), "her": (DDPGHER, DDPGHERConfig)}[name]
-    engine = make_engine("PointMaze-Open-Goal-v0", 4, backend="torch", seed=0,
-                         min_goal_distance=2.0, max_episode_steps=50, terminate_on_success=True)  # fmt: skip
+    kw = dict(min_goal_distance=2.0, max_episode_steps=50, terminate_on_success=True)
+    engine = make_engine("PointMaze-Open-Goal-v0", 4, backend="torch", seed=0, **kw)
     torch.manual_seed(0)
     agent = cls(cfg(hidden=(64, 64), batch_size=64, probe_every=50, random_goal_prob=0.2,
                     seed=0), engine.spec, "cpu")  # fmt: skip
