@@ -209,8 +209,8 @@ class ActorCriticAgent(StepAgent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output. A critic optimizer saved with one parameter
-        group (goal agents' checkpoints before they shared this core) is split into the
-        weight and bias groups this core uses; each parameter keeps its own Adam moments."""
+        group (as the goal agents' format-1 checkpoints hold it) is split into the weight
+        and bias groups this core uses; each parameter keeps its own Adam moments."""
         who = type(self).__name__
         kit.check_format(state, self.format_version, who)
         with kit.checkpoint_fits(who):
