@@ -33,44 +33,34 @@ Deviations from the paper, on purpose:
   the runner's (``TrainConfig.updates_per_step``), as are the random steps before
   ``learning_starts``.
 
-Speed: one ``torch._foreach_lerp_`` for all target tensors, indices for all of an
-``update`` call's gradient steps sampled in one draw, losses kept as tensors (no host
-sync per step), Adam's fused kernel called directly (``rlwb.nn.FusedAdamStep``: bit-identical
-to ``Adam.step`` without its per-call regrouping), one torch thread on CPU, optional
-``torch.compile`` of the networks, and on CUDA the whole gradient step captured once as a
-CUDA graph and replayed (``rlwb.nn.CudaGraphStep``; not run yet: this work had no GPU).
-Measured on 2 CPU cores (HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against
-SB3's 14.0 ms; see ``benchmarks/RESULTS.md``. Critic and target critic are not fused into one
-forward: they have different weights, and a stacked (bmm) forward would double the
-weight-gradient work.
+Speed: the gradient step, the optimizers and the target update are the shared
+actor-critic core's (:mod:`rlwb.actor_critic`: one ``torch._foreach_lerp_`` for all target
+tensors, Adam's fused kernel called directly, optional ``torch.compile``, and on CUDA the
+whole gradient step captured once as a CUDA graph, not yet run on a GPU); here, indices for
+all of an ``update`` call's gradient steps are sampled in one draw, losses stay tensors
+(no host sync per step), and one torch thread runs on CPU. Measured on 2 CPU cores
+(HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against SB3's 14.0 ms; see
+``benchmarks/RESULTS.md``. Critic and target critic are not fused into one forward: they
+have different weights, and a stacked (bmm) forward would double the weight-gradient work.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rlwb import agent_kit as kit
-from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
+from rlwb.actor_critic import ActorCriticAgent
+from rlwb.agent import PolicyNetwork, ScaledPolicy
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
-from rlwb.nn import (
-    CudaGraphStep,
-    FusedAdamStep,
-    fan_in_uniform_,
-    fused_adam_available,
-    mlp_block,
-    soft_update_,
-)
+from rlwb.nn import fan_in_uniform_, mlp_block
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
 from rlwb.replay import ReplayBuffer
 
-FORMAT_VERSION = 1
 _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 
 
@@ -234,8 +224,19 @@ class Critic(nn.Module):
         return self.head(torch.cat([features, action], dim=-1)).squeeze(-1)
 
 
-class DDPG(StepAgent):
-    """Deep Deterministic Policy Gradient over a batched engine (see the module docstring)."""
+class DDPG(ActorCriticAgent):
+    """Deep Deterministic Policy Gradient over a batched engine (see the module docstring).
+
+    Per gradient step, on a uniform minibatch ``(s, a, r, s', d)`` from the replay:
+
+    1. ``y = r + gamma (1 - d) Q'(s', mu'(s'))`` (:meth:`bootstrap_target`);
+    2. critic: one Adam step on ``mean (Q(s, a) - y)^2``;
+    3. actor: one Adam step on ``-mean Q(s, mu(s))`` (:meth:`actor_loss`);
+    4. targets: ``theta' <- tau theta + (1 - tau) theta'``.
+
+    Steps 2-4 are the shared core's (:class:`rlwb.actor_critic.ActorCriticAgent`)."""
+
+    saved_parts = ("replay", "noise")
 
     def __init__(self, config: DDPGConfig, spec: EngineSpec, device: torch.device | str) -> None:
         if not isinstance(config, DDPGConfig):
@@ -246,46 +247,12 @@ class DDPG(StepAgent):
                 f"DDPG takes flat observations; {spec.task_id} has shape "
                 f"{spec.observation_shape} (from-pixels DDPG is not implemented)"
             )
-        self.config, self.spec = config, spec
-        self.device = dev = torch.device(device)
-        kit.apply_torch_threads(config.torch_threads, dev)
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG")
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
-
-        self.generator = kit.seeded_generator(config.seed, dev)
-
-        self.actor = Actor(obs_dim, act_dim, config).to(dev)
-        self.critic = Critic(obs_dim, act_dim, config).to(dev)
-        self.actor_target = Actor(obs_dim, act_dim, config).to(dev).eval()
-        self.critic_target = Critic(obs_dim, act_dim, config).to(dev).eval()
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
-            p.requires_grad_(False)
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        online, target = (self.actor, self.critic), (self.actor_target, self.critic_target)
-        self._targets = [p for m in target for p in m.parameters()]
-        self._sources = [p for m in online for p in m.parameters()]
-        # batch-norm running statistics (and counts): copied, not averaged
-        self._target_stats = [b for m in target for b in m.buffers()]
-        self._source_stats = [b for m in online for b in m.buffers()]
-
-        self._graphed = dev.type == "cuda" and config.cuda_graph
-        opt_kw: dict[str, Any] = {"fused": True} if fused_adam_available(dev) else {"foreach": True}
-        if self._graphed:
-            opt_kw["capturable"] = True
-        weights = [p for p in self._critic_params if p.ndim > 1]
-        biases = [p for p in self._critic_params if p.ndim <= 1]
-        self.actor_opt = torch.optim.Adam(self._actor_params, lr=config.actor_lr, **opt_kw)
-        self.critic_opt = torch.optim.Adam(
-            [{"params": weights, "weight_decay": config.critic_l2}, {"params": biases}],
-            lr=config.critic_lr,
-            **opt_kw,
+        obs_dim, act_dim = self.prelude(config, spec, device)
+        self.build_actor_critic(
+            lambda: Actor(obs_dim, act_dim, config),
+            lambda: Critic(obs_dim, act_dim, config),
+            _FIELDS,
         )
-        self._actor_step = FusedAdamStep(self.actor_opt)
-        self._critic_step = FusedAdamStep(self.critic_opt)
-
         self._replay_fields = {
             "obs": ((obs_dim,), torch.float32),
             "action": ((act_dim,), torch.float32),
@@ -294,17 +261,7 @@ class DDPG(StepAgent):
             "done": ((), torch.float32),
         }
         self._replay: ReplayBuffer | None = None
-        self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
-        self.updates = 0
-
-        self._actor_fwd, self._critic_fwd = self.actor, self.critic
-        self._actor_target_fwd, self._critic_target_fwd = self.actor_target, self.critic_target
-        if config.compile:
-            self._actor_fwd = torch.compile(self.actor)
-            self._critic_fwd = torch.compile(self.critic)
-            self._actor_target_fwd = torch.compile(self.actor_target)
-            self._critic_target_fwd = torch.compile(self.critic_target)
-        self._step = CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
+        self.noise = _make_noise(config, spec.num_envs, act_dim, self.device, self.generator)
 
     @property
     def replay(self) -> ReplayBuffer:
@@ -364,7 +321,8 @@ class DDPG(StepAgent):
         )
 
     def update(self, num_updates: int = 1) -> dict[str, Any]:
-        """``num_updates`` gradient steps on fresh uniform batches.
+        """``num_updates`` gradient steps on fresh uniform batches (their indices drawn in
+        one go).
 
         Returns the mean critic and actor losses as 0-dim tensors (``float()`` them when
         logging): converting here would force a host sync every step on CUDA.
@@ -377,7 +335,7 @@ class DDPG(StepAgent):
             self.critic.train()
         critic_losses, actor_losses = [], []
         for i in range(num_updates):
-            c, a = self._step(*(batch[name][i] for name in _FIELDS))
+            c, a = self.train_step(*(batch[name][i] for name in _FIELDS))
             critic_losses.append(c)
             actor_losses.append(a)
         self.updates += num_updates
@@ -388,76 +346,15 @@ class DDPG(StepAgent):
             "actor_loss": torch.stack(actor_losses).mean(),
         }
 
-    def _gradient_step(
-        self,
-        obs: torch.Tensor,
-        action: torch.Tensor,
-        reward: torch.Tensor,
-        next_obs: torch.Tensor,
-        done: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One critic step, one actor step, one soft target update."""
-        with torch.no_grad():
-            next_q = self._critic_target_fwd(next_obs, self._actor_target_fwd(next_obs))
-            target = reward + self.config.gamma * (1.0 - done) * next_q
-        critic_loss = F.mse_loss(self._critic_fwd(obs, action), target)
-        self._critic_step.zero_grad()
-        critic_loss.backward(inputs=self._critic_params)
-        self._critic_step.step()
+    def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``r + gamma (1 - d) Q'(s', mu'(s'))``."""
+        next_obs = batch["next_obs"]
+        next_q = self.q_target(next_obs, self.mu_target(next_obs))
+        return batch["reward"] + self.config.gamma * (1.0 - batch["done"]) * next_q
 
-        actor_loss = -self._critic_fwd(obs, self._actor_fwd(obs)).mean()
-        self._actor_step.zero_grad()
-        actor_loss.backward(inputs=self._actor_params)
-        self._actor_step.step()
-
-        soft_update_(self._targets, self._sources, self.config.tau)
-        if self._target_stats:
-            torch._foreach_copy_(self._target_stats, self._source_stats)
-        return critic_loss.detach(), actor_loss.detach()
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": dataclasses.asdict(self.config),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "replay": self.replay.state_dict(),
-            "noise": self.noise.state_dict(),
-            "generator": self.generator.get_state(),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, "DDPG")
-        with kit.checkpoint_fits("DDPG"):
-            self.actor.load_state_dict(state["actor"])
-            self.critic.load_state_dict(state["critic"])
-            self.actor_target.load_state_dict(state["actor_target"])
-            self.critic_target.load_state_dict(state["critic_target"])
-            self.actor_opt.load_state_dict(state["actor_opt"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
-            self._actor_step.bind()
-            self._critic_step.bind()
-            if self._graphed:  # the optimizer state moved: capture again
-                self._step = CudaGraphStep(self._gradient_step)
-        self.replay.load_state_dict(state["replay"])
-        self.noise.load_state_dict(state["noise"])
-        self.generator.set_state(state["generator"])
-        self.updates = int(state["updates"])
-
-    def policy_state_dict(self) -> dict[str, Any]:
-        """The actor alone: what ``rlwb eval`` needs."""
-        return {"format_version": FORMAT_VERSION, "actor": self.actor.state_dict()}
-
-    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, "DDPG")
-        with kit.checkpoint_fits("DDPG"):
-            self.actor.load_state_dict(state["actor"])
+    def actor_loss(self, batch: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """``-mean Q(s, mu(s))``: ascend the critic."""
+        return -self.q(batch["obs"], action).mean()
 
 
 def _make_noise(

@@ -6,7 +6,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from rlwb import checkpoint
-from rlwb.agents.goal.bridges import draw_bridges
+from rlwb.agents.goal.figures import draw_bridges, probe_figure
 from rlwb.agents.goal.gdg import GDG
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
@@ -102,7 +102,7 @@ def log_goal_pictures(result: TrainResult, agent_class=GDG) -> None:
     spec = spec_from_dict(payload["spec"], torch.device("cpu"))
     agent = agent_class(from_dict(agent_class.config_class, payload["agent_config"]), spec, "cpu")
     agent.load_state_dict(payload["agent"])
-    probe = agent.probe_figure()
+    probe = probe_figure(agent)
     if probe is not None:
         with SummaryWriter(str(result.run_dir)) as writer:
             writer.add_figure("probe/learned_vs_true", probe, result.env_steps)

@@ -4,7 +4,7 @@ fit fail in one line. An agent imports it as ``from rlwb import agent_kit as kit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -74,3 +74,17 @@ def to_unit(action: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> to
     the actions they learn from."""
     unit = (action.to(scale.device, torch.float32) - bias) / scale
     return unit.clamp_(-1.0, 1.0)
+
+
+def states_of(owner: Any, names: Iterable[str]) -> dict[str, Any]:
+    """``{name: owner.<name>.state_dict()}``: the modules, optimizers, buffers ... of an
+    agent under their attribute names, as its checkpoint stores them."""
+    return {name: getattr(owner, name).state_dict() for name in names}
+
+
+def load_states(owner: Any, state: dict[str, Any], names: Iterable[str]) -> None:
+    """The inverse of :func:`states_of`: ``owner.<name>.load_state_dict(state[name])``
+    for each name (inside :func:`checkpoint_fits`, a missing name or a misfit is one
+    line)."""
+    for name in names:
+        getattr(owner, name).load_state_dict(state[name])

@@ -13,7 +13,7 @@ import torch
 from rlwb import checkpoint
 from rlwb.agents.goal.bridge_graph import node_labels, observed_steps
 from rlwb.agents.goal.bridges import BridgeConfig, BridgePlanner
-from rlwb.agents.goal.ddpg_her import DDPGHER
+from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
 from rlwb.agents.goal.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
@@ -652,3 +652,70 @@ def test_gdg_terminal_target_is_the_cap_unless_the_goal_is_reached(at_goal):
     assert (target[reached] == 0).all()
     going = ~last & ~reached
     assert (target[going] >= 1).all() and (target[going] < agent.horizon).all()
+
+
+def _random_steps(agent, engine, steps: int, seed: int = 0) -> tuple[float, float, int]:
+    """``steps`` batch steps of uniform random actions stored in ``agent``; the success
+    count, summed final distance and number of the episodes that finished."""
+    gen = torch.Generator().manual_seed(seed)
+    obs = engine.reset(seed=seed)
+    successes = distance = finished = 0
+    for _ in range(steps):
+        action = torch.rand(engine.num_envs, engine.spec.action_dim, generator=gen) * 2 - 1
+        nxt, reward, term, trunc, info = engine.step(action)
+        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
+        agent.observe(obs, action, reward, real, term, trunc)
+        done = info["done"]
+        successes += int((agent.reached(real) & done).sum())
+        distance += float(torch.linalg.vector_norm(real[done, 4:6] - real[done, 6:8], dim=-1).sum())
+        finished += int(done.sum())
+        obs = nxt
+    return successes, distance, finished
+
+
+def test_goal_metrics_report_episodes_and_probe_once_through_the_hook():
+    """``metrics()`` gives the training episodes' success rate and final distance and the
+    latest probe under their TensorBoard tags, each measurement once; GDG adds its bridges."""
+    engine = make_engine("PointMaze-Open-Goal-v0", 4, backend="torch", seed=0,
+                         **{**MAZE_KW, "max_episode_steps": 5})  # fmt: skip
+    for cls, cfg in ((DDPGHER, DDPGHERConfig), (GDG, GDGConfig)):
+        agent = cls(cfg(hidden=(16,), batch_size=8, buffer_size=1000, seed=0, probe_every=2),
+                    engine.spec, "cpu")  # fmt: skip
+        successes, distance, finished = _random_steps(agent, engine, 30)
+        assert finished >= 20
+        agent.update(2)
+        found = agent.metrics()
+        assert found["goal/success_rate"] == pytest.approx(successes / finished)
+        assert found["goal/final_distance"] == pytest.approx(distance / finished, rel=1e-5)
+        assert found["goal/probe_spearman"] == pytest.approx(agent.probe()["probe_spearman"])
+        assert {"goal/probe_learned_mean", "goal/probe_true_mean"} < set(found)
+        assert "success_rate" not in agent.update(1)  # losses only
+        assert agent.metrics() == {}  # nothing new measured since
+    agent.act(engine.reset(seed=1), explore=True)
+    assert agent.metrics() == {"gdg/bridges_planned": float(agent.planners[True].planned)}
+
+
+def test_goal_agent_loads_a_critic_optimizer_saved_as_one_group():
+    """Goal-agent checkpoints hold the critic's Adam state as one parameter group; the
+    shared core splits weights and biases into two: each parameter keeps its moments."""
+    engine = make_engine("PointMaze-Open-Goal-v0", 2, backend="torch", seed=0, **MAZE_KW)
+    cfg = GDGConfig(hidden=(16, 8), batch_size=8, buffer_size=1000, seed=0, probe_every=0)
+    old = GDG(cfg, engine.spec, "cpu")
+    _random_steps(old, engine, 10)
+    one_group = torch.optim.Adam(old.critic.parameters(), lr=cfg.critic_lr)
+    obs = torch.randn(5, engine.spec.observation_shape[0])
+    for _ in range(2):
+        one_group.zero_grad()
+        old.critic(obs, torch.rand(5, 2)).pow(2).sum().backward()
+        one_group.step()
+    state = {**old.state_dict(), "critic_opt": one_group.state_dict()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    agent = GDG(cfg, engine.spec, "cpu")
+    agent.load_state_dict(torch.load(buffer, weights_only=True))
+    assert len(agent.critic_opt.param_groups) == 2
+    for mine, saved in zip(agent.critic.parameters(), old.critic.parameters(), strict=True):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(agent.critic_opt.state[mine][key], one_group.state[saved][key])
+    assert torch.isfinite(agent.update(1)["critic_loss"])

@@ -32,7 +32,7 @@ Each control step, for every engine member at once:
 Variants (``variant``): ``nominal`` (CEM on the nominal model), ``gp`` (nominal + GP),
 ``gp_filter`` (the method), ``nominal_filter`` (filter with a zero disturbance estimate).
 
-Decisions the paper leaves open (its full text is not reachable; see REFERENCES.md), each a
+Decisions the paper leaves open (its full text was not reachable), each a
 config field: the input parametrisation (the task's thrust vector, see
 ``rlwb.envs.quadrotor.task``); the CLF (a sliding-surface Lyapunov function, soft, weight
 10, decay rate 0.5/s, yielding to the CBF near obstacles); the GP's target (residual

@@ -521,11 +521,7 @@ class TDMPC(StepAgent):
         return {
             **self.policy_state_dict(),
             "config": dataclasses.asdict(self.config),
-            "target": self.target.state_dict(),
-            "optim": self.optim.state_dict(),
-            "pi_optim": self.pi_optim.state_dict(),
-            "replay": self.replay.state_dict(),
-            "planner": self.planner.state_dict(),
+            **kit.states_of(self, ("target", "optim", "pi_optim", "replay", "planner")),
             "planner_horizon": self.planner.config.horizon,
             "generator": self.generator.get_state(),
             "updates": self.updates,
@@ -542,9 +538,7 @@ class TDMPC(StepAgent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
         with kit.checkpoint_fits("TDMPC"):
-            self.target.load_state_dict(state["target"])
-            self.optim.load_state_dict(state["optim"])
-            self.pi_optim.load_state_dict(state["pi_optim"])
+            kit.load_states(self, state, ("target", "optim", "pi_optim"))
             self._model_step.bind()
             self._pi_step.bind()
             self.planner.config.horizon = int(state["planner_horizon"])
