@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlwb.config import flatten, load_yaml
+from rlwb.config import flatten
 from rlwb.errors import ConfigError
 from rlwb.paths import check_output_file
 
@@ -83,9 +83,10 @@ def _plain_number(value: object) -> object:
 def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
     """(experiment and task, the settings that define its configuration, its seed); the
     settings hold ``train.task`` for runs with a ``config.yaml``."""
-    config = run / "config.yaml"
-    if config.is_file():
-        data = load_yaml(config) or {}
+    from rlwb.saved_run import read_config  # the run format (torch and the engine: lazily)
+
+    data = read_config(run)
+    if data is not None:
         train = data.get("train") or {}
         agent = str(data.get("agent_class", "")).rpartition(":")[2].lower()
         experiment = data.get("experiment") or train.get("experiment") or agent
