@@ -20,7 +20,7 @@ from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.evaluate import run_evaluation, spec_from_dict
-from rlwb.experiments._goal_maze import goal_training_steps
+from rlwb.stepping import training_steps
 from rlwb.tasks import get
 
 MAZE_KW = {"min_goal_distance": 2.0, "max_episode_steps": 50, "terminate_on_success": True}
@@ -366,7 +366,7 @@ def _deceptive_success(bridges: bool, seed: int, steps: int, bridge=None) -> flo
     cfg = GDGConfig(hidden=(64, 64), batch_size=128, seed=seed, probe_every=0, bridges=bridges,
                     bridge=bridge or BridgeConfig())  # fmt: skip
     agent = GDG(cfg, engine.spec, "cpu")
-    for _ in goal_training_steps(agent, engine, steps, warmup=1000, seed=seed):
+    for _ in training_steps(agent, engine, steps, 1000, updates_per_step=0.5, seed=seed):
         pass
     evaluation = make_engine("PointMaze-Deceptive-Goal-v0", 50, backend="torch",
                              seed=seed + 10_000, goal_cell_prob=1.0, **kw)  # fmt: skip
@@ -417,7 +417,7 @@ def test_evaluation_time_bridges_leave_training_as_gdg_alone():
         cfg = GDGConfig(hidden=(16,), batch_size=16, seed=0, probe_every=0, bridges=bridges,
                         bridge=ESCAPE_BRIDGES)  # fmt: skip
         agent = GDG(cfg, engine.spec, "cpu")
-        for _ in goal_training_steps(agent, engine, 300, warmup=100, seed=0):
+        for _ in training_steps(agent, engine, 300, 100, updates_per_step=0.5, seed=0):
             pass
         agents.append(agent)
     with_b, alone = agents
@@ -600,7 +600,7 @@ def test_an_update_restarts_the_evaluation_planner():
     an update the next evaluation therefore starts afresh."""
     engine = make_engine("PointMaze-Open-Goal-v0", 3, backend="torch", seed=0, **MAZE_KW)
     agent = GDG(GDGConfig(hidden=(16,), batch_size=8, seed=0, probe_every=0), engine.spec, "cpu")
-    for _ in goal_training_steps(agent, engine, 30, warmup=30, seed=0):
+    for _ in training_steps(agent, engine, 30, 30, updates_per_step=0.5, seed=0):
         pass
     obs = engine.reset(seed=1)
     agent.act(obs)

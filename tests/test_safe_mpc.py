@@ -11,7 +11,6 @@ from rlwb import make_engine
 from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
 from rlwb.envs.quadrotor.obstacles import offsets
 from rlwb.errors import ConfigError
-from rlwb.experiments._safe_mpc_report import closed_loop
 from rlwb.planners.gp import GPConfig, SlidingWindowGP
 from rlwb.planners.residual_model import ResidualModel, gp_features
 from rlwb.planners.safety import (
@@ -23,6 +22,7 @@ from rlwb.planners.safety import (
     tracking_clf_row,
 )
 from rlwb.planners.sampling import SamplingConfig
+from rlwb.safe_mpc_report import closed_loop
 
 pytest.importorskip("qpsolvers")
 
