@@ -98,9 +98,7 @@ def load_agent(path: str | os.PathLike[str]) -> tuple[Agent, dict[str, Any]]:
     from rlwb.saved_run import SavedRun
 
     saved = SavedRun.load(path)
-    agent = saved.policy_agent(saved.spec("cpu"), "cpu")
-    payload = saved.payload
-    return agent, payload
+    return saved.policy_agent(saved.spec("cpu"), "cpu"), saved.payload
 
 
 def export_policy(
@@ -112,9 +110,11 @@ def export_policy(
     source = ckpt.resolve(path_or_run)
     if source.resolve() == out.resolve():
         raise ConfigError(f"output {out} is the saved policy itself; choose another name")
-    agent, payload = load_agent(source)
-    saved_obs = payload.get("obs")
-    return export_agent(agent, out, tolerance, saved_obs if torch.is_tensor(saved_obs) else None)
+    from rlwb.saved_run import SavedRun
+
+    saved = SavedRun.load(source)
+    agent = saved.policy_agent(saved.spec("cpu"), "cpu")
+    return export_agent(agent, out, tolerance, saved.observations)
 
 
 def export_agent(

@@ -210,12 +210,11 @@ class SavedRun:
     payload: dict[str, Any]
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], policy_files: bool = True) -> SavedRun:
-        """A run folder (its latest checkpoint, else its ``policy.pt``), a checkpoint or,
-        with ``policy_files``, a ``policy.pt``."""
-        formats = (ckpt.FORMAT, ckpt.POLICY_FORMAT) if policy_files else (ckpt.FORMAT,)
+    def load(cls, path: str | os.PathLike[str]) -> SavedRun:
+        """A run folder (its latest checkpoint, else its ``policy.pt``), a checkpoint or a
+        ``policy.pt``."""
         source = ckpt.resolve(path)
-        return cls(source, ckpt.load(source, formats=formats))
+        return cls(source, ckpt.load(source, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT)))
 
     @property
     def train(self) -> dict[str, Any]:
@@ -247,15 +246,11 @@ class SavedRun:
         return self.train.get("eval_horizon")
 
     @property
-    def env_steps(self) -> int:
-        """The agent step the file was written at."""
-        return int(self.payload.get("env_steps", 0))
-
-    @property
-    def run_dir(self) -> pathlib.Path:
-        """The run folder (a checkpoint's ``checkpoints/`` parent, or ``policy.pt``'s)."""
-        folder = self.path.parent
-        return folder.parent if folder.name == "checkpoints" else folder
+    def observations(self) -> torch.Tensor | None:
+        """A checkpoint's current observations of the training engine (None in a
+        ``policy.pt`` or for an IterationAgent)."""
+        obs = self.payload.get("obs")
+        return obs if torch.is_tensor(obs) else None
 
     def spec(self, device: torch.device | str = "cpu") -> EngineSpec:
         """The training engine's spec, on ``device``."""
@@ -269,12 +264,6 @@ class SavedRun:
         agent = build_agent(self.payload, spec, torch.device(device))
         load_policy(agent, self.payload)
         return agent
-
-    def training_agent(self, device: torch.device | str = "cpu") -> Agent:
-        """A checkpoint's training agent (built for the saved spec), full state loaded."""
-        if "agent" not in self.payload:
-            raise CheckpointError(f"{self.path} holds no training state (a policy file)")
-        return agent_from_checkpoint(self.payload, torch.device(device))
 
 
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
