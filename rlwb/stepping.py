@@ -39,15 +39,17 @@ class Counters:
     """``env_steps`` before the current step (what a finished step's boundary work needs)."""
 
 
-def random_actions(engine: Engine, generator: torch.Generator) -> torch.Tensor:
+def random_actions(
+    engine: Engine, generator: torch.Generator, device: torch.device | str
+) -> torch.Tensor:
     """Uniform actions in the task's bounds (``[-1, 1]`` where a bound is infinite), drawn
-    on the CPU from ``generator`` and moved to the engine's device."""
+    on the CPU from ``generator`` and moved to ``device`` (the agent's, as acting does)."""
     spec = engine.spec
     low, high = spec.action_low.cpu(), spec.action_high.cpu()
     low = torch.where(torch.isfinite(low), low, -torch.ones_like(low))
     high = torch.where(torch.isfinite(high), high, torch.ones_like(high))
     u = torch.rand((engine.num_envs, spec.action_dim), generator=generator, dtype=low.dtype)
-    return (low + (high - low) * u).to(spec.device)
+    return (low + (high - low) * u).to(device)
 
 
 class StepLoop:
@@ -82,7 +84,7 @@ class StepLoop:
         the episodes that finished in it."""
         counters, agent, engine = self.counters, self.agent, self.engine
         if counters.env_steps < self.learning_starts:
-            action = random_actions(engine, self.action_generator)
+            action = random_actions(engine, self.action_generator, agent.device)
         else:
             with torch.no_grad():
                 action = act_on(agent, engine, self.obs, explore=True)
