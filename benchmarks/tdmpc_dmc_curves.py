@@ -28,7 +28,7 @@ import pathlib
 import statistics
 from dataclasses import dataclass, field
 
-from rlwb.plot import _quiet_tensorboard, find_runs
+from rlwb.plot import find_runs, quiet_tensorboard
 from rlwb.saved_run import read_config as read_run_config
 
 PUBLISHED_CSV = pathlib.Path(__file__).with_name("tdmpc_published.csv")
@@ -64,7 +64,7 @@ class Run:
 
 def _scalars(path: pathlib.Path) -> dict[str, list[tuple[int, float, float]]]:
     """Every scalar tag's (step, value, wall time) events."""
-    with _quiet_tensorboard():
+    with quiet_tensorboard():
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         acc = EventAccumulator(str(path), size_guidance={"scalars": 0})

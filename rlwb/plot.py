@@ -101,7 +101,7 @@ def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
 
 
 @contextlib.contextmanager
-def _quiet_tensorboard() -> Iterator[None]:
+def quiet_tensorboard() -> Iterator[None]:
     """TensorBoard's reader logs warnings (no TensorFlow, purged out-of-order steps of a
     resumed run) that are no concern of a plot."""
     logger = logging.getLogger("tensorboard")
@@ -117,7 +117,7 @@ def _quiet_tensorboard() -> Iterator[None]:
 def read_scalars(run: pathlib.Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of one scalar tag (the mean where a step repeats: episodes of
     several members that end together)."""
-    with _quiet_tensorboard():
+    with quiet_tensorboard():
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
