@@ -32,7 +32,7 @@ from torch import nn
 
 from rlwb import checkpoint as ckpt
 from rlwb.agent import Agent
-from rlwb.errors import CheckpointError, ConfigError, RlwbError
+from rlwb.errors import ConfigError, RlwbError
 
 FORMATS = {".onnx": "ONNX", ".pt": "TorchScript"}
 ONNX_OPSET = 17
@@ -95,15 +95,10 @@ def planning_reason(agent: Agent) -> str:
 
 def load_agent(path: str | os.PathLike[str]) -> tuple[Agent, dict[str, Any]]:
     """The saved agent on the CPU with its policy loaded, and the saved payload."""
-    from rlwb.evaluate import build_agent, load_policy, spec_from_dict
+    from rlwb.saved_run import SavedRun
 
-    payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
-    if "spec" not in payload:
-        raise CheckpointError(f"{path}: saved file lacks the engine spec")
-    cpu = torch.device("cpu")
-    agent = build_agent(payload, spec_from_dict(payload["spec"], cpu), cpu)
-    load_policy(agent, payload)
-    return agent, payload
+    saved = SavedRun.load(path)
+    return saved.policy_agent(saved.spec("cpu"), "cpu"), saved.payload
 
 
 def export_policy(
@@ -115,9 +110,11 @@ def export_policy(
     source = ckpt.resolve(path_or_run)
     if source.resolve() == out.resolve():
         raise ConfigError(f"output {out} is the saved policy itself; choose another name")
-    agent, payload = load_agent(source)
-    saved_obs = payload.get("obs")
-    return export_agent(agent, out, tolerance, saved_obs if torch.is_tensor(saved_obs) else None)
+    from rlwb.saved_run import SavedRun
+
+    saved = SavedRun.load(source)
+    agent = saved.policy_agent(saved.spec("cpu"), "cpu")
+    return export_agent(agent, out, tolerance, saved.observations)
 
 
 def export_agent(

@@ -117,6 +117,10 @@ class RunLogger:
     def text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text, 0)
 
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """A matplotlib figure as an image (closed afterwards)."""
+        self.writer.add_figure(tag, figure, step)
+
     def video(self, tag: str, frames: list[np.ndarray], step: int, fps: int) -> None:
         """Frames ``[H, W, 3]`` uint8 as an animated GIF image summary (what
         ``SummaryWriter.add_video`` writes, without its moviepy dependency)."""

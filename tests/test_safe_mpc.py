@@ -13,7 +13,6 @@ from rlwb.agents.safe_cem_mpc.constraints import obstacle_cbf_rows, tracking_clf
 from rlwb.agents.safe_cem_mpc.residual import ResidualModel, gp_features
 from rlwb.envs.quadrotor.obstacles import offsets
 from rlwb.errors import ConfigError
-from rlwb.experiments._safe_mpc_report import closed_loop
 from rlwb.planners.gp import GPConfig, SlidingWindowGP
 from rlwb.planners.safety import (
     Constraints,
@@ -22,6 +21,7 @@ from rlwb.planners.safety import (
     SafetyFilterConfig,
 )
 from rlwb.planners.sampling import SamplingConfig
+from rlwb.safe_mpc_report import closed_loop
 
 pytest.importorskip("qpsolvers")
 
