@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -78,6 +78,7 @@ _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 class DDPGConfig:
     """DDPG hyperparameters. The defaults learn Pendulum-v1 quickly; see the presets."""
 
+    mutable_on_resume: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "noise_sigma")
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths, shared by actor and critic (paper: 400, 300)."""
     critic_action_layer: int = 0

@@ -21,8 +21,8 @@ finishes it before the next step, so it ends as a run never stopped.
 
 Resume: every setting comes from the checkpoint; only fields named explicitly (on the
 command line, or passed to :func:`train` with values that differ) change, and those that
-cannot change (task, backend, device, seed, members, task arguments, the agent's config) are
-refused.
+cannot change (task, backend, device, seed, members, task arguments, the agent's config but
+the fields it declares ``mutable_on_resume``) are refused.
 ``config.yaml`` lists each resume with what changed. Resuming from a checkpoint that is not
 its folder's newest starts a branch in a new run folder, so the abandoned branch's files
 stay as they were; the checkpoint a run resumed from is never rotated away.
@@ -81,6 +81,7 @@ from rlwb.evaluate import (
     spec_to_dict,
 )
 from rlwb.logger import RunLogger
+from rlwb.mutable import apply_mutations, mutable_fields, mutated_config
 
 EVAL_SEED_OFFSET = 10_000  # default evaluation seed: seed + this (disjoint from training)
 
@@ -548,7 +549,7 @@ def _resume_configs(
         if named("agent", f.name) and getattr(saved_agent, f.name) != getattr(given_agent, f.name)
     ]
     fixed = [f"train.{k}" for k in changes if k in FIXED_ON_RESUME]
-    fixed += [f"agent.{k}" for k in agent_changes]
+    fixed += [f"agent.{k}" for k in agent_changes if k not in mutable_fields(saved_agent)]
     if fixed:
         raise ConfigError(
             f"cannot change {', '.join(fixed)} when resuming (the checkpoint was trained with "
@@ -556,6 +557,9 @@ def _resume_configs(
         )
     old = {k: to_plain(getattr(saved, k)) for k in changes}
     recorded = {f"train.{k}": [old[k], to_plain(v)] for k, v in changes.items()}
+    for k in agent_changes:  # only mutable ones are left
+        old_value, new_value = getattr(saved_agent, k), getattr(given_agent, k)
+        recorded[f"agent.{k}"] = [to_plain(old_value), to_plain(new_value)]
     return dataclasses.replace(saved, **changes), recorded
 
 
@@ -625,7 +629,7 @@ def train(
         train_config, changed = _resume_configs(
             saved, saved_agent, train_config, agent_config, names
         )
-        agent_config = saved_agent
+        agent_config = mutated_config(saved_agent, agent_config, changed)
         step = int(payload["counters"]["env_steps"])
         history = _resume_history(payload, run_dir, branch)
         history.append(
@@ -654,6 +658,8 @@ def train(
         check_renderable(train_config.task, train_config.task_kwargs)
     run = _Run(agent_cls, agent_config, train_config, resume_state)
     run.launch = launch
+    if resume_state is not None:
+        apply_mutations(run.agent, agent_config, resume_state.history[-1]["changed"])
     try:
         return _loop(run)
     finally:
