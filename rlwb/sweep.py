@@ -38,9 +38,10 @@ from rlwb.sweep_plan import PLAN_FILE, SweepPlan, parse_command, plan_from_args,
 from rlwb.sweep_summary import write_summary
 
 TUNE_FOLDER = "tune"
-# Tune writes experiment state every few seconds (a killed driver loses little), and
-# no result files of its own: run folders are the sweep's record.
+# Tune writes experiment state every few seconds (a killed driver loses little), and no
+# TensorBoard files of its own: the runs' events are the sweep's curves.
 _TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_GLOBAL_CHECKPOINT_S": "2",
+             "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
              "RAY_AIR_NEW_OUTPUT": "0", "RAY_DEDUP_LOGS": "0"}  # fmt: skip
 
 
@@ -100,8 +101,10 @@ def _trainable(plan: SweepPlan) -> Any:
 
 def _run_config(plan: SweepPlan) -> Any:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     return tune.RunConfig(
+        callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],  # no TensorBoard files
         name=TUNE_FOLDER,
         storage_path=str(plan.folder.resolve()),
         failure_config=tune.FailureConfig(max_failures=plan.max_failures),
@@ -167,7 +170,7 @@ def main(argv: list[str]) -> int:
             raise ConfigError("rlwb sweep --resume SWEEPDIR takes no other settings")
         plan = SweepPlan.load(opts.resume)
         folder = pathlib.Path(opts.resume)
-        plan.sweep_dir, plan.name = str(folder.parent), folder.name  # the folder as given
+        plan.sweep_dir, plan.name = str(folder.resolve().parent), folder.name  # moved: fine
         return run_sweep(plan, resume=True)
     plan = plan_from_args(opts, extra)
     if (plan.folder / PLAN_FILE).exists():
