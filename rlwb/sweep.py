@@ -108,7 +108,8 @@ def _run_config(plan: SweepPlan) -> Any:
         name=TUNE_FOLDER,
         storage_path=str(plan.folder.resolve()),
         failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # PBT copies from any reported step of another trial: keep them all (small files)
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None if plan.scheduler == "pbt" else 2),
         verbose=0,
     )
 
@@ -120,7 +121,8 @@ def _start_ray(plan: SweepPlan) -> None:
 
     if ray.is_initialized():
         return
-    address = plan.address or os.environ.get("RAY_ADDRESS")
+    # "local": a new Ray on this machine, never a cluster someone else started here
+    address = plan.address or os.environ.get("RAY_ADDRESS") or "local"
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     init_ray(ray, address=address, **options)
 

@@ -269,7 +269,8 @@ def plan_from_args(opts: argparse.Namespace, extra: list[str]) -> SweepPlan:
         experiment=opts.experiment, seeds=list(opts.seeds), grid=grid, space=space,
         search=opts.search or ("random" if space else "grid"), trials=opts.trials,
         metric=opts.metric, mode=opts.mode, scheduler=opts.scheduler,
-        sweep_dir=str(pathlib.Path(opts.sweep_dir).resolve()), name=name, max_concurrent=opts.max_concurrent,
+        sweep_dir=str(pathlib.Path(opts.sweep_dir).resolve()), name=name,
+        max_concurrent=opts.max_concurrent,
         cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial,
         address=opts.address, max_failures=opts.max_failures, extra=list(extra),
     )  # fmt: skip

@@ -11,16 +11,16 @@ import math
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
 import pytest
-import torch
 
 from rlwb import checkpoint as ckpt
+from rlwb.ray_nodes import LOCAL_ENV, local_cluster
+from rlwb.sweep_check import runs_differ
 from rlwb.sweep_trial import read_evals
 
 pytest.importorskip("ray.tune")
@@ -31,79 +31,16 @@ TINY = ["--train.total-steps", "300", "--train.learning-starts", "100", "--train
 NODE_CPUS = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ray_node(*args: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")  # a local test cluster
-    return subprocess.Popen(
-        ["ray", "start", "--block", "--num-cpus", str(NODE_CPUS), "--num-gpus", "0",
-         "--disable-usage-stats", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
-    )  # fmt: skip
-
-
-def _stop(node: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the node's own process group: ``ray start --block`` stops what it started."""
-    if node.poll() is None:
-        os.killpg(node.pid, signal.SIGTERM)
-        try:
-            node.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-            node.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Any:
     """``HOST:PORT`` of a head node plus one worker node, both on this machine."""
-    import ray
-
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    bin_dir = pathlib.Path(sys.executable).parent
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    head = _ray_node("--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                     "--include-dashboard", "false")  # fmt: skip
-    nodes = [head]
-    try:
-        deadline = time.monotonic() + 120
-        worker = None
-        while time.monotonic() < deadline:
-            if worker is None and head.poll() is None and _can_connect(port):
-                worker = _ray_node("--address", address, "--node-ip-address", "127.0.0.1")
-                nodes.append(worker)
-            if worker is not None and _alive_nodes(address) >= 2:
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("the two-node Ray cluster did not start within 120 s")
-        assert not ray.is_initialized()
+    with local_cluster(nodes=2, cpus_per_node=NODE_CPUS) as address:
         yield address
-    finally:
-        for node in reversed(nodes):
-            _stop(node)
-
-
-def _can_connect(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive_nodes(address: str) -> int:
-    code = ("import ray,sys; ray.init(address=sys.argv[1], log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
-                         env=dict(os.environ, RAY_AUTH_MODE="disabled"))  # fmt: skip
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
 def _sweep(*args: str, wait: bool = True) -> Any:
     command = [sys.executable, "-m", "rlwb.cli", "sweep", *args]
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    env = dict(os.environ, **LOCAL_ENV)
     if wait:
         return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -114,28 +51,6 @@ def _train(argv: list[str]) -> Any:
     from rlwb.experiments import ddpg_pendulum
 
     return ddpg_pendulum.main([*argv, "--train.progress-every", "0"])
-
-
-def _agent_state(path: pathlib.Path) -> dict[str, Any]:
-    payload = ckpt.load(ckpt.resolve(path))
-    return {"agent": payload["agent"], "counters": {k: v for k, v in payload["counters"].items()
-                                                      if k != "wall_time"},
-            "rng": payload["rng"], "engine": payload["engine"]}  # fmt: skip
-
-
-def _assert_same(a: Any, b: Any, where: str = "") -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    else:
-        assert a == b or (a != a and b != b), where
 
 
 def test_bad_grid_and_space_settings_are_one_line_before_ray_starts(tmp_path, capsys) -> None:
@@ -179,7 +94,7 @@ def test_grid_of_seeds_equals_rlwb_train_on_two_nodes_and_is_ranked(cluster, tmp
             evals = read_evals(run, "eval/return_mean")
             final = evals[max(evals)]
             assert final == pytest.approx(plain.eval_mean, rel=0, abs=1e-4)  # float32 event
-            _assert_same(_agent_state(run), _agent_state(plain.run_dir))
+            assert runs_differ(run, plain.run_dir) is None
             finals.append(plain.eval_mean)
         means[gamma] = sum(finals) / len(finals)
     lines = (sweep / "summary.csv").read_text().splitlines()
@@ -235,4 +150,4 @@ def test_killed_worker_and_driver_resume_to_the_uninterrupted_run(cluster, tmp_p
     history = (run / "config.yaml").read_text()
     assert history.count("at_step") >= 2  # resumed after each kill, in its own folder
     plain = _train([*budget, "--train.seed", "3", "--train.run-dir", str(tmp_path / "plain")])
-    _assert_same(_agent_state(run), _agent_state(plain.run_dir))
+    assert runs_differ(run, plain.run_dir) is None
