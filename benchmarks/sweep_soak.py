@@ -71,7 +71,11 @@ def _sweep_command(args: argparse.Namespace, folder: pathlib.Path, address: str)
             "--cpus-per-trial", "1", "--max-failures", "-1", *_train_args(args.steps)]  # fmt: skip
 
 
-def _resume_command(folder: pathlib.Path) -> list[str]:
+def _restart_command(args: argparse.Namespace, folder: pathlib.Path, address: str) -> list[str]:
+    """``rlwb sweep --resume``; the first command again if the driver died before it saved
+    the sweep's plan."""
+    if not (folder / "sweep.yaml").is_file():
+        return _sweep_command(args, folder, address)
     return [sys.executable, "-m", "rlwb.cli", "sweep", "--resume", str(folder)]
 
 
@@ -117,8 +121,10 @@ def soak(args: argparse.Namespace, folder: pathlib.Path, address: str) -> tuple[
         if code is not None:
             if code == 0 and (folder / "summary.md").is_file():
                 break  # finished (with fewer kills than asked if the runs were too short)
+            if code == 2:  # an rlwb error: resuming would repeat it
+                raise SystemExit(f"the sweep failed:\n{log.read_text()[-2000:]}")
             print(f"driver exited with {code}; rlwb sweep --resume", flush=True)
-            driver = _start(_resume_command(folder), log)
+            driver = _start(_restart_command(args, folder, address), log)
             continue
         if kills >= args.kills:
             continue  # enough: let it finish
@@ -136,7 +142,7 @@ def soak(args: argparse.Namespace, folder: pathlib.Path, address: str) -> tuple[
             _stop_driver(driver, sig)
             kills += 1
             print(f"kill {kills}: {sig.name} driver; rlwb sweep --resume", flush=True)
-            driver = _start(_resume_command(folder), log)
+            driver = _start(_restart_command(args, folder, address), log)
     return kills, time.perf_counter() - start
 
 

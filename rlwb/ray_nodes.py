@@ -34,9 +34,8 @@ def _can_connect(port: int) -> bool:
 
 
 def _ray_start(cpus: float, *args: str) -> subprocess.Popen[bytes]:
-    ray = os.path.join(os.path.dirname(sys.executable), "ray")
-    return subprocess.Popen(
-        [ray, "start", "--block", "--num-cpus", f"{cpus:g}", "--num-gpus", "0",
+    return subprocess.Popen(  # Ray's command line, from this interpreter's Ray
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", f"{cpus:g}", "--num-gpus", "0",
          "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         env=dict(os.environ, **LOCAL_ENV),

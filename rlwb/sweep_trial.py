@@ -61,12 +61,13 @@ def bootstrap_interval(values: list[float], samples: int = 1000) -> tuple[float,
 
 
 def trial_folder_name(settings: dict[str, Any], trial_id: str | None) -> str:
-    """``gamma=0.98,tau=0.01`` from the settings (grid trials: the same folder again after a
-    restart); sampled trials also carry Tune's trial id (values alone may repeat)."""
+    """``gamma=0.98,tau=0.01`` from a grid trial's settings (the same folder again after a
+    restart); a sampled trial is named by Tune's trial id (its values may repeat, and PBT
+    changes them; ``trial.json`` holds them)."""
+    if trial_id:
+        return f"trial-{trial_id}"
     parts = [f"{k.split('.', 1)[1]}={_short(v)}" for k, v in settings.items()]
-    name = ",".join(parts) or "default"
-    name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)[:120]
-    return f"{trial_id}-{name}" if trial_id else name
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", ",".join(parts) or "default")[:120]
 
 
 def _short(value: Any) -> str:
@@ -152,8 +153,9 @@ def _seed_command(
     command += ["--train.run-name", run.name]
     if threads is not None:
         command += ["--agent.torch-threads", str(threads)]
-    if ckpt.CheckpointManager(run / "checkpoints").existing():
-        command += ["--resume", str(run)]
+    saved = ckpt.CheckpointManager(run / "checkpoints").existing()
+    if saved:  # the newest complete file (a kill may have come before its pointer)
+        command += ["--resume", str(saved[-1])]
     elif run.exists():  # killed before its first checkpoint: start again, as exactly
         shutil.rmtree(run)
     return command
@@ -188,6 +190,7 @@ def _pbt_branch(state: dict[str, Any], donor: dict[str, Any], folder: pathlib.Pa
             shutil.rmtree(run)
         (run / "checkpoints").mkdir(parents=True)
         shutil.copy2(latest, run / "checkpoints" / latest.name)
+        (run / "checkpoints" / ckpt.LATEST).write_text(f"{latest.name}\n")
         for events in source.glob("events.out.tfevents.*"):
             shutil.copy2(events, run / events.name)
         state["seeds"][seed] = {"run": str(run), "done": False}
