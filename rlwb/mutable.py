@@ -4,16 +4,15 @@ An agent config lists them in ``mutable_on_resume: ClassVar[tuple[str, ...]]`` (
 rates, exploration noise): changing them continues the same run with new settings, where
 changing any other agent field would make the checkpoint a different experiment (refused).
 A learning rate lives twice, in the config and in its optimizer's saved state; an
-``X_lr`` field therefore also sets the rate of the agent's ``X_opt`` optimizer after the
-checkpoint is loaded. Other fields take effect through the config the agent is built with.
+``X_lr`` field therefore also sets the rate in the checkpoint's ``X_opt`` optimizer state
+before the agent loads it. Other fields take effect through the config the agent is built
+with.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
-
-import torch
 
 from rlwb.errors import ConfigError
 
@@ -29,17 +28,19 @@ def mutated_config(saved: Any, given: Any, changed: dict[str, Any]) -> Any:
     return dataclasses.replace(saved, **{n: getattr(given, n) for n in names})
 
 
-def apply_mutations(agent: Any, config: Any, changed: dict[str, Any]) -> None:
-    """Set the learning rate of each optimizer whose ``X_lr`` field ``changed`` names."""
+def apply_mutations(agent_state: dict[str, Any], config: Any, changed: dict[str, Any]) -> None:
+    """Write each changed ``X_lr`` into the saved state of the agent's ``X_opt`` optimizer
+    (its ``param_groups``), before the agent loads it: agents that bind their optimizer
+    step at load time then bind the new rate."""
     for key in changed:
         section, _, name = key.partition(".")
         if section != "agent" or not name.endswith("_lr"):
             continue
-        optimizer = getattr(agent, name[: -len("_lr")] + "_opt", None)
-        if not isinstance(optimizer, torch.optim.Optimizer):
+        state = agent_state.get(name[: -len("_lr")] + "_opt")
+        if not isinstance(state, dict) or "param_groups" not in state:
             raise ConfigError(
-                f"agent.{name} is declared mutable on resume but {type(agent).__name__} has "
-                f"no optimizer {name[: -len('_lr')]}_opt to apply it to"
+                f"agent.{name} is declared mutable on resume but the checkpoint holds no "
+                f"optimizer state {name[: -len('_lr')]}_opt to apply it to"
             )
-        for group in optimizer.param_groups:
+        for group in state["param_groups"]:
             group["lr"] = float(getattr(config, name))

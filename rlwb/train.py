@@ -656,10 +656,10 @@ def train(
         from rlwb.video import check_renderable
 
         check_renderable(train_config.task, train_config.task_kwargs)
+    if resume_state is not None:
+        apply_mutations(resume_state.payload["agent"], agent_config, changed)
     run = _Run(agent_cls, agent_config, train_config, resume_state)
     run.launch = launch
-    if resume_state is not None:
-        apply_mutations(run.agent, agent_config, resume_state.history[-1]["changed"])
     try:
         return _loop(run)
     finally:

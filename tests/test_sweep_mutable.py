@@ -5,6 +5,7 @@ field is still refused."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from rlwb import checkpoint as ckpt
 from rlwb.errors import ConfigError
@@ -29,3 +30,12 @@ def test_mutable_fields_change_on_resume_and_reach_the_optimizer(tmp_path) -> No
     assert lrs and all(lr == 0.02 for lr in lrs)
     changed = payload["resumes"][-1]["changed"]
     assert changed["agent.actor_lr"][1] == 0.02 and "agent.noise_sigma" in changed
+    # the new rate is the one the updates used: the same resume at the old rate differs
+    at_200 = first.run_dir / "checkpoints" / ckpt.checkpoint_name(200)
+    assert ckpt.step_of(at_200) == 200
+    same = ddpg_pendulum.main(["--train.total-steps", "300", "--resume", str(at_200),
+                               "--agent.noise-sigma", "0.3"])  # fmt: skip
+    assert same.run_dir != resumed.run_dir  # a branch beside the mutated continuation
+    actor = payload["agent"]["actor"]
+    other = ckpt.load(ckpt.resolve(same.run_dir))["agent"]["actor"]
+    assert any(not torch.equal(actor[k], other[k]) for k in actor)
