@@ -191,8 +191,9 @@ def _pbt_branch(state: dict[str, Any], donor: dict[str, Any], folder: pathlib.Pa
         (run / "checkpoints").mkdir(parents=True)
         shutil.copy2(latest, run / "checkpoints" / latest.name)
         (run / "checkpoints" / ckpt.LATEST).write_text(f"{latest.name}\n")
-        for events in source.glob("events.out.tfevents.*"):
-            shutil.copy2(events, run / events.name)
+        for events in [*source.glob("events.out.tfevents.*"), source / "config.yaml"]:
+            if events.is_file():  # a run folder from the start (the resume rewrites config)
+                shutil.copy2(events, run / events.name)
         state["seeds"][seed] = {"run": str(run), "done": False}
         steps.append(ckpt.step_of(latest) or 0)
     state["generation"] = generation

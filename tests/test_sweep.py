@@ -102,6 +102,10 @@ def test_grid_of_seeds_equals_rlwb_train_on_two_nodes_and_is_ranked(cluster, tmp
     assert ranked == sorted(means, key=means.get, reverse=True)
     assert math.isclose(float(lines[1].split(",")[4]), max(means.values()), abs_tol=1e-3)
     assert "| 1 |" in (sweep / "summary.md").read_text()
+    from rlwb.plot import plot_runs
+
+    curves = plot_runs([str(sweep)], str(tmp_path / "curves.png"), "eval/return_mean")
+    assert sorted((seeds, runs) for _, seeds, runs, _ in curves) == [(2, 2), (2, 2)]
 
 
 def _wait_for(condition: Any, timeout: float, what: str) -> Any:
