@@ -35,8 +35,9 @@ def _can_connect(port: int) -> bool:
 
 def _ray_start(cpus: float, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # Ray's command line, from this interpreter's Ray
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus", f"{cpus:g}", "--num-gpus", "0",
-         "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args],
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--num-cpus",
+         f"{cpus:g}", "--num-gpus", "0", "--disable-usage-stats",
+         "--node-ip-address", "127.0.0.1", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         env=dict(os.environ, **LOCAL_ENV),
     )  # fmt: skip
