@@ -55,9 +55,22 @@ def plain_runs(gammas: list[str], seeds: list[int], steps: int, folder: pathlib.
     procs = []
     for gamma in gammas:
         for seed in seeds:
-            command = [sys.executable, "-m", "rlwb.cli", "train", EXPERIMENT,
-                       *_train_args(steps), "--agent.gamma", gamma, "--train.seed", str(seed),
-                       "--train.run-dir", str(folder), "--train.run-name", f"{gamma}-{seed}"]
+            command = [
+                sys.executable,
+                "-m",
+                "rlwb.cli",
+                "train",
+                EXPERIMENT,
+                *_train_args(steps),
+                "--agent.gamma",
+                gamma,
+                "--train.seed",
+                str(seed),
+                "--train.run-dir",
+                str(folder),
+                "--train.run-name",
+                f"{gamma}-{seed}",
+            ]
             procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, env=_env()))
     if any(p.wait() for p in procs):
         raise SystemExit("a plain run failed")
@@ -173,8 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--steps", type=int, default=6000, help="agent steps per run")
     p.add_argument("--kills", type=int, default=20)
-    p.add_argument("--kill-every", nargs=2, type=float, default=[4.0, 12.0],
-                   help="seconds between kills, uniform in [LOW, HIGH]")
+    p.add_argument(
+        "--kill-every",
+        nargs=2,
+        type=float,
+        default=[4.0, 12.0],
+        help="seconds between kills, uniform in [LOW, HIGH]",
+    )
     p.add_argument("--kill-seed", type=int, default=0)
     p.add_argument("--cpus", type=float, default=2, help="CPUs of the local Ray node")
     p.add_argument("--smoke", action="store_true", help="1 config, 1 seed, 300 steps, 1 kill")

@@ -80,7 +80,10 @@ def _tuner(plan: SweepPlan) -> Any:
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=plan.metric, mode=plan.mode, search_alg=search, scheduler=_scheduler(plan),
+            metric=plan.metric,
+            mode=plan.mode,
+            search_alg=search,
+            scheduler=_scheduler(plan),
             num_samples=1 if plan.search == "grid" else plan.trials,
             max_concurrent_trials=plan.max_concurrent or None,
         ),  # fmt: skip

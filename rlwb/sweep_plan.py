@@ -90,29 +90,59 @@ def _parser() -> _Parser:
         "every trial as rlwb train takes them."))  # fmt: skip
     p.add_argument("experiment", nargs="?", help="experiment, as rlwb train takes it")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of every config")
-    p.add_argument("--grid", nargs="+", action="extend", default=[],
-                   help="KEY=V1,V2,...: every value of KEY (e.g. agent.gamma=0.98,0.99)")
-    p.add_argument("--space", nargs="+", action="extend", default=[],
-                   help="KEY=DIST:ARGS, DIST one of loguniform:LO:HI, uniform:LO:HI, "
-                        "randint:LO:HI, choice:A,B,...")
-    p.add_argument("--search", choices=SEARCHES, default=None,
-                   help="grid (default without --space), random or optuna (Tune's searcher)")
+    p.add_argument(
+        "--grid",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="KEY=V1,V2,...: every value of KEY (e.g. agent.gamma=0.98,0.99)",
+    )
+    p.add_argument(
+        "--space",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="KEY=DIST:ARGS, DIST one of loguniform:LO:HI, uniform:LO:HI, "
+        "randint:LO:HI, choice:A,B,...",
+    )
+    p.add_argument(
+        "--search",
+        choices=SEARCHES,
+        default=None,
+        help="grid (default without --space), random or optuna (Tune's searcher)",
+    )
     p.add_argument("--trials", type=int, default=1, help="sampled configurations (--space)")
     p.add_argument("--metric", default=METRIC, help="what configurations are ranked by")
     p.add_argument("--mode", choices=("max", "min"), default="max")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="fifo",
-                   help="fifo (run all), asha, median (early stopping) or pbt")
+    p.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        default="fifo",
+        help="fifo (run all), asha, median (early stopping) or pbt",
+    )
     p.add_argument("--sweep-dir", default="runs/sweeps", help="folder that holds sweeps")
     p.add_argument("--name", default=None, help="sweep folder name (default: experiment-time)")
     p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0: as fit)")
-    p.add_argument("--cpus-per-trial", type=float, default=0.0,
-                   help="CPUs per trial, fractions allowed (default: one per seed)")
+    p.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=0.0,
+        help="CPUs per trial, fractions allowed (default: one per seed)",
+    )
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial")
     p.add_argument("--address", default=None, help="Ray cluster (HOST:PORT or ray://HOST:PORT)")
-    p.add_argument("--max-failures", type=int, default=10,
-                   help="restarts of a trial whose worker dies (-1: no limit)")
-    p.add_argument("--resume", default=None, metavar="SWEEPDIR",
-                   help="continue a sweep: finished trials are kept")
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=10,
+        help="restarts of a trial whose worker dies (-1: no limit)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="SWEEPDIR",
+        help="continue a sweep: finished trials are kept",
+    )
     return p  # fmt: skip
 
 

@@ -155,3 +155,22 @@ def test_killed_worker_and_driver_resume_to_the_uninterrupted_run(cluster, tmp_p
     assert history.count("at_step") >= 2  # resumed after each kill, in its own folder
     plain = _train([*budget, "--train.seed", "3", "--train.run-dir", str(tmp_path / "plain")])
     assert runs_differ(run, plain.run_dir) is None
+
+
+@pytest.mark.slow  # a Deep GA sweep on the cluster: about a minute on 2 shared cores
+def test_deep_ga_ray_actors_inside_a_trial_share_the_cluster(cluster, tmp_path) -> None:
+    small = ["--train.task", "Pendulum-v1", "--train.total-steps", "4000", "--train.eval-every",
+             "0", "--train.eval-episodes", "2", "--train.checkpoint-every", "1",
+             "--agent.population", "8", "--agent.truncation", "2", "--agent.elite-candidates",
+             "2", "--agent.elite-episodes", "1", "--agent.noise-table-size", "100000"]  # fmt: skip
+    out = _sweep("deep_ga_control", "--seeds", "0", "--sweep-dir", str(tmp_path), "--name", "ga",
+                 "--address", cluster, "--cpus-per-trial", "1", *small,
+                 "--agent.num-workers", "2")  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    from rlwb.experiments import deep_ga_control
+
+    plain = deep_ga_control.main(
+        [*small, "--train.run-dir", str(tmp_path / "plain"), "--train.progress-every", "0"]
+    )  # one process, no Ray
+    evals = read_evals(tmp_path / "ga" / "default" / "seed-0", "eval/return_mean")
+    assert evals[max(evals)] == pytest.approx(plain.eval_mean, rel=0, abs=1e-3)
