@@ -21,6 +21,7 @@ clean sweep's wall time against the plain processes'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -97,17 +98,17 @@ def _start(command: list[str], log: pathlib.Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env())
 
 
-def _workers(folder: pathlib.Path) -> list[int]:
-    """Worker pids of the trials that are not finished."""
-    pids = []
+def _workers(folder: pathlib.Path) -> list[tuple[int, float]]:
+    """(worker pid, start time) of the trials that are not finished."""
+    found = []
     for path in folder.glob("*/trial.json"):
         try:
             state = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if not all(s["done"] for s in state["seeds"].values()):
-            pids.append(int(state["worker_pid"]))
-    return pids
+            found.append((int(state["worker_pid"]), float(state["started"])))
+    return found
 
 
 def _stop_driver(driver: subprocess.Popen[bytes], sig: int) -> None:
@@ -119,43 +120,54 @@ def _stop_driver(driver: subprocess.Popen[bytes], sig: int) -> None:
         driver.wait()
 
 
+def _running_since(folder: pathlib.Path, since: float) -> list[int]:
+    """Workers of unfinished trials that started after ``since`` (epoch seconds)."""
+    return [pid for pid, started in _workers(folder) if started > since]
+
+
 def soak(args: argparse.Namespace, folder: pathlib.Path, address: str) -> tuple[int, float]:
-    """The sweep under kills; (kills, wall seconds)."""
+    """The sweep under kills; (kills, wall seconds). Each kill waits until trials run again
+    after the previous one, then a random gap, so every kill hits a working sweep."""
     rng = random.Random(args.kill_seed)
     log = folder.parent / f"{folder.name}.log"
     start = time.perf_counter()
     driver = _start(_sweep_command(args, folder, address), log)
-    kills = 0
-    while True:
-        wait_until = time.monotonic() + rng.uniform(*args.kill_every)
-        while time.monotonic() < wait_until and driver.poll() is None:
-            time.sleep(0.1)
-        code = driver.poll()
-        if code is not None:
-            if code == 0 and (folder / "summary.md").is_file():
-                break  # finished (with fewer kills than asked if the runs were too short)
-            if code == 2:  # an rlwb error: resuming would repeat it
-                raise SystemExit(f"the sweep failed:\n{log.read_text()[-2000:]}")
-            print(f"driver exited with {code}; rlwb sweep --resume", flush=True)
-            driver = _start(_restart_command(args, folder, address), log)
-            continue
-        if kills >= args.kills:
-            continue  # enough: let it finish
-        sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
-        workers = _workers(folder)
-        if workers and rng.random() < 0.75:
-            pid = rng.choice(workers)
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
+    kills, since = 0, time.time()
+    try:
+        while True:
+            gap_end = None
+            while driver.poll() is None:
+                if gap_end is None and _running_since(folder, since):
+                    gap_end = time.monotonic() + rng.uniform(*args.kill_every)
+                if gap_end is not None and time.monotonic() > gap_end and kills < args.kills:
+                    break
+                time.sleep(0.2)
+            code = driver.poll()
+            if code is not None:
+                if code == 0 and (folder / "summary.md").is_file():
+                    break  # finished (with fewer kills than asked if the runs were too short)
+                if code == 2:  # an rlwb error: resuming would repeat it
+                    raise SystemExit(f"the sweep failed:\n{log.read_text()[-2000:]}")
+                print(f"driver exited with {code}; rlwb sweep --resume", flush=True)
+                driver, since = _start(_restart_command(args, folder, address), log), time.time()
                 continue
+            sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
+            workers = _running_since(folder, since)
             kills += 1
-            print(f"kill {kills}: {sig.name} trial worker {pid}", flush=True)
-        else:
-            _stop_driver(driver, sig)
-            kills += 1
-            print(f"kill {kills}: {sig.name} driver; rlwb sweep --resume", flush=True)
-            driver = _start(_restart_command(args, folder, address), log)
+            since = time.time()
+            if workers and rng.random() < 0.7:
+                pid = rng.choice(workers)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+                print(f"kill {kills}: {sig.name} trial worker {pid}", flush=True)
+            else:
+                _stop_driver(driver, sig)
+                print(f"kill {kills}: {sig.name} driver; rlwb sweep --resume", flush=True)
+                driver = _start(_restart_command(args, folder, address), log)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
     return kills, time.perf_counter() - start
 
 
