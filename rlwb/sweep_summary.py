@@ -107,6 +107,11 @@ def write_summary(plan: SweepPlan) -> list[ConfigRow]:
         f"Seeds {plan.seeds}; {plan.metric} as the seed mean [95% bootstrap interval]; "
         f"best configuration first ({plan.mode}imum of the final mean).",
         "",
+        *(
+            [f"{plan.scheduler} stops configurations early: theirs end at fewer env steps.", ""]
+            if plan.scheduler in ("asha", "median")
+            else []
+        ),
         "| rank | " + " | ".join(keys or ["trial"]) + " | seeds finished | final | best | "
         "env steps | wall s |",
         "|" + "---|" * (len(keys or ["trial"]) + 6),

@@ -272,6 +272,8 @@ def _report_until_done(
                 state["seeds"][str(run.seed)]["done"] = True
                 _write_json(state_path, state)
         common = set.intersection(*(set(run.evals) for run in runs))
+        if not all(run.done for run in runs):  # the last step once all exited: Tune stops
+            common = {s for s in common if s < sweep.budget}  # a trial that reaches max_t
         for step in sorted(s for s in common if s > reported):
             values = [run.evals[step] for run in runs]
             low, high = bootstrap_interval(values)
