@@ -44,13 +44,13 @@ def _ray_start(cpus: float, *args: str) -> subprocess.Popen[bytes]:
 
 
 def stop_node(node: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the node's process group, SIGKILL after a few seconds."""
+    """SIGTERM to the node's process group, SIGKILL after two seconds."""
     if node.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(node.pid, signal.SIGTERM)
     try:
-        node.wait(timeout=5)
+        node.wait(timeout=2)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(node.pid, signal.SIGKILL)

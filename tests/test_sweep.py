@@ -172,5 +172,7 @@ def test_deep_ga_ray_actors_inside_a_trial_share_the_cluster(cluster, tmp_path) 
     plain = deep_ga_control.main(
         [*small, "--train.run-dir", str(tmp_path / "plain"), "--train.progress-every", "0"]
     )  # one process, no Ray
+    log = (tmp_path / "ga" / "default" / "seed-0.log").read_text()
+    assert "Connecting to existing Ray cluster" in log and "Started a local Ray" not in log
     evals = read_evals(tmp_path / "ga" / "default" / "seed-0", "eval/return_mean")
     assert evals[max(evals)] == pytest.approx(plain.eval_mean, rel=0, abs=1e-3)
