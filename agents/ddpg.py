@@ -47,7 +47,7 @@ have different weights, and a stacked (bmm) forward would double the weight-grad
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -68,6 +68,7 @@ _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 class DDPGConfig:
     """DDPG hyperparameters. The defaults learn Pendulum-v1 quickly; see the presets."""
 
+    mutable_on_resume: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "noise_sigma")
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths, shared by actor and critic (paper: 400, 300)."""
     critic_action_layer: int = 0

@@ -1,4 +1,4 @@
-"""The ``rlwb`` command: train, eval, export, list, bench, plot.
+"""The ``rlwb`` command: train, eval, export, list, bench, plot, sweep.
 
 The first word picks the command; each command's options are parsed by tyro from a
 dataclass (``rlwb train`` hands the rest of the line to the experiment's own tyro parser).
@@ -257,6 +257,13 @@ def cmd_plot(args: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(args: list[str]) -> int:
+    """Seeds x settings on Ray Tune (rlwb.sweep)."""
+    from rlwb.sweep import main as sweep_main
+
+    return sweep_main(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (cmd_train, "train an experiment (rlwb train ddpg_pendulum)"),
     "eval": (cmd_eval, "evaluate a saved policy: mean ± std return"),
@@ -264,6 +271,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "list": (cmd_list, "tasks, backends, agents, experiments"),
     "bench": (cmd_bench, "speed benchmarks"),
     "plot": (cmd_plot, "learning curves of runs with confidence bands"),
+    "sweep": (cmd_sweep, "seeds x settings on Ray Tune, resumable (rlwb sweep --help)"),
 }
 
 

@@ -2,8 +2,8 @@
 
 Every setting comes from the checkpoint; only fields named explicitly (on the command line,
 or passed to :func:`rlwb.train.train` with values that differ) change, and those that
-cannot change (task, backend, device, seed, members, task arguments, the agent's config) are
-refused. ``config.yaml`` lists each resume with what changed. Resuming from a checkpoint
+cannot change (task, backend, device, seed, members, task arguments, the agent's config but
+the fields it declares ``mutable_on_resume``) are refused. ``config.yaml`` lists each resume with what changed. Resuming from a checkpoint
 that is not its folder's newest starts a branch in a new run folder, so the abandoned
 branch's files stay as they were; the checkpoint a run resumed from is never rotated away.
 """
@@ -22,6 +22,7 @@ from rlwb import checkpoint as ckpt
 from rlwb.agent import Agent
 from rlwb.config import class_path, from_dict, same_class, to_plain
 from rlwb.errors import CheckpointError, ConfigError
+from rlwb.mutable import apply_mutations, mutable_fields, mutated_config
 from rlwb.saved_run import read_config, unique_dir
 
 # Fields a resumed run refuses to change: the run would no longer be the same experiment.
@@ -90,7 +91,7 @@ def resume_configs(
         if named("agent", f.name) and getattr(saved_agent, f.name) != getattr(given_agent, f.name)
     ]
     fixed = [f"train.{k}" for k in changes if k in FIXED_ON_RESUME]
-    fixed += [f"agent.{k}" for k in agent_changes]
+    fixed += [f"agent.{k}" for k in agent_changes if k not in mutable_fields(saved_agent)]
     if fixed:
         raise ConfigError(
             f"cannot change {', '.join(fixed)} when resuming (the checkpoint was trained with "
@@ -98,6 +99,9 @@ def resume_configs(
         )
     old = {k: to_plain(getattr(saved, k)) for k in changes}
     recorded = {f"train.{k}": [old[k], to_plain(v)] for k, v in changes.items()}
+    for k in agent_changes:  # only mutable ones are left
+        old_value, new_value = getattr(saved_agent, k), getattr(given_agent, k)
+        recorded[f"agent.{k}"] = [to_plain(old_value), to_plain(new_value)]
     return dataclasses.replace(saved, **changes), recorded
 
 
@@ -161,4 +165,6 @@ def prepare(
             "changed": changed,
         }
     )
-    return Resume(payload, source, run_dir, branch, history), train_config, saved_agent
+    agent_config = mutated_config(saved_agent, agent_config, changed)
+    apply_mutations(payload["agent"], agent_config, changed)
+    return Resume(payload, source, run_dir, branch, history), train_config, agent_config

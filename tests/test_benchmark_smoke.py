@@ -86,6 +86,7 @@ SMOKE: dict[str, Smoke] = {
     "tdmpc_bench.py": Smoke("--repeats 1 --no-small", "| official | wall |"),
     "tdmpc_dmc_curves.py": Smoke("", "covered by tests/test_tdmpc_curves.py"),
     "pets_vs_mbrl.py": Smoke("", "covered by tests/test_pets.py"),
+    "sweep_soak.py": Smoke("--smoke", "| soak | 1 | 0/1 |", ("ray.tune",)),
     "tdmpc_vs_authors.py": Smoke("--smoke", "skipped: no --authors PATH"),
     "torch_throughput.py": Smoke(
         "--smoke --threads 1", "| Pendulum-v1 | 64 |"
