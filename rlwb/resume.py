@@ -3,9 +3,10 @@
 Every setting comes from the checkpoint; only fields named explicitly (on the command line,
 or passed to :func:`rlwb.train.train` with values that differ) change, and those that
 cannot change (task, backend, device, seed, members, task arguments, the agent's config but
-the fields it declares ``mutable_on_resume``) are refused. ``config.yaml`` lists each resume with what changed. Resuming from a checkpoint
-that is not its folder's newest starts a branch in a new run folder, so the abandoned
-branch's files stay as they were; the checkpoint a run resumed from is never rotated away.
+the fields it declares ``mutable_on_resume``) are refused. ``config.yaml`` lists each resume
+with what changed. Resuming from a checkpoint that is not its folder's newest starts a branch
+in a new run folder, so the abandoned branch's files stay as they were; the checkpoint a run
+resumed from is never rotated away.
 """
 
 from __future__ import annotations
