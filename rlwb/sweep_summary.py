@@ -36,10 +36,10 @@ class ConfigRow:
 
 def _wall_time(run: pathlib.Path) -> float:
     """Seconds between a run's first and last TensorBoard event, summed over its files."""
-    from rlwb.plot import _quiet_tensorboard
+    from rlwb.plot import quiet_tensorboard
 
     total = 0.0
-    with _quiet_tensorboard():
+    with quiet_tensorboard():
         from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
         for path in run.glob("events.out.tfevents.*"):
