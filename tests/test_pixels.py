@@ -169,3 +169,25 @@ def test_model_cameras_by_name_and_id() -> None:
     finally:
         engine.close()
         by_id.close()
+
+
+def test_observation_frames_reach_tensorboard(tmp_path) -> None:  # noqa: ANN001
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlwb.logger import OBSERVATION_TAG, RunLogger, log_observation_frames
+
+    engine = make_engine("cartpole-swingup", 2, backend="mujoco", seed=0, observation="pixels",
+                         image_size=16)  # fmt: skip
+    try:
+        engine.reset()
+        obs = engine.step(torch.ones(2, 1))[0]
+    finally:
+        engine.close()
+    logger = RunLogger(tmp_path, 10, progress=False)
+    assert log_observation_frames(logger, obs)
+    assert not log_observation_frames(logger, torch.zeros(2, 5))  # state vectors: nothing
+    logger.close()
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events.Reload()
+    (image,) = events.Images(OBSERVATION_TAG)
+    assert (image.width, image.height) == (3 * 16, 2 * 16)  # frames across, members down
