@@ -59,7 +59,6 @@ SMOKE: dict[str, Smoke] = {
         "| Hopper-v5 |",
     ),
     "deep_ga_humanoid_curve.py": Smoke("{deep_ga_run}", "| 1 |"),
-    "pixel_throughput.py": Smoke("--smoke", "| cheetah-run | 1 |", ("dm_control", "shimmy")),
     "dmc_throughput.py": Smoke(
         "--tasks cheetah-run --members 1 --seconds 0.02 --repeats 1",
         "| cheetah-run | 1 |",
@@ -81,6 +80,7 @@ SMOKE: dict[str, Smoke] = {
         "| gdg | 1 |",
         child=True,
     ),
+    "pixel_throughput.py": Smoke("--smoke", "| cheetah-run | 1 |", ("dm_control", "shimmy")),
     "safe_mpc_bench.py": Smoke(
         "--episodes 1 --steps 2", "| obstacles | gp_filter (CLF + CBF) |", ("qpsolvers",)
     ),
