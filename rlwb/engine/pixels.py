@@ -244,6 +244,9 @@ class MemberRenderer:
                 f"({model.vis.global_.offwidth}x{model.vis.global_.offheight})"
             )
         self.model = copy.copy(model)  # per-member model changes (targets) stay here
+        # an offscreen buffer of the image's size: the same pixels (the image is its
+        # corner of any larger buffer), less to clear and resolve per frame
+        self.model.vis.global_.offwidth = self.model.vis.global_.offheight = size
         self.data = mujoco.MjData(self.model)
         self.camera, self.spec, self.task = make_camera(self.model, camera), state_spec, task
         self.context = _gl_context(size, size)
