@@ -191,3 +191,28 @@ def test_observation_frames_reach_tensorboard(tmp_path) -> None:  # noqa: ANN001
     events.Reload()
     (image,) = events.Images(OBSERVATION_TAG)
     assert (image.width, image.height) == (3 * 16, 2 * 16)  # frames across, members down
+
+
+def test_video_of_a_pixel_run_shows_what_the_agent_sees(tmp_path) -> None:  # noqa: ANN001
+    from types import SimpleNamespace
+
+    from rlwb.video import record_video
+
+    seen = []
+
+    class Watcher:
+        spec = SimpleNamespace(backend="mujoco")
+        device = torch.device("cpu")
+        needs_engine_state = False
+
+        def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+            seen.append(obs.clone())
+            return torch.ones(len(obs), 1)
+
+    options = {"observation": "pixels", "image_size": 16, "max_episode_steps": 3}
+    frames, fps = record_video(Watcher(), "cartpole-swingup", tmp_path / "v.gif",
+                               task_kwargs=options)  # fmt: skip
+    assert len(frames) == 4 and frames[0].shape == (16, 16, 3) and fps == 100
+    assert all(obs.shape == (1, 9, 16, 16) and obs.dtype == torch.uint8 for obs in seen)
+    assert np.array_equal(frames[1], _frame(seen[1]))  # the newest frame the agent saw
+    assert (tmp_path / "v.gif").stat().st_size > 0
