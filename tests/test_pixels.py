@@ -66,6 +66,21 @@ def test_frames_equal_gymnasium_rgb_array() -> None:
         env.close()
 
 
+def test_gym_backend_renders_through_the_envs_own_render() -> None:
+    gym_engine = make_engine("cheetah-run", 1, backend="gym", seed=0, observation="pixels")
+    engine = make_engine("cheetah-run", 1, backend="mujoco", observation="pixels")
+    try:
+        gym_engine.reset()
+        obs = gym_engine.step(torch.ones(1, 6))[0]
+        assert obs.shape == (1, 9, SIZE, SIZE) and obs.dtype == torch.uint8
+        physics = gym_engine._pool.envs[0].unwrapped._env.physics  # shimmy's dm_control env
+        state = np.r_[engine.task.state_from_dm_control(physics), 0]
+        assert np.array_equal(_frame(engine.set_state(torch.from_numpy(state))), _frame(obs))
+    finally:
+        gym_engine.close()
+        engine.close()
+
+
 def test_frame_stack_across_steps_and_autoreset() -> None:
     engine = make_engine("cartpole-swingup", 2, backend="mujoco", seed=0, observation="pixels",
                          image_size=32, max_episode_steps=3)  # fmt: skip
@@ -147,6 +162,7 @@ def test_views_have_image_spaces() -> None:
         ("cheetah-run", {"observation": "pixels", "camera": "nope"}, "camera 'nope'"),
         ("cheetah-run", {"observation": "pixels", "image_size": 4096}, "offscreen buffer"),
         ("Pendulum-v1", {"observation": "pixels", "backend": "torch"}, "backend 'torch'"),
+        ("Pendulum-v1", {"observation": "pixels", "backend": "gym"}, "MuJoCo or dm_control"),
         ("cheetah-run", {"observation": "pixels", "backend": "warp"}, "backend='mujoco'"),
     ],
 )
