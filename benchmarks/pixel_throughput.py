@@ -7,8 +7,11 @@ contender returns the same thing per step: each member's stack of its last 3 fra
 Each cell runs in its own interpreter (:func:`rlwb.apart.run_apart`), the contenders
 alternating round by round in rotated order, so a change in the machine's load falls on all
 of them; every cell is printed with the load average at its start, and the ratio to the
-fastest peer is taken within each round. ``rlwb-1t`` is the engine rendering on one thread:
-the gap between it and ``rlwb`` is what the second core gave. The peers render with
+fastest peer is taken within each round. Beside each rate, the contender's CPU
+milliseconds per env step (process CPU time, every thread): what a frame costs whatever the
+load, where the rate also depends on how many cores the machine has free. ``rlwb-1t`` is
+the engine rendering on one thread: the gap between it and ``rlwb`` is what the second core
+gave. The peers render with
 dm_control's ``physics.render`` (its own OpenGL context, ``MUJOCO_GL``: EGL here), the
 frames rlwb's equal bit for bit (tests/test_pixels.py).
 
@@ -34,15 +37,18 @@ PEERS = ("dm_control", "shimmy")
 SIZE, STACK = 84, 3
 
 
-def _timed(step, members: int, seconds: float, min_calls: int = 2) -> float:  # noqa: ANN001
-    """Env steps/s of ``step()`` (one call advances ``members`` envs), after one warm-up
-    call (contexts, caches), over at least ``seconds`` and ``min_calls`` calls."""
+def _timed(step, members: int, seconds: float, min_calls: int = 2) -> dict:  # noqa: ANN001
+    """Env steps/s of ``step()`` (one call advances ``members`` envs) and the process's
+    CPU milliseconds per env step (all its threads, the renderer's included), after one
+    warm-up call (contexts, caches), over at least ``seconds`` and ``min_calls`` calls."""
     step()
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while calls < min_calls or time.perf_counter() - start < seconds:
         step()
         calls += 1
-    return calls * members / (time.perf_counter() - start)
+    steps = calls * members
+    return {"rate": steps / (time.perf_counter() - start),
+            "cpu_ms": 1000 * (time.process_time() - cpu) / steps}  # fmt: skip
 
 
 def _camera(task: str) -> int:
@@ -51,7 +57,7 @@ def _camera(task: str) -> int:
     return build_task(get(task), {}, []).render_camera()
 
 
-def rlwb_pixels(task: str, members: int, seconds: float, threads: int | None = None) -> float:
+def rlwb_pixels(task: str, members: int, seconds: float, threads: int | None = None) -> dict:
     import torch
 
     from rlwb.engine import make_engine
@@ -79,7 +85,7 @@ class _Stack:
         return np.concatenate(list(self.frames), axis=0)
 
 
-def dm_control_loop(task: str, members: int, seconds: float) -> float:
+def dm_control_loop(task: str, members: int, seconds: float) -> dict:
     from absl import logging
     from dm_control import suite
 
@@ -107,7 +113,7 @@ def dm_control_loop(task: str, members: int, seconds: float) -> float:
     return _timed(step, members, seconds)
 
 
-def shimmy_sync(task: str, members: int, seconds: float) -> float:
+def shimmy_sync(task: str, members: int, seconds: float) -> dict:
     import gymnasium as gym
     import shimmy
     from absl import logging
@@ -158,28 +164,42 @@ def run_cells(tasks: list[str], members: list[int], seconds: float, rounds: int,
                 contenders = _contenders(task, n, seconds, names)
                 shift = r % len(contenders)
                 for record in run_apart(contenders[shift:] + contenders[:shift]):
-                    row[record.name] = record.value if record.error is None else float("nan")
+                    value = record.value if record.error is None else {}
+                    row[record.name] = value.get("rate", NAN)
+                    row[f"{record.name} cpu"] = value.get("cpu_ms", NAN)
                     if record.error:
                         print(f"  {record.name}: {record.error}", flush=True)
                 peers = [row[p] for p in PEERS if p in row and row[p] == row[p]]
-                row["ratio"] = row["rlwb"] / max(peers) if peers and "rlwb" in row else float("nan")
-                cells = " | ".join(f"{row.get(name, float('nan')):,.1f}" for name in names)
-                print(f"| {r} | {task} | {n} | {cells} | {row['ratio']:.2f}x | "
+                row["ratio"] = row["rlwb"] / max(peers) if peers and "rlwb" in row else NAN
+                print(f"| {r} | {task} | {n} | {_cells(row, names)} | {row['ratio']:.2f}x | "
                       f"{row['load']:.1f} |", flush=True)  # fmt: skip
                 rows.append(row)
     return rows
 
 
+NAN = float("nan")
+
+
+def _cells(row: dict, names: tuple[str, ...]) -> str:
+    """Each contender's env steps/s, then (in parentheses) its CPU ms per env step."""
+    return " | ".join(f"{row[name]:,.1f} ({row[f'{name} cpu']:,.0f})" for name in names)
+
+
+def _header(names: tuple[str, ...]) -> str:
+    return " | ".join(f"{name} steps/s (CPU ms/step)" for name in names)
+
+
 def summary(rows: list[dict], names: tuple[str, ...]) -> None:
     """Median over rounds of each contender and of the per-round ratio."""
-    print(f"\n| task | members | {' | '.join(names)} | rlwb / fastest peer (median, range) "
+    print(f"\n| task | members | {_header(names)} | rlwb / fastest peer (median, range) "
           "| load (range) |")  # fmt: skip
     print("|---|---:|" + "---:|" * len(names) + "---:|---:|")
     for task, n in dict.fromkeys((row["task"], row["members"]) for row in rows):
         mine = [row for row in rows if (row["task"], row["members"]) == (task, n)]
-        med = {k: statistics.median(row[k] for row in mine) for k in (*names, "ratio")}
+        keys = (*names, *(f"{name} cpu" for name in names), "ratio")
+        med = {k: statistics.median(row[k] for row in mine) for k in keys}
         ratios, loads = [row["ratio"] for row in mine], [row["load"] for row in mine]
-        cells = " | ".join(f"{med[name]:,.1f}" for name in names)
+        cells = _cells(med, names)
         print(f"| {task} | {n} | {cells} | {med['ratio']:.2f}x ({min(ratios):.2f}-"
               f"{max(ratios):.2f}) | {min(loads):.1f}-{max(loads):.1f} |")  # fmt: skip
 
@@ -200,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{os.cpu_count()} CPUs, {SIZE}x{SIZE} frames, stack {STACK}, {args.seconds} s per "
           f"cell, {args.rounds} rounds, each cell in its own process, contenders alternating, "
           f"MUJOCO_GL={os.environ.get('MUJOCO_GL', 'egl')}\n")  # fmt: skip
-    print(f"| round | task | members | {' | '.join(names)} | rlwb / fastest peer | load |")
+    print(f"| round | task | members | {_header(names)} | rlwb / fastest peer | load |")
     print("|---:|---|---:|" + "---:|" * len(names) + "---:|---:|")
     summary(run_cells(args.tasks, args.members, args.seconds, args.rounds, names), names)
 
