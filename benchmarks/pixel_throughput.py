@@ -30,7 +30,7 @@ from collections import deque
 
 import numpy as np
 
-from rlwb.apart import Contender, run_apart
+from rlwb.apart import Contender, Record, load_target, run_apart
 
 CONTENDERS = ("rlwb", "rlwb-1t", "dm_control", "shimmy")
 PEERS = ("dm_control", "shimmy")
@@ -154,8 +154,14 @@ def _contenders(task: str, members: int, seconds: float, names: tuple[str, ...])
     ]  # fmt: skip
 
 
+def _in_this_process(contenders: list[Contender]) -> list[Record]:
+    """The smoke's shortcut: every contender in this process (no interpreter starts)."""
+    return [Record(c.name, 0, k, os.getpid(), value=load_target(c.target)(**c.kwargs))
+            for k, c in enumerate(contenders)]  # fmt: skip
+
+
 def run_cells(tasks: list[str], members: list[int], seconds: float, rounds: int,
-              names: tuple[str, ...]) -> list[dict]:  # fmt: skip
+              names: tuple[str, ...], apart: bool = True) -> list[dict]:  # fmt: skip
     rows = []
     for r in range(rounds):
         for task in tasks:
@@ -163,7 +169,8 @@ def run_cells(tasks: list[str], members: list[int], seconds: float, rounds: int,
                 row: dict = {"round": r, "task": task, "members": n, "load": os.getloadavg()[0]}
                 contenders = _contenders(task, n, seconds, names)
                 shift = r % len(contenders)
-                for record in run_apart(contenders[shift:] + contenders[:shift]):
+                measure = run_apart if apart else _in_this_process
+                for record in measure(contenders[shift:] + contenders[:shift]):
                     value = record.value if record.error is None else {}
                     row[record.name] = value.get("rate", NAN)
                     row[f"{record.name} cpu"] = value.get("cpu_ms", NAN)
@@ -211,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per cell")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
-    parser.add_argument("--smoke", action="store_true", help="seconds: 1 member, 1 round")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: 1 member, 1 round, all in this process")  # fmt: skip
     args = parser.parse_args(argv)
     names = tuple(args.contenders)
     if args.smoke:  # (rlwb-1t runs rlwb's code: left out to keep the smoke short)
@@ -222,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
           f"MUJOCO_GL={os.environ.get('MUJOCO_GL', 'egl')}\n")  # fmt: skip
     print(f"| round | task | members | {_header(names)} | rlwb / fastest peer | load |")
     print("|---:|---|---:|" + "---:|" * len(names) + "---:|---:|")
-    summary(run_cells(args.tasks, args.members, args.seconds, args.rounds, names), names)
+    rows = run_cells(args.tasks, args.members, args.seconds, args.rounds, names, not args.smoke)
+    summary(rows, names)
 
 
 if __name__ == "__main__":
