@@ -21,7 +21,10 @@ the public API with Gymnasium 1.x semantics so every backend behaves the same:
   termination). Time limits count *engine* steps; by default a task's limit of L task
   steps becomes ``ceil(L / k)`` engine steps (the same simulated time), and
   ``spec.action_repeat`` tells a runner that wants to count task-level env steps (as the
-  DMC/TD-MPC papers do) to multiply engine steps by ``k``.
+  DMC/TD-MPC papers do) to multiply engine steps by ``k``. ``observation="pixels"`` (or
+  ``"both"``, with ``image_size``, ``frame_stack``, ``camera``) makes observations uint8
+  frame stacks ``[B, 3k, H, W]`` rendered once per engine step (:mod:`rlwb.engine.pixels`);
+  backends render (``_render_members``) and this class keeps the stacks.
 """
 
 from __future__ import annotations
@@ -94,6 +97,10 @@ def _slices_of(task: Any) -> dict[str, tuple[int, int]]:
             part = (part.start or 0, part.stop)
         out[str(name)] = (int(part[0]), int(part[1]))
     return out
+
+
+def _cpu(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.cpu()
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -541,7 +548,7 @@ class Engine(ABC):
             "task_id": self.task_id,
             "state": self.get_state().cpu(),
             "obs": None if self._obs is None else self._obs.cpu(),
-            **({"state_obs": self._pixels.state} if self._pixels is not None else {}),
+            **({"state_obs": _cpu(self._pixels.state)} if self._pixels is not None else {}),
             "episode_return": self.episode_return.cpu(),
             "episode_length": self.episode_length.cpu(),
             "generator": self.generator.get_state(),
