@@ -121,6 +121,8 @@ def test_set_state_rerenders_and_refills_the_stack() -> None:
             for k in range(3):
                 assert np.array_equal(_frame(loaded, index=k), _frame(obs))
             assert torch.allclose(other.state_obs, info["state"])
+            other.load_state_dict(engine.state_dict())  # a checkpoint keeps the stacks
+            assert torch.equal(other.step(torch.ones(1, 1))[0], engine.step(torch.ones(1, 1))[0])
         finally:
             other.close()
         # a rollout leaves the stacks (and states) exactly as they were
