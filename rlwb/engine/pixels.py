@@ -46,9 +46,11 @@ the same camera. ``camera=`` takes a camera id or name of the model (-1: the fre
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,6 +292,17 @@ class MemberRenderer:
         self.context.free()
 
 
+_OPEN_POOLS: weakref.WeakSet = weakref.WeakSet()
+_closing_at_exit: list[bool] = []
+
+
+def _close_open_pools() -> None:
+    """Free every renderer still open before the GL libraries' own exit hooks end the
+    display (an engine never closed would otherwise print EGL errors at exit)."""
+    for pool in list(_OPEN_POOLS):
+        pool.close()
+
+
 class RendererPool:
     """One :class:`MemberRenderer` per thread, made in that thread on first use."""
 
@@ -298,6 +311,7 @@ class RendererPool:
         self.local = threading.local()
         self.made: list[MemberRenderer] = []
         self.lock = threading.Lock()
+        _OPEN_POOLS.add(self)
 
     def get(self) -> MemberRenderer:
         renderer = getattr(self.local, "renderer", None)
@@ -305,6 +319,9 @@ class RendererPool:
             renderer = self.local.renderer = self.factory()
             with self.lock:
                 self.made.append(renderer)
+            if not _closing_at_exit:  # registered after the GL library's hook: runs first
+                _closing_at_exit.append(True)
+                atexit.register(_close_open_pools)
         return renderer
 
     def close(self) -> None:
