@@ -47,7 +47,7 @@ from rlwb.agent import Agent, PhaseInterrupted, PhaseReporter
 from rlwb.config import TaskKwargs, class_path, flatten, to_plain
 from rlwb.env_steps import EnvStepLogger, action_repeat_of, agent_steps_for
 from rlwb.errors import ConfigError
-from rlwb.logger import RunLogger
+from rlwb.logger import RunLogger, log_observation_frames
 from rlwb.resume import FIXED_ON_RESUME, explicit_fields  # noqa: F401 - importable from here
 from rlwb.training_run import EVAL_SEED_OFFSET, TrainingRun, crossed  # noqa: F401
 
@@ -292,6 +292,7 @@ def _loop(run: TrainingRun, on_end: EndHook | None) -> TrainResult:
         yaml_text = (run.run_dir / "config.yaml").read_text()
         logger.text("config", "    " + yaml_text.replace("\n", "\n    "))  # markdown code
         logger.print(f"run: {run.run_dir}  ({cfg.task} on {run.engine.backend}, {run.device})")
+        log_observation_frames(logger, run.obs, counters.env_steps)
     else:
         last = run.history[-1]
         changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in last["changed"].items())

@@ -184,7 +184,8 @@ class TrainingRun:
             self.eval_result = (mean, std, list(returns))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint does not match this run: {exc}") from None
-        return obs.to(self.device, self.engine.dtype) if obs is not None else None
+        dtype = self.engine.spec.observation_dtype  # float state vectors, uint8 images
+        return obs.to(self.device, dtype) if obs is not None else None
 
     def save_checkpoint(self) -> pathlib.Path:
         self.counters.last_checkpoint_step = self.counters.env_steps
