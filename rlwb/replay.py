@@ -452,13 +452,11 @@ class TrajectoryBuffer:
         out = {name: store[member, slot] for name, store in self.data.items()}
         out["done"] = self.done[member, slot]
         if self.store is not None and stacks:
-            both = self.image_stacks(member, g)
-            out[self.stacked[0]], out[self.stacked[1]] = both[..., 0, :, :, :], both[..., 1, :, :, :]
+            both = self.image_stacks(member, g).movedim(-4, 0)
+            out[self.stacked[0]], out[self.stacked[1]] = both[0], both[1]
         return out
 
-    def image_stacks(
-        self, member: torch.Tensor, g: torch.Tensor, rows: int = 1
-    ) -> torch.Tensor:
+    def image_stacks(self, member: torch.Tensor, g: torch.Tensor, rows: int = 1) -> torch.Tensor:
         """Image stacks ``[..., rows + 1, C, H, W]`` around ``rows`` consecutive rows of one
         episode from ``(member, g)``: ``[..., t]`` is row ``g + t``'s ``obs`` and
         ``[..., t + 1]`` its ``next_obs`` (see :meth:`FrameStore.stacks`)."""
