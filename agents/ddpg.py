@@ -60,15 +60,18 @@ from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
 from rlwb.nn import (
+    ConvSpec,
     CudaGraphStep,
     FusedAdamStep,
+    encoder_for,
     fan_in_uniform_,
     fused_adam_available,
+    is_image,
     mlp_block,
     soft_update_,
 )
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
-from rlwb.replay import ReplayBuffer
+from rlwb.replay import ReplayBuffer, StackedFrames, TrajectoryBuffer
 
 FORMAT_VERSION = 1
 _FIELDS = ("obs", "action", "reward", "next_obs", "done")
@@ -106,6 +109,12 @@ class DDPGConfig:
     then ran the HalfCheetah update slower than eager (13.2 vs 11.0 ms)."""
     cuda_graph: bool = True
     """On CUDA, capture the gradient step as a CUDA graph (ignored on CPU)."""
+    conv_channels: tuple[int, ...] = (32, 32, 32)
+    """Image observations: filters of the conv layers before ``hidden`` (the paper: 3 x 32)."""
+    conv_kernels: tuple[int, ...] = (3, 3, 3)
+    """Image observations: conv kernel sizes (not given in the paper: our choice)."""
+    conv_strides: tuple[int, ...] = (2, 2, 2)
+    """Image observations: conv strides (not given in the paper: our choice)."""
     torch_threads: int = 1
     """torch.set_num_threads at construction on CPU (0: leave torch's setting). One thread
     is the robust choice: DDPG's matmuls are small, and on a shared or loaded machine
@@ -117,7 +126,13 @@ class DDPGConfig:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
+        for name in ("conv_channels", "conv_kernels", "conv_strides"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
         self.validate()
+
+    def conv(self) -> ConvSpec:
+        """The conv layers that encode image observations (features for ``hidden``)."""
+        return ConvSpec(self.conv_channels, self.conv_kernels, self.conv_strides)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
@@ -159,6 +174,7 @@ class DDPGConfig:
             raise bad("torch_threads", "must be >= 0")
         if not self.final_init > 0:
             raise bad("final_init", "must be > 0")
+        self.conv()  # one line if the conv layers do not match up
 
     @classmethod
     def paper(cls, **overrides: Any) -> DDPGConfig:
@@ -201,28 +217,43 @@ class DDPGConfig:
         )
         return cls(**{**values, **overrides})
 
+    @classmethod
+    def pixels(cls, **overrides: Any) -> DDPGConfig:
+        """The paper's pixel setting (section 7): 3 conv layers of 32 filters, then 200-200
+        fully connected; batch 16; final layers in U[-3e-4, 3e-4]; the action enters the
+        critic at its first fully connected layer; the rest as :meth:`paper` without batch
+        norm (the paper states it for low-dimensional inputs only)."""
+        values: dict[str, Any] = dict(
+            hidden=(200, 200), critic_action_layer=0, batch_norm=False, batch_size=16,
+            final_init=3e-4,
+        )  # fmt: skip
+        return cls.paper(**{**values, **overrides})
+
 
 class Actor(nn.Module):
-    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds."""
+    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds. Image
+    observations pass the config's conv encoder first (``rlwb.nn.encoder_for``)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+    def __init__(self, obs_shape: int | tuple[int, ...], act_dim: int, cfg: DDPGConfig) -> None:
         super().__init__()
+        self.encoder, obs_dim = encoder_for(_shape(obs_shape), cfg.conv())
         first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
         body, width = mlp_block(obs_dim, cfg.hidden, cfg.batch_norm)
         head = fan_in_uniform_(nn.Linear(width, act_dim), cfg.final_init)
         self.net = nn.Sequential(*first, body, head, nn.Tanh())
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        return self.net(self.encoder(obs))
 
 
 class Critic(nn.Module):
     """``Q(obs, action)``; the action joins the features before hidden layer
-    ``critic_action_layer``."""
+    ``critic_action_layer`` (image observations: after the critic's own conv encoder)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+    def __init__(self, obs_shape: int | tuple[int, ...], act_dim: int, cfg: DDPGConfig) -> None:
         super().__init__()
         k = cfg.critic_action_layer
+        self.encoder, obs_dim = encoder_for(_shape(obs_shape), cfg.conv())
         first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
         pre, width = mlp_block(obs_dim, cfg.hidden[:k], cfg.batch_norm)
         self.obs_net = nn.Sequential(*first, *pre)
@@ -230,8 +261,12 @@ class Critic(nn.Module):
         self.head = nn.Sequential(post, fan_in_uniform_(nn.Linear(width, 1), cfg.final_init))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        features = self.obs_net(obs)
+        features = self.obs_net(self.encoder(obs))
         return self.head(torch.cat([features, action], dim=-1)).squeeze(-1)
+
+
+def _shape(obs: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (obs,) if isinstance(obs, int) else tuple(obs)
 
 
 class DDPG(StepAgent):
@@ -241,23 +276,19 @@ class DDPG(StepAgent):
         if not isinstance(config, DDPGConfig):
             raise ConfigError(f"DDPG needs a DDPGConfig, got {type(config).__name__}")
         config.validate()
-        if len(spec.observation_shape) != 1:
-            raise ConfigError(
-                f"DDPG takes flat observations; {spec.task_id} has shape "
-                f"{spec.observation_shape} (from-pixels DDPG is not implemented)"
-            )
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
         kit.apply_torch_threads(config.torch_threads, dev)
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG")
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG", images=True)
+        shape, act_dim = tuple(spec.observation_shape), spec.action_dim
+        self.images = is_image(shape)
 
         self.generator = kit.seeded_generator(config.seed, dev)
 
-        self.actor = Actor(obs_dim, act_dim, config).to(dev)
-        self.critic = Critic(obs_dim, act_dim, config).to(dev)
-        self.actor_target = Actor(obs_dim, act_dim, config).to(dev).eval()
-        self.critic_target = Critic(obs_dim, act_dim, config).to(dev).eval()
+        self.actor = Actor(shape, act_dim, config).to(dev)
+        self.critic = Critic(shape, act_dim, config).to(dev)
+        self.actor_target = Actor(shape, act_dim, config).to(dev).eval()
+        self.critic_target = Critic(shape, act_dim, config).to(dev).eval()
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.critic_target.load_state_dict(self.critic.state_dict())
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
@@ -286,14 +317,15 @@ class DDPG(StepAgent):
         self._actor_step = FusedAdamStep(self.actor_opt)
         self._critic_step = FusedAdamStep(self.critic_opt)
 
+        obs_field = (shape, torch.uint8 if self.images else torch.float32)
         self._replay_fields = {
-            "obs": ((obs_dim,), torch.float32),
+            "obs": obs_field,
             "action": ((act_dim,), torch.float32),
             "reward": ((), torch.float32),
-            "next_obs": ((obs_dim,), torch.float32),
+            "next_obs": obs_field,
             "done": ((), torch.float32),
         }
-        self._replay: ReplayBuffer | None = None
+        self._replay: ReplayBuffer | TrajectoryBuffer | None = None
         self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
         self.updates = 0
 
@@ -307,9 +339,22 @@ class DDPG(StepAgent):
         self._step = CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
 
     @property
-    def replay(self) -> ReplayBuffer:
+    def replay(self) -> ReplayBuffer | TrajectoryBuffer:
         """Allocated on first use: the runner's evaluation copy of the agent only acts, and
-        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid)."""
+        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid). Image
+        observations go to per-member trajectories that store each frame once (``done``
+        there is ``terminated``)."""
+        if self._replay is None and self.images:
+            fields = {**self._replay_fields, "terminated": self._replay_fields["done"]}
+            del fields["done"]
+            frames = StackedFrames.for_shape(
+                self.spec.observation_shape, self.spec.task_kwargs.get("frame_stack")
+            )
+            members = self.spec.num_envs
+            self._replay = TrajectoryBuffer(
+                max(self.config.buffer_size, members), members, fields, self.device,
+                self.generator, frames,
+            )  # fmt: skip
         if self._replay is None:
             self._replay = ReplayBuffer(
                 self.config.buffer_size,
@@ -323,7 +368,7 @@ class DDPG(StepAgent):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """Deterministic ``mu(obs)`` scaled to the bounds; with ``explore``, plus noise."""
-        obs = obs.to(self.device, torch.float32)
+        obs = obs.to(self.device, torch.uint8 if self.images else torch.float32)
         if self.config.batch_norm:
             self.actor.eval()
         action = self.actor(obs)
@@ -355,13 +400,17 @@ class DDPG(StepAgent):
     ) -> None:
         """Store a batch; truncation is ignored on purpose (we bootstrap through it)."""
         dev = self.device
-        self.replay.add(
+        stored = dict(
             obs=obs.to(dev),
             action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
-            done=terminated.to(dev),
         )
+        if isinstance(self.replay, TrajectoryBuffer):
+            ends = (terminated | truncated).to(dev)
+            self.replay.add(done=ends, terminated=terminated.to(dev), **stored)
+        else:
+            self.replay.add(done=terminated.to(dev), **stored)
 
     def update(self, num_updates: int = 1) -> dict[str, Any]:
         """``num_updates`` gradient steps on fresh uniform batches.
@@ -371,7 +420,7 @@ class DDPG(StepAgent):
         """
         if num_updates < 1:
             return {}
-        batch = self.replay.sample(self.config.batch_size, num_updates)
+        batch = self._sample(num_updates)
         if self.config.batch_norm:
             self.actor.train()
             self.critic.train()
@@ -387,6 +436,14 @@ class DDPG(StepAgent):
             "critic_loss": torch.stack(critic_losses).mean(),
             "actor_loss": torch.stack(actor_losses).mean(),
         }
+
+    def _sample(self, num_updates: int) -> dict[str, torch.Tensor]:
+        """Uniform batches ``[num_updates, batch, ...]`` of the fields ``_FIELDS``."""
+        if isinstance(self.replay, ReplayBuffer):
+            return self.replay.sample(self.config.batch_size, num_updates)
+        rows = self.replay.sample(self.config.batch_size * num_updates)
+        rows["done"] = rows["terminated"]
+        return {k: rows[k].unflatten(0, (num_updates, -1)) for k in _FIELDS}
 
     def _gradient_step(
         self,
