@@ -149,3 +149,46 @@ def test_pixel_ddpg_updates_and_acts_on_cpu():
     again = DDPG(cfg, image_spec(32), "cpu")
     again.load_state_dict(agent.state_dict())
     assert torch.equal(again.act(obs), agent.act(obs))
+
+
+def _experiment_config(module, *argv: str):
+    """An experiment's resolved config for a command line, as ``rlwb train`` builds it."""
+    from rlwb.config import parse_cli
+    from rlwb.train import budget_as_given, explicit_fields, resolve_budget
+
+    cls = module.config_for(*module.cli_choice(argv)) if hasattr(module, "cli_choice") else None
+    cls = cls or module.Config
+    parsed = parse_cli(cls, list(argv))
+    config = cls(train=parsed.train, agent=parsed.agent)
+    return resolve_budget(budget_as_given(config.train, explicit_fields(argv))), config.agent
+
+
+def test_tdmpc_dmc_takes_the_authors_pixel_settings_when_observation_is_pixels():
+    from rlwb.experiments import tdmpc_dmc
+
+    argv = ["--train.task", "cartpole-swingup", "--train.task-kwargs", "observation", "pixels"]
+    train, agent = _experiment_config(tdmpc_dmc, *argv)
+    assert train.task_kwargs == {
+        "action_repeat": 8, "observation": "pixels", "image_size": 84, "frame_stack": 3,
+    }  # fmt: skip
+    assert train.total_env_steps == 100_000 and train.total_steps == 12_500
+    assert (agent.iterations, agent.num_channels, agent.shift_pad) == (8, 32, -1)
+    argv = [*argv, "image_size", "64", "--agent.iterations", "4"]
+    train, agent = _experiment_config(tdmpc_dmc, *argv)
+    assert train.task_kwargs["image_size"] == 64 and agent.iterations == 4
+    state, agent = _experiment_config(tdmpc_dmc, "--train.task", "cartpole-swingup")
+    assert state.task_kwargs == {"action_repeat": 8} and state.total_env_steps == 500_000
+    assert agent.iterations == 6
+
+
+def test_ddpg_pixels_is_the_papers_setting():
+    from rlwb.experiments import ddpg_pixels
+
+    train, agent = _experiment_config(ddpg_pixels, "--train.total-env-steps", "30000")
+    assert train.task == "cartpole-swingup"
+    assert train.task_kwargs == {
+        "observation": "pixels", "image_size": 64, "frame_stack": 3, "action_repeat": 3,
+    }  # fmt: skip
+    assert train.total_steps == 10_000
+    assert agent.hidden == (200, 200) and agent.conv_channels == (32, 32, 32)
+    assert (agent.batch_size, agent.final_init, agent.critic_action_layer) == (16, 3e-4, 0)
