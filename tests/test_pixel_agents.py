@@ -192,3 +192,15 @@ def test_ddpg_pixels_is_the_papers_setting():
     assert train.total_steps == 10_000
     assert agent.hidden == (200, 200) and agent.conv_channels == (32, 32, 32)
     assert (agent.batch_size, agent.final_init, agent.critic_action_layer) == (16, 3e-4, 0)
+
+
+def test_pixel_policies_export_and_match_act(tmp_path):
+    """``rlwb export`` of a pixel DDPG: the network takes the float32 of uint8 frames, and
+    the written file acts as ``agent.act``."""
+    from rlwb.export import export_agent
+
+    cfg = DDPGConfig.pixels(conv_channels=(8, 8, 8), hidden=(32, 32))
+    result = export_agent(DDPG(cfg, image_spec(32), "cpu"), tmp_path / "policy.pt")
+    assert result.observation_shape == (9, 32, 32) and result.act_diff == 0.0
+    tdmpc = TDMPC(TDMPCConfig.small(num_channels=8, latent_dim=16), image_spec(), "cpu")
+    assert export_agent(tdmpc, tmp_path / "tdmpc.pt").max_abs_diff < 1e-4
