@@ -10,6 +10,18 @@ down for small tasks (64-64 networks, batch 128, actor lr 3e-4): the setting the
 quickstart needs to learn in a minute or two on two CPU cores. On Pendulum, actor lr 1e-3
 learns as fast but often collapses again a few thousand steps later (measured).
 
+From pixels (``DDPGConfig.pixels()``, ``experiments/ddpg_pixels.py``): given an image
+observation space ``(C, H, W)`` (uint8, frames stacked along the channels), the actor and
+the critic each put their own conv encoder (``rlwb.nn.ConvEncoder``: pixels / 255, three
+Conv2d of 32 filters with ReLU, no pooling, flattened) before their fully connected layers
+(200-200 in the paper's pixel setting), with no other flag. The paper fixes the 3 x 32
+filters, 200-200, 3 stacked frames of 64 x 64 and action repeat 3, batch 16 and the final
+layer init U[+-3e-4]; it leaves open kernel sizes and strides (3 and 2 here, configurable),
+whether actor and critic share an encoder (separate here) and batch norm on pixels (off in
+``pixels()``); the action enters the critic at its first fully connected layer, after the
+convolutions. The replay then keeps each frame once (per-member trajectories,
+``rlwb.replay.TrajectoryBuffer`` with ``StackedFrames``).
+
 Deviations from the paper, on purpose:
 
 * Bootstrapping: the target is ``r + gamma * (1 - terminated) * Q'(s', mu'(s'))``. A

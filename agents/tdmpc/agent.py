@@ -18,6 +18,23 @@ cartpole) belongs to the engine, so every "step" here (seed steps, schedules) is
 step, as in the authors' code; published curves count simulator steps (agent steps x
 action repeat).
 
+From pixels: given an image observation space ``(C, H, W)`` (uint8 frames stacked along the
+channels, an engine made with ``observation="pixels"``), TD-MPC builds the authors' pixel
+encoder with no other flag (``src/algorithm/helper.py`` and ``cfgs/pixels.yaml`` of
+github.com/nicklashansen/tdmpc): pixels / 255, four Conv2d of ``num_channels`` = 32
+filters, kernels 7, 5, 3, 3, all stride 2, no padding, ReLU after each, flattened, one
+Linear to ``latent_dim`` = 50 (84 x 84: 32 x 3 x 3 = 288 features); convs orthogonally
+initialised with the ReLU gain. Updates shift every image of a window (first observation
+and each next observation, independently) by the random-shift augmentation of DrQ
+(``rlwb.nn.RandomShift``, border-replicating pad ``int(H / 21)`` = 4 at 84 x 84); the
+consistency and TD targets read the same shifted next observations, as the authors' code
+does, and acting sees the frames unshifted.
+Their pixel setting also has frame_stack 3, image size 84, 8 planning iterations and a
+100k env-step budget: engine options and ``experiments/tdmpc_dmc.py``. The replay keeps
+each frame once (``rlwb.replay.StackedFrames``), uint8. Where the authors' pixel code
+differs from this: their buffer lives on the CPU and stores the final observation of
+fixed-length episodes apart; ours stores per-member trajectories of any length.
+
 Where we differ from the authors' code, on purpose:
 
 * Several engine members at once: the replay keeps one trajectory per member and the
