@@ -236,7 +236,9 @@ class ConvEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         lead = images.shape[:-3]
-        x = images.reshape(-1, *images.shape[-3:]).float() / 255.0
+        x = images.reshape(-1, *images.shape[-3:])
+        # uint8 frames: scaled in place in their new float copy (a fifth of an update's time)
+        x = x.float().mul_(1 / 255.0) if x.dtype == torch.uint8 else x / 255.0
         return self.head(self.conv(x)).reshape(*lead, self.out_dim)
 
 
