@@ -80,7 +80,7 @@ from rlwb.evaluate import (
     run_evaluation,
     spec_to_dict,
 )
-from rlwb.logger import RunLogger
+from rlwb.logger import RunLogger, log_observation_frames
 
 EVAL_SEED_OFFSET = 10_000  # default evaluation seed: seed + this (disjoint from training)
 
@@ -439,7 +439,8 @@ class _Run:
             self.action_generator.set_state(payload["rng"]["actions"])
             ckpt.set_rng_state(payload["rng"]["global"])
             obs = payload.get("obs")
-            self.obs = obs.to(self.device, self.engine.dtype) if obs is not None else None
+            dtype = self.engine.spec.observation_dtype  # float state vectors, uint8 images
+            self.obs = obs.to(self.device, dtype) if obs is not None else None
             mean, std, returns = payload.get("eval", [math.nan, math.nan, []])
             self.eval_result = (mean, std, list(returns))
         except (KeyError, TypeError, ValueError) as exc:
@@ -678,6 +679,7 @@ def _loop(run: _Run) -> TrainResult:
         yaml_text = (run.run_dir / "config.yaml").read_text()
         logger.text("config", "    " + yaml_text.replace("\n", "\n    "))  # markdown code
         logger.print(f"run: {run.run_dir}  ({cfg.task} on {run.engine.backend}, {run.device})")
+        log_observation_frames(logger, run.obs, counters.env_steps)
     else:
         last = run.history[-1]
         changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in last["changed"].items())
