@@ -204,3 +204,34 @@ def test_pixel_policies_export_and_match_act(tmp_path):
     assert result.observation_shape == (9, 32, 32) and result.act_diff == 0.0
     tdmpc = TDMPC(TDMPCConfig.small(num_channels=8, latent_dim=16), image_spec(), "cpu")
     assert export_agent(tdmpc, tmp_path / "tdmpc.pt").max_abs_diff < 1e-4
+
+
+def test_a_pixel_run_checkpoints_evaluates_exports_and_records_video(tmp_path):
+    """A few steps of pixel DDPG on DMC cartpole through the runner: its checkpoint and
+    ``policy.pt`` evaluate to the run's own evaluation, the video shows what the agent saw,
+    and the policy exports."""
+    import imageio.v2 as imageio
+
+    from rlwb.evaluate import evaluate
+    from rlwb.export import export_policy
+    from rlwb.train import TrainConfig, train
+
+    kw = {"observation": "pixels", "image_size": 32, "frame_stack": 3, "action_repeat": 8,
+          "max_episode_steps": 6}  # fmt: skip
+    cfg = TrainConfig(
+        task="cartpole-balance", backend="mujoco", task_kwargs=kw, total_steps=12,
+        learning_starts=6, eval_every=0, eval_episodes=1, checkpoint_every=12, video=True,
+        run_dir=str(tmp_path), progress=False,
+    )  # fmt: skip
+    agent = DDPGConfig.pixels(conv_channels=(8, 8, 8), hidden=(32, 32), batch_size=4, seed=0)
+    result = train(DDPG, agent, cfg)
+    checkpoint = torch.load(result.checkpoint, weights_only=True)
+    assert checkpoint["agent"]["replay"]["frames"]["frames"].dtype == torch.uint8
+    for path in (result.checkpoint, result.run_dir / "policy.pt"):
+        mean, _, _ = evaluate(path, episodes=None)
+        assert mean == pytest.approx(result.eval_mean, abs=1e-4)
+    videos = list((result.run_dir / "videos").glob("*.mp4"))
+    assert len(videos) == 1
+    frames = imageio.mimread(videos[0])
+    assert len(frames) == 7 and frames[0].shape[:2] == (32, 32)  # reset + 6 engine steps
+    assert export_policy(result.run_dir, tmp_path / "policy.pt").observation_shape == (9, 32, 32)
