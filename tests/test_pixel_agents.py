@@ -201,7 +201,7 @@ def test_pixel_policies_export_and_match_act(tmp_path):
 
     cfg = DDPGConfig.pixels(conv_channels=(8, 8, 8), hidden=(32, 32))
     result = export_agent(DDPG(cfg, image_spec(32), "cpu"), tmp_path / "policy.pt")
-    assert result.observation_shape == (9, 32, 32) and result.act_diff == 0.0
+    assert result.observation_shape == (9, 32, 32) and result.act_diff < 1e-6
     tdmpc = TDMPC(TDMPCConfig.small(num_channels=8, latent_dim=16), image_spec(), "cpu")
     assert export_agent(tdmpc, tmp_path / "tdmpc.pt").max_abs_diff < 1e-4
 
