@@ -243,11 +243,11 @@ class FrameStore:
         ``[..., t + 1]`` its ``next_obs``."""
         k = self.stack
         pos = (g - first)[..., None] + torch.arange(k + rows, device=self.device)
-        m, e = member[..., None], (episode % self.starts.shape[1])[..., None]
-        from_start = pos < k
-        start = self.starts[m, e, pos.clamp(max=k - 1)]
-        row = self.frames[m, (first[..., None] + pos - k) % self.ring]
-        seq = torch.where(from_start[..., None, None, None], start, row)  # [..., k+rows, c, H, W]
+        m = member[..., None].expand_as(pos)
+        seq = self.frames[m, (first[..., None] + pos - k) % self.ring]  # [..., k+rows, c, H, W]
+        early = (pos < k).nonzero(as_tuple=True)  # positions in the episode's first stack
+        e = (episode % self.starts.shape[1])[..., None].expand_as(pos)
+        seq[early] = self.starts[m[early], e[early], pos[early]]
         stacks = torch.stack([seq[..., t : t + k, :, :, :] for t in range(rows + 1)], -5)
         return stacks.flatten(-4, -3)
 
