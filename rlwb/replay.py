@@ -422,7 +422,7 @@ class TrajectoryBuffer:
         """Per member, the episode id of the oldest stored row (the open one when empty)."""
         if self.steps == 0:
             return self.current.clone()
-        return self.episode[:, self._slot(torch.tensor(self.oldest))].clone()
+        return self.episode[:, self.oldest % self.length].clone()
 
     def nbytes(self) -> int:
         """Bytes allocated for the stored rows, frames and episode tables."""
