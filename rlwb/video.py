@@ -199,8 +199,6 @@ def _episode_frames(
     max_steps: int | None,
     fps: int | None,
 ) -> tuple[list[np.ndarray], int]:
-    if len(agent.spec.observation_shape) == 3:
-        return _pixel_episode_frames(agent, task, seed, task_kwargs, max_steps, fps)
     _, repeat, time_limit = _split_options(task_kwargs)
     env = _open(task, task_kwargs)
     try:
@@ -227,38 +225,6 @@ def _episode_frames(
     finally:
         env.close()
     return frames, fps
-
-
-def _pixel_episode_frames(
-    agent: Any,
-    task: str,
-    seed: int,
-    task_kwargs: dict[str, Any] | None,
-    max_steps: int | None,
-    fps: int | None,
-) -> tuple[list[np.ndarray], int]:
-    """An agent of image observations: the episode runs in a one-member engine of the run's
-    pixel options, and the video is the newest frame of each observation, i.e. what the
-    agent saw (one frame per engine step)."""
-    from rlwb.engine import make_engine
-
-    engine = make_engine(task, 1, backend="mujoco", seed=seed, **(task_kwargs or {}))
-    try:
-        obs = engine.reset(seed=seed)
-        frames = [obs[0, -3:].permute(1, 2, 0).cpu().numpy()]
-        agent.episode_start(torch.ones(1, dtype=torch.bool, device=agent.device))
-        for _ in range(max_steps or engine.max_episode_steps or 1000):
-            with torch.no_grad():
-                action = agent.act(obs.to(agent.device), explore=False)
-            obs, _, terminated, truncated, info = engine.step(action.to(engine.device))
-            last = info["final_obs"] if bool(terminated[0] | truncated[0]) else obs
-            frames.append(last[0, -3:].permute(1, 2, 0).cpu().numpy())
-            if bool(terminated[0] | truncated[0]):
-                break
-        step = engine.dt  # seconds per engine step
-    finally:
-        engine.close()
-    return frames, fps or max(1, round(1 / step))
 
 
 def _real_time_fps(env: Any) -> int:
