@@ -12,6 +12,10 @@ backends share, so they plan from exactly the state that is rendered. Other back
 states Gymnasium cannot give (torch tasks' own tensors), so those combinations fail with
 one clear error before anything runs.
 
+A run on image observations (``observation="pixels"`` or ``"both"`` in its task arguments)
+records on a one-member engine instead: the agent acts on the images it learned from and the
+video is the newest frame of each observation, what the agent saw.
+
 Tasks whose Gymnasium env returns a dict of observations (dm_control through shimmy) are
 flattened in the engine's key order (``spec.observation_slices``, dm_control's own order),
 and the engine options in the run's task arguments are applied here rather than handed to
@@ -114,6 +118,8 @@ def _render(env: Any, task: str) -> np.ndarray:
 
 def check_renderable(task: str, task_kwargs: dict[str, Any] | None = None) -> None:
     """Fail early (before a long run) if ``task`` cannot be rendered here."""
+    if (task_kwargs or {}).get("observation", "state") != "state":
+        return  # the run's engine renders its videos: building it is the check
     env = _open(task, task_kwargs)
     try:
         env.reset(seed=0)
@@ -191,6 +197,37 @@ def record_video(
     return frames, fps
 
 
+def _pixel_episode_frames(
+    agent: Any,
+    task: str,
+    seed: int,
+    task_kwargs: dict[str, Any],
+    max_steps: int | None,
+    fps: int | None,
+) -> tuple[list[np.ndarray], int]:
+    """A run on image observations: the agent acts on a one-member engine of the run's
+    task and options (the images it learned from), and the video is the newest frame of
+    each observation, what the agent saw."""
+    from rlwb.agent import act_on
+    from rlwb.engine import make_engine
+
+    backend = getattr(agent.spec, "backend", "") or "auto"
+    engine = make_engine(task, 1, backend=backend, seed=seed, **task_kwargs)
+    try:
+        obs = engine.reset(seed=seed)
+        frames = [obs[0, -3:].permute(1, 2, 0).cpu().numpy()]
+        for _ in range(max_steps or engine.max_episode_steps or 1000):
+            with torch.no_grad():
+                action = act_on(agent, engine, obs).to(engine.device)
+            obs, _, terminated, truncated, info = engine.step(action)
+            frames.append(info["final_obs"][0, -3:].permute(1, 2, 0).cpu().numpy())
+            if bool(terminated[0] | truncated[0]):
+                break
+        return frames, fps or max(1, round(1 / engine.dt))
+    finally:
+        engine.close()
+
+
 def _episode_frames(
     agent: Any,
     task: str,
@@ -199,6 +236,8 @@ def _episode_frames(
     max_steps: int | None,
     fps: int | None,
 ) -> tuple[list[np.ndarray], int]:
+    if (task_kwargs or {}).get("observation", "state") != "state":
+        return _pixel_episode_frames(agent, task, seed, dict(task_kwargs), max_steps, fps)
     _, repeat, time_limit = _split_options(task_kwargs)
     env = _open(task, task_kwargs)
     try:

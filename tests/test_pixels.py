@@ -4,13 +4,17 @@ and rollouts, image spaces in the views, and one-line errors for bad options."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
 import torch
 
-from rlwb.engine import make_engine, state_from_mujoco
+from rlwb.agent import StepAgent
+from rlwb.engine import EngineSpec, make_engine, state_from_mujoco
 from rlwb.errors import ConfigError
 
 SIZE = 84
@@ -64,6 +68,21 @@ def test_frames_equal_gymnasium_rgb_array() -> None:
     finally:
         engine.close()
         env.close()
+
+
+def test_gym_backend_renders_through_the_envs_own_render() -> None:
+    gym_engine = make_engine("cheetah-run", 1, backend="gym", seed=0, observation="pixels")
+    engine = make_engine("cheetah-run", 1, backend="mujoco", observation="pixels")
+    try:
+        gym_engine.reset()
+        obs = gym_engine.step(torch.ones(1, 6))[0]
+        assert obs.shape == (1, 9, SIZE, SIZE) and obs.dtype == torch.uint8
+        physics = gym_engine._pool.envs[0].unwrapped._env.physics  # shimmy's dm_control env
+        state = np.r_[engine.task.state_from_dm_control(physics), 0]
+        assert np.array_equal(_frame(engine.set_state(torch.from_numpy(state))), _frame(obs))
+    finally:
+        gym_engine.close()
+        engine.close()
 
 
 def test_frame_stack_across_steps_and_autoreset() -> None:
@@ -147,6 +166,7 @@ def test_views_have_image_spaces() -> None:
         ("cheetah-run", {"observation": "pixels", "camera": "nope"}, "camera 'nope'"),
         ("cheetah-run", {"observation": "pixels", "image_size": 4096}, "offscreen buffer"),
         ("Pendulum-v1", {"observation": "pixels", "backend": "torch"}, "backend 'torch'"),
+        ("Pendulum-v1", {"observation": "pixels", "backend": "gym"}, "MuJoCo or dm_control"),
         ("cheetah-run", {"observation": "pixels", "backend": "warp"}, "backend='mujoco'"),
     ],
 )
@@ -191,3 +211,81 @@ def test_observation_frames_reach_tensorboard(tmp_path) -> None:  # noqa: ANN001
     events.Reload()
     (image,) = events.Images(OBSERVATION_TAG)
     assert (image.width, image.height) == (3 * 16, 2 * 16)  # frames across, members down
+
+
+def test_video_of_a_pixel_run_shows_what_the_agent_sees(tmp_path) -> None:  # noqa: ANN001
+    from types import SimpleNamespace
+
+    from rlwb.video import record_video
+
+    seen = []
+
+    class Watcher:
+        spec = SimpleNamespace(backend="mujoco")
+        device = torch.device("cpu")
+        needs_engine_state = False
+
+        def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+            seen.append(obs.clone())
+            return torch.ones(len(obs), 1)
+
+    options = {"observation": "pixels", "image_size": 16, "max_episode_steps": 3}
+    frames, fps = record_video(Watcher(), "cartpole-swingup", tmp_path / "v.gif",
+                               task_kwargs=options)  # fmt: skip
+    assert len(frames) == 4 and frames[0].shape == (16, 16, 3) and fps == 100
+    assert all(obs.shape == (1, 9, 16, 16) and obs.dtype == torch.uint8 for obs in seen)
+    assert np.array_equal(frames[1], _frame(seen[1]))  # the newest frame the agent saw
+    assert (tmp_path / "v.gif").stat().st_size > 0
+
+
+@dataclasses.dataclass
+class _NoConfig:
+    pass
+
+
+class _Brightness(StepAgent):
+    """Pushes by the mean brightness of what it sees; records the observations' dtypes."""
+
+    seen: ClassVar[list[torch.dtype]] = []
+
+    def __init__(self, config: _NoConfig, spec: EngineSpec, device: torch.device) -> None:
+        self.spec, self.device = spec, device
+
+    def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
+        self.seen.append(obs.dtype)
+        level = obs.float().mean(dim=(1, 2, 3)) / 127.5 - 1
+        return level[:, None].expand(-1, self.spec.action_dim).clone()
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:  # noqa: ANN001
+        self.seen.append(next_obs.dtype)
+
+    def update(self, num_updates: int) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def test_a_pixel_run_shows_frames_and_resumes_on_images(tmp_path) -> None:  # noqa: ANN001
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlwb.logger import OBSERVATION_TAG
+    from rlwb.train import TrainConfig, train
+
+    options = {"observation": "pixels", "image_size": 16, "max_episode_steps": 4}
+    cfg = TrainConfig(task="cartpole-balance", backend="mujoco", num_envs=2, task_kwargs=options,
+                      total_steps=4, learning_starts=1, eval_every=0, checkpoint_every=2,
+                      eval_episodes=1, keep_checkpoints=5, run_dir=str(tmp_path), run_name="r",
+                      progress=False)  # fmt: skip
+    train(_Brightness, _NoConfig(), cfg)
+    events = EventAccumulator(str(tmp_path / "r"), size_guidance={"images": 0})
+    events.Reload()
+    (image,) = events.Images(OBSERVATION_TAG)
+    assert (image.width, image.height) == (3 * 16, 2 * 16)
+    _Brightness.seen.clear()
+    checkpoint = tmp_path / "r" / "checkpoints" / "step_000000000002.pt"
+    train(_Brightness, _NoConfig(), cfg, resume=str(checkpoint))
+    assert _Brightness.seen and set(_Brightness.seen) == {torch.uint8}

@@ -162,7 +162,10 @@ class Engine(ABC):
     @classmethod
     def render_refusal(cls) -> str:
         """Why this backend cannot render pixel observations ("" when it can)."""
-        return f"backend {cls.backend!r} cannot render; pixel observations need backend='mujoco'"
+        return (
+            f"backend {cls.backend!r} cannot render; pixel observations need backend='mujoco' "
+            "(or 'gym' for Gymnasium's MuJoCo and dm_control envs)"
+        )
 
     def _setup_rendering(self, options: PixelOptions) -> None:
         """Prepare rendering (renderers, camera, buffers) for ``options``."""

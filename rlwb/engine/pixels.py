@@ -31,6 +31,11 @@ GIL, so the threads render in parallel. Threads and not the forked simulation wo
 process forked after its parent has made an OpenGL context hangs in its first render
 (Mesa's state is copied without its threads), and the runner's parent always renders.
 
+The ``gym`` backend renders through each member's own ``env.render()``
+(``render_mode="rgb_array"``): Gymnasium's MuJoCo envs at the image size, dm_control's
+through shimmy with ``physics.render``; other envs render at a size of their own and are
+refused. The ``warp`` and ``torch`` backends refuse pixels with one line.
+
 Cameras: DMC tasks use camera id 0, quadruped 2 (TD-MPC's choice per domain); Gymnasium
 MuJoCo tasks use Gymnasium's default ``rgb_array`` camera: the free camera looking at the
 median geom position at distance ``model.stat.extent``, then the env's
@@ -51,6 +56,10 @@ import numpy as np
 import torch
 
 from rlwb.errors import ConfigError
+
+# offscreen rendering without a display (as the rlwb command): dm_control and Gymnasium
+# read this when they first render; a user's own choice wins
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 OBSERVATION_MODES = ("state", "pixels", "both")
 PIXEL_OPTIONS = ("observation", "image_size", "frame_stack", "camera")
@@ -244,6 +253,9 @@ class MemberRenderer:
                 f"({model.vis.global_.offwidth}x{model.vis.global_.offheight})"
             )
         self.model = copy.copy(model)  # per-member model changes (targets) stay here
+        # an offscreen buffer of the image's size: the same pixels (the image is its
+        # corner of any larger buffer), less to clear and resolve per frame
+        self.model.vis.global_.offwidth = self.model.vis.global_.offheight = size
         self.data = mujoco.MjData(self.model)
         self.camera, self.spec, self.task = make_camera(self.model, camera), state_spec, task
         self.context = _gl_context(size, size)
