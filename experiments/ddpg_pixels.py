@@ -29,7 +29,6 @@ class Config:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             task="cartpole-swingup",
-            task_kwargs=dict(PIXELS),
             total_env_steps=1_000_000,
             learning_starts=1_000,
             eval_every=10_000,
@@ -39,7 +38,8 @@ class Config:
     agent: DDPGConfig = field(default_factory=DDPGConfig.pixels)
 
     def __post_init__(self) -> None:
-        # task arguments given on the command line change the pixel setting, not replace it
+        # the pixel setting joins here (a non-empty default would fix the option's keys);
+        # task arguments given on the command line change it
         self.train.task_kwargs = {**PIXELS, **self.train.task_kwargs}
 
 
