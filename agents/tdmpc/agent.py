@@ -291,6 +291,7 @@ class TDMPC(StepAgent):
                 ConvSpec((config.num_channels,) * 4, (7, 5, 3, 3), (2, 2, 2, 2), config.latent_dim),
                 lambda obs_dim: state_encoder(obs_dim, config.enc_dim, config.latent_dim),
             )
+            # the encoder is given, so TOLD's own state-encoder sizes (obs_dim, enc_dim) go unused
             self.model = TOLD(0, act_dim, config.latent_dim, 0, config.mlp_dim, encoder)
         self.model.to(dev)
         self.target = TargetTOLD(self.model).to(dev)
