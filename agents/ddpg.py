@@ -10,6 +10,18 @@ down for small tasks (64-64 networks, batch 128, actor lr 3e-4): the setting the
 quickstart needs to learn in a minute or two on two CPU cores. On Pendulum, actor lr 1e-3
 learns as fast but often collapses again a few thousand steps later (measured).
 
+From pixels (``DDPGConfig.pixels()``, ``experiments/ddpg_pixels.py``): given an image
+observation space ``(C, H, W)`` (uint8, frames stacked along the channels), the actor and
+the critic each put their own conv encoder (``rlwb.nn.ConvEncoder``: pixels / 255, three
+Conv2d of 32 filters with ReLU, no pooling, flattened) before their fully connected layers
+(200-200 in the paper's pixel setting), with no other flag. The paper fixes the 3 x 32
+filters, 200-200, 3 stacked frames of 64 x 64 and action repeat 3, batch 16 and the final
+layer init U[+-3e-4]; it leaves open kernel sizes and strides (3 and 2 here, configurable),
+whether actor and critic share an encoder (separate here) and batch norm on pixels (off in
+``pixels()``); the action enters the critic at its first fully connected layer, after the
+convolutions. The replay then keeps each frame once (per-member trajectories,
+``rlwb.replay.TrajectoryBuffer`` with ``StackedFrames``).
+
 Deviations from the paper, on purpose:
 
 * Bootstrapping: the target is ``r + gamma * (1 - terminated) * Q'(s', mu'(s'))``. A
@@ -57,9 +69,9 @@ from rlwb.actor_critic import ActorCriticAgent
 from rlwb.agent import PolicyNetwork, ScaledPolicy
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
-from rlwb.nn import fan_in_uniform_, mlp_block
+from rlwb.nn import ConvSpec, encoder_for, fan_in_uniform_, is_image, mlp_block
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
-from rlwb.replay import ReplayBuffer
+from rlwb.replay import ReplayBuffer, StackedFrames, TrajectoryBuffer
 
 _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 
@@ -97,6 +109,12 @@ class DDPGConfig:
     then ran the HalfCheetah update slower than eager (13.2 vs 11.0 ms)."""
     cuda_graph: bool = True
     """On CUDA, capture the gradient step as a CUDA graph (ignored on CPU)."""
+    conv_channels: tuple[int, ...] = (32, 32, 32)
+    """Image observations: filters of the conv layers before ``hidden`` (the paper: 3 x 32)."""
+    conv_kernels: tuple[int, ...] = (3, 3, 3)
+    """Image observations: conv kernel sizes (not given in the paper: our choice)."""
+    conv_strides: tuple[int, ...] = (2, 2, 2)
+    """Image observations: conv strides (not given in the paper: our choice)."""
     torch_threads: int = 1
     """torch.set_num_threads at construction on CPU (0: leave torch's setting). One thread
     is the robust choice: DDPG's matmuls are small, and on a shared or loaded machine
@@ -108,7 +126,13 @@ class DDPGConfig:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
+        for name in ("conv_channels", "conv_kernels", "conv_strides"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
         self.validate()
+
+    def conv(self) -> ConvSpec:
+        """The conv layers that encode image observations (features for ``hidden``)."""
+        return ConvSpec(self.conv_channels, self.conv_kernels, self.conv_strides)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
@@ -150,6 +174,7 @@ class DDPGConfig:
             raise bad("torch_threads", "must be >= 0")
         if not self.final_init > 0:
             raise bad("final_init", "must be > 0")
+        self.conv()  # one line if the conv layers do not match up
 
     @classmethod
     def paper(cls, **overrides: Any) -> DDPGConfig:
@@ -192,28 +217,43 @@ class DDPGConfig:
         )
         return cls(**{**values, **overrides})
 
+    @classmethod
+    def pixels(cls, **overrides: Any) -> DDPGConfig:
+        """The paper's pixel setting (section 7): 3 conv layers of 32 filters, then 200-200
+        fully connected; batch 16; final layers in U[-3e-4, 3e-4]; the action enters the
+        critic at its first fully connected layer; the rest as :meth:`paper` without batch
+        norm (the paper states it for low-dimensional inputs only)."""
+        values: dict[str, Any] = dict(
+            hidden=(200, 200), critic_action_layer=0, batch_norm=False, batch_size=16,
+            final_init=3e-4,
+        )  # fmt: skip
+        return cls.paper(**{**values, **overrides})
+
 
 class Actor(nn.Module):
-    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds."""
+    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds. Image
+    observations pass the config's conv encoder first (``rlwb.nn.encoder_for``)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], act_dim: int, cfg: DDPGConfig) -> None:
         super().__init__()
+        self.encoder, obs_dim = encoder_for(obs_shape, cfg.conv())
         first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
         body, width = mlp_block(obs_dim, cfg.hidden, cfg.batch_norm)
         head = fan_in_uniform_(nn.Linear(width, act_dim), cfg.final_init)
         self.net = nn.Sequential(*first, body, head, nn.Tanh())
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        return self.net(self.encoder(obs))
 
 
 class Critic(nn.Module):
     """``Q(obs, action)``; the action joins the features before hidden layer
-    ``critic_action_layer``."""
+    ``critic_action_layer`` (image observations: after the critic's own conv encoder)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], act_dim: int, cfg: DDPGConfig) -> None:
         super().__init__()
         k = cfg.critic_action_layer
+        self.encoder, obs_dim = encoder_for(obs_shape, cfg.conv())
         first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
         pre, width = mlp_block(obs_dim, cfg.hidden[:k], cfg.batch_norm)
         self.obs_net = nn.Sequential(*first, *pre)
@@ -221,7 +261,7 @@ class Critic(nn.Module):
         self.head = nn.Sequential(post, fan_in_uniform_(nn.Linear(width, 1), cfg.final_init))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        features = self.obs_net(obs)
+        features = self.obs_net(self.encoder(obs))
         return self.head(torch.cat([features, action], dim=-1)).squeeze(-1)
 
 
@@ -243,31 +283,42 @@ class DDPG(ActorCriticAgent):
         if not isinstance(config, DDPGConfig):
             raise ConfigError(f"DDPG needs a DDPGConfig, got {type(config).__name__}")
         config.validate()
-        if len(spec.observation_shape) != 1:
-            raise ConfigError(
-                f"DDPG takes flat observations; {spec.task_id} has shape "
-                f"{spec.observation_shape} (from-pixels DDPG is not implemented)"
-            )
-        obs_dim, act_dim = self.prelude(config, spec, device)
+        _, act_dim = self.prelude(config, spec, device, images=True)
+        shape = tuple(spec.observation_shape)
+        self.images = is_image(shape)
         self.build_actor_critic(
-            lambda: Actor(obs_dim, act_dim, config),
-            lambda: Critic(obs_dim, act_dim, config),
+            lambda: Actor(shape, act_dim, config),
+            lambda: Critic(shape, act_dim, config),
             _FIELDS,
         )
+        obs_field = (shape, torch.uint8 if self.images else torch.float32)
         self._replay_fields = {
-            "obs": ((obs_dim,), torch.float32),
+            "obs": obs_field,
             "action": ((act_dim,), torch.float32),
             "reward": ((), torch.float32),
-            "next_obs": ((obs_dim,), torch.float32),
+            "next_obs": obs_field,
             "done": ((), torch.float32),
         }
-        self._replay: ReplayBuffer | None = None
+        self._replay: ReplayBuffer | TrajectoryBuffer | None = None
         self.noise = _make_noise(config, spec.num_envs, act_dim, self.device, self.generator)
 
     @property
-    def replay(self) -> ReplayBuffer:
+    def replay(self) -> ReplayBuffer | TrajectoryBuffer:
         """Allocated on first use: the runner's evaluation copy of the agent only acts, and
-        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid)."""
+        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid). Image
+        observations go to per-member trajectories that store each frame once (``done``
+        there is ``terminated``)."""
+        if self._replay is None and self.images:
+            fields = {**self._replay_fields, "terminated": self._replay_fields["done"]}
+            del fields["done"]
+            frames = StackedFrames.for_shape(
+                self.spec.observation_shape, self.spec.task_kwargs.get("frame_stack")
+            )
+            members = self.spec.num_envs
+            self._replay = TrajectoryBuffer(
+                max(self.config.buffer_size, members), members, fields, self.device,
+                self.generator, frames,
+            )  # fmt: skip
         if self._replay is None:
             self._replay = ReplayBuffer(
                 self.config.buffer_size,
@@ -281,7 +332,7 @@ class DDPG(ActorCriticAgent):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """Deterministic ``mu(obs)`` scaled to the bounds; with ``explore``, plus noise."""
-        obs = obs.to(self.device, torch.float32)
+        obs = obs.to(self.device, torch.uint8 if self.images else torch.float32)
         if self.config.batch_norm:
             self.actor.eval()
         action = self.actor(obs)
@@ -313,13 +364,17 @@ class DDPG(ActorCriticAgent):
     ) -> None:
         """Store a batch; truncation is ignored on purpose (we bootstrap through it)."""
         dev = self.device
-        self.replay.add(
+        stored = dict(
             obs=obs.to(dev),
             action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
-            done=terminated.to(dev),
         )
+        if isinstance(self.replay, TrajectoryBuffer):
+            ends = (terminated | truncated).to(dev)
+            self.replay.add(done=ends, terminated=terminated.to(dev), **stored)
+        else:
+            self.replay.add(done=terminated.to(dev), **stored)
 
     def update(self, num_updates: int = 1) -> dict[str, Any]:
         """``num_updates`` gradient steps on fresh uniform batches (their indices drawn in
@@ -330,7 +385,7 @@ class DDPG(ActorCriticAgent):
         """
         if num_updates < 1:
             return {}
-        batch = self.replay.sample(self.config.batch_size, num_updates)
+        batch = self._sample(num_updates)
         if self.config.batch_norm:
             self.actor.train()
             self.critic.train()
@@ -346,6 +401,14 @@ class DDPG(ActorCriticAgent):
             "critic_loss": torch.stack(critic_losses).mean(),
             "actor_loss": torch.stack(actor_losses).mean(),
         }
+
+    def _sample(self, num_updates: int) -> dict[str, torch.Tensor]:
+        """Uniform batches ``[num_updates, batch, ...]`` of the fields ``_FIELDS``."""
+        if isinstance(self.replay, ReplayBuffer):
+            return self.replay.sample(self.config.batch_size, num_updates)
+        rows = self.replay.sample(self.config.batch_size * num_updates)
+        rows["done"] = rows["terminated"]
+        return {k: rows[k].unflatten(0, (num_updates, -1)) for k in _FIELDS}
 
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``r + gamma (1 - d) Q'(s', mu'(s'))``."""

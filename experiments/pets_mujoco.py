@@ -85,8 +85,13 @@ class HalfCheetahConfig(Config):
     agent: PETSConfig = field(
         default_factory=lambda: PETSConfig(
             planner=pets_cem(horizon=15),
-            ensemble=EnsembleConfig(hidden=128, particles=10, normalize_targets=True,
-                                    angle_dims=(1,), absolute_dims=(8,)),  # fmt: skip
+            ensemble=EnsembleConfig(
+                hidden=128,
+                particles=10,
+                normalize_targets=True,
+                angle_dims=(1,),
+                absolute_dims=(8,),
+            ),  # fmt: skip
             train_every=1_000,
             train_epochs=25,
         )

@@ -82,15 +82,19 @@ class ActorCriticAgent(StepAgent):
     actor_opt: torch.optim.Adam
     critic_opt: torch.optim.Adam
 
-    def prelude(self, config: Any, spec: EngineSpec, device: torch.device | str) -> tuple[int, int]:
+    def prelude(
+        self, config: Any, spec: EngineSpec, device: torch.device | str, images: bool = False
+    ) -> tuple[int, int]:
         """What every actor-critic sets first: ``config``, ``spec``, ``device``, its CPU
         threads (``config.torch_threads``), the map from [-1, 1] to the action bounds and
-        its generator (``config.seed``); returns ``(obs_dim, act_dim)``."""
+        its generator (``config.seed``); returns ``(obs_dim, act_dim)`` (``obs_dim``: the
+        first axis of the observation shape, which may be an image's ``(C, H, W)`` where
+        the agent takes ``images``)."""
         self.config, self.spec = config, spec
         self.device = torch.device(device)
         kit.apply_torch_threads(config.torch_threads, self.device)
         who = type(self).__name__
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, self.device, who)
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, self.device, who, images)
         self.generator = kit.seeded_generator(config.seed, self.device)
         self.updates = 0
         return spec.observation_shape[0], spec.action_dim

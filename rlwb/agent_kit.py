@@ -52,12 +52,12 @@ def checkpoint_fits(who: str) -> Iterator[None]:
 
 
 def unit_action_map(
-    spec: EngineSpec, device: torch.device, who: str
+    spec: EngineSpec, device: torch.device, who: str, images: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, bias)`` with ``action = u * scale + bias`` for ``u`` in [-1, 1]^A, for an
-    agent ``who`` that takes flat observations and needs finite action bounds; a
-    :class:`~rlwb.errors.ConfigError` naming the task otherwise."""
-    if len(spec.observation_shape) != 1:
+    agent ``who`` that takes flat observations (or also ``images`` ``(C, H, W)``) and needs
+    finite action bounds; a :class:`~rlwb.errors.ConfigError` naming the task otherwise."""
+    if len(spec.observation_shape) != 1 and not (images and len(spec.observation_shape) == 3):
         raise ConfigError(
             f"{who} takes flat observations; {spec.task_id} has shape {spec.observation_shape}"
         )

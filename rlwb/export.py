@@ -171,13 +171,17 @@ def check_observations(
     shape: tuple[int, ...], real: torch.Tensor | None = None, seed: int = 0
 ) -> torch.Tensor:
     """Observations for the check: ``real`` ones (if given) first, then Gaussian ones of
-    scales 1 and 5, so that there are at least ``sum(CHECK_BATCHES)``."""
+    scales 1 and 5 (images ``(C, H, W)``: uniform pixel values 0..255, the float32 of a
+    uint8 frame), so that there are at least ``sum(CHECK_BATCHES)``."""
     gen = torch.Generator().manual_seed(seed)
     parts = []
     if real is not None and tuple(real.shape[1:]) == tuple(shape):
         parts.append(real.to(torch.float32).cpu())
     have = sum(len(p) for p in parts)
     need = max(sum(CHECK_BATCHES) - have, 2)
+    if len(shape) == 3:
+        parts.append(torch.randint(0, 256, (need, *shape), generator=gen).float())
+        return torch.cat(parts)
     noise = torch.randn((need, *shape), generator=gen)
     noise[need // 2 :] *= 5.0
     parts.append(noise)

@@ -80,6 +80,7 @@ SMOKE: dict[str, Smoke] = {
         "| gdg | 1 |",
         child=True,
     ),
+    "pixel_tdmpc_learning.py": Smoke("--smoke", "| 0 (untrained) |"),
     "pixel_throughput.py": Smoke("--smoke", "| cheetah-run | 1 |", ("dm_control", "shimmy")),
     "safe_mpc_bench.py": Smoke(
         "--episodes 1 --steps 2", "| obstacles | gp_filter (CLF + CBF) |", ("qpsolvers",)
