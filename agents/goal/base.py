@@ -124,8 +124,8 @@ class GoalAgent(ActorCriticAgent):
         self.horizon = int(spec.max_episode_steps or 1000)
         nets = DDPGConfig(hidden=tuple(config.hidden))
         self.build_actor_critic(
-            lambda: Actor(obs_dim, act_dim, nets),
-            lambda: Critic(obs_dim, act_dim, nets),
+            lambda: Actor((obs_dim,), act_dim, nets),
+            lambda: Critic((obs_dim,), act_dim, nets),
             _FIELDS,
         )
         self.replay = TrajectoryBuffer(
