@@ -10,6 +10,7 @@ import torch
 pytest.importorskip("envpool", reason="the atari extra (envpool) is not installed")
 
 from rlwb.engine import make_engine  # noqa: E402
+from rlwb.engine.envpool_backend import gymnasium_twin  # noqa: E402
 from rlwb.engine.gym_backend import StateNotSupportedError  # noqa: E402
 from rlwb.errors import ActionError  # noqa: E402
 
@@ -117,18 +118,9 @@ def test_observations_equal_gymnasium_atari_preprocessing(game: str) -> None:
     (``noop_max=0``). The observation of the step that ends the game is not compared: the
     two stop the last frame skip at game over differently (measured: Pong 54 of 28,224
     pixels differ there, Seaquest 2; every earlier step is equal)."""
-    gym = pytest.importorskip("gymnasium")
-    ale_py = pytest.importorskip("ale_py")
+    pytest.importorskip("ale_py")
     pytest.importorskip("cv2", reason="AtariPreprocessing needs opencv-python")
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
-
-    gym.register_envs(ale_py)
-    raw = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=0.0,
-                   full_action_space=False)  # fmt: skip
-    oracle = FrameStackObservation(
-        AtariPreprocessing(raw, noop_max=1, frame_skip=4, screen_size=84,
-                           terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False), 4
-    )  # fmt: skip
+    oracle = gymnasium_twin(f"{game}-v5")
     with make_engine(f"{game}-v5", 1, seed=0, noop_max=0) as engine:
         expected, _ = oracle.reset(seed=3)
         assert np.array_equal(engine.reset(seed=0)[0].numpy(), expected)

@@ -268,3 +268,39 @@ class EnvpoolEngine(Engine):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def gymnasium_twin(
+    task: str,
+    render_mode: str | None = None,
+    frame_skip: int = 4,
+    stack_num: int = 4,
+    img_height: int = 84,
+    img_width: int = 84,
+    gray_scale: bool = True,
+    repeat_action_probability: float = 0.0,
+    full_action_space: bool = False,
+    **_engine_only: Any,
+) -> gym.Env:
+    """Gymnasium's env that gives this backend's observations: ``ALE/<game>-v5`` (frame skip
+    1, the same sticky actions and action set) in ``AtariPreprocessing`` (frame skip, max of
+    the last two frames, area resize, grey, ``noop_max=1``: the one no-op frame EnvPool
+    always runs at reset) and a ``FrameStackObservation``. Equal frames, rewards and
+    terminations to an engine with ``noop_max=0`` for the same actions, except the frame of
+    the step that ends the game (tests/test_atari_engine.py). Videos render through it;
+    ``render_fps`` is one frame per agent step. Needs ``ale-py`` and ``opencv-python``."""
+    import ale_py
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    gym.register_envs(ale_py)
+    raw = gym.make(f"ALE/{task}", frameskip=1, render_mode=render_mode,
+                   repeat_action_probability=repeat_action_probability,
+                   full_action_space=full_action_space)  # fmt: skip
+    env = FrameStackObservation(
+        AtariPreprocessing(raw, noop_max=1, frame_skip=frame_skip, terminal_on_life_loss=False,
+                           screen_size=(img_width, img_height), grayscale_obs=gray_scale,
+                           scale_obs=False),
+        stack_num,
+    )  # fmt: skip
+    env.metadata = {**env.metadata, "render_fps": round(FRAMES_PER_SECOND / frame_skip)}
+    return env
