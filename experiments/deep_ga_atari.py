@@ -16,14 +16,14 @@ the paper's 1B game frames are ``--train.total-steps 250000000`` at frame skip 4
 generation is up to 6.5M agent steps and 1000 networks of 16 MB: a GPU job (the paper:
 about 4 h for 1B frames on one workstation, 1 h on 720 cores).
 
-The CPU preset (``CPU_PRESET``; a few generations in minutes on two cores):
+The CPU preset (``CPU_PRESET``; about ten generations, minutes on two quiet cores):
 
-    rlwb train deep_ga_atari --agent.population 64 --agent.truncation 8 --agent.conv small \
-        --agent.elite-candidates 4 --agent.elite-episodes 3 --agent.chunk 64 \
-        --train.task-kwargs.max-episode-steps 1000 --train.total-steps 400000 \
+    rlwb train deep_ga_atari --agent.population 32 --agent.truncation 6 --agent.conv small \
+        --agent.elite-candidates 4 --agent.elite-episodes 3 --agent.chunk 32 \
+        --train.task-kwargs.max-episode-steps 1000 --train.total-steps 200000 \
         --train.eval-every 100000 --train.eval-episodes 3
 
-N = 64, T = 8, the authors' small network (16-32 convolutions, 256 hidden units), the elite
+N = 32, T = 6, the authors' small network (16-32 convolutions, 256 hidden units), the elite
 from 4 candidates over 3 episodes, episodes capped at 1,000 agent steps; sigma stays the
 paper's. TensorBoard adds ``charts/frames_per_second`` and its split into
 ``network_frames_per_second`` and ``emulator_frames_per_second`` to the other GA charts.
@@ -35,9 +35,9 @@ from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
 from rlwb.train import TrainConfig, TrainResult, run_experiment
 
 CPU_PRESET = [
-    "--agent.population", "64", "--agent.truncation", "8", "--agent.conv", "small",
-    "--agent.elite-candidates", "4", "--agent.elite-episodes", "3", "--agent.chunk", "64",
-    "--train.task-kwargs.max-episode-steps", "1000", "--train.total-steps", "400000",
+    "--agent.population", "32", "--agent.truncation", "6", "--agent.conv", "small",
+    "--agent.elite-candidates", "4", "--agent.elite-episodes", "3", "--agent.chunk", "32",
+    "--train.task-kwargs.max-episode-steps", "1000", "--train.total-steps", "200000",
     "--train.eval-every", "100000", "--train.eval-episodes", "3",
 ]  # fmt: skip
 

@@ -460,7 +460,7 @@ class DeepGA(IterationAgent):
         k = self._candidates() - int(carried)
         best = torch.argsort(fitness, descending=True, stable=True)[:k].tolist()
         cand_genomes = [genomes[i] for i in best]
-        cand_params = params[torch.as_tensor(best, device=self.device)]
+        cand_params = params[torch.as_tensor(best, dtype=torch.int64, device=self.device)]
         if carried:
             cand_genomes.append(self.elite)
             cand_params = torch.cat([cand_params, self.net.params])
