@@ -212,6 +212,33 @@ class DeepGAConfig:
         )
 
 
+class Children:
+    """A generation's children as parameter rows made on demand (``children[rows]``): each
+    row's parent plus its mutation (generation 0: fresh initialisations), elementwise the
+    same numbers as making them all at once. The generation then holds one chunk of networks
+    at a time, not all N (the paper's Atari generation is 1000 networks of 16 MB)."""
+
+    def __init__(
+        self, genomes: Genomes, seeds: list[int], parents: torch.Tensor | None = None,
+        pick: torch.Tensor | None = None,
+    ) -> None:  # fmt: skip
+        self.genomes, self.seeds, self.parents, self.pick = genomes, seeds, parents, pick
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, index: slice | torch.Tensor) -> torch.Tensor:
+        if isinstance(index, slice):
+            rows = torch.arange(len(self.seeds))[index]
+        else:
+            rows = torch.as_tensor(index, dtype=torch.int64).reshape(-1).cpu()
+        seeds = [self.seeds[i] for i in rows.tolist()]
+        if self.parents is None:
+            return self.genomes.init(seeds)
+        parents = self.pick[rows].to(getattr(self.parents, "device", "cpu"))  # (or Children)
+        return self.genomes.mutate(self.parents[parents], seeds)
+
+
 def _speed(frames: int, seconds: float, network: float) -> dict[str, float]:
     """A generation's agent steps per second, overall and split into the time in the
     networks and the rest (the emulator, and the engine's bookkeeping)."""
@@ -335,14 +362,13 @@ class DeepGA(IterationAgent):
                 self._evaluator = LocalEvaluator(engine.spawn, net, cfg.horizon, cfg.chunk)
         return self._evaluator
 
-    def _children(self, n: int) -> tuple[list[list[int]], torch.Tensor]:
+    def _children(self, n: int) -> tuple[list[list[int]], Children]:
         seeds = self.genomes.draw(n, self.generator)
         if self.parent_params is None:
-            return [[s] for s in seeds], self.genomes.init(seeds)
+            return [[s] for s in seeds], Children(self.genomes, seeds)
         pick = torch.randint(len(self.parents), (n,), generator=self.generator)
         genomes = [self.parents[i] + [s] for i, s in zip(pick.tolist(), seeds, strict=True)]
-        params = self.genomes.mutate(self.parent_params[pick.to(self.device)], seeds)
-        return genomes, params
+        return genomes, Children(self.genomes, seeds, self.parent_params, pick)
 
     def _candidates(self) -> int:
         """Networks re-evaluated for the elite this generation (the old one included)."""
@@ -447,7 +473,7 @@ class DeepGA(IterationAgent):
         self,
         evaluator: Any,
         genomes: list[list[int]],
-        params: torch.Tensor,
+        params: Children,
         fitness: torch.Tensor,
         seed: int,
         norm: Norm,
@@ -473,7 +499,7 @@ class DeepGA(IterationAgent):
     def _choose_parents(
         self,
         genomes: list[list[int]],
-        params: torch.Tensor,
+        params: Children,
         score: torch.Tensor,
         fitness: torch.Tensor,
     ) -> None:
