@@ -263,12 +263,6 @@ class EnvpoolEngine(Engine):
             pool.close()
             self._pool = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
 
 def gymnasium_twin(
     task: str,
