@@ -311,7 +311,7 @@ class PopulationConv(nn.Module):
 
     def _logits(self, params: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """``frames[R, m, C, H, W] -> logits[R, m, A]`` with network r's weights ``params[r]``."""
-        r, m = frames.shape[:2]
+        r, m = int(params.shape[0]), frames.shape[1]  # (r a constant when exported)
         x = (frames.to(params.dtype) / 255.0).transpose(0, 1).reshape(m, -1, *frames.shape[3:])
         for (offset, weights, _), (c_in, c_out, kernel, stride, pad) in zip(
             self.layout, self.convs, strict=False
