@@ -128,6 +128,8 @@ def make_engine(
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = torch.device(device) if device is not None else None
     entry = tasks.find(task)
+    if backend == "envpool" and not (status := backend_status(backend))[0]:
+        raise BackendUnavailableError(status[1])
     if backend in ("auto", "envpool") and entry is None and _atari(task):
         backend = "envpool"  # Atari ids run on EnvPool only (the backend checks the id)
     elif backend == "auto":
@@ -180,12 +182,10 @@ def make_engine(
 
 
 def _atari(task: str) -> bool:
-    """Whether ``task`` is an EnvPool Atari id (``Pong-v5``); without EnvPool, whether it
-    looks like one (so the envpool backend says what to install)."""
-    from rlwb.engine.envpool_backend import atari_ids
+    """Whether ``task`` is an EnvPool Atari id (``Pong-v5``; never without EnvPool)."""
+    from rlwb.engine.envpool_backend import is_atari_id
 
-    known = atari_ids()
-    return task in known if known else task.endswith("-v5") and not _gym_registered(task)
+    return is_atari_id(task)
 
 
 def _pick_backend(task: str, entry: tasks.TaskEntry | None, device: torch.device | None) -> str:

@@ -35,6 +35,7 @@ its end, and the next ``step`` needs a ``reset()``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -51,13 +52,14 @@ NOOP = 0  # action 0 is NOOP in every game's minimal action set
 _NO_LIMIT = 2**30  # EnvPool's own time limit: off (the engine truncates)
 
 
-def atari_ids() -> list[str]:
+@functools.cache
+def atari_ids() -> tuple[str, ...]:
     """EnvPool's Atari task ids (empty without EnvPool)."""
     try:
         from envpool.registration import registry
     except ImportError:
-        return []
-    return sorted(k for k, v in registry.specs.items() if v[0] == "envpool.atari")
+        return ()
+    return tuple(sorted(k for k, v in registry.specs.items() if v[0] == "envpool.atari"))
 
 
 def is_atari_id(task: str) -> bool:
