@@ -57,6 +57,11 @@ def unit_action_map(
     """``(scale, bias)`` with ``action = u * scale + bias`` for ``u`` in [-1, 1]^A, for an
     agent ``who`` that takes flat observations (or also ``images`` ``(C, H, W)``) and needs
     finite action bounds; a :class:`~rlwb.errors.ConfigError` naming the task otherwise."""
+    if spec.num_actions:
+        raise ConfigError(
+            f"{who} needs continuous actions; {spec.task_id} has {spec.num_actions} discrete "
+            "ones (Atari games train with: rlwb train deep_ga_atari)"
+        )
     if len(spec.observation_shape) != 1 and not (images and len(spec.observation_shape) == 3):
         raise ConfigError(
             f"{who} takes flat observations; {spec.task_id} has shape {spec.observation_shape}"

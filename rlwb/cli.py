@@ -205,6 +205,7 @@ def cmd_list(args: list[str]) -> int:
         backends = list(entry.backends) + (["gym"] if entry.gym_id else [])
         print(f"  {task_id:<30} {','.join(backends):<16} {entry.description}")
     print("  (any other Gymnasium id runs on the gym backend)")
+    print("  (EnvPool's Atari ids, Pong-v5, Frostbite-v5, ..., run on the envpool backend)")
     experiments = modules_of("rlwb.experiments")
     for title, found in (("agents", agent_classes()), ("experiments", experiments)):
         print(f"\n{title}:")

@@ -99,9 +99,20 @@ def _open(task: str, task_kwargs: dict[str, Any] | None) -> Any:
 
     quiet_known_warnings()
     try:
+        if _atari(task):  # EnvPool's Atari ids: Gymnasium's ALE with the engine's preprocessing
+            from rlwb.engine.envpool_backend import gymnasium_twin
+
+            return gymnasium_twin(task, "rgb_array", **_split_options(task_kwargs)[0])
         return gym.make(_gym_id(task), render_mode="rgb_array", **_split_options(task_kwargs)[0])
     except Exception as exc:  # gymnasium raises many kinds (bad id, bad kwargs, ...)
         raise RlwbError(f"cannot render {task!r} through Gymnasium: {exc}") from None
+
+
+def _atari(task: str) -> bool:
+    from rlwb import tasks
+    from rlwb.engine.envpool_backend import is_atari_id
+
+    return tasks.find(task) is None and is_atari_id(task)
 
 
 def _render(env: Any, task: str) -> np.ndarray:
@@ -238,6 +249,8 @@ def _episode_frames(
 ) -> tuple[list[np.ndarray], int]:
     if (task_kwargs or {}).get("observation", "state") != "state":
         return _pixel_episode_frames(agent, task, seed, dict(task_kwargs), max_steps, fps)
+    import gymnasium as gym
+
     _, repeat, time_limit = _split_options(task_kwargs)
     env = _open(task, task_kwargs)
     try:
@@ -245,13 +258,15 @@ def _episode_frames(
         obs, _ = env.reset(seed=seed)
         frames = [_render(env, task)]
         limit = max_steps or time_limit or -(-(env.spec.max_episode_steps or 1000) // repeat)
-        low = torch.as_tensor(env.action_space.low)
-        high = torch.as_tensor(env.action_space.high)
+        discrete = isinstance(env.action_space, gym.spaces.Discrete)
+        low = torch.as_tensor(0 if discrete else env.action_space.low)
+        high = torch.as_tensor(env.action_space.n - 1 if discrete else env.action_space.high)
         dtype = agent.spec.action_low.dtype
         done = False
         for t in range(limit):
             action = _act(agent, obs, state_of(t), dtype).to(low.dtype)
             action = torch.maximum(torch.minimum(action, high), low).numpy()
+            action = int(action.reshape(-1)[0]) if discrete else action
             for _ in range(repeat):
                 obs, _, terminated, truncated, _ = env.step(action)
                 frames.append(env.render())

@@ -40,6 +40,17 @@ class Smoke:
 
 
 SMOKE: dict[str, Smoke] = {
+    "atari_learning.py": Smoke(
+        "--games Pong-v5 --total-steps 200 --random-episodes 2 --run-dir {tmp} --preset "
+        "--agent.population 3 --agent.truncation 2 --agent.conv small "
+        "--agent.elite-candidates 1 --agent.elite-episodes 1 --agent.chunk 3 "
+        "--train.task-kwargs.max-episode-steps 30 --train.eval-episodes 1 --train.no-progress",
+        "| Pong-v5 | ",
+        ("envpool",),
+    ),
+    "atari_throughput.py": Smoke(
+        "--sizes 2 --steps 3 --rounds 1 --conv small --inline", "| 2 |", ("envpool",)
+    ),
     "cem_mpc_bench.py": Smoke(
         "--task InvertedPendulum-v5 --steps 2 --samples 4 --horizon 3 --iterations 1 --elites 2",
         "| gym-copies |",

@@ -1,8 +1,9 @@
 """The vectorized rollout engine: ``make_engine(task, num_envs, backend="auto")``.
 
 Backends (see ``BACKENDS``): ``mujoco`` (native MuJoCo on CPU threads), ``warp`` (MuJoCo
-Warp, GPU), ``torch`` (analytic tasks written in torch) and ``gym`` (any Gymnasium id via
-``gymnasium.vector``). All return the same :class:`Engine` API.
+Warp, GPU), ``torch`` (analytic tasks written in torch), ``gym`` (any Gymnasium id via
+``gymnasium.vector``) and ``envpool`` (Atari games, ``Pong-v5``). All return the same
+:class:`Engine` API.
 
 ``make_engine`` is where a task id is resolved, once: it splits the keywords into engine
 options (``max_episode_steps``, ``action_repeat``: see :mod:`rlwb.engine.base`), the
@@ -30,6 +31,7 @@ BACKENDS: dict[str, str] = {
     "warp": "rlwb.engine.warp_backend:WarpEngine",
     "torch": "rlwb.engine.torch_backend:TorchEngine",
     "gym": "rlwb.engine.gym_backend:GymEngine",
+    "envpool": "rlwb.engine.envpool_backend:EnvpoolEngine",
 }
 
 __all__ = [
@@ -129,7 +131,11 @@ def make_engine(
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = torch.device(device) if device is not None else None
     entry = tasks.find(task)
-    if backend == "auto":
+    if backend == "envpool" and not (status := backend_status(backend))[0]:
+        raise BackendUnavailableError(status[1])
+    if backend in ("auto", "envpool") and entry is None and _atari(task):
+        backend = "envpool"  # Atari ids run on EnvPool only (the backend checks the id)
+    elif backend == "auto":
         backend = _pick_backend(task, entry, dev, task_kwargs.get("observation", "state"))
     elif backend not in BACKENDS:
         raise ConfigError(
@@ -185,6 +191,13 @@ def make_engine(
     )
     engine.spec = dataclasses.replace(engine.spec, backend=backend, task_kwargs=dict(task_kwargs))
     return engine
+
+
+def _atari(task: str) -> bool:
+    """Whether ``task`` is an EnvPool Atari id (``Pong-v5``; never without EnvPool)."""
+    from rlwb.engine.envpool_backend import is_atari_id
+
+    return is_atari_id(task)
 
 
 def _pick_backend(

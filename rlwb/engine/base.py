@@ -68,7 +68,9 @@ class EngineSpec:
     ``observation``, ``achieved_goal``, ``desired_goal``), from the task's
     ``observation_slices`` attribute; empty for a plain vector. ``observation_dtype`` is
     the observations' dtype: the engine's float dtype for state vectors, ``torch.uint8``
-    for images ``[C, H, W]`` (``observation="pixels"``, see :mod:`rlwb.engine.pixels`)."""
+    for images ``[C, H, W]`` (``observation="pixels"``, see :mod:`rlwb.engine.pixels`; Atari
+    frames). ``num_actions`` is 0 for continuous actions; n > 0 means discrete actions, an
+    integer ``[B]`` or ``[B, 1]`` tensor of values in ``[0, n)`` (``action_dim`` 1)."""
 
     task_id: str
     num_envs: int
@@ -85,6 +87,7 @@ class EngineSpec:
     observation_slices: dict[str, tuple[int, int]] = field(default_factory=dict)
     action_repeat: int = 1
     observation_dtype: torch.dtype = torch.float32
+    num_actions: int = 0
 
 
 def _slices_of(task: Any) -> dict[str, tuple[int, int]]:
@@ -618,7 +621,8 @@ class Engine(ABC):
             elapsed0 = self.elapsed.clone()
             raw = self._rollout_fast_repeated(actions, int(horizon), obs) if open_loop else None
             if raw is None:
-                raw = self._rollout_steps(actions, int(horizon), obs, elapsed0, stop_on_truncation)
+                raw = self._rollout_steps(actions, int(horizon), obs, elapsed0, stop_on_truncation,
+                                          record_obs)  # fmt: skip
             return assemble(int(horizon), obs, *raw, elapsed0, self.max_episode_steps,
                             stop_on_truncation, record_obs, record_actions)  # fmt: skip
         finally:
@@ -657,10 +661,15 @@ class Engine(ABC):
         obs: torch.Tensor,
         elapsed0: torch.Tensor,
         stop_on_truncation: bool,
+        record_obs: bool = True,
     ) -> tuple[Any, ...]:
         """Reference rollout: one engine step per step, stopping once every member has
-        ended. Returns the raw per-step outputs :func:`assemble` takes."""
+        ended. Returns the raw per-step outputs :func:`assemble` takes. Without
+        ``record_obs`` only each member's latest observation is kept (frames of a long
+        pixel rollout would not fit in memory), returned as a stride-0 ``[N, T, ...]``
+        view, which is all :func:`assemble` then reads."""
         n = self.num_envs
+        latest = None  # without record_obs: each member's observation at its last alive step
         alive = torch.ones(n, dtype=torch.bool, device=self.device)
         outs: list[tuple[torch.Tensor, ...]] = []
         infos: dict[str, list[torch.Tensor]] = {}
@@ -677,7 +686,10 @@ class Engine(ABC):
             else:
                 with self._policy_context():
                     act, obs, reward, term, info = self._act_and_advance(actions, obs, acting, live)
-            outs.append((obs, reward.to(self.dtype), term))
+            if not record_obs:
+                latest = obs if acting is None or latest is None else latest.index_put(
+                    (acting,), obs[acting])  # fmt: skip
+            outs.append((obs if record_obs else obs[:, None][:, :0], reward.to(self.dtype), term))
             for key, value in info.items():
                 infos.setdefault(key, []).append(value)
             taken.append(act)
@@ -695,6 +707,8 @@ class Engine(ABC):
             return none, flat, flat.bool(), {}, none.new_zeros(n, 0, self.action_dim)
         stack = [torch.stack(list(x), dim=1) for x in zip(*outs, strict=True)]
         info_t = {k: torch.stack(v, dim=1) for k, v in infos.items()}
+        if not record_obs:
+            stack[0] = latest[:, None].expand(n, len(outs), *latest.shape[1:])
         return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
 
     def _act_and_advance(
