@@ -6,7 +6,7 @@ from rlwb.agents.deep_ga.agent import DeepGA, DeepGAConfig
 from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
 from rlwb.agents.goal.gdg import GDG, GDGConfig
 from rlwb.agents.pets import PETS, PETSConfig
-from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
+from rlwb.agents.safe_cem_mpc.agent import SafeCEMMPC, SafeCEMMPCConfig
 from rlwb.agents.tdmpc.agent import TDMPC, TDMPCConfig
 
 __all__ = [

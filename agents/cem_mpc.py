@@ -10,10 +10,11 @@ It plans with the real engine's state, so ``needs_engine_state`` is True: the ru
 evaluation, ``rlwb eval`` and ``rlwb.agent.act_on`` pass ``state=engine.get_state()``. A
 member starts without a warm start at ``episode_start`` (the runner and evaluation call it)
 and, for loops that do not, when its state's elapsed-step count becomes 0. Inside
-``engine.rollout`` (how evaluation runs) that count stays at 0 for the whole episode; an
-earlier version took every such step as a new episode, dropped the warm start and kept
-elites at each step and fell in evaluation (121 and 862 steps at seed 11) while the same
-planner's training episodes survived.
+``engine.rollout`` (how evaluation runs) that count stays at 0 for the whole episode, so
+a count of 0 starts an episode only where the previous call's count was not 0: taking every
+such step as a new episode drops the warm start and the kept elites at each step, and the
+pole fell in evaluation (121 and 862 steps at seed 11) while the same planner's training
+episodes survived.
 
 Deviations / choices: ``explore`` is ignored (MPC acts the same in training and evaluation);
 with ``replan_every = k > 1`` the plan's next actions are executed for k steps and the warm

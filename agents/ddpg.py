@@ -10,6 +10,18 @@ down for small tasks (64-64 networks, batch 128, actor lr 3e-4): the setting the
 quickstart needs to learn in a minute or two on two CPU cores. On Pendulum, actor lr 1e-3
 learns as fast but often collapses again a few thousand steps later (measured).
 
+From pixels (``DDPGConfig.pixels()``, ``experiments/ddpg_pixels.py``): given an image
+observation space ``(C, H, W)`` (uint8, frames stacked along the channels), the actor and
+the critic each put their own conv encoder (``rlwb.nn.ConvEncoder``: pixels / 255, three
+Conv2d of 32 filters with ReLU, no pooling, flattened) before their fully connected layers
+(200-200 in the paper's pixel setting), with no other flag. The paper fixes the 3 x 32
+filters, 200-200, 3 stacked frames of 64 x 64 and action repeat 3, batch 16 and the final
+layer init U[+-3e-4]; it leaves open kernel sizes and strides (3 and 2 here, configurable),
+whether actor and critic share an encoder (separate here) and batch norm on pixels (off in
+``pixels()``); the action enters the critic at its first fully connected layer, after the
+convolutions. The replay then keeps each frame once (per-member trajectories,
+``rlwb.replay.TrajectoryBuffer`` with ``StackedFrames``).
+
 Deviations from the paper, on purpose:
 
 * Bootstrapping: the target is ``r + gamma * (1 - terminated) * Q'(s', mu'(s'))``. A
@@ -33,44 +45,34 @@ Deviations from the paper, on purpose:
   the runner's (``TrainConfig.updates_per_step``), as are the random steps before
   ``learning_starts``.
 
-Speed: one ``torch._foreach_lerp_`` for all target tensors, indices for all of an
-``update`` call's gradient steps sampled in one draw, losses kept as tensors (no host
-sync per step), Adam's fused kernel called directly (``rlwb.nn.FusedAdamStep``: bit-identical
-to ``Adam.step`` without its per-call regrouping), one torch thread on CPU, optional
-``torch.compile`` of the networks, and on CUDA the whole gradient step captured once as a
-CUDA graph and replayed (``rlwb.nn.CudaGraphStep``; not run yet: this work had no GPU).
-Measured on 2 CPU cores (HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against
-SB3's 14.0 ms; see ``benchmarks/RESULTS.md``. Critic and target critic are not fused into one
-forward: they have different weights, and a stacked (bmm) forward would double the
-weight-gradient work.
+Speed: the gradient step, the optimizers and the target update are the shared
+actor-critic core's (:mod:`rlwb.actor_critic`: one ``torch._foreach_lerp_`` for all target
+tensors, Adam's fused kernel called directly, optional ``torch.compile``, and on CUDA the
+whole gradient step captured once as a CUDA graph, not yet run on a GPU); here, indices for
+all of an ``update`` call's gradient steps are sampled in one draw, losses stay tensors
+(no host sync per step), and one torch thread runs on CPU. Measured on 2 CPU cores
+(HalfCheetah shapes, 400-300, batch 256): 11.0 ms per update against SB3's 14.0 ms; see
+``benchmarks/RESULTS.md``. Critic and target critic are not fused into one forward: they
+have different weights, and a stacked (bmm) forward would double the weight-gradient work.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rlwb import agent_kit as kit
-from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
+from rlwb.actor_critic import ActorCriticAgent
+from rlwb.agent import PolicyNetwork, ScaledPolicy
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
-from rlwb.nn import (
-    CudaGraphStep,
-    FusedAdamStep,
-    fan_in_uniform_,
-    fused_adam_available,
-    mlp_block,
-    soft_update_,
-)
+from rlwb.nn import ConvSpec, encoder_for, fan_in_uniform_, is_image, mlp_block
 from rlwb.noise import GaussianNoise, NoNoise, OrnsteinUhlenbeckNoise
-from rlwb.replay import ReplayBuffer
+from rlwb.replay import ReplayBuffer, StackedFrames, TrajectoryBuffer
 
-FORMAT_VERSION = 1
 _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 
 
@@ -78,6 +80,7 @@ _FIELDS = ("obs", "action", "reward", "next_obs", "done")
 class DDPGConfig:
     """DDPG hyperparameters. The defaults learn Pendulum-v1 quickly; see the presets."""
 
+    mutable_on_resume: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "noise_sigma")
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer widths, shared by actor and critic (paper: 400, 300)."""
     critic_action_layer: int = 0
@@ -106,6 +109,12 @@ class DDPGConfig:
     then ran the HalfCheetah update slower than eager (13.2 vs 11.0 ms)."""
     cuda_graph: bool = True
     """On CUDA, capture the gradient step as a CUDA graph (ignored on CPU)."""
+    conv_channels: tuple[int, ...] = (32, 32, 32)
+    """Image observations: filters of the conv layers before ``hidden`` (the paper: 3 x 32)."""
+    conv_kernels: tuple[int, ...] = (3, 3, 3)
+    """Image observations: conv kernel sizes (not given in the paper: our choice)."""
+    conv_strides: tuple[int, ...] = (2, 2, 2)
+    """Image observations: conv strides (not given in the paper: our choice)."""
     torch_threads: int = 1
     """torch.set_num_threads at construction on CPU (0: leave torch's setting). One thread
     is the robust choice: DDPG's matmuls are small, and on a shared or loaded machine
@@ -117,7 +126,13 @@ class DDPGConfig:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
+        for name in ("conv_channels", "conv_kernels", "conv_strides"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
         self.validate()
+
+    def conv(self) -> ConvSpec:
+        """The conv layers that encode image observations (features for ``hidden``)."""
+        return ConvSpec(self.conv_channels, self.conv_kernels, self.conv_strides)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
@@ -159,6 +174,7 @@ class DDPGConfig:
             raise bad("torch_threads", "must be >= 0")
         if not self.final_init > 0:
             raise bad("final_init", "must be > 0")
+        self.conv()  # one line if the conv layers do not match up
 
     @classmethod
     def paper(cls, **overrides: Any) -> DDPGConfig:
@@ -201,28 +217,43 @@ class DDPGConfig:
         )
         return cls(**{**values, **overrides})
 
+    @classmethod
+    def pixels(cls, **overrides: Any) -> DDPGConfig:
+        """The paper's pixel setting (section 7): 3 conv layers of 32 filters, then 200-200
+        fully connected; batch 16; final layers in U[-3e-4, 3e-4]; the action enters the
+        critic at its first fully connected layer; the rest as :meth:`paper` without batch
+        norm (the paper states it for low-dimensional inputs only)."""
+        values: dict[str, Any] = dict(
+            hidden=(200, 200), critic_action_layer=0, batch_norm=False, batch_size=16,
+            final_init=3e-4,
+        )  # fmt: skip
+        return cls.paper(**{**values, **overrides})
+
 
 class Actor(nn.Module):
-    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds."""
+    """``obs -> tanh(...)`` in [-1, 1]^A; the agent scales to the action bounds. Image
+    observations pass the config's conv encoder first (``rlwb.nn.encoder_for``)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], act_dim: int, cfg: DDPGConfig) -> None:
         super().__init__()
+        self.encoder, obs_dim = encoder_for(obs_shape, cfg.conv())
         first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
         body, width = mlp_block(obs_dim, cfg.hidden, cfg.batch_norm)
         head = fan_in_uniform_(nn.Linear(width, act_dim), cfg.final_init)
         self.net = nn.Sequential(*first, body, head, nn.Tanh())
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        return self.net(self.encoder(obs))
 
 
 class Critic(nn.Module):
     """``Q(obs, action)``; the action joins the features before hidden layer
-    ``critic_action_layer``."""
+    ``critic_action_layer`` (image observations: after the critic's own conv encoder)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: DDPGConfig) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], act_dim: int, cfg: DDPGConfig) -> None:
         super().__init__()
         k = cfg.critic_action_layer
+        self.encoder, obs_dim = encoder_for(obs_shape, cfg.conv())
         first = [nn.BatchNorm1d(obs_dim)] if cfg.batch_norm else []
         pre, width = mlp_block(obs_dim, cfg.hidden[:k], cfg.batch_norm)
         self.obs_net = nn.Sequential(*first, *pre)
@@ -230,86 +261,64 @@ class Critic(nn.Module):
         self.head = nn.Sequential(post, fan_in_uniform_(nn.Linear(width, 1), cfg.final_init))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        features = self.obs_net(obs)
+        features = self.obs_net(self.encoder(obs))
         return self.head(torch.cat([features, action], dim=-1)).squeeze(-1)
 
 
-class DDPG(StepAgent):
-    """Deep Deterministic Policy Gradient over a batched engine (see the module docstring)."""
+class DDPG(ActorCriticAgent):
+    """Deep Deterministic Policy Gradient over a batched engine (see the module docstring).
+
+    Per gradient step, on a uniform minibatch ``(s, a, r, s', d)`` from the replay:
+
+    1. ``y = r + gamma (1 - d) Q'(s', mu'(s'))`` (:meth:`bootstrap_target`);
+    2. critic: one Adam step on ``mean (Q(s, a) - y)^2``;
+    3. actor: one Adam step on ``-mean Q(s, mu(s))`` (:meth:`actor_loss`);
+    4. targets: ``theta' <- tau theta + (1 - tau) theta'``.
+
+    Steps 2-4 are the shared core's (:class:`rlwb.actor_critic.ActorCriticAgent`)."""
+
+    saved_parts = ("replay", "noise")
 
     def __init__(self, config: DDPGConfig, spec: EngineSpec, device: torch.device | str) -> None:
         if not isinstance(config, DDPGConfig):
             raise ConfigError(f"DDPG needs a DDPGConfig, got {type(config).__name__}")
         config.validate()
-        if len(spec.observation_shape) != 1:
-            raise ConfigError(
-                f"DDPG takes flat observations; {spec.task_id} has shape "
-                f"{spec.observation_shape} (from-pixels DDPG is not implemented)"
-            )
-        self.config, self.spec = config, spec
-        self.device = dev = torch.device(device)
-        kit.apply_torch_threads(config.torch_threads, dev)
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "DDPG")
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
-
-        self.generator = kit.seeded_generator(config.seed, dev)
-
-        self.actor = Actor(obs_dim, act_dim, config).to(dev)
-        self.critic = Critic(obs_dim, act_dim, config).to(dev)
-        self.actor_target = Actor(obs_dim, act_dim, config).to(dev).eval()
-        self.critic_target = Critic(obs_dim, act_dim, config).to(dev).eval()
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
-            p.requires_grad_(False)
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        online, target = (self.actor, self.critic), (self.actor_target, self.critic_target)
-        self._targets = [p for m in target for p in m.parameters()]
-        self._sources = [p for m in online for p in m.parameters()]
-        # batch-norm running statistics (and counts): copied, not averaged
-        self._target_stats = [b for m in target for b in m.buffers()]
-        self._source_stats = [b for m in online for b in m.buffers()]
-
-        self._graphed = dev.type == "cuda" and config.cuda_graph
-        opt_kw: dict[str, Any] = {"fused": True} if fused_adam_available(dev) else {"foreach": True}
-        if self._graphed:
-            opt_kw["capturable"] = True
-        weights = [p for p in self._critic_params if p.ndim > 1]
-        biases = [p for p in self._critic_params if p.ndim <= 1]
-        self.actor_opt = torch.optim.Adam(self._actor_params, lr=config.actor_lr, **opt_kw)
-        self.critic_opt = torch.optim.Adam(
-            [{"params": weights, "weight_decay": config.critic_l2}, {"params": biases}],
-            lr=config.critic_lr,
-            **opt_kw,
+        _, act_dim = self.prelude(config, spec, device, images=True)
+        shape = tuple(spec.observation_shape)
+        self.images = is_image(shape)
+        self.build_actor_critic(
+            lambda: Actor(shape, act_dim, config),
+            lambda: Critic(shape, act_dim, config),
+            _FIELDS,
         )
-        self._actor_step = FusedAdamStep(self.actor_opt)
-        self._critic_step = FusedAdamStep(self.critic_opt)
-
+        obs_field = (shape, torch.uint8 if self.images else torch.float32)
         self._replay_fields = {
-            "obs": ((obs_dim,), torch.float32),
+            "obs": obs_field,
             "action": ((act_dim,), torch.float32),
             "reward": ((), torch.float32),
-            "next_obs": ((obs_dim,), torch.float32),
+            "next_obs": obs_field,
             "done": ((), torch.float32),
         }
-        self._replay: ReplayBuffer | None = None
-        self.noise = _make_noise(config, spec.num_envs, act_dim, dev, self.generator)
-        self.updates = 0
-
-        self._actor_fwd, self._critic_fwd = self.actor, self.critic
-        self._actor_target_fwd, self._critic_target_fwd = self.actor_target, self.critic_target
-        if config.compile:
-            self._actor_fwd = torch.compile(self.actor)
-            self._critic_fwd = torch.compile(self.critic)
-            self._actor_target_fwd = torch.compile(self.actor_target)
-            self._critic_target_fwd = torch.compile(self.critic_target)
-        self._step = CudaGraphStep(self._gradient_step) if self._graphed else self._gradient_step
+        self._replay: ReplayBuffer | TrajectoryBuffer | None = None
+        self.noise = _make_noise(config, spec.num_envs, act_dim, self.device, self.generator)
 
     @property
-    def replay(self) -> ReplayBuffer:
+    def replay(self) -> ReplayBuffer | TrajectoryBuffer:
         """Allocated on first use: the runner's evaluation copy of the agent only acts, and
-        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid)."""
+        on CUDA a 1M-transition buffer is real memory (2.9 GB for Humanoid). Image
+        observations go to per-member trajectories that store each frame once (``done``
+        there is ``terminated``)."""
+        if self._replay is None and self.images:
+            fields = {**self._replay_fields, "terminated": self._replay_fields["done"]}
+            del fields["done"]
+            frames = StackedFrames.for_shape(
+                self.spec.observation_shape, self.spec.task_kwargs.get("frame_stack")
+            )
+            members = self.spec.num_envs
+            self._replay = TrajectoryBuffer(
+                max(self.config.buffer_size, members), members, fields, self.device,
+                self.generator, frames,
+            )  # fmt: skip
         if self._replay is None:
             self._replay = ReplayBuffer(
                 self.config.buffer_size,
@@ -323,7 +332,7 @@ class DDPG(StepAgent):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """Deterministic ``mu(obs)`` scaled to the bounds; with ``explore``, plus noise."""
-        obs = obs.to(self.device, torch.float32)
+        obs = obs.to(self.device, torch.uint8 if self.images else torch.float32)
         if self.config.batch_norm:
             self.actor.eval()
         action = self.actor(obs)
@@ -355,29 +364,34 @@ class DDPG(StepAgent):
     ) -> None:
         """Store a batch; truncation is ignored on purpose (we bootstrap through it)."""
         dev = self.device
-        self.replay.add(
+        stored = dict(
             obs=obs.to(dev),
             action=kit.to_unit(action, self.action_scale, self.action_bias),
             reward=reward.to(dev),
             next_obs=next_obs.to(dev),
-            done=terminated.to(dev),
         )
+        if isinstance(self.replay, TrajectoryBuffer):
+            ends = (terminated | truncated).to(dev)
+            self.replay.add(done=ends, terminated=terminated.to(dev), **stored)
+        else:
+            self.replay.add(done=terminated.to(dev), **stored)
 
     def update(self, num_updates: int = 1) -> dict[str, Any]:
-        """``num_updates`` gradient steps on fresh uniform batches.
+        """``num_updates`` gradient steps on fresh uniform batches (their indices drawn in
+        one go).
 
         Returns the mean critic and actor losses as 0-dim tensors (``float()`` them when
         logging): converting here would force a host sync every step on CUDA.
         """
         if num_updates < 1:
             return {}
-        batch = self.replay.sample(self.config.batch_size, num_updates)
+        batch = self._sample(num_updates)
         if self.config.batch_norm:
             self.actor.train()
             self.critic.train()
         critic_losses, actor_losses = [], []
         for i in range(num_updates):
-            c, a = self._step(*(batch[name][i] for name in _FIELDS))
+            c, a = self.train_step(*(batch[name][i] for name in _FIELDS))
             critic_losses.append(c)
             actor_losses.append(a)
         self.updates += num_updates
@@ -388,76 +402,23 @@ class DDPG(StepAgent):
             "actor_loss": torch.stack(actor_losses).mean(),
         }
 
-    def _gradient_step(
-        self,
-        obs: torch.Tensor,
-        action: torch.Tensor,
-        reward: torch.Tensor,
-        next_obs: torch.Tensor,
-        done: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One critic step, one actor step, one soft target update."""
-        with torch.no_grad():
-            next_q = self._critic_target_fwd(next_obs, self._actor_target_fwd(next_obs))
-            target = reward + self.config.gamma * (1.0 - done) * next_q
-        critic_loss = F.mse_loss(self._critic_fwd(obs, action), target)
-        self._critic_step.zero_grad()
-        critic_loss.backward(inputs=self._critic_params)
-        self._critic_step.step()
+    def _sample(self, num_updates: int) -> dict[str, torch.Tensor]:
+        """Uniform batches ``[num_updates, batch, ...]`` of the fields ``_FIELDS``."""
+        if isinstance(self.replay, ReplayBuffer):
+            return self.replay.sample(self.config.batch_size, num_updates)
+        rows = self.replay.sample(self.config.batch_size * num_updates)
+        rows["done"] = rows["terminated"]
+        return {k: rows[k].unflatten(0, (num_updates, -1)) for k in _FIELDS}
 
-        actor_loss = -self._critic_fwd(obs, self._actor_fwd(obs)).mean()
-        self._actor_step.zero_grad()
-        actor_loss.backward(inputs=self._actor_params)
-        self._actor_step.step()
+    def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``r + gamma (1 - d) Q'(s', mu'(s'))``."""
+        next_obs = batch["next_obs"]
+        next_q = self.q_target(next_obs, self.mu_target(next_obs))
+        return batch["reward"] + self.config.gamma * (1.0 - batch["done"]) * next_q
 
-        soft_update_(self._targets, self._sources, self.config.tau)
-        if self._target_stats:
-            torch._foreach_copy_(self._target_stats, self._source_stats)
-        return critic_loss.detach(), actor_loss.detach()
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": dataclasses.asdict(self.config),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "replay": self.replay.state_dict(),
-            "noise": self.noise.state_dict(),
-            "generator": self.generator.get_state(),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, "DDPG")
-        with kit.checkpoint_fits("DDPG"):
-            self.actor.load_state_dict(state["actor"])
-            self.critic.load_state_dict(state["critic"])
-            self.actor_target.load_state_dict(state["actor_target"])
-            self.critic_target.load_state_dict(state["critic_target"])
-            self.actor_opt.load_state_dict(state["actor_opt"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
-            self._actor_step.bind()
-            self._critic_step.bind()
-            if self._graphed:  # the optimizer state moved: capture again
-                self._step = CudaGraphStep(self._gradient_step)
-        self.replay.load_state_dict(state["replay"])
-        self.noise.load_state_dict(state["noise"])
-        self.generator.set_state(state["generator"])
-        self.updates = int(state["updates"])
-
-    def policy_state_dict(self) -> dict[str, Any]:
-        """The actor alone: what ``rlwb eval`` needs."""
-        return {"format_version": FORMAT_VERSION, "actor": self.actor.state_dict()}
-
-    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, "DDPG")
-        with kit.checkpoint_fits("DDPG"):
-            self.actor.load_state_dict(state["actor"])
+    def actor_loss(self, batch: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """``-mean Q(s, mu(s))``: ascend the critic."""
+        return -self.q(batch["obs"], action).mean()
 
 
 def _make_noise(

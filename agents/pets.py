@@ -9,7 +9,7 @@ ensemble is trained on all training transitions, bootstrap epochs until the held
 stops improving (``train_epochs``, ``patience``; each member keeps its best epoch), and the
 ``ensemble.elites`` members best on held-out data plan. Inputs are standardised; the
 log-variance is soft-bounded by learned bounds (PETS). Rewards and terminations come from
-the task's known function of observations where ``planners.task_rewards`` has one, else
+the task's known function of observations where the task has one (``reward_from_obs``), else
 from a learned reward head.
 
 Logged through ``update`` (``losses/*``): ``model_nll``, ``model_holdout_mse`` (one-step
@@ -63,13 +63,14 @@ from typing import Any, Literal
 import torch
 
 from rlwb import agent_kit as kit
+from rlwb import tasks
 from rlwb.agent import StepAgent
 from rlwb.agents.cem_mpc import PlanTimer, rest_value
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
 from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
+from rlwb.planners.models import RewardFn
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
-from rlwb.planners.task_rewards import RewardFn, task_reward
 from rlwb.replay import ReplayBuffer
 
 FORMAT_VERSION = 3  # 2: the ensemble's output normalisation; 3: its planned members
@@ -157,7 +158,7 @@ class PETS(StepAgent):
         kit.apply_torch_threads(config.torch_threads, self.device)
         if len(spec.observation_shape) != 1:
             raise ConfigError(f"PETS needs flat observations, got {spec.observation_shape}")
-        reward_fn = task_reward(spec.task_id, spec.task_kwargs)
+        reward_fn = tasks.reward_from_obs(spec.task_id, spec.task_kwargs)
         if config.reward == "task" and reward_fn is None:
             raise ConfigError(
                 f"no known reward function for {spec.task_id!r} with these task arguments; "

@@ -42,7 +42,7 @@ import tyro
 
 from rlwb import make_engine
 from rlwb.apart import Contender, run_apart
-from rlwb.bench import _policy
+from rlwb.bench import bench_policy
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Args:
 def _rlwb_parts(task: str, warm: int) -> dict[str, Callable[[], object]]:
     engine = make_engine(task, 1, backend="mujoco", seed=0, num_threads=1)
     obs = engine.reset()
-    policy = _policy(engine.observation_shape[0], engine.action_dim)
+    policy = bench_policy(engine.observation_shape[0], engine.action_dim)
     with torch.no_grad():
         for _ in range(warm):
             obs = engine.step(policy(obs))[0]
@@ -88,7 +88,7 @@ def _rlwb_parts(task: str, warm: int) -> dict[str, Callable[[], object]]:
 def _gym_parts(task: str, warm: int) -> dict[str, Callable[[], object]]:
     env = gym.vector.SyncVectorEnv([lambda: gym.make(task)], autoreset_mode="SameStep")
     obs, _ = env.reset(seed=0)
-    policy = _policy(obs.shape[1], env.single_action_space.shape[0])
+    policy = bench_policy(obs.shape[1], env.single_action_space.shape[0])
     for _ in range(warm):
         with torch.no_grad():
             action = policy(torch.from_numpy(np.asarray(obs, dtype=np.float32))).numpy()
@@ -144,7 +144,7 @@ def measure_blocks(task: str, args: Args) -> dict[str, float]:
     engine = make_engine(task, 1, backend="mujoco", seed=0, num_threads=1)
     env = gym.vector.SyncVectorEnv([lambda: gym.make(task)], autoreset_mode="SameStep")
     state = {"rlwb": engine.reset(seed=0), "gym": env.reset(seed=0)[0]}
-    policy = _policy(engine.observation_shape[0], engine.action_dim)
+    policy = bench_policy(engine.observation_shape[0], engine.action_dim)
     actions = np.random.default_rng(0).uniform(-1, 1, (4096, engine.action_dim))
     actions = actions.astype(np.float32)
     actions_t = torch.from_numpy(actions)
@@ -199,7 +199,7 @@ def measure_alone(task: str, who: str, block: int, warm_steps: int) -> dict[str,
         obs, act_dim = env.reset(seed=0)[0], env.single_action_space.shape[0]
         step = lambda action: env.step(action)[0]  # noqa: E731
         to_tensor = lambda o: torch.from_numpy(np.asarray(o, dtype=np.float32))  # noqa: E731
-    policy = _policy(int(np.prod(obs.shape[1:])), act_dim)
+    policy = bench_policy(int(np.prod(obs.shape[1:])), act_dim)
     actions = np.random.default_rng(0).uniform(-1, 1, (4096, 1, act_dim)).astype(np.float32)
     holder = [obs]
 

@@ -102,7 +102,7 @@ def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int,
     from rlwb.agents.goal.bridges import BridgeConfig
     from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
     from rlwb.agents.goal.gdg import GDG, GDGConfig
-    from rlwb.experiments._goal_maze import goal_training_steps
+    from rlwb.stepping import training_steps
 
     torch.manual_seed(seed)
     engine = make_maze_engine(maze, MEMBERS, seed, evaluation=False)
@@ -115,7 +115,9 @@ def run_rlwb(agent_name: str, maze: str, seed: int, steps: int, eval_every: int,
         agent = GDG(GDGConfig(bridges=agent_name == "gdg", bridge=bridge, **small), engine.spec,
                     "cpu")  # fmt: skip
     curve = []
-    for step in goal_training_steps(agent, engine, steps, warmup(maze), seed):
+    # the runner's loop: random actions before warmup, then half an update per env step
+    for step in training_steps(agent, engine, steps, warmup(maze), updates_per_step=0.5,
+                               seed=seed):  # fmt: skip
         if step % eval_every == 0:
             curve.append((step, success_rate(lambda o: agent.act(o), maze, seed)))
     return curve

@@ -21,8 +21,8 @@ import torch
 
 from rlwb import make_engine
 from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
-from rlwb.experiments._safe_mpc_report import closed_loop
 from rlwb.planners.safety import SafetyFilterConfig
+from rlwb.safe_mpc_report import closed_loop
 
 TASKS = {"tracking": "Quadrotor-Figure8-v0", "obstacles": "Quadrotor-Obstacles-v0"}
 VARIANTS = {

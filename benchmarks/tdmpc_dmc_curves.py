@@ -28,8 +28,8 @@ import pathlib
 import statistics
 from dataclasses import dataclass, field
 
-from rlwb.config import load_yaml
-from rlwb.plot import _quiet_tensorboard, find_runs
+from rlwb.plot import find_runs, quiet_tensorboard
+from rlwb.saved_run import read_config as read_run_config
 
 PUBLISHED_CSV = pathlib.Path(__file__).with_name("tdmpc_published.csv")
 ALIASES = {"ball_in_cup-catch": "cup-catch"}  # rlwb's id -> the id the authors report
@@ -64,7 +64,7 @@ class Run:
 
 def _scalars(path: pathlib.Path) -> dict[str, list[tuple[int, float, float]]]:
     """Every scalar tag's (step, value, wall time) events."""
-    with _quiet_tensorboard():
+    with quiet_tensorboard():
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
@@ -85,10 +85,7 @@ def is_tdmpc(config: dict) -> bool:
 
 def read_config(path: pathlib.Path) -> dict | None:
     """A run folder's ``config.yaml`` when it names a task, else None."""
-    config = path / "config.yaml"
-    if not config.is_file():
-        return None
-    data = load_yaml(config) or {}
+    data = read_run_config(path) or {}
     return data if (data.get("train") or {}).get("task") else None
 
 

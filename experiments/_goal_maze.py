@@ -2,41 +2,13 @@
 and the pictures they add to TensorBoard at the end of a run: GDG's bridge points on the
 maze, and the learned against the true steps-to-goal of the probe set."""
 
-import torch
-from torch.utils.tensorboard import SummaryWriter
-
-from rlwb import checkpoint
-from rlwb.agents.goal.bridges import draw_bridges
+from rlwb.agents.goal.figures import draw_bridges, probe_figure
 from rlwb.agents.goal.gdg import GDG
-from rlwb.config import from_dict
 from rlwb.engine import make_engine
-from rlwb.evaluate import run_evaluation, spec_from_dict
+from rlwb.evaluate import run_evaluation
+from rlwb.logger import RunLogger
+from rlwb.saved_run import read_config
 from rlwb.train import TrainConfig, TrainResult
-
-
-def goal_training_steps(agent, engine, steps: int, warmup: int, seed: int):
-    """The plain training loop of the goal benchmarks and tests: uniform random actions for
-    ``warmup`` env steps, then exploring actions and ``num_envs // 2`` updates per batch
-    step (half an update per env step); yields the env step count after each batch step."""
-    members = engine.num_envs
-    gen = torch.Generator().manual_seed(seed)
-    obs = engine.reset(seed=seed)
-    agent.episode_start(torch.ones(members, dtype=torch.bool))
-    for step in range(members, steps + 1, members):
-        if step <= warmup:
-            action = torch.rand(members, engine.spec.action_dim, generator=gen) * 2 - 1
-            action = action * agent.action_scale + agent.action_bias
-        else:
-            action = agent.act(obs, explore=True)
-        nxt, reward, term, trunc, info = engine.step(action)
-        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
-        agent.observe(obs, action, reward, real, term, trunc)
-        obs = nxt
-        if bool(info["done"].any()):
-            agent.episode_start(info["done"])
-        if step > warmup:
-            agent.update(members // 2)
-        yield step
 
 
 def maze_train_config() -> TrainConfig:
@@ -91,30 +63,24 @@ def task_presets(config: type) -> dict[str, type]:
     return dict.fromkeys(IDS, RoboticsConfig)
 
 
-def log_goal_pictures(result: TrainResult, agent_class=GDG) -> None:
-    """Add the final agent's pictures to the run's TensorBoard: ``probe/learned_vs_true``
-    (a scatter of the critic's distance against true steps-to-goal on the probe set) and,
-    for GDG with bridges, ``bridges/points`` (the bridge points it plans on its evaluation
-    episodes, drawn on the maze)."""
-    if result.checkpoint is None:
-        return
-    payload = checkpoint.load(result.checkpoint)  # weights only: never runs code
-    spec = spec_from_dict(payload["spec"], torch.device("cpu"))
-    agent = agent_class(from_dict(agent_class.config_class, payload["agent_config"]), spec, "cpu")
-    agent.load_state_dict(payload["agent"])
-    probe = agent.probe_figure()
+def log_goal_pictures(agent, result: TrainResult, logger: RunLogger) -> None:  # noqa: ANN001
+    """The experiments' end-of-run hook (``run_experiment(..., on_end=...)``): add the final
+    agent's pictures to the run's TensorBoard: ``probe/learned_vs_true`` (a scatter of the
+    critic's distance against true steps-to-goal on the probe set) and, for GDG with bridges,
+    ``bridges/points`` (the bridge points it plans on its evaluation episodes, drawn on the
+    maze)."""
+    probe = probe_figure(agent)
     if probe is not None:
-        with SummaryWriter(str(result.run_dir)) as writer:
-            writer.add_figure("probe/learned_vs_true", probe, result.env_steps)
+        logger.figure("probe/learned_vs_true", probe, result.env_steps)
     if isinstance(agent, GDG) and agent.config.bridges and hasattr(agent.task, "grid"):
-        log_bridge_points(agent, payload, result)
+        log_bridge_points(agent, result, logger)
 
 
-def log_bridge_points(agent: GDG, payload: dict, result: TrainResult) -> None:
+def log_bridge_points(agent: GDG, result: TrainResult, logger: RunLogger) -> None:
     """Draw the bridge points ``agent`` plans on its evaluation episodes, and its graph's
     nodes, into the run's TensorBoard as ``bridges/points``."""
     spec = agent.spec
-    train = payload["train_config"]
+    train = read_config(result.run_dir)["train"]
     engine = make_engine(spec.task_id, train["eval_episodes"], backend=spec.backend,
                          seed=train["eval_seed"], **spec.task_kwargs)  # fmt: skip
     run_evaluation(agent, engine, train["eval_seed"])
@@ -122,5 +88,4 @@ def log_bridge_points(agent: GDG, payload: dict, result: TrainResult) -> None:
     points = plan.recent_bridges()
     title = f"{spec.task_id}: {len(points)} bridge points"
     fig = draw_bridges(agent.task, points, title, nodes=plan.node_points)
-    with SummaryWriter(str(result.run_dir)) as writer:
-        writer.add_figure("bridges/points", fig, result.env_steps)
+    logger.figure("bridges/points", fig, result.env_steps)

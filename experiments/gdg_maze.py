@@ -34,9 +34,8 @@ TASK_PRESETS = task_presets(Config)  # Gymnasium-Robotics' mazes: gym backend, t
 
 
 def main(argv: list[str] | None = None) -> TrainResult:
-    result = run_experiment(GDG, config_for(argv, Config, TASK_PRESETS), argv, __doc__)
-    log_goal_pictures(result)
-    return result
+    config = config_for(argv, Config, TASK_PRESETS)
+    return run_experiment(GDG, config, argv, __doc__, on_end=log_goal_pictures)
 
 
 if __name__ == "__main__":

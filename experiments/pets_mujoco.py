@@ -10,7 +10,7 @@ all of the agent's replay every ``train_every`` steps (epochs until the held-out
 improving) and the agent plans through it with PETS' CEM (truncated-normal samples,
 variance bounded by the distance to the action bounds and smoothed). Rewards and
 terminations come from the task's known function of observations (InvertedPendulum,
-HalfCheetah, Hopper; ``rlwb.planners.task_rewards``), else from a learned reward head.
+HalfCheetah, Hopper; the task's ``reward_from_obs``), else from a learned reward head.
 ``--train.task`` picks a preset (``TASK_PRESETS``; options still apply); every preset is
 cut to 2 CPU cores (ensemble width, CEM population and horizon below mbrl-lib's), and the
 agent's docstring lists each choice with the measurement behind it.
@@ -21,7 +21,7 @@ agent's docstring lists each choice with the measurement behind it.
   sequence's first action is executed (mbrl-lib's CEM can do either).
 * HalfCheetah-v5: 10k steps, one random episode first; root angle as sine/cosine, x
   velocity predicted absolutely (PETS' cheetah pre/post-processing), standardised targets.
-* Hopper-v5: termination from the observation (``task_rewards.hopper``: a particle that
+* Hopper-v5: termination from the observation (``Hopper.reward_from_obs``: a particle that
   falls collects no more reward), one random episode's worth of steps first.
 
 TensorBoard: ``losses/model_nll``, ``losses/model_holdout_mse`` (one-step error on held-out
@@ -85,8 +85,13 @@ class HalfCheetahConfig(Config):
     agent: PETSConfig = field(
         default_factory=lambda: PETSConfig(
             planner=pets_cem(horizon=15),
-            ensemble=EnsembleConfig(hidden=128, particles=10, normalize_targets=True,
-                                    angle_dims=(1,), absolute_dims=(8,)),  # fmt: skip
+            ensemble=EnsembleConfig(
+                hidden=128,
+                particles=10,
+                normalize_targets=True,
+                angle_dims=(1,),
+                absolute_dims=(8,),
+            ),  # fmt: skip
             train_every=1_000,
             train_epochs=25,
         )

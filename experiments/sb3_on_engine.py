@@ -52,7 +52,7 @@ def build_model(cfg: Config, venv) -> PPO | TD3:  # noqa: ANN001 - an SB3 VecEnv
 
 def main(argv: list[str] | None = None) -> tuple[float, float]:
     if argv is None:  # python -m: a bad option is one line and exit code 2, as `rlwb train`
-        from rlwb.cli import run_as_command
+        from rlwb.command import run_as_command
 
         return run_as_command(lambda: main(sys.argv[1:]))
     cfg = parse_cli(Config, argv, description=__doc__.split("\n\n")[0])

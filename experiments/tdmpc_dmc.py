@@ -1,8 +1,9 @@
-"""TD-MPC on DeepMind Control tasks (state observations), the authors' setting.
+"""TD-MPC on DeepMind Control tasks, from states or pixels, the authors' setting.
 
     python -m rlwb.experiments.tdmpc_dmc --train.task cheetah-run
     python -m rlwb.experiments.tdmpc_dmc --train.task walker-walk --train.seed 1
     python -m rlwb.experiments.tdmpc_dmc --train.task humanoid-walk --train.total-env-steps 1000000
+    rlwb train tdmpc_dmc --train.task cartpole-swingup --train.task-kwargs observation pixels
 
 The budget is in env steps as the paper counts them (simulator steps = agent steps x action
 repeat): 500k by default, 3M for humanoid and 5M for dog. The task's domain picks the
@@ -14,6 +15,12 @@ latent, batch 2048 and lr 3e-4. Options given on the command line win over all o
 for a budget in agent steps). 5,000 uniform random agent steps (the authors' seed_steps), then
 one update per agent step; evaluation every 20k env steps, 10 episodes. TensorBoard and the
 progress lines count env steps.
+
+From pixels (``--train.task-kwargs observation pixels``), the authors' ``cfgs/pixels.yaml``
+joins in under the domain's settings: 84 x 84 images, 3 stacked frames, a 100k env-step
+budget, 8 planning iterations; TD-MPC then builds its conv encoder (32 channels) and
+random-shift augmentation (pad 4) from the image observation space, and its replay keeps
+each frame once.
 """
 
 from __future__ import annotations
@@ -57,21 +64,32 @@ def domain_settings(task: str) -> DomainSettings:
     return DOMAINS.get(task.split("-", 1)[0], DomainSettings())
 
 
-def train_defaults(task: str) -> TrainConfig:
-    """The runner's settings for ``task`` as the authors train it."""
+# the authors' cfgs/pixels.yaml: engine options, budget and agent settings
+PIXEL_OPTIONS: dict[str, Any] = {"image_size": 84, "frame_stack": 3}
+PIXEL_ENV_STEPS = 100_000
+PIXEL_AGENT: dict[str, Any] = {"iterations": 8, "num_channels": 32}
+
+
+def train_defaults(task: str, pixels: bool = False) -> TrainConfig:
+    """The runner's settings for ``task`` as the authors train it (from pixels: their
+    pixel budget unless the domain sets its own)."""
     domain = domain_settings(task)
+    steps = domain.env_steps
+    if pixels and steps == DomainSettings().env_steps:
+        steps = PIXEL_ENV_STEPS
     return TrainConfig(
         task=task,
-        total_env_steps=domain.env_steps,
+        total_env_steps=steps,
         learning_starts=SEED_STEPS,
         eval_every=EVAL_EVERY_ENV_STEPS // domain.action_repeat,
         checkpoint_every=25_000,
     )  # the action repeat joins the task arguments in Config.__post_init__
 
 
-def agent_defaults(task: str) -> TDMPCConfig:
-    """TD-MPC's settings for ``task``: the authors' defaults with its domain's changes."""
-    return TDMPCConfig(**domain_settings(task).agent)
+def agent_defaults(task: str, pixels: bool = False) -> TDMPCConfig:
+    """TD-MPC's settings for ``task``: the authors' defaults with their pixel changes (from
+    pixels) and then the domain's, in the order the authors merge them."""
+    return TDMPCConfig(**{**(PIXEL_AGENT if pixels else {}), **domain_settings(task).agent})
 
 
 @dataclass
@@ -84,16 +102,20 @@ class Config:
     def __post_init__(self) -> None:
         # task arguments given without an action repeat keep the domain's
         repeat = domain_settings(self.train.task).action_repeat
-        self.train.task_kwargs = {"action_repeat": repeat, **self.train.task_kwargs}
+        kwargs = {"action_repeat": repeat, **self.train.task_kwargs}
+        if kwargs.get("observation") in ("pixels", "both"):
+            kwargs = {**PIXEL_OPTIONS, **kwargs}
+        self.train.task_kwargs = kwargs
 
 
-def config_for(task: str) -> type[Config]:
-    """A :class:`Config` whose defaults are ``task``'s: options parsed into it still win."""
+def config_for(task: str, pixels: bool = False) -> type[Config]:
+    """A :class:`Config` whose defaults are ``task``'s (from pixels or states): options
+    parsed into it still win."""
     return dataclasses.make_dataclass(
         "Config",
         [
-            ("train", TrainConfig, field(default_factory=lambda: train_defaults(task))),
-            ("agent", TDMPCConfig, field(default_factory=lambda: agent_defaults(task))),
+            ("train", TrainConfig, field(default_factory=lambda: train_defaults(task, pixels))),
+            ("agent", TDMPCConfig, field(default_factory=lambda: agent_defaults(task, pixels))),
         ],
         bases=(Config,),
         namespace={"__module__": __name__, "__doc__": Config.__doc__},
@@ -114,9 +136,31 @@ def task_in(argv: Sequence[str]) -> str:
     return task
 
 
+def pixels_in(argv: Sequence[str]) -> bool:
+    """Whether a command line's ``--train.task-kwargs`` asks for pixel observations
+    (``observation pixels`` or ``observation both``)."""
+    for i, token in enumerate(argv):
+        if token.replace("_", "-") != "--train.task-kwargs":
+            continue
+        values = []
+        for value in argv[i + 1 :]:
+            if value.startswith("--"):
+                break
+            values.append(value)
+        pairs = dict(zip(values[::2], values[1::2], strict=False))
+        if pairs.get("observation") in ("pixels", "both"):
+            return True
+    return False
+
+
+def cli_choice(argv: Sequence[str]) -> tuple[str, bool]:
+    """The task and whether pixels are asked for: what picks the defaults."""
+    return task_in(argv), pixels_in(argv)
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
     args = sys.argv[1:] if argv is None else argv
-    return run_experiment(TDMPC, config_for(task_in(args)), argv, __doc__)
+    return run_experiment(TDMPC, config_for(*cli_choice(args)), argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ predicted as values rather than changes. ``planned`` holds the members planned w
 sequence is propagated as ``particles`` particles, each bound to one ensemble member for
 the whole horizon, sampling the next observation from that member's Gaussian; the return
 of a candidate is the mean over its particles. Rewards come from the task's known function
-of observations (``planners.task_rewards``) or from the learned head's mean.
+of observations (the task's ``reward_from_obs``) or from the learned head's mean.
 
 Deviations: particles are split evenly across the planned members (``particles`` a
 multiple of them) instead of PETS' uniform random assignment, so each member runs one
@@ -34,8 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlwb.errors import ConfigError
-from rlwb.planners.models import check_plan_shapes
-from rlwb.planners.task_rewards import RewardFn
+from rlwb.planners.models import RewardFn, check_plan_shapes
 
 
 @dataclass
@@ -298,7 +297,7 @@ class ProbabilisticEnsemble(nn.Module):
 class EnsembleModel:
     """Trajectory sampling (TS-inf) through a :class:`ProbabilisticEnsemble`.
 
-    ``states`` are observations ``[B, O]``. ``reward_fn`` (``planners.task_rewards``) gives
+    ``states`` are observations ``[B, O]``. ``reward_fn`` (the task's ``reward_from_obs``) gives
     reward and termination from observations; without it the learned reward head's mean is
     used and nothing terminates. A particle that terminates collects no more reward.
     ``terminal_value(final_obs[M, O]) -> [M]`` (optional) is added for particles still

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from rlwb.errors import ConfigError
+from rlwb.planners.base import PlannerBase, Prior, shift
 from rlwb.planners.models import Model
-from rlwb.planners.sampling import PlannerBase, Prior, shift
 
 
 @dataclass

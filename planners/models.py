@@ -8,7 +8,8 @@ The whole protocol is one method::
 :class:`EngineModel`, observations for a learned ensemble, latents for TD-MPC's model);
 ``actions`` holds N candidate sequences of horizon H per member, in the task's action units.
 The return is the sum of rewards over the horizon plus the model's terminal value, if it
-has one. Every planner (``planners.sampling``, ``planners.gradient``) takes any such model.
+has one. Every planner (the :class:`~rlwb.planners.base.Planner` protocol:
+``planners.sampling``, ``planners.gradient``) takes any such model.
 
 Implementations: :class:`EngineModel` here (the true simulator), the PETS ensemble
 (``planners.ensemble``), the TD-MPC latent-model slot (``planners.latent``).
@@ -24,6 +25,11 @@ import torch
 from rlwb.engine import Engine, EngineSpec, make_engine
 
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
+RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""A task's known reward of a step given as observations, for models that predict
+observations (PETS): ``(obs[M, O], action[M, A], next_obs[M, O]) -> (reward[M],
+terminated[M] bool)``. Tasks offer one as ``reward_from_obs`` (``rlwb.tasks.reward_from_obs``
+finds it)."""
 
 
 @runtime_checkable

@@ -88,6 +88,13 @@ class Agent(ABC):
     def load_policy_state_dict(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state)
 
+    def metrics(self) -> dict[str, float]:
+        """Scalars the agent measured since the last call, keyed by their full TensorBoard
+        tag (``losses/critic``, ``gdg/probe_distance``, ``ga/elite_return`` ...). The runner
+        drains it at every log step and logs each value under its tag (``update()``'s and
+        ``iterate()``'s return values stay logged as before). Default: ``{}``."""
+        return {}
+
     def policy_network(self) -> PolicyNetwork | None:
         """The deterministic policy as one torch module (what ``rlwb export`` writes as
         ONNX or TorchScript), or None for an agent whose actions come from planning at every

@@ -4,7 +4,7 @@ fit fail in one line. An agent imports it as ``from rlwb import agent_kit as kit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,12 +52,17 @@ def checkpoint_fits(who: str) -> Iterator[None]:
 
 
 def unit_action_map(
-    spec: EngineSpec, device: torch.device, who: str
+    spec: EngineSpec, device: torch.device, who: str, images: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, bias)`` with ``action = u * scale + bias`` for ``u`` in [-1, 1]^A, for an
-    agent ``who`` that takes flat observations and needs finite action bounds; a
-    :class:`~rlwb.errors.ConfigError` naming the task otherwise."""
-    if len(spec.observation_shape) != 1:
+    agent ``who`` that takes flat observations (or also ``images`` ``(C, H, W)``) and needs
+    finite action bounds; a :class:`~rlwb.errors.ConfigError` naming the task otherwise."""
+    if spec.num_actions:
+        raise ConfigError(
+            f"{who} needs continuous actions; {spec.task_id} has {spec.num_actions} discrete "
+            "ones (Atari games train with: rlwb train deep_ga_atari)"
+        )
+    if len(spec.observation_shape) != 1 and not (images and len(spec.observation_shape) == 3):
         raise ConfigError(
             f"{who} takes flat observations; {spec.task_id} has shape {spec.observation_shape}"
         )
@@ -74,3 +79,17 @@ def to_unit(action: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> to
     the actions they learn from."""
     unit = (action.to(scale.device, torch.float32) - bias) / scale
     return unit.clamp_(-1.0, 1.0)
+
+
+def states_of(owner: Any, names: Iterable[str]) -> dict[str, Any]:
+    """``{name: owner.<name>.state_dict()}``: the modules, optimizers, buffers ... of an
+    agent under their attribute names, as its checkpoint stores them."""
+    return {name: getattr(owner, name).state_dict() for name in names}
+
+
+def load_states(owner: Any, state: dict[str, Any], names: Iterable[str]) -> None:
+    """The inverse of :func:`states_of`: ``owner.<name>.load_state_dict(state[name])``
+    for each name (inside :func:`checkpoint_fits`, a missing name or a misfit is one
+    line)."""
+    for name in names:
+        getattr(owner, name).load_state_dict(state[name])

@@ -83,7 +83,9 @@ def _task_id(name: str) -> str:
     return TASK_IDS.get(name, name)
 
 
-def _policy(obs_dim: int, act_dim: int) -> torch.nn.Module:
+def bench_policy(obs_dim: int, act_dim: int) -> torch.nn.Module:
+    """The fixed 64-64 tanh MLP every throughput measurement acts with (seeded: the same
+    network in every process and peer)."""
     torch.manual_seed(0)
     return torch.nn.Sequential(
         torch.nn.Linear(obs_dim, 64), torch.nn.Tanh(),
@@ -107,7 +109,7 @@ def _time_loop(step: Callable[[], int], seconds: float, warmup: int = 3) -> floa
 def _numpy_loop(env: Any, n: int, act_dim: int, seconds: float, **reset_kwargs: Any) -> float:
     """Closed loop over a numpy vector env (Gymnasium vector API or EnvPool's)."""
     obs, _ = env.reset(**reset_kwargs)
-    policy = _policy(int(np.prod(obs.shape[1:])), act_dim)
+    policy = bench_policy(int(np.prod(obs.shape[1:])), act_dim)
     state = {"obs": obs}
 
     def step() -> int:
@@ -153,7 +155,7 @@ def bench_rlwb(task_id: str, n: int, seconds: float, backend: str, threads: int)
     engine = _make_engine(task_id, n, backend, threads)
     try:
         state = {"obs": engine.reset()}
-        policy = _policy(int(np.prod(engine.observation_shape)), engine.action_dim)
+        policy = bench_policy(int(np.prod(engine.observation_shape)), engine.action_dim)
 
         def step() -> int:
             with torch.no_grad():

@@ -1,10 +1,10 @@
-"""The ``rlwb`` command: train, eval, export, list, bench, plot.
+"""The ``rlwb`` command: train, eval, export, list, bench, plot, sweep.
 
 The first word picks the command; each command's options are parsed by tyro from a
 dataclass (``rlwb train`` hands the rest of the line to the experiment's own tyro parser).
 Every :class:`rlwb.errors.RlwbError` ends the command with exit code 2 and one line on
 stderr; an interrupted run exits with 128 + the signal's number (130 for Ctrl-C, 143 for
-SIGTERM). ``python -m rlwb.experiments.X`` goes through :func:`run_as_command` too.
+SIGTERM). ``python -m rlwb.experiments.X`` goes through :func:`rlwb.command.run_as_command` too.
 """
 
 from __future__ import annotations
@@ -22,46 +22,19 @@ import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Annotated, Any, TypeVar  # noqa: E402
+from typing import Annotated  # noqa: E402
 
 import tyro  # noqa: E402
 
+from rlwb.command import (  # noqa: E402, F401 - exit codes and run_as_command, used from here too
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    exit_code,
+    run_as_command,
+)
 from rlwb.config import TaskKwargs, parse_cli  # noqa: E402
 from rlwb.errors import ConfigError, RlwbError  # noqa: E402
 from rlwb.paths import os_error_line  # noqa: E402
-
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
-T = TypeVar("T")
-
-
-def exit_code(result: Any) -> int:
-    """0, or 128 + the signal that interrupted a run."""
-    if not getattr(result, "interrupted", False):
-        return 0
-    return 128 + int(getattr(result, "stop_signal", 0) or 2)
-
-
-def run_as_command(fn: Callable[[], T]) -> T:
-    """Run ``fn`` as a shell command does: an rlwb error is one line on stderr and exit
-    code 2, Ctrl-C exit code 130; an interrupted run exits with :func:`exit_code`."""
-    try:
-        result = fn()
-    except RlwbError as exc:
-        print(f"rlwb: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-    except OSError as exc:
-        if exc.filename is None:
-            raise
-        print(f"rlwb: error: {os_error_line(exc)}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        print("rlwb: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    code = exit_code(result)
-    if code:
-        sys.exit(code)
-    return result
 
 
 # ---------------------------------------------------------------------- discovery
@@ -232,6 +205,7 @@ def cmd_list(args: list[str]) -> int:
         backends = list(entry.backends) + (["gym"] if entry.gym_id else [])
         print(f"  {task_id:<30} {','.join(backends):<16} {entry.description}")
     print("  (any other Gymnasium id runs on the gym backend)")
+    print("  (EnvPool's Atari ids, Pong-v5, Frostbite-v5, ..., run on the envpool backend)")
     experiments = modules_of("rlwb.experiments")
     for title, found in (("agents", agent_classes()), ("experiments", experiments)):
         print(f"\n{title}:")
@@ -284,6 +258,13 @@ def cmd_plot(args: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(args: list[str]) -> int:
+    """Seeds x settings on Ray Tune (rlwb.sweep)."""
+    from rlwb.sweep import main as sweep_main
+
+    return sweep_main(args)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (cmd_train, "train an experiment (rlwb train ddpg_pendulum)"),
     "eval": (cmd_eval, "evaluate a saved policy: mean ± std return"),
@@ -291,6 +272,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "list": (cmd_list, "tasks, backends, agents, experiments"),
     "bench": (cmd_bench, "speed benchmarks"),
     "plot": (cmd_plot, "learning curves of runs with confidence bands"),
+    "sweep": (cmd_sweep, "seeds x settings on Ray Tune, resumable (rlwb sweep --help)"),
 }
 
 

@@ -46,6 +46,7 @@ MOVED_MODULES = {
     "rlwb.agents.ddpg_her": "rlwb.agents.goal.ddpg_her",
     "rlwb.agents.deep_ga": "rlwb.agents.deep_ga.agent",
     "rlwb.agents.tdmpc": "rlwb.agents.tdmpc.agent",
+    "rlwb.agents.safe_cem_mpc": "rlwb.agents.safe_cem_mpc.agent",
 }
 """Where modules named in older run folders and checkpoints (which store class paths) live now."""
 

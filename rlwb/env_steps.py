@@ -62,6 +62,9 @@ class EnvStepLogger(RunLogger):
     def video(self, tag: str, frames: list[Any], step: int, fps: int) -> None:
         super().video(tag, frames, self.x(step), fps)
 
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        super().figure(tag, figure, self.x(step))
+
     def advance(self, step: int, force: bool = False) -> None:
         super().advance(self.x(step), force)
 

@@ -18,7 +18,6 @@ warm start) never leaks between training and evaluation.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import math
 import os
@@ -29,11 +28,20 @@ import torch
 
 from rlwb import checkpoint as ckpt
 from rlwb.agent import Agent
-from rlwb.config import from_dict, import_object, to_plain
-from rlwb.engine import Engine, EngineSpec, make_engine
-from rlwb.errors import CheckpointError, ConfigError
+from rlwb.engine import Engine, make_engine
+from rlwb.errors import ConfigError
 from rlwb.logger import PhaseProgress
 from rlwb.policies import policy_of  # re-exported for callers importing it from here
+from rlwb.saved_run import (  # noqa: F401 - the saved-run format, re-exported from here
+    SavedRun,
+    agent_from_checkpoint,
+    build_agent,
+    load_policy,
+    overrides_policy,
+    policy_entry,
+    spec_from_dict,
+    spec_to_dict,
+)
 
 DEFAULT_HORIZON = 1000  # for tasks without a time limit
 
@@ -120,67 +128,6 @@ def mean_std(returns: torch.Tensor) -> tuple[float, float]:
     return mean, std
 
 
-def spec_to_dict(spec: EngineSpec) -> dict[str, Any]:
-    data = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
-    data = {k: v.cpu() if isinstance(v, torch.Tensor) else to_plain(v) for k, v in data.items()}
-    data["device"] = str(spec.device)
-    return data
-
-
-def spec_from_dict(data: dict[str, Any], device: torch.device) -> EngineSpec:
-    """The saved training engine's spec (:func:`spec_to_dict`'s inverse)."""
-    fields = {f.name for f in dataclasses.fields(EngineSpec)}
-    values = {k: v for k, v in data.items() if k in fields}
-    values["observation_shape"] = tuple(values["observation_shape"])
-    values["action_low"] = torch.as_tensor(values["action_low"]).to(device)
-    values["action_high"] = torch.as_tensor(values["action_high"]).to(device)
-    values["device"] = device
-    return EngineSpec(**values)
-
-
-def agent_from_checkpoint(payload: dict[str, Any], device: torch.device) -> Agent:
-    """The checkpoint's training agent (built for the saved spec), full state loaded."""
-    agent = build_agent(payload, spec_from_dict(payload["spec"], device), device)
-    agent.load_state_dict(payload["agent"])
-    return agent
-
-
-def overrides_policy(agent: Agent) -> bool:
-    """Whether the agent keeps a smaller policy state than its full training state."""
-    return type(agent).policy_state_dict is not Agent.policy_state_dict
-
-
-def build_agent(payload: dict[str, Any], spec: EngineSpec, device: torch.device) -> Agent:
-    """An agent of the saved class and config, built for ``spec`` (not yet loaded)."""
-    try:
-        agent_cls = import_object(payload["agent_class"])
-        config_cls = import_object(payload["agent_config_class"])
-        config = from_dict(config_cls, payload["agent_config"])
-    except KeyError as exc:
-        raise CheckpointError(f"saved file lacks the field {exc.args[0]!r}") from None
-    except ConfigError as exc:
-        raise CheckpointError(f"cannot rebuild the saved agent: {exc}") from None
-    return agent_cls(config, spec, device)
-
-
-def policy_entry(agent: Agent) -> dict[str, Any]:
-    """``{"policy": policy_state_dict()}``, or ``{"agent": state_dict()}`` for an agent
-    without a separate policy state (what :func:`load_policy` reads back)."""
-    if overrides_policy(agent):
-        return {"policy": agent.policy_state_dict()}
-    return {"agent": agent.state_dict()}
-
-
-def load_policy(agent: Agent, payload: dict[str, Any]) -> None:
-    """Load the policy part of a checkpoint or policy file into ``agent``."""
-    if "policy" in payload:
-        agent.load_policy_state_dict(payload["policy"])
-    elif "agent" in payload:  # an agent without a separate policy state
-        agent.load_state_dict(payload["agent"])
-    else:
-        raise CheckpointError("saved file holds neither a policy nor an agent state")
-
-
 def evaluate(
     path: str | os.PathLike[str],
     episodes: int | None = 10,
@@ -204,17 +151,16 @@ def evaluate(
     (stronger wind, other goals, another time limit); the change is printed first, as
     ``task_kwargs changed: KEY OLD -> NEW, ...``.
     """
-    payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
-    train = payload.get("train_config") or {}
+    saved = SavedRun.load(path)
     if episodes is None:
-        episodes = int(train.get("eval_episodes", 10))
+        episodes = saved.eval_episodes
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be an integer >= 1, got {episodes!r}")
-    dev = resolve_device(device if device is not None else _saved_device(train))
-    task = train["task"]
-    saved_kwargs = dict(train.get("task_kwargs") or {})
+    dev = resolve_device(device if device is not None else _saved_device(saved.train))
+    task = saved.task
+    saved_kwargs = saved.task_kwargs
     task_kwargs = {**saved_kwargs, **(task_kwargs or {})}
-    eval_seed = int(seed if seed is not None else train["eval_seed"])
+    eval_seed = int(seed) if seed is not None else saved.eval_seed
     if video is not None:
         from rlwb.video import check_renderable, check_video_path
 
@@ -223,7 +169,7 @@ def evaluate(
     engine = make_engine(
         task,
         episodes,
-        backend=backend or payload["backend"],
+        backend=backend or saved.backend,
         device=dev,
         seed=eval_seed,
         **task_kwargs,
@@ -233,10 +179,9 @@ def evaluate(
         print(change, flush=True)
     progress = PhaseProgress(progress_every) if progress_every is not None else None
     try:
-        agent = build_agent(payload, engine.spec, dev)
-        load_policy(agent, payload)
+        agent = saved.policy_agent(engine.spec, dev)
         agent.phase_reporter = progress
-        returns, _ = run_evaluation(agent, engine, eval_seed, train.get("eval_horizon"))
+        returns, _ = run_evaluation(agent, engine, eval_seed, saved.eval_horizon)
     finally:
         if progress is not None:
             progress.close()

@@ -32,7 +32,7 @@ from torch import nn
 
 from rlwb import checkpoint as ckpt
 from rlwb.agent import Agent
-from rlwb.errors import CheckpointError, ConfigError, RlwbError
+from rlwb.errors import ConfigError, RlwbError
 
 FORMATS = {".onnx": "ONNX", ".pt": "TorchScript"}
 ONNX_OPSET = 17
@@ -95,15 +95,10 @@ def planning_reason(agent: Agent) -> str:
 
 def load_agent(path: str | os.PathLike[str]) -> tuple[Agent, dict[str, Any]]:
     """The saved agent on the CPU with its policy loaded, and the saved payload."""
-    from rlwb.evaluate import build_agent, load_policy, spec_from_dict
+    from rlwb.saved_run import SavedRun
 
-    payload = ckpt.load(path, formats=(ckpt.FORMAT, ckpt.POLICY_FORMAT))
-    if "spec" not in payload:
-        raise CheckpointError(f"{path}: saved file lacks the engine spec")
-    cpu = torch.device("cpu")
-    agent = build_agent(payload, spec_from_dict(payload["spec"], cpu), cpu)
-    load_policy(agent, payload)
-    return agent, payload
+    saved = SavedRun.load(path)
+    return saved.policy_agent(saved.spec("cpu"), "cpu"), saved.payload
 
 
 def export_policy(
@@ -115,9 +110,11 @@ def export_policy(
     source = ckpt.resolve(path_or_run)
     if source.resolve() == out.resolve():
         raise ConfigError(f"output {out} is the saved policy itself; choose another name")
-    agent, payload = load_agent(source)
-    saved_obs = payload.get("obs")
-    return export_agent(agent, out, tolerance, saved_obs if torch.is_tensor(saved_obs) else None)
+    from rlwb.saved_run import SavedRun
+
+    saved = SavedRun.load(source)
+    agent = saved.policy_agent(saved.spec("cpu"), "cpu")
+    return export_agent(agent, out, tolerance, saved.observations)
 
 
 def export_agent(
@@ -174,13 +171,17 @@ def check_observations(
     shape: tuple[int, ...], real: torch.Tensor | None = None, seed: int = 0
 ) -> torch.Tensor:
     """Observations for the check: ``real`` ones (if given) first, then Gaussian ones of
-    scales 1 and 5, so that there are at least ``sum(CHECK_BATCHES)``."""
+    scales 1 and 5 (images ``(C, H, W)``: uniform pixel values 0..255, the float32 of a
+    uint8 frame), so that there are at least ``sum(CHECK_BATCHES)``."""
     gen = torch.Generator().manual_seed(seed)
     parts = []
     if real is not None and tuple(real.shape[1:]) == tuple(shape):
         parts.append(real.to(torch.float32).cpu())
     have = sum(len(p) for p in parts)
     need = max(sum(CHECK_BATCHES) - have, 2)
+    if len(shape) == 3:
+        parts.append(torch.randint(0, 256, (need, *shape), generator=gen).float())
+        return torch.cat(parts)
     noise = torch.randn((need, *shape), generator=gen)
     noise[need // 2 :] *= 5.0
     parts.append(noise)

@@ -117,6 +117,10 @@ class RunLogger:
     def text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text, 0)
 
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """A matplotlib figure as an image (closed afterwards)."""
+        self.writer.add_figure(tag, figure, step)
+
     def video(self, tag: str, frames: list[np.ndarray], step: int, fps: int) -> None:
         """Frames ``[H, W, 3]`` uint8 as an animated GIF image summary (what
         ``SummaryWriter.add_video`` writes, without its moviepy dependency)."""
@@ -133,6 +137,10 @@ class RunLogger:
         )
         summary = Summary(value=[Summary.Value(tag=tag, image=image)])
         self.writer._get_file_writer().add_summary(summary, step)
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """A uint8 RGB image ``[3, H, W]``."""
+        self.writer.add_image(tag, image, step, dataformats="CHW")
 
     # ---------------------------------------------------------------- console
     def advance(self, step: int, force: bool = False) -> None:
@@ -288,6 +296,28 @@ class PhaseProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+OBSERVATION_TAG = "observations/frames"
+FRAMES_SHOWN = 4  # members whose observation a run shows at its start
+
+
+def log_observation_frames(logger: RunLogger, obs: Any, step: int = 0) -> bool:
+    """Show what an agent sees: for image observations (uint8 ``[B, 3k, H, W]``, k stacked
+    RGB frames) one image under ``observations/frames`` with a row per member (the first
+    four) and its k frames side by side, oldest first. Returns whether there was anything
+    to show (state vectors are not images)."""
+    import torch
+
+    if not isinstance(obs, torch.Tensor) or obs.dtype != torch.uint8 or obs.ndim != 4:
+        return False
+    shown, channels, height, width = obs[:FRAMES_SHOWN].shape
+    if channels % 3:
+        return False
+    frames = obs[:shown].reshape(shown, channels // 3, 3, height, width)
+    grid = frames.permute(2, 0, 3, 1, 4).reshape(3, shown * height, -1)
+    logger.image(OBSERVATION_TAG, grid.cpu().numpy(), step)
+    return True
 
 
 def _clock(seconds: float) -> str:

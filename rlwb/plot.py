@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlwb.config import flatten, load_yaml
+from rlwb.config import flatten
 from rlwb.errors import ConfigError
 from rlwb.paths import check_output_file
 
@@ -83,9 +83,10 @@ def _plain_number(value: object) -> object:
 def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
     """(experiment and task, the settings that define its configuration, its seed); the
     settings hold ``train.task`` for runs with a ``config.yaml``."""
-    config = run / "config.yaml"
-    if config.is_file():
-        data = load_yaml(config) or {}
+    from rlwb.saved_run import read_config  # the run format (torch and the engine: lazily)
+
+    data = read_config(run)
+    if data is not None:
         train = data.get("train") or {}
         agent = str(data.get("agent_class", "")).rpartition(":")[2].lower()
         experiment = data.get("experiment") or train.get("experiment") or agent
@@ -100,7 +101,7 @@ def run_settings(run: pathlib.Path) -> tuple[str, dict[str, object], object]:
 
 
 @contextlib.contextmanager
-def _quiet_tensorboard() -> Iterator[None]:
+def quiet_tensorboard() -> Iterator[None]:
     """TensorBoard's reader logs warnings (no TensorFlow, purged out-of-order steps of a
     resumed run) that are no concern of a plot."""
     logger = logging.getLogger("tensorboard")
@@ -116,7 +117,7 @@ def _quiet_tensorboard() -> Iterator[None]:
 def read_scalars(run: pathlib.Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of one scalar tag (the mean where a step repeats: episodes of
     several members that end together)."""
-    with _quiet_tensorboard():
+    with quiet_tensorboard():
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         acc = EventAccumulator(str(run), size_guidance={"scalars": 0})

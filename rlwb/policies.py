@@ -15,6 +15,7 @@ authors' MuJoCo policy does).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -230,3 +231,184 @@ class PopulationMLP(nn.Module):
                 _page_backed(shape, self.params.dtype) if big else self.params.new_empty(shape)
             )
         return buffer[:count]
+
+
+# ---------------------------------------------------------------------------- conv populations
+#: Atari networks: (conv layers as (channels, kernel, stride), hidden width, padding).
+#: ``large`` is the Deep GA paper's (the authors' ``LargeModel``: DQN's 32-64-64 convolutions
+#: and 512 hidden units with TensorFlow "SAME" padding, 4.0M weights for 18 actions);
+#: ``nature`` the same layers with "VALID" padding, exactly Mnih et al. 2015's DQN (1.7M);
+#: ``small`` the authors' default ``Model``, Mnih et al. 2013's 16-32 convolutions and 256
+#: hidden units, "SAME" padding (1.0M).
+CONV_NETWORKS: dict[str, tuple[tuple[tuple[int, int, int], ...], int, str]] = {
+    "large": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512, "same"),
+    "nature": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512, "valid"),
+    "small": (((16, 8, 4), (32, 4, 2)), 256, "same"),
+}
+OUTPUT_INIT_STD = 0.1  # the authors' output layer: std 0.1 / sqrt(fan_in), hidden ones 1.0
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" padding (before, after) of one dimension: output ceil(size /
+    stride), the extra pixel after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class PopulationConv(nn.Module):
+    """P convolutional Q-style networks ``frames -> action logits`` with stacked weights in
+    one flat ``[P, D]`` tensor (the Deep GA's Atari policy): member i of a ``P * m`` batch
+    is driven by network i // m and acts by the argmax of its outputs, as in the paper.
+
+    Frames are uint8 ``[C, H, W]`` scaled to [0, 1]. Each convolution runs as one grouped
+    convolution over all networks (network p's channels are group p), the hidden and output
+    layers as batched matmuls; ReLU after every layer but the last. Initialisation as the
+    authors' code: weights N(0, std^2 / fan_in) with std 1 (0.1 for the output layer),
+    biases zero. ``architecture`` names a row of :data:`CONV_NETWORKS`.
+    """
+
+    def __init__(
+        self,
+        observation_shape: Sequence[int],
+        num_actions: int,
+        population: int,
+        architecture: str = "large",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if architecture not in CONV_NETWORKS:
+            raise ConfigError(
+                f"architecture must be one of {', '.join(CONV_NETWORKS)}, got {architecture!r}"
+            )
+        if len(observation_shape) != 3:
+            raise ConfigError(f"a conv population needs [C, H, W] frames, got {observation_shape}")
+        if population < 1 or num_actions < 1:
+            raise ConfigError(f"population and num_actions must be >= 1 ({population}, "
+                              f"{num_actions})")  # fmt: skip
+        convs, hidden, padding = CONV_NETWORKS[architecture]
+        self.observation_shape = tuple(int(s) for s in observation_shape)
+        self.num_actions, self.architecture = int(num_actions), architecture
+        channels, height, width = self.observation_shape
+        self.convs: list[tuple[int, int, int, int, tuple[int, int, int, int]]] = []
+        self.layout: list[tuple[int, int, int]] = []  # (offset, weights, fan_in) per layer
+        offset = 0
+        for out, kernel, stride in convs:
+            if padding == "same":
+                (top, bottom), (left, right) = (_same_padding(height, kernel, stride),
+                                                _same_padding(width, kernel, stride))  # fmt: skip
+            else:
+                top = bottom = left = right = 0
+            pad = (left, right, top, bottom)
+            self.convs.append((channels, out, kernel, stride, pad))
+            self.layout.append((offset, out * channels * kernel * kernel, channels * kernel**2))
+            offset += out * channels * kernel * kernel + out
+            height = (height + top + bottom - kernel) // stride + 1
+            width = (width + left + right - kernel) // stride + 1
+            channels = out
+        self.features = channels * height * width
+        self.dense = [(self.features, hidden), (hidden, self.num_actions)]
+        for fan_in, fan_out in self.dense:
+            self.layout.append((offset, fan_in * fan_out, fan_in))
+            offset += fan_in * fan_out + fan_out
+        self.num_params = offset
+        self.register_buffer(
+            "params", torch.zeros(population, self.num_params, dtype=dtype, device=device)
+        )
+        self._subset: tuple | None = None  # ((params id, version), rows, params[rows])
+        self.network_seconds = 0.0  # time spent in forward passes (the GA logs it)
+
+    @property
+    def population(self) -> int:
+        return int(self.params.shape[0])
+
+    def init_scale(self) -> torch.Tensor:
+        """``[D]`` per-parameter standard deviation of the initialisation."""
+        scale = torch.zeros(self.num_params, dtype=self.params.dtype, device=self.params.device)
+        last = len(self.layout) - 1
+        for k, (offset, weights, fan_in) in enumerate(self.layout):
+            std = OUTPUT_INIT_STD if k == last else 1.0
+            scale[offset : offset + weights] = std / math.sqrt(fan_in)
+        return scale
+
+    def set_params(self, params: torch.Tensor) -> None:
+        """Replace the population's parameters with ``params[P', D]`` (P' may differ)."""
+        if params.ndim != 2 or params.shape[1] != self.num_params:
+            raise ValueError(f"params must be [P, {self.num_params}], got {tuple(params.shape)}")
+        self.params = params.to(self.params.device, self.params.dtype)
+        self._subset = None
+
+    def set_obs_norm(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> None:
+        """Frames are scaled to [0, 1]; running observation statistics do not apply."""
+        if mean is not None:
+            raise ConfigError("observation normalisation is for vector observations, not frames")
+
+    def _logits(self, params: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """``frames[R, m, C, H, W] -> logits[R, m, A]`` with network r's weights ``params[r]``."""
+        r, m = int(params.shape[0]), frames.shape[1]  # (r a constant when exported)
+        x = (frames.to(params.dtype) / 255.0).transpose(0, 1).reshape(m, -1, *frames.shape[3:])
+        for (offset, weights, _), (c_in, c_out, kernel, stride, pad) in zip(
+            self.layout, self.convs, strict=False
+        ):
+            weight = params[:, offset : offset + weights].reshape(r * c_out, c_in, kernel, kernel)
+            bias = params[:, offset + weights : offset + weights + c_out].reshape(-1)
+            if any(pad):
+                x = torch.nn.functional.pad(x, pad)
+            x = torch.relu(torch.nn.functional.conv2d(x, weight, bias, stride=stride, groups=r))
+        x = x.reshape(m, r, self.features).transpose(0, 1)
+        for k, ((fan_in, fan_out), (offset, weights, _)) in enumerate(
+            zip(self.dense, self.layout[len(self.convs) :], strict=True)
+        ):
+            weight = params[:, offset : offset + weights].view(r, fan_in, fan_out)
+            bias = params[:, offset + weights : offset + weights + fan_out].unsqueeze(1)
+            x = torch.baddbmm(bias, x, weight)
+            if k == 0:
+                x = torch.relu(x)
+        return x
+
+    def _members_per_network(self, batch: int) -> int:
+        if batch % self.population:
+            raise ValueError(f"batch of {batch} is not a multiple of population {self.population}")
+        return batch // self.population
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs[P * m, C, H, W] -> [P * m, A]`` outputs; member i read by network i // m."""
+        p, m = self.population, self._members_per_network(obs.shape[0])
+        frames = obs.reshape(p, m, *self.observation_shape)
+        return self._logits(self.params, frames).reshape(obs.shape[0], -1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs[P * m, C, H, W] -> action[P * m]`` (int64): the argmax of each network."""
+        start = time.perf_counter()
+        actions = self.logits(obs).argmax(1)
+        self.network_seconds += time.perf_counter() - start
+        return actions
+
+    def act_some(self, obs: torch.Tensor, members: torch.Tensor, batch: int) -> torch.Tensor:
+        """Actions of only ``members`` (sorted int64 ``[K]``) of a ``batch = P * m`` batch:
+        ``forward(all_obs)[members]``, computing only networks that drive them (a cached
+        row subset of ``params``, gathered again once it is twice too large, so a shrinking
+        live set copies at most the population's weights once per rollout in all)."""
+        start = time.perf_counter()
+        m = self._members_per_network(batch)
+        nets, slot = members // m, members % m
+        rows, params = self._live_rows(torch.unique_consecutive(nets))
+        pos = nets if rows is None else torch.searchsorted(rows, nets)
+        frames = obs.new_zeros((params.shape[0], m, *self.observation_shape))
+        frames[pos, slot] = obs
+        actions = self._logits(params, frames)[pos, slot].argmax(1)
+        self.network_seconds += time.perf_counter() - start
+        return actions
+
+    def _live_rows(self, needed: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(rows, params[rows])``: a cached sorted superset of ``needed`` at most twice
+        its size (``rows`` None: every network, while half or more are needed)."""
+        if 2 * len(needed) >= self.population:
+            return None, self.params
+        source = (self.params.data_ptr(), self.params._version)
+        if self._subset is not None and self._subset[0] == source:
+            rows, params = self._subset[1:]
+            if 2 * len(needed) >= len(rows) and bool(torch.isin(needed, rows).all()):
+                return rows, params
+        self._subset = (source, needed, self.params.index_select(0, needed))
+        return self._subset[1:]

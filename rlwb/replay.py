@@ -9,12 +9,15 @@ Storage is allocated with ``torch.empty``; the operating system only commits pag
 
 :class:`TrajectoryBuffer` keeps transitions per engine member in time order with episode ids:
 uniform transitions, prioritized windows of H steps that never cross an episode end (for
-model-based agents such as TD-MPC) and hindsight goal relabelling (GDG, DDPG + HER).
+model-based agents such as TD-MPC) and hindsight goal relabelling (GDG, DDPG + HER). Given
+:class:`StackedFrames`, it keeps image observations (``[k*c, H, W]`` stacks of ``k`` frames)
+as each frame once and rebuilds the stacks of ``obs`` and ``next_obs`` when sampling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -139,6 +142,146 @@ class ReplayBuffer:
         self.pos, self.size = int(pos), int(size)
 
 
+# ====================================================================== frames
+@dataclass(frozen=True)
+class StackedFrames:
+    """Which fields of a :class:`TrajectoryBuffer` are image stacks: ``obs`` and ``next_obs``,
+    each ``[stack * channels, H, W]`` uint8 with the newest frame last (what a pixel engine
+    returns). The buffer then stores each frame once instead of ``2 * stack`` times."""
+
+    stack: int
+    channels: int = 3
+    obs: str = "obs"
+    next_obs: str = "next_obs"
+
+    @classmethod
+    def for_shape(cls, shape: Sequence[int], stack: int | None = None) -> StackedFrames:
+        """The stacking of observations of ``shape`` ``(C, H, W)``: ``stack`` frames (default
+        ``C // 3``, RGB frames) of ``C // stack`` channels each."""
+        c = int(shape[0])
+        stack = c // 3 if stack is None and c % 3 == 0 else (stack or 1)
+        if stack < 1 or c % stack:
+            raise ConfigError(f"{c} image channels do not split into {stack} stacked frames")
+        return cls(stack=stack, channels=c // stack)
+
+
+class FrameStore:
+    """The frames behind the stacked image fields of a :class:`TrajectoryBuffer`.
+
+    Per member, a ring of ``length + stack`` frames holds the newest frame of every row's
+    ``next_obs`` (the ``stack`` extra slots keep the frames the oldest rows' stacks reach
+    back to), and a small table keyed by episode id holds each live episode's first ``obs``
+    stack (whatever the engine put there at reset). Episode ``e``'s frame sequence is its
+    first stack followed by its rows' frames, so row ``p`` of the episode has ``obs`` =
+    frames ``p .. p+stack-1`` of the sequence and ``next_obs`` = ``p+1 .. p+stack``: nothing
+    crosses an episode end and no frame is stored twice. The table has room for the live
+    episodes of a member and doubles when short episodes need more (memory per stored step:
+    one frame plus ``stack`` frames per episode, i.e. ``stack / episode length`` more)."""
+
+    def __init__(
+        self, num_members: int, length: int, frames: StackedFrames, image: Sequence[int],
+        device: torch.device,
+    ) -> None:  # fmt: skip
+        k, c = frames.stack, frames.channels
+        if int(image[0]) != k * c:
+            raise ConfigError(
+                f"image fields have {image[0]} channels, not {k} frames of {c} channels"
+            )
+        self.spec, self.stack, self.ring = frames, k, length + k
+        self.frame_shape = (c, int(image[1]), int(image[2]))
+        self.device = device
+        self.frames = torch.empty((num_members, self.ring, *self.frame_shape), dtype=torch.uint8,
+                                  device=device)  # fmt: skip
+        self.starts = self._table(4)
+
+    def _table(self, episodes: int) -> torch.Tensor:
+        m = self.frames.shape[0]
+        shape = (m, episodes, self.stack, *self.frame_shape)
+        return torch.empty(shape, dtype=torch.uint8, device=self.device)
+
+    def nbytes(self) -> int:
+        """Bytes allocated for frames (the ring and the episode table)."""
+        return sum(t.numel() * t.element_size() for t in (self.frames, self.starts))
+
+    def _frames_of(self, stack: torch.Tensor) -> torch.Tensor:
+        return stack.reshape(*stack.shape[:-3], self.stack, *self.frame_shape)
+
+    def write(
+        self, g: int, obs: torch.Tensor, next_obs: torch.Tensor, fresh: torch.Tensor,
+        episode: torch.Tensor, live_low: torch.Tensor,
+    ) -> None:  # fmt: skip
+        """Row ``g`` of every member: ``next_obs``'s newest frame; for members whose row
+        starts episode ``episode[m]`` (``fresh``), ``obs``'s whole stack. ``live_low[m]`` is
+        the oldest episode id still stored."""
+        c = self.frame_shape[0]
+        self.frames[:, g % self.ring] = next_obs[:, -c:].to(self.device, torch.uint8)
+        if not bool(fresh.any()):
+            return
+        span = int((episode - live_low).max()) + 1
+        if span > self.starts.shape[1]:
+            self._grow(span, episode, live_low)
+        members = fresh.nonzero().squeeze(1)
+        key = episode[members] % self.starts.shape[1]
+        self.starts[members, key] = self._frames_of(obs[members].to(self.device, torch.uint8))
+
+    def _grow(self, span: int, episode: torch.Tensor, live_low: torch.Tensor) -> None:
+        old, size = self.starts, self.starts.shape[1]
+        new_size = max(2 * size, span)
+        self.starts = self._table(new_size)
+        ids = live_low[:, None] + torch.arange(size, device=self.device)
+        ids = torch.minimum(ids, episode[:, None])  # only ids that exist
+        rows = torch.arange(old.shape[0], device=self.device)[:, None]
+        self.starts[rows, ids % new_size] = old[rows, ids % size]
+
+    def stacks(
+        self, member: torch.Tensor, g: torch.Tensor, episode: torch.Tensor, first: torch.Tensor,
+        rows: int = 1,
+    ) -> torch.Tensor:  # fmt: skip
+        """The ``rows + 1`` stacks ``[..., rows + 1, k*c, H, W]`` of the observations before
+        and after ``rows`` consecutive rows from ``(member, g)`` of episode ``episode`` (which
+        began at global step ``first``): ``[..., t]`` is row ``g + t``'s ``obs``, and
+        ``[..., t + 1]`` its ``next_obs``."""
+        k = self.stack
+        pos = (g - first)[..., None] + torch.arange(k + rows, device=self.device)
+        m = member[..., None].expand_as(pos)
+        seq = self.frames[m, (first[..., None] + pos - k) % self.ring]  # [..., k+rows, c, H, W]
+        early = (pos < k).nonzero(as_tuple=True)  # positions in the episode's first stack
+        e = (episode % self.starts.shape[1])[..., None].expand_as(pos)
+        seq[early] = self.starts[m[early], e[early], pos[early]]
+        stacks = torch.stack([seq[..., t : t + k, :, :, :] for t in range(rows + 1)], -5)
+        return stacks.flatten(-4, -3)
+
+    def state_dict(self, oldest: int, steps: int, live_low: torch.Tensor) -> dict[str, Any]:
+        """The frames stored rows can reach (steps ``oldest - stack ..``) in order, and the
+        first stacks of episodes ``live_low[m] ..`` per member."""
+        first = max(oldest - self.stack, 0)
+        order = torch.arange(first, steps, device=self.device) % self.ring
+        size = self.starts.shape[1]
+        ids = live_low[:, None] + torch.arange(size, device=self.device)
+        rows = torch.arange(self.frames.shape[0], device=self.device)[:, None]
+        return {
+            "frames": self.frames[:, order].cpu(),
+            "starts": self.starts[rows, ids % size].cpu(),
+            "live_low": live_low.cpu(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], oldest: int, steps: int) -> None:
+        frames, starts, low = state["frames"], state["starts"], state["live_low"]
+        first = max(oldest - self.stack, 0)
+        if tuple(frames.shape[2:]) != self.frame_shape or frames.shape[1] != steps - first:
+            raise CheckpointError(
+                f"replay frames have shape {tuple(frames.shape)}, expected "
+                f"{(self.frames.shape[0], steps - first, *self.frame_shape)}"
+            )
+        order = torch.arange(first, steps, device=self.device) % self.ring
+        self.frames[:, order] = frames.to(self.device, torch.uint8)
+        size = starts.shape[1]
+        self.starts = self._table(size)
+        ids = low.to(self.device)[:, None] + torch.arange(size, device=self.device)
+        rows = torch.arange(self.frames.shape[0], device=self.device)[:, None]
+        self.starts[rows, ids % size] = starts.to(self.device, torch.uint8)
+
+
 # ====================================================================== trajectories
 GoalSlices = Mapping[str, tuple[int, int]]
 HER_STRATEGIES = ("future", "final", "episode")
@@ -166,6 +309,10 @@ class TrajectoryBuffer:
       ``relabel_prob``, by an achieved goal of the same episode (Andrychowicz et al. 2017:
       ``future`` = a later step of the episode, ``final`` = its last stored step, ``episode``
       = any of its steps), rewards recomputed by the task's ``compute_reward``.
+
+    With ``frames`` (:class:`StackedFrames`), the ``obs`` and ``next_obs`` fields are image
+    stacks kept by a :class:`FrameStore`: each frame stored once, stacks rebuilt by every
+    sampling method (hindsight relabelling needs flat observations).
     """
 
     def __init__(
@@ -175,6 +322,7 @@ class TrajectoryBuffer:
         fields: Mapping[str, FieldSpec],
         device: torch.device | str = "cpu",
         generator: torch.Generator | None = None,
+        frames: StackedFrames | None = None,
     ) -> None:
         if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
             raise ConfigError(f"num_members must be an integer >= 1, got {num_members!r}")
@@ -193,9 +341,21 @@ class TrajectoryBuffer:
         self.fields = {name: (tuple(shape), dtype) for name, (shape, dtype) in fields.items()}
         self.generator = generator
         m, t, dev = num_members, self.length, self.device
+        self.stacked: tuple[str, ...] = ()
+        self.store: FrameStore | None = None
+        if frames is not None:
+            self.stacked = (frames.obs, frames.next_obs)
+            shapes = {self.fields.get(name, ((), None))[0] for name in self.stacked}
+            image = shapes.pop()
+            if shapes or len(image) != 3:
+                raise ConfigError(
+                    f"stacked frames need image fields {self.stacked} of one [C, H, W] shape"
+                )
+            self.store = FrameStore(m, t, frames, image, dev)
         self.data = {
             name: torch.empty((m, t, *shape), dtype=dtype, device=dev)
             for name, (shape, dtype) in self.fields.items()
+            if name not in self.stacked
         }
         self.done = torch.zeros((m, t), dtype=torch.bool, device=dev)
         self.episode = torch.zeros((m, t), dtype=torch.int64, device=dev)
@@ -239,7 +399,8 @@ class TrajectoryBuffer:
                     f"trajectory field {name!r} expects shape {(m, *shape)}, got "
                     f"{tuple(value.shape)}"
                 )
-            self.data[name][:, slot] = value.to(device=self.device, dtype=dtype)
+            if name not in self.stacked:
+                self.data[name][:, slot] = value.to(device=self.device, dtype=dtype)
         done = done.to(device=self.device, dtype=torch.bool).reshape(m)
         key = self.current % self.length
         self.episode[:, slot] = self.current
@@ -248,9 +409,27 @@ class TrajectoryBuffer:
         first = self.ep_first[self._members, key]
         self.ep_first[self._members, key] = torch.where(self.fresh, g, first)
         self.ep_last[self._members, key] = g
+        if self.store is not None:
+            obs, next_obs = (batch[name] for name in self.stacked)
+            self.steps += 1  # the oldest row once this one is stored
+            self.store.write(g, obs, next_obs, self.fresh, self.current, self._live_low())
+            self.steps -= 1
         self.current += done.long()
         self.fresh = done
         self.steps += 1
+
+    def _live_low(self) -> torch.Tensor:
+        """Per member, the episode id of the oldest stored row (the open one when empty)."""
+        if self.steps == 0:
+            return self.current.clone()
+        return self.episode[:, self.oldest % self.length].clone()
+
+    def nbytes(self) -> int:
+        """Bytes allocated for the stored rows, frames and episode tables."""
+        tensors = [*self.data.values(), self.done, self.episode, self.priority,
+                   self.ep_first, self.ep_last]  # fmt: skip
+        own = sum(t.numel() * t.element_size() for t in tensors)
+        return own + (self.store.nbytes() if self.store is not None else 0)
 
     # ------------------------------------------------------------------ addressing
     def _slot(self, g: torch.Tensor) -> torch.Tensor:
@@ -264,12 +443,32 @@ class TrajectoryBuffer:
         first = self.ep_first[member, key].clamp(min=self.oldest)
         return first, self.ep_last[member, key]
 
-    def gather(self, member: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Fields (and ``done``) of rows ``(member, g)`` of any matching shapes."""
+    def gather(
+        self, member: torch.Tensor, g: torch.Tensor, stacks: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Fields (and ``done``) of rows ``(member, g)`` of any matching shapes; the stacked
+        image fields rebuilt from their frames unless ``stacks`` is False."""
         slot = self._slot(g)
         out = {name: store[member, slot] for name, store in self.data.items()}
         out["done"] = self.done[member, slot]
+        if self.store is not None and stacks:
+            both = self.image_stacks(member, g).movedim(-4, 0)
+            out[self.stacked[0]], out[self.stacked[1]] = both[0], both[1]
         return out
+
+    def image_stacks(self, member: torch.Tensor, g: torch.Tensor, rows: int = 1) -> torch.Tensor:
+        """Image stacks ``[..., rows + 1, C, H, W]`` around ``rows`` consecutive rows of one
+        episode from ``(member, g)``: ``[..., t]`` is row ``g + t``'s ``obs`` and
+        ``[..., t + 1]`` its ``next_obs`` (see :meth:`FrameStore.stacks`)."""
+        if self.store is None:
+            raise ConfigError("this trajectory buffer stores no stacked frames")
+        episode = self.episode[member, self._slot(g)]
+        first = self.ep_first[member, episode % self.length]
+        return self.store.stacks(member, g, episode, first, rows)
+
+    def _check_flat(self, what: str) -> None:
+        if self.store is not None:
+            raise ConfigError(f"{what} needs flat observations; this buffer stores images")
 
     def _check_nonempty(self) -> None:
         if self.steps == 0:
@@ -297,6 +496,8 @@ class TrajectoryBuffer:
     def in_order(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Field ``name`` of every stored row ``[M, size, ...]``, oldest first per member,
         and the rows' episode ids ``[M, size]`` (rows of one episode are consecutive)."""
+        if name in self.stacked:
+            self._check_flat(f"in_order({name!r})")
         order = self._stored_slots()
         return self.data[name][:, order], self.episode[:, order]
 
@@ -320,11 +521,18 @@ class TrajectoryBuffer:
         return filled & (g + horizon - 1 <= ep_last)
 
     def sample_windows(
-        self, batch_size: int, horizon: int, alpha: float = 0.0, beta: float = 0.0
+        self,
+        batch_size: int,
+        horizon: int,
+        alpha: float = 0.0,
+        beta: float = 0.0,
+        first_only: Sequence[str] = (),
     ) -> dict[str, torch.Tensor]:
-        """Windows of ``horizon`` steps inside one episode: fields ``[batch, horizon, ...]``,
-        ``member`` and ``step`` (the first row's global step) ``[batch]`` for
-        :meth:`update_priorities`, and importance ``weight`` ``[batch]``."""
+        """Windows of ``horizon`` steps inside one episode: fields ``[batch, horizon, ...]``
+        (those named in ``first_only`` only for the first row, ``[batch, ...]``: an image
+        ``obs`` whose later rows are the previous ``next_obs``), ``member`` and ``step`` (the
+        first row's global step) ``[batch]`` for :meth:`update_priorities`, and importance
+        ``weight`` ``[batch]``."""
         self._check_nonempty()
         if horizon < 1:
             raise ConfigError(f"window horizon must be >= 1, got {horizon}")
@@ -341,7 +549,12 @@ class TrajectoryBuffer:
         last = self.steps - 1
         g0 = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")
         offsets = torch.arange(horizon, device=self.device)
-        rows = self.gather(member[:, None], g0[:, None] + offsets)
+        rows = self.gather(member[:, None], g0[:, None] + offsets, stacks=False)
+        if self.store is not None:  # the window's H + 1 stacks share their frames
+            stacks = self.image_stacks(member, g0, horizon)
+            rows[self.stacked[0]], rows[self.stacked[1]] = stacks[:, :-1], stacks[:, 1:]
+        for name in first_only:
+            rows[name] = rows[name][:, 0]
         prob = p[flat] / total
         weight = (valid.sum() * prob) ** (-beta)
         rows.update(member=member, step=g0, weight=weight / weight.max())
@@ -390,6 +603,7 @@ class TrajectoryBuffer:
         goal is relabelled with probability ``relabel_prob`` (``her_ratio`` k = 4 is 0.8);
         ``reward = compute_reward(achieved goal of next_obs, desired goal)`` for every row,
         ``relabelled`` says which rows changed."""
+        self._check_flat("hindsight relabelling")
         if not 0 <= relabel_prob <= 1:
             raise ConfigError(f"relabel_prob must be in [0, 1], got {relabel_prob}")
         member, g = self.sample_rows(batch_size)
@@ -412,7 +626,13 @@ class TrajectoryBuffer:
     def state_dict(self) -> dict[str, Any]:
         """The stored rows of every member in time order (on CPU) and the counters."""
         order = self._stored_slots()
+        frames = None
+        if self.store is not None:
+            low = self._live_low()  # its first step may precede the oldest row
+            frames = self.store.state_dict(self.oldest, self.steps, low)
+            frames["first_of_oldest"] = self.ep_first[self._members, low % self.length].cpu()
         return {
+            **({"frames": frames} if frames else {}),
             "capacity": self.capacity,
             "num_members": self.num_members,
             "steps": self.steps,
@@ -438,9 +658,11 @@ class TrajectoryBuffer:
                 f"trajectory state has capacity {capacity} for {members} members, this "
                 f"buffer has {self.capacity} for {self.num_members}"
             )
-        if set(data) != set(self.fields):
+        if set(data) != set(self.data) or ("frames" in state) != (self.store is not None):
+            kind = "image stacks" if self.store is not None else "flat observations"
             raise CheckpointError(
-                f"trajectory state has fields {sorted(data)}, this buffer has {sorted(self.fields)}"
+                f"trajectory state has fields {sorted(data)}, this buffer has "
+                f"{sorted(self.data)} ({kind})"
             )
         self.steps = int(steps)
         size, dev = self.size, self.device
@@ -463,3 +685,11 @@ class TrajectoryBuffer:
         key = self.episode[:, order] % self.length
         self.ep_first.fill_(0).scatter_reduce_(1, key, g, "amin", include_self=False)
         self.ep_last.fill_(0).scatter_reduce_(1, key, g, "amax", include_self=False)
+        if self.store is not None:
+            frames = state["frames"]
+            try:
+                self.store.load_state_dict(frames, self.oldest, self.steps)
+                low = self._live_low() % self.length
+                self.ep_first[self._members, low] = frames["first_of_oldest"].to(dev)
+            except KeyError as exc:
+                raise CheckpointError(f"trajectory frames state is missing {exc}") from exc

@@ -125,6 +125,18 @@ def build_task(
         raise ConfigError(f"bad argument for task {entry.id!r}: {exc}") from exc
 
 
+def reward_from_obs(task_id: str, task_kwargs: dict[str, Any] | None = None) -> Any:
+    """The ``reward_from_obs(obs, action, next_obs) -> (reward, terminated)`` a task offers
+    model-based planners (``rlwb.planners.models.RewardFn``), bound to its definition; None
+    for a task without one (or unknown here), and for a task made with arguments: they can
+    change the reward's weights, the observation layout or the step itself (action repeat),
+    and an agent must build the same networks for a run it resumes as it did when it began."""
+    entry = find(task_id)
+    if task_kwargs or entry is None:
+        return None
+    return getattr(entry.build(), "reward_from_obs", None)
+
+
 # Gymnasium ids that exist only once their plugin package is imported (Gymnasium 1.x has
 # no entry-point discovery): prefix -> module whose import registers them.
 GYM_PLUGINS = {"dm_control/": "shimmy"}

@@ -12,6 +12,10 @@ backends share, so they plan from exactly the state that is rendered. Other back
 states Gymnasium cannot give (torch tasks' own tensors), so those combinations fail with
 one clear error before anything runs.
 
+A run on image observations (``observation="pixels"`` or ``"both"`` in its task arguments)
+records on a one-member engine instead: the agent acts on the images it learned from and the
+video is the newest frame of each observation, what the agent saw.
+
 Tasks whose Gymnasium env returns a dict of observations (dm_control through shimmy) are
 flattened in the engine's key order (``spec.observation_slices``, dm_control's own order),
 and the engine options in the run's task arguments are applied here rather than handed to
@@ -95,9 +99,20 @@ def _open(task: str, task_kwargs: dict[str, Any] | None) -> Any:
 
     quiet_known_warnings()
     try:
+        if _atari(task):  # EnvPool's Atari ids: Gymnasium's ALE with the engine's preprocessing
+            from rlwb.engine.envpool_backend import gymnasium_twin
+
+            return gymnasium_twin(task, "rgb_array", **_split_options(task_kwargs)[0])
         return gym.make(_gym_id(task), render_mode="rgb_array", **_split_options(task_kwargs)[0])
     except Exception as exc:  # gymnasium raises many kinds (bad id, bad kwargs, ...)
         raise RlwbError(f"cannot render {task!r} through Gymnasium: {exc}") from None
+
+
+def _atari(task: str) -> bool:
+    from rlwb import tasks
+    from rlwb.engine.envpool_backend import is_atari_id
+
+    return tasks.find(task) is None and is_atari_id(task)
 
 
 def _render(env: Any, task: str) -> np.ndarray:
@@ -114,6 +129,8 @@ def _render(env: Any, task: str) -> np.ndarray:
 
 def check_renderable(task: str, task_kwargs: dict[str, Any] | None = None) -> None:
     """Fail early (before a long run) if ``task`` cannot be rendered here."""
+    if (task_kwargs or {}).get("observation", "state") != "state":
+        return  # the run's engine renders its videos: building it is the check
     env = _open(task, task_kwargs)
     try:
         env.reset(seed=0)
@@ -191,6 +208,37 @@ def record_video(
     return frames, fps
 
 
+def _pixel_episode_frames(
+    agent: Any,
+    task: str,
+    seed: int,
+    task_kwargs: dict[str, Any],
+    max_steps: int | None,
+    fps: int | None,
+) -> tuple[list[np.ndarray], int]:
+    """A run on image observations: the agent acts on a one-member engine of the run's
+    task and options (the images it learned from), and the video is the newest frame of
+    each observation, what the agent saw."""
+    from rlwb.agent import act_on
+    from rlwb.engine import make_engine
+
+    backend = getattr(agent.spec, "backend", "") or "auto"
+    engine = make_engine(task, 1, backend=backend, seed=seed, **task_kwargs)
+    try:
+        obs = engine.reset(seed=seed)
+        frames = [obs[0, -3:].permute(1, 2, 0).cpu().numpy()]
+        for _ in range(max_steps or engine.max_episode_steps or 1000):
+            with torch.no_grad():
+                action = act_on(agent, engine, obs).to(engine.device)
+            obs, _, terminated, truncated, info = engine.step(action)
+            frames.append(info["final_obs"][0, -3:].permute(1, 2, 0).cpu().numpy())
+            if bool(terminated[0] | truncated[0]):
+                break
+        return frames, fps or max(1, round(1 / engine.dt))
+    finally:
+        engine.close()
+
+
 def _episode_frames(
     agent: Any,
     task: str,
@@ -199,6 +247,10 @@ def _episode_frames(
     max_steps: int | None,
     fps: int | None,
 ) -> tuple[list[np.ndarray], int]:
+    if (task_kwargs or {}).get("observation", "state") != "state":
+        return _pixel_episode_frames(agent, task, seed, dict(task_kwargs), max_steps, fps)
+    import gymnasium as gym
+
     _, repeat, time_limit = _split_options(task_kwargs)
     env = _open(task, task_kwargs)
     try:
@@ -206,13 +258,15 @@ def _episode_frames(
         obs, _ = env.reset(seed=seed)
         frames = [_render(env, task)]
         limit = max_steps or time_limit or -(-(env.spec.max_episode_steps or 1000) // repeat)
-        low = torch.as_tensor(env.action_space.low)
-        high = torch.as_tensor(env.action_space.high)
+        discrete = isinstance(env.action_space, gym.spaces.Discrete)
+        low = torch.as_tensor(0 if discrete else env.action_space.low)
+        high = torch.as_tensor(env.action_space.n - 1 if discrete else env.action_space.high)
         dtype = agent.spec.action_low.dtype
         done = False
         for t in range(limit):
             action = _act(agent, obs, state_of(t), dtype).to(low.dtype)
             action = torch.maximum(torch.minimum(action, high), low).numpy()
+            action = int(action.reshape(-1)[0]) if discrete else action
             for _ in range(repeat):
                 obs, _, terminated, truncated, _ = env.step(action)
                 frames.append(env.render())

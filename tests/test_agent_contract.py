@@ -151,8 +151,9 @@ def _policy_entry(agent: Agent) -> dict:
 
 @pytest.mark.parametrize(
     "name, old_module",
-    [("GDG", "rlwb.agents.gdg"), ("TDMPC", "rlwb.agents.tdmpc"), ("DeepGA", "rlwb.agents.deep_ga")],
-)
+    [("GDG", "rlwb.agents.gdg"), ("TDMPC", "rlwb.agents.tdmpc"), ("DeepGA", "rlwb.agents.deep_ga"),
+     ("SafeCEMMPC", "rlwb.agents.safe_cem_mpc")],
+)  # fmt: skip
 def test_checkpoints_naming_the_flat_agent_modules_still_load(name, old_module, tmp_path):
     """Run folders store class paths; those written before the agents were grouped by family
     (``rlwb.agents.gdg:GDG``) still evaluate and resume."""

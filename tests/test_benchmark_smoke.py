@@ -40,6 +40,17 @@ class Smoke:
 
 
 SMOKE: dict[str, Smoke] = {
+    "atari_learning.py": Smoke(
+        "--games Pong-v5 --total-steps 200 --random-episodes 2 --run-dir {tmp} --preset "
+        "--agent.population 3 --agent.truncation 2 --agent.conv small "
+        "--agent.elite-candidates 1 --agent.elite-episodes 1 --agent.chunk 3 "
+        "--train.task-kwargs.max-episode-steps 30 --train.eval-episodes 1 --train.no-progress",
+        "| Pong-v5 | ",
+        ("envpool",),
+    ),
+    "atari_throughput.py": Smoke(
+        "--sizes 2 --steps 3 --rounds 1 --conv small --inline", "| 2 |", ("envpool",)
+    ),
     "cem_mpc_bench.py": Smoke(
         "--task InvertedPendulum-v5 --steps 2 --samples 4 --horizon 3 --iterations 1 --elites 2",
         "| gym-copies |",
@@ -80,12 +91,15 @@ SMOKE: dict[str, Smoke] = {
         "| gdg | 1 |",
         child=True,
     ),
+    "pixel_tdmpc_learning.py": Smoke("--smoke", "| 0 (untrained) |"),
+    "pixel_throughput.py": Smoke("--smoke", "| cheetah-run | 1 |", ("dm_control", "shimmy")),
     "safe_mpc_bench.py": Smoke(
         "--episodes 1 --steps 2", "| obstacles | gp_filter (CLF + CBF) |", ("qpsolvers",)
     ),
     "tdmpc_bench.py": Smoke("--repeats 1 --no-small", "| official | wall |"),
     "tdmpc_dmc_curves.py": Smoke("", "covered by tests/test_tdmpc_curves.py"),
     "pets_vs_mbrl.py": Smoke("", "covered by tests/test_pets.py"),
+    "sweep_soak.py": Smoke("--smoke", "| soak | 1 | 0/1 |", ("ray.tune",)),
     "tdmpc_vs_authors.py": Smoke("--smoke", "skipped: no --authors PATH"),
     "torch_throughput.py": Smoke(
         "--smoke --threads 1", "| Pendulum-v1 | 64 |"

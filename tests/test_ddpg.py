@@ -3,7 +3,9 @@ learning to thresholds an untrained policy cannot reach (Pendulum-v1, InvertedPe
 
 from __future__ import annotations
 
+import copy
 import io
+import itertools
 import re
 import subprocess
 import sys
@@ -152,6 +154,64 @@ def test_ou_noise_resets_only_finished_members() -> None:
     noise.reset(torch.tensor([False, True, False]))
     assert torch.equal(noise.state[1], torch.zeros(2))
     assert torch.equal(noise.state[[0, 2]], before[[0, 2]])
+
+
+# ---------------------------------------------------------------------- the update
+def test_update_is_the_papers_update_written_out() -> None:
+    """``update(STEPS)`` equals Lillicrap et al.'s steps written out with plain modules and
+    plain (for-loop) Adam on the batches the agent drew: critic MSE onto
+    ``r + gamma (1 - d) Q'(s', mu'(s'))`` (L2 on the critic's weights), actor ascent on
+    ``Q(s, mu(s))`` through the updated critic, then soft targets with rate tau. Several
+    steps, because Adam's first step moves each weight by about lr whatever its gradient."""
+    steps = 4
+    cfg = DDPGConfig(
+        hidden=(16, 12),
+        batch_size=128,
+        buffer_size=1000,
+        critic_l2=1e-2,
+        gamma=0.9,
+        tau=0.1,
+        seed=0,
+    )
+    agent = DDPG(cfg, _spec(obs_dim=3, act_dim=2), "cpu")
+    _fill(agent)
+    nets = (agent.actor, agent.critic, agent.actor_target, agent.critic_target)
+    mu, q, mu_t, q_t = (copy.deepcopy(m) for m in nets)
+    drawn = agent.generator.get_state()
+    agent.update(steps)
+    agent.generator.set_state(drawn)
+    batches = agent.replay.sample(cfg.batch_size, steps)
+    assert 0 < batches["done"].sum() < batches["done"].numel()  # terminal rows and others
+
+    weights = [p for p in q.parameters() if p.ndim > 1]
+    biases = [p for p in q.parameters() if p.ndim == 1]
+    critic_opt = torch.optim.Adam(
+        [{"params": weights, "weight_decay": cfg.critic_l2}, {"params": biases}],
+        lr=cfg.critic_lr,
+        foreach=False,
+    )
+    actor_opt = torch.optim.Adam(mu.parameters(), lr=cfg.actor_lr, foreach=False)
+    for i in range(steps):
+        s, a, r, s2, d = (batches[k][i] for k in ("obs", "action", "reward", "next_obs", "done"))
+        with torch.no_grad():
+            y = r + cfg.gamma * (1 - d) * q_t(s2, mu_t(s2))
+        critic_opt.zero_grad()
+        ((q(s, a) - y) ** 2).mean().backward()
+        critic_opt.step()
+        actor_opt.zero_grad()
+        (-q(s, mu(s)).mean()).backward()
+        actor_opt.step()
+        with torch.no_grad():
+            online = itertools.chain(mu.parameters(), q.parameters())
+            targets = itertools.chain(mu_t.parameters(), q_t.parameters())
+            for target, source in zip(targets, online, strict=True):
+                target.copy_((1 - cfg.tau) * target + cfg.tau * source)
+
+    for mine, paper in zip(nets, (mu, q, mu_t, q_t), strict=True):
+        for (name, got), want in zip(
+            mine.state_dict().items(), paper.state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
 
 
 # ---------------------------------------------------------------------- checkpoints

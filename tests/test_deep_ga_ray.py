@@ -28,7 +28,7 @@ def ray_cluster():
     for sig in before:
         signal.signal(sig, _sentinel)
     try:
-        init_ray(ray, num_cpus=2, include_dashboard=False, log_to_driver=False)
+        init_ray(ray, address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         kept = {sig: signal.getsignal(sig) for sig in before}
     finally:
         for sig, handler in before.items():

@@ -13,14 +13,14 @@ import torch
 from rlwb import checkpoint
 from rlwb.agents.goal.bridge_graph import node_labels, observed_steps
 from rlwb.agents.goal.bridges import BridgeConfig, BridgePlanner
-from rlwb.agents.goal.ddpg_her import DDPGHER
+from rlwb.agents.goal.ddpg_her import DDPGHER, DDPGHERConfig
 from rlwb.agents.goal.gdg import GDG, GDGConfig
 from rlwb.config import from_dict
 from rlwb.engine import make_engine
 from rlwb.engine.adapters import SB3GoalVecEnvView
 from rlwb.errors import CheckpointError, ConfigError
 from rlwb.evaluate import run_evaluation, spec_from_dict
-from rlwb.experiments._goal_maze import goal_training_steps
+from rlwb.stepping import training_steps
 from rlwb.tasks import get
 
 MAZE_KW = {"min_goal_distance": 2.0, "max_episode_steps": 50, "terminate_on_success": True}
@@ -356,9 +356,9 @@ ESCAPE_BRIDGES = BridgeConfig(
 
 
 def _deceptive_success(bridges: bool, seed: int, steps: int, bridge=None) -> float:
-    """benchmarks/gdg_bench.py's deceptive-maze run, condensed: train GDG (4 members, 1000
-    random steps, half an update per env step), then the success rate of 50 deterministic
-    episodes from r to the goal behind the cup."""
+    """benchmarks/gdg_bench.py's deceptive-maze run, condensed: train GDG with the runner's
+    loop (4 members, 1000 random steps, half an update per env step), then the success rate
+    of 50 deterministic episodes from r to the goal behind the cup."""
     kw = {"min_goal_distance": 2.0, "max_episode_steps": 100, "terminate_on_success": True}
     torch.manual_seed(seed)
     engine = make_engine("PointMaze-Deceptive-Goal-v0", 4, backend="torch", seed=seed,
@@ -366,7 +366,7 @@ def _deceptive_success(bridges: bool, seed: int, steps: int, bridge=None) -> flo
     cfg = GDGConfig(hidden=(64, 64), batch_size=128, seed=seed, probe_every=0, bridges=bridges,
                     bridge=bridge or BridgeConfig())  # fmt: skip
     agent = GDG(cfg, engine.spec, "cpu")
-    for _ in goal_training_steps(agent, engine, steps, warmup=1000, seed=seed):
+    for _ in training_steps(agent, engine, steps, 1000, updates_per_step=0.5, seed=seed):
         pass
     evaluation = make_engine("PointMaze-Deceptive-Goal-v0", 50, backend="torch",
                              seed=seed + 10_000, goal_cell_prob=1.0, **kw)  # fmt: skip
@@ -380,11 +380,12 @@ def _deceptive_success(bridges: bool, seed: int, steps: int, bridge=None) -> flo
 def test_bridges_solve_the_deceptive_maze_where_gdg_alone_does_not(seed):
     """The same contrast, learned, at 10k env steps (~40 s a seed for both on 2 quiet cores), the
     default planner (observed graph, bridges in training and evaluation): all 50 episodes
-    from r reach the goal behind the cup, GDG alone's none (benchmarks/RESULTS.md, "a bridge
-    graph of observed transitions": over 20 seeds at 20k, at least as good as GDG alone on
-    every seed)."""
+    from r reach the goal behind the cup, GDG alone's at most a fifth (measured with the
+    runner's loop, seeds 0, 1, 7: 1.00 each with bridges, 0.18, 0.00, 0.10 alone;
+    benchmarks/RESULTS.md, "a bridge graph of observed transitions": over 20 seeds at 20k, at
+    least as good as GDG alone on every seed)."""
     assert _deceptive_success(True, seed=seed, steps=10_000) >= 0.75
-    assert _deceptive_success(False, seed=seed, steps=10_000) <= 0.1
+    assert _deceptive_success(False, seed=seed, steps=10_000) <= 0.25
 
 
 def test_bridges_wait_for_the_agent_to_be_stuck():
@@ -417,7 +418,7 @@ def test_evaluation_time_bridges_leave_training_as_gdg_alone():
         cfg = GDGConfig(hidden=(16,), batch_size=16, seed=0, probe_every=0, bridges=bridges,
                         bridge=ESCAPE_BRIDGES)  # fmt: skip
         agent = GDG(cfg, engine.spec, "cpu")
-        for _ in goal_training_steps(agent, engine, 300, warmup=100, seed=0):
+        for _ in training_steps(agent, engine, 300, 100, updates_per_step=0.5, seed=0):
             pass
         agents.append(agent)
     with_b, alone = agents
@@ -600,7 +601,7 @@ def test_an_update_restarts_the_evaluation_planner():
     an update the next evaluation therefore starts afresh."""
     engine = make_engine("PointMaze-Open-Goal-v0", 3, backend="torch", seed=0, **MAZE_KW)
     agent = GDG(GDGConfig(hidden=(16,), batch_size=8, seed=0, probe_every=0), engine.spec, "cpu")
-    for _ in goal_training_steps(agent, engine, 30, warmup=30, seed=0):
+    for _ in training_steps(agent, engine, 30, 30, updates_per_step=0.5, seed=0):
         pass
     obs = engine.reset(seed=1)
     agent.act(obs)
@@ -652,3 +653,70 @@ def test_gdg_terminal_target_is_the_cap_unless_the_goal_is_reached(at_goal):
     assert (target[reached] == 0).all()
     going = ~last & ~reached
     assert (target[going] >= 1).all() and (target[going] < agent.horizon).all()
+
+
+def _random_steps(agent, engine, steps: int, seed: int = 0) -> tuple[float, float, int]:
+    """``steps`` batch steps of uniform random actions stored in ``agent``; the success
+    count, summed final distance and number of the episodes that finished."""
+    gen = torch.Generator().manual_seed(seed)
+    obs = engine.reset(seed=seed)
+    successes = distance = finished = 0
+    for _ in range(steps):
+        action = torch.rand(engine.num_envs, engine.spec.action_dim, generator=gen) * 2 - 1
+        nxt, reward, term, trunc, info = engine.step(action)
+        real = torch.where(info["done"][:, None], info["final_obs"], nxt)
+        agent.observe(obs, action, reward, real, term, trunc)
+        done = info["done"]
+        successes += int((agent.reached(real) & done).sum())
+        distance += float(torch.linalg.vector_norm(real[done, 4:6] - real[done, 6:8], dim=-1).sum())
+        finished += int(done.sum())
+        obs = nxt
+    return successes, distance, finished
+
+
+def test_goal_metrics_report_episodes_and_probe_once_through_the_hook():
+    """``metrics()`` gives the training episodes' success rate and final distance and the
+    latest probe under their TensorBoard tags, each measurement once; GDG adds its bridges."""
+    engine = make_engine("PointMaze-Open-Goal-v0", 4, backend="torch", seed=0,
+                         **{**MAZE_KW, "max_episode_steps": 5})  # fmt: skip
+    for cls, cfg in ((DDPGHER, DDPGHERConfig), (GDG, GDGConfig)):
+        agent = cls(cfg(hidden=(16,), batch_size=8, buffer_size=1000, seed=0, probe_every=2),
+                    engine.spec, "cpu")  # fmt: skip
+        successes, distance, finished = _random_steps(agent, engine, 30)
+        assert finished >= 20
+        agent.update(2)
+        found = agent.metrics()
+        assert found["goal/success_rate"] == pytest.approx(successes / finished)
+        assert found["goal/final_distance"] == pytest.approx(distance / finished, rel=1e-5)
+        assert found["goal/probe_spearman"] == pytest.approx(agent.probe()["probe_spearman"])
+        assert {"goal/probe_learned_mean", "goal/probe_true_mean"} < set(found)
+        assert "success_rate" not in agent.update(1)  # losses only
+        assert agent.metrics() == {}  # nothing new measured since
+    agent.act(engine.reset(seed=1), explore=True)
+    assert agent.metrics() == {"gdg/bridges_planned": float(agent.planners[True].planned)}
+
+
+def test_goal_agent_loads_a_critic_optimizer_saved_as_one_group():
+    """Goal-agent checkpoints hold the critic's Adam state as one parameter group; the
+    shared core splits weights and biases into two: each parameter keeps its moments."""
+    engine = make_engine("PointMaze-Open-Goal-v0", 2, backend="torch", seed=0, **MAZE_KW)
+    cfg = GDGConfig(hidden=(16, 8), batch_size=8, buffer_size=1000, seed=0, probe_every=0)
+    old = GDG(cfg, engine.spec, "cpu")
+    _random_steps(old, engine, 10)
+    one_group = torch.optim.Adam(old.critic.parameters(), lr=cfg.critic_lr)
+    obs = torch.randn(5, engine.spec.observation_shape[0])
+    for _ in range(2):
+        one_group.zero_grad()
+        old.critic(obs, torch.rand(5, 2)).pow(2).sum().backward()
+        one_group.step()
+    state = {**old.state_dict(), "critic_opt": one_group.state_dict()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    agent = GDG(cfg, engine.spec, "cpu")
+    agent.load_state_dict(torch.load(buffer, weights_only=True))
+    assert len(agent.critic_opt.param_groups) == 2
+    for mine, saved in zip(agent.critic.parameters(), old.critic.parameters(), strict=True):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(agent.critic_opt.state[mine][key], one_group.state[saved][key])
+    assert torch.isfinite(agent.update(1)["critic_loss"])

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from rlwb import make_engine
+from rlwb import make_engine, tasks
 from rlwb.errors import ConfigError
+from rlwb.planners.base import Planner
 from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
 from rlwb.planners.gradient import GradientConfig, GradientPlanner
 from rlwb.planners.latent import LatentModel, LinearLatentWorld
 from rlwb.planners.models import EngineModel, Model, check_plan_shapes
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner, colored_noise
-from rlwb.planners.task_rewards import task_reward
 
 
 class QuadraticModel:
@@ -171,7 +176,7 @@ def _models(engine) -> dict[str, tuple[object, torch.Tensor]]:
     world = LinearLatentWorld(obs_dim=3, latent_dim=4, action_dim=1)
     return {
         "engine": (EngineModel(engine, differentiable=True), engine.get_state()),
-        "ensemble_task_reward": (EnsembleModel(ens, task_reward(spec.task_id)), obs),
+        "ensemble_task_reward": (EnsembleModel(ens, tasks.reward_from_obs(spec.task_id)), obs),
         "ensemble_learned_reward": (EnsembleModel(learned), obs),
         "latent": (LatentModel(world), world.encode(obs).detach()),
     }  # fmt: skip
@@ -289,3 +294,76 @@ def test_std_ramp_perturbs_early_steps_less():
     assert torch.allclose(std[1, :, 0], expected) and std[0, 0, 0] == pytest.approx(0.1)
     with pytest.raises(ConfigError, match="std_ramp"):
         SamplingConfig(std_ramp=0.5).validate()
+
+
+# ---------------------------------------------------------------------- planner protocol
+def test_every_planner_satisfies_the_planner_protocol():
+    """CEM, MPPI, iCEM, random shooting, the gradient planner and TD-MPC's MPPI are all
+    ``Planner``s, and each (but random shooting) keeps a warm start that ``state_dict``
+    carries; an object without the warm-start methods is not one."""
+    from rlwb.agents import TDMPC
+    from tests.agent_setups import setup_of
+
+    planners = _planners(4, LOW, HIGH)
+    setup = setup_of(TDMPC)
+    engine = setup.engine()
+    tdmpc = TDMPC(setup.config(), engine.spec, torch.device("cpu"))
+    tdmpc.act(engine.reset(seed=0), explore=False)
+    planners["tdmpc_mppi"] = tdmpc.planner
+    assert tdmpc.planner.config.method == "mppi"
+    for name, planner in planners.items():
+        assert isinstance(planner, Planner), name
+        if name != "tdmpc_mppi":
+            planner.plan(QuadraticModel(), TARGETS)
+        warm = planner.state_dict()["mean"]
+        assert (warm is None) == (name == "random"), name  # random shooting keeps none
+        assert planner.last_plan is not None and planner.last_returns is not None, name
+
+    class PlanOnly:
+        def plan(self, model, states, prior=None):  # noqa: ANN001, ANN201
+            return states
+
+    assert not isinstance(PlanOnly(), Planner)
+
+
+# ---------------------------------------------------------------------- task independence
+FORBIDDEN = ("rlwb.agents", "rlwb.envs", "rlwb.experiments")
+PLANNERS_DIR = pathlib.Path(__file__).resolve().parents[1] / "planners"
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """Every module an ``import`` statement of ``path`` names (relative imports resolved)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(["rlwb", "planners"][: 3 - node.level] + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_planners_import_no_agent_task_or_experiment():
+    """No module of ``planners/`` imports from ``rlwb.agents``, ``rlwb.envs`` or
+    ``rlwb.experiments``, directly (its import statements) or through what it imports
+    (``sys.modules`` after importing every planners module in a fresh interpreter)."""
+    modules = sorted(PLANNERS_DIR.glob("*.py"))
+    assert len(modules) > 5
+    direct = {
+        f"{p.name}: {name}"
+        for p in modules
+        for name in _imported_modules(p)
+        if name.startswith(FORBIDDEN)
+    }
+    assert not direct, f"planners import task or agent code: {sorted(direct)}"
+    names = [f"rlwb.planners.{p.stem}" for p in modules if p.stem != "__init__"]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"importing planners loads {out.stdout.strip()}"

@@ -9,20 +9,19 @@ import torch
 
 from rlwb import make_engine
 from rlwb.agents.safe_cem_mpc import SafeCEMMPC, SafeCEMMPCConfig
+from rlwb.agents.safe_cem_mpc.constraints import obstacle_cbf_rows, tracking_clf_row
+from rlwb.agents.safe_cem_mpc.residual import ResidualModel, gp_features
 from rlwb.envs.quadrotor.obstacles import offsets
 from rlwb.errors import ConfigError
-from rlwb.experiments._safe_mpc_report import closed_loop
 from rlwb.planners.gp import GPConfig, SlidingWindowGP
-from rlwb.planners.residual_model import ResidualModel, gp_features
 from rlwb.planners.safety import (
     Constraints,
     MinimalInterventionFilter,
     SafeController,
     SafetyFilterConfig,
-    obstacle_cbf_rows,
-    tracking_clf_row,
 )
 from rlwb.planners.sampling import SamplingConfig
+from rlwb.safe_mpc_report import closed_loop
 
 pytest.importorskip("qpsolvers")
 

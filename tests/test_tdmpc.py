@@ -64,9 +64,9 @@ def test_bad_config_is_a_clear_error(overrides: dict, message: str) -> None:
 
 
 def test_tasks_it_cannot_run_are_clear_errors() -> None:
-    images = dataclasses.replace(toy_spec(), observation_shape=(3, 64, 64))
+    matrices = dataclasses.replace(toy_spec(), observation_shape=(3, 64))  # neither kind
     with pytest.raises(ConfigError, match="flat observations"):
-        TDMPC(TDMPCConfig(**TINY), images, "cpu")
+        TDMPC(TDMPCConfig(**TINY), matrices, "cpu")
     unbounded = dataclasses.replace(toy_spec(), action_low=torch.full((2,), -torch.inf))
     with pytest.raises(ConfigError, match="finite action bounds"):
         TDMPC(TDMPCConfig(**TINY), unbounded, "cpu")

@@ -37,10 +37,15 @@ device. ``charts/compression_ratio`` logs the elite's weights bytes over its see
 
 Choices where the paper is silent or does not apply, stated:
 
-* Networks are MLPs (:class:`rlwb.policies.PopulationMLP`): ``hidden`` widths, tanh (or ReLU)
-  hidden units, a tanh output rescaled to the action bounds, LeCun-normal weights and zero
-  biases at initialisation. The paper's Atari network (convolutional, pixels) has no
-  counterpart here: the engine has no pixel tasks.
+* Networks are MLPs (:class:`rlwb.policies.PopulationMLP`) on vector observations:
+  ``hidden`` widths, tanh (or ReLU) hidden units, a tanh output rescaled to the action
+  bounds, LeCun-normal weights and zero biases at initialisation. On image observations
+  with discrete actions (Atari on the ``envpool`` backend) they are the paper's conv
+  networks (:class:`rlwb.policies.PopulationConv`, ``conv`` names the architecture: the
+  paper's ``large`` DQN network by default) acting by the argmax of their outputs, with the
+  authors' initialisation; ``hidden`` and ``activation`` do not apply there. Engines that
+  cannot read states (EnvPool) start each chunk from ``reset(seed)`` instead of restoring
+  the start states; the chunks are the same computations either way.
 * Observation normalisation (``obs_norm``; default on for MuJoCo tasks, off for the others):
   what the authors' released MuJoCo code does, with the rule of
   :mod:`rlwb.agents.deep_ga.obs_norm`: running sums of the observations of a fraction
@@ -80,7 +85,7 @@ from typing import Any
 import torch
 
 from rlwb import agent_kit as kit
-from rlwb import tasks
+from rlwb import policies, tasks
 from rlwb.agent import IterationAgent, PhaseInterrupted, PolicyNetwork
 from rlwb.agents.deep_ga.evaluation import LocalEvaluator, Norm, PopulationResult, horizon_of
 from rlwb.agents.deep_ga.genome import Genomes
@@ -89,7 +94,7 @@ from rlwb.agents.deep_ga.obs_norm import ObsStat
 from rlwb.engine import Engine
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import CheckpointError, ConfigError, UnknownTaskError
-from rlwb.policies import ACTIVATIONS, PopulationMLP
+from rlwb.policies import ACTIVATIONS, CONV_NETWORKS, PopulationConv, PopulationMLP
 
 FORMAT_VERSION = 2  # 2: observation normalisation (format 1 loads with it off)
 
@@ -114,6 +119,9 @@ class DeepGAConfig:
     """Hidden layer widths of every network."""
     activation: str = "tanh"
     """Hidden activation: tanh or relu."""
+    conv: str = "large"
+    """Network on image observations: large (the paper's), nature or small (see
+    rlwb.policies.CONV_NETWORKS)."""
     horizon: int | None = None
     """Cap on episode length (default: the task's time limit; the paper's Atari cap: 5000)."""
     novelty: bool = False
@@ -166,6 +174,8 @@ class DeepGAConfig:
             raise bad("hidden", "must hold positive widths")
         if self.activation not in ACTIVATIONS:
             raise bad("activation", f"must be one of {', '.join(ACTIVATIONS)}")
+        if self.conv not in CONV_NETWORKS:
+            raise bad("conv", f"must be one of {', '.join(CONV_NETWORKS)}")
         if self.horizon is not None and self.horizon < 1:
             raise bad("horizon", "must be >= 1 or None")
         if not 0 <= self.archive_probability <= 1:
@@ -185,6 +195,14 @@ class DeepGAConfig:
         return cls(population=12_501, truncation=625, sigma=0.00224, episodes=5, hidden=(256, 256))
 
     @classmethod
+    def atari(cls) -> DeepGAConfig:
+        """The paper's Atari setting (its released code's configuration): N = 1000, T = 20,
+        sigma = 0.002, one episode per child, the elite from 10 candidates over 30
+        episodes, the large DQN network. The 5,000-step episode cap is the engine's time
+        limit (experiments/deep_ga_atari.py)."""
+        return cls(population=1000, truncation=20, sigma=0.002, conv="large")
+
+    @classmethod
     def hard_maze(cls) -> DeepGAConfig:
         """GA-NS on the paper's Image Hard Maze (unverified in our references): N = 20,000,
         T = 61, sigma = 0.005, archive probability 0.01. The paper's network reads pixels;
@@ -192,6 +210,46 @@ class DeepGAConfig:
         return cls(
             population=20_000, truncation=61, sigma=0.005, novelty=True, archive_probability=0.01
         )
+
+
+class Children:
+    """A generation's children as parameter rows made on demand (``children[rows]``): each
+    row's parent plus its mutation (generation 0: fresh initialisations), elementwise the
+    same numbers as making them all at once. The generation then holds one chunk of networks
+    at a time, not all N (the paper's Atari generation is 1000 networks of 16 MB)."""
+
+    def __init__(
+        self, genomes: Genomes, seeds: list[int], parents: torch.Tensor | None = None,
+        pick: torch.Tensor | None = None,
+    ) -> None:  # fmt: skip
+        self.genomes, self.seeds, self.parents, self.pick = genomes, seeds, parents, pick
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, index: slice | torch.Tensor) -> torch.Tensor:
+        if isinstance(index, slice):
+            rows = torch.arange(len(self.seeds))[index]
+        else:
+            rows = torch.as_tensor(index, dtype=torch.int64).reshape(-1).cpu()
+        seeds = [self.seeds[i] for i in rows.tolist()]
+        if self.parents is None:
+            return self.genomes.init(seeds)
+        parents = self.pick[rows].to(getattr(self.parents, "device", "cpu"))  # (or Children)
+        return self.genomes.mutate(self.parents[parents], seeds)
+
+
+def _speed(frames: int, seconds: float, network: float) -> dict[str, float]:
+    """A generation's agent steps per second, overall and split into the time in the
+    networks and the rest (the emulator, and the engine's bookkeeping)."""
+    emulator = max(seconds - network, 1e-9)
+    return {
+        "frames_per_second": frames / max(seconds, 1e-9),
+        "network_seconds": network,
+        "emulator_seconds": emulator,
+        "network_frames_per_second": frames / max(network, 1e-9),
+        "emulator_frames_per_second": frames / emulator,
+    }
 
 
 def _is_mujoco_task(task_id: str) -> bool:
@@ -220,18 +278,46 @@ class DeepGA(IterationAgent):
         self.parents: list[list[int]] = []
         self.parent_params: torch.Tensor | None = None
         normalise = _is_mujoco_task(spec.task_id) if config.obs_norm is None else config.obs_norm
+        if normalise and self._on_images():
+            raise ConfigError("DeepGAConfig.obs_norm applies to vector observations, not frames")
         self.obs_stat: ObsStat | None = ObsStat.start(obs_dim) if normalise else None
         self._set_elite(self.genomes.draw(1, self.generator), math.nan, norm=self._norm())
         self.archive = torch.zeros(0, 0, dtype=torch.float64)
         self.last_result: PopulationResult | None = None
         self._evaluator: Any = None
 
-    def _population_net(self) -> PopulationMLP:
+    def _on_images(self) -> bool:
+        """Whether the networks are conv nets over ``[C, H, W]`` frames."""
+        return len(self.spec.observation_shape) == 3
+
+    def net_recipe(self) -> tuple[str, dict[str, Any]]:
+        """``(class name in rlwb.policies, keyword arguments)`` of one-network population
+        modules as this agent builds them (Ray actors build theirs from it)."""
         spec, cfg = self.spec, self.config
-        return PopulationMLP(
-            math.prod(spec.observation_shape), spec.action_dim, cfg.hidden, 1,
-            spec.action_low, spec.action_high, cfg.activation, self.device,
+        if self._on_images():
+            if spec.num_actions < 1:
+                raise ConfigError(
+                    f"Deep GA on image observations needs discrete actions ({spec.task_id} "
+                    "has continuous ones)"
+                )
+            return "PopulationConv", dict(
+                observation_shape=tuple(spec.observation_shape), num_actions=spec.num_actions,
+                population=1, architecture=cfg.conv,
+            )  # fmt: skip
+        if spec.num_actions > 0:
+            raise ConfigError(
+                f"Deep GA acts on discrete actions only from image observations; "
+                f"{spec.task_id} has {spec.num_actions} actions and vector observations"
+            )
+        return "PopulationMLP", dict(
+            obs_dim=math.prod(spec.observation_shape), action_dim=spec.action_dim,
+            hidden=tuple(cfg.hidden), population=1, action_low=spec.action_low.cpu(),
+            action_high=spec.action_high.cpu(), activation=cfg.activation,
         )  # fmt: skip
+
+    def _population_net(self) -> PopulationMLP | PopulationConv:
+        name, kwargs = self.net_recipe()
+        return getattr(policies, name)(**kwargs, device=self.device)
 
     def _norm(self) -> Norm:
         """This generation's observation normalisation (None: off)."""
@@ -249,10 +335,14 @@ class DeepGA(IterationAgent):
     def act(self, obs: torch.Tensor, explore: bool = False) -> torch.Tensor:
         """The elite's action for every member (the GA explores by mutation, not noise)."""
         with torch.no_grad():
-            return self.net(obs.to(self.device).flatten(1))
+            return self.net(obs.to(self.device) if self._on_images() else
+                            obs.to(self.device).flatten(1))  # fmt: skip
 
     def policy_network(self) -> PolicyNetwork:
-        """The elite's network as ``act`` runs it (flattened observations in)."""
+        """The elite's network as ``act`` runs it (flattened observations in; frames as
+        they are)."""
+        if self._on_images():
+            return PolicyNetwork(self.net)
         return PolicyNetwork(torch.nn.Sequential(torch.nn.Flatten(1), self.net))
 
     # ------------------------------------------------------------------ one generation
@@ -265,21 +355,20 @@ class DeepGA(IterationAgent):
 
                 self._evaluator = RayEvaluator(
                     engine, cfg, cfg.num_workers, lambda done, total: self.phase(
-                        "starting Ray actors", done, total)
+                        "starting Ray actors", done, total), self.net_recipe(),
                 )  # fmt: skip
             else:
                 net = self._population_net()
                 self._evaluator = LocalEvaluator(engine.spawn, net, cfg.horizon, cfg.chunk)
         return self._evaluator
 
-    def _children(self, n: int) -> tuple[list[list[int]], torch.Tensor]:
+    def _children(self, n: int) -> tuple[list[list[int]], Children]:
         seeds = self.genomes.draw(n, self.generator)
         if self.parent_params is None:
-            return [[s] for s in seeds], self.genomes.init(seeds)
+            return [[s] for s in seeds], Children(self.genomes, seeds)
         pick = torch.randint(len(self.parents), (n,), generator=self.generator)
         genomes = [self.parents[i] + [s] for i, s in zip(pick.tolist(), seeds, strict=True)]
-        params = self.genomes.mutate(self.parent_params[pick.to(self.device)], seeds)
-        return genomes, params
+        return genomes, Children(self.genomes, seeds, self.parent_params, pick)
 
     def _candidates(self) -> int:
         """Networks re-evaluated for the elite this generation (the old one included)."""
@@ -315,6 +404,8 @@ class DeepGA(IterationAgent):
     def _generation(self, engine: Engine) -> dict[str, float]:
         cfg, start = self.config, time.perf_counter()
         evaluator = self.evaluator(engine)
+        local_net = getattr(evaluator, "net", None)
+        network_before = getattr(local_net, "network_seconds", None)
         n = cfg.population - 1
         genomes, params = self._children(n)
         pop_seed, val_seed = torch.randint(2**31, (2,), generator=self.generator).tolist()
@@ -367,6 +458,9 @@ class DeepGA(IterationAgent):
             generation_seconds=time.perf_counter() - start,
             compression_ratio=self.genomes.compression_ratio(self.elite),
         )
+        if network_before is not None:  # conv populations time their forward passes
+            metrics.update(_speed(result.frames + validation.frames, metrics["generation_seconds"],
+                                  local_net.network_seconds - network_before))  # fmt: skip
         if self.obs_stat is not None:
             metrics["obs_stat_count"] = float(self.obs_stat.count)
         if "success" in result.goal:  # goal tasks: did any child end at the goal?
@@ -379,7 +473,7 @@ class DeepGA(IterationAgent):
         self,
         evaluator: Any,
         genomes: list[list[int]],
-        params: torch.Tensor,
+        params: Children,
         fitness: torch.Tensor,
         seed: int,
         norm: Norm,
@@ -392,7 +486,7 @@ class DeepGA(IterationAgent):
         k = self._candidates() - int(carried)
         best = torch.argsort(fitness, descending=True, stable=True)[:k].tolist()
         cand_genomes = [genomes[i] for i in best]
-        cand_params = params[torch.as_tensor(best, device=self.device)]
+        cand_params = params[torch.as_tensor(best, dtype=torch.int64, device=self.device)]
         if carried:
             cand_genomes.append(self.elite)
             cand_params = torch.cat([cand_params, self.net.params])
@@ -405,7 +499,7 @@ class DeepGA(IterationAgent):
     def _choose_parents(
         self,
         genomes: list[list[int]],
-        params: torch.Tensor,
+        params: Children,
         score: torch.Tensor,
         fitness: torch.Tensor,
     ) -> None:

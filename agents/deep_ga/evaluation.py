@@ -104,10 +104,14 @@ def horizon_of(engine: Engine, cap: int | None) -> int:
     return min(limit, cap) if cap else limit
 
 
-def start_states(engine: Engine, seed: int) -> torch.Tensor:
-    """``[B, S]`` start states of ``engine.reset(seed)`` (the engine's whole batch)."""
+def start_states(engine: Engine, seed: int) -> torch.Tensor | None:
+    """``[B, S]`` start states of ``engine.reset(seed)`` (the engine's whole batch); None
+    where the engine cannot read states (EnvPool), whose rollout starts from that reset."""
     engine.reset(seed=seed)
-    return engine.get_state()
+    try:
+        return engine.get_state()
+    except NotImplementedError:
+        return None
 
 
 def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from rlwb import agent_kit as kit
+from rlwb import policies
 from rlwb.agents.deep_ga.evaluation import (
     EngineCache,
     Norm,
@@ -45,7 +46,6 @@ from rlwb.agents.deep_ga.evaluation import (
 from rlwb.agents.deep_ga.genome import Genomes
 from rlwb.engine import Engine, make_engine
 from rlwb.errors import ConfigError
-from rlwb.policies import PopulationMLP
 
 ACTOR_START_TIMEOUT = 120.0  # seconds for every actor to start before giving up
 WAIT_SLICE = 1.0  # seconds between progress reports while waiting for results
@@ -55,13 +55,16 @@ class ShardWorker:
     """What one Ray actor holds; plain Python, so it also runs (and is tested) in-process."""
 
     def __init__(
-        self, factory: dict[str, Any], net: dict[str, Any], table: dict[str, Any],
-        torch_threads: int = 1,
+        self, factory: dict[str, Any], net: dict[str, Any] | tuple[str, dict[str, Any]],
+        table: dict[str, Any], torch_threads: int = 1,
     ) -> None:  # fmt: skip
+        """``net``: ``(class name in rlwb.policies, its keyword arguments)``, or the
+        keyword arguments of a :class:`~rlwb.policies.PopulationMLP`."""
         kit.apply_torch_threads(torch_threads)  # the driver's: kernels may depend on the count
         self.factory = factory
         self.engines = EngineCache(lambda n: make_engine(num_envs=n, **self.factory))
-        self.net = PopulationMLP(**net)
+        name, kwargs = net if isinstance(net, tuple) else ("PopulationMLP", net)
+        self.net = getattr(policies, name)(**kwargs)
         self.genomes = Genomes(self.net.num_params, self.net.init_scale(), **table)
         self.cache: dict[tuple[int, ...], tuple[int, torch.Tensor]] = {}
 
@@ -128,8 +131,9 @@ class RayEvaluator:
     """The Deep GA's evaluator interface over ``num_workers`` Ray actors."""
 
     def __init__(
-        self, engine: Engine, config: Any, num_workers: int, progress: Progress | None = None
-    ) -> None:
+        self, engine: Engine, config: Any, num_workers: int, progress: Progress | None = None,
+        net: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
         try:
             import ray
         except ImportError:
@@ -141,17 +145,15 @@ class RayEvaluator:
         self.ray, self.cap, self.chunk, self.calls = ray, config.horizon, config.chunk, 0
         factory = dict(engine._factory)
         factory["device"] = str(factory["device"])
-        spec = engine.spec
-        net = dict(
-            obs_dim=int(torch.tensor(spec.observation_shape).prod()),
-            action_dim=spec.action_dim,
-            hidden=tuple(config.hidden),
-            population=1,
-            action_low=spec.action_low.cpu(),
-            action_high=spec.action_high.cpu(),
-            activation=config.activation,
-            device=factory["device"],
-        )
+        if net is None:  # an MLP population from the config (the agent passes its recipe)
+            spec = engine.spec
+            net = ("PopulationMLP", dict(
+                obs_dim=int(torch.tensor(spec.observation_shape).prod()),
+                action_dim=spec.action_dim, hidden=tuple(config.hidden), population=1,
+                action_low=spec.action_low.cpu(), action_high=spec.action_high.cpu(),
+                activation=config.activation,
+            ))  # fmt: skip
+        net = (net[0], {**net[1], "device": factory["device"]})
         table = dict(
             sigma=config.sigma,
             table_size=config.noise_table_size,

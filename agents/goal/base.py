@@ -1,14 +1,14 @@
 """What goal-reaching agents share: the goal task, HER replay, DDPG networks, monitoring.
 
-:class:`GoalAgent` is an off-policy actor-critic over a goal-conditioned flat observation
-(``observation_slices`` names ``achieved_goal`` and ``desired_goal``). It stores
-trajectories per engine member in :class:`rlwb.replay.TrajectoryBuffer`, samples
-hindsight-relabelled batches, trains the DDPG actor and critic networks of
-:mod:`rlwb.agents.ddpg` (imported, not copied), and reports the training success rate,
-the final distance to the goal and, on tasks that know their true distances (the point
-mazes' ``steps_to_goal``), how well the critic ranks a fixed probe set. Subclasses say what
-the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the actor optimises
-(:meth:`GoalAgent.actor_objective`).
+:class:`GoalAgent` is an off-policy actor-critic (:class:`rlwb.actor_critic.ActorCriticAgent`
+with the actor and critic networks of :mod:`rlwb.agents.ddpg`) over a goal-conditioned flat
+observation (``observation_slices`` names ``achieved_goal`` and ``desired_goal``). It
+stores trajectories per engine member in :class:`rlwb.replay.TrajectoryBuffer`, samples
+hindsight-relabelled batches, and reports through :meth:`GoalAgent.metrics` the training
+success rate, the final distance to the goal and, on tasks that know their true distances
+(the point mazes' ``steps_to_goal``), how well the critic ranks a fixed probe set.
+Subclasses say what the critic learns (:meth:`GoalAgent.bootstrap_target`) and what the
+actor optimises (:meth:`GoalAgent.actor_objective`).
 
 Episodes that end on success (``terminate_on_success``) stop bootstrapping only for the
 goal they ended on: relabelled rows of such a step do not count as terminal. A termination
@@ -17,25 +17,23 @@ without success (a crash, a fall) is terminal for every goal (:meth:`GoalAgent.t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
 from rlwb import agent_kit as kit
-from rlwb.agent import PolicyNetwork, ScaledPolicy, StepAgent
+from rlwb.actor_critic import ActorCriticAgent
+from rlwb.agent import PolicyNetwork, ScaledPolicy
 from rlwb.agents.ddpg import Actor, Critic, DDPGConfig
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
 from rlwb.goals import goal_task, observation_slices
-from rlwb.nn import float_state, soft_update_
 from rlwb.noise import GaussianNoise
 from rlwb.replay import HER_STRATEGIES, TrajectoryBuffer
 
-FORMAT_VERSION = 1
 PROBE_SIZE = 512
+_FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
 
 @dataclass
@@ -64,6 +62,8 @@ class GoalAgentConfig:
     """Penalty on the squared normalised action in the actor loss (HER)."""
     probe_every: int = 1000
     """Updates between probes of the critic against true distances (0: never)."""
+    cuda_graph: bool = True
+    """On CUDA, capture the gradient step as a CUDA graph (ignored on CPU)."""
     seed: int | None = None
     torch_threads: int = 1
 
@@ -100,8 +100,11 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((rx * ry).sum() / (rx.norm() * ry.norm()).clamp(min=1e-12))
 
 
-class GoalAgent(StepAgent):
+class GoalAgent(ActorCriticAgent):
     """Goal-conditioned actor-critic with hindsight replay (see the module docstring)."""
+
+    #: The critic is part of acting for GDG's bridge points.
+    policy_parts = ("actor", "critic")
 
     config_class: type = GoalAgentConfig
 
@@ -112,34 +115,19 @@ class GoalAgent(StepAgent):
                 f"{type(config).__name__}"
             )
         config.validate()
-        self.config, self.spec = config, spec
-        self.device = dev = torch.device(device)
-        kit.apply_torch_threads(config.torch_threads, dev)
+        obs_dim, act_dim = self.prelude(config, spec, device)
+        dev = self.device
         self.task = goal_task(spec)
         self.slices = observation_slices(spec, self.task)
         self.goal_cols = slice(*self.slices["desired_goal"])
         self.achieved_cols = slice(*self.slices["achieved_goal"])
         self.horizon = int(spec.max_episode_steps or 1000)
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, type(self).__name__)
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
-
-        self.generator = kit.seeded_generator(config.seed, dev)
         nets = DDPGConfig(hidden=tuple(config.hidden))
-        self.actor, self.critic = Actor(obs_dim, act_dim, nets), Critic(obs_dim, act_dim, nets)
-        self.actor_target, self.critic_target = (
-            Actor(obs_dim, act_dim, nets),
-            Critic(obs_dim, act_dim, nets),
+        self.build_actor_critic(
+            lambda: Actor((obs_dim,), act_dim, nets),
+            lambda: Critic((obs_dim,), act_dim, nets),
+            _FIELDS,
         )
-        for net in (self.actor, self.critic, self.actor_target, self.critic_target):
-            net.to(dev)
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
-            p.requires_grad_(False)
-        self._targets = float_state(self.actor_target) + float_state(self.critic_target)
-        self._sources = float_state(self.actor) + float_state(self.critic)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
         self.replay = TrajectoryBuffer(
             max(config.buffer_size, spec.num_envs),
             spec.num_envs,
@@ -155,13 +143,11 @@ class GoalAgent(StepAgent):
         self.noise = GaussianNoise(
             spec.num_envs, act_dim, config.noise_sigma, device=dev, generator=self.generator
         )
-        self.updates = 0
-        # Training episodes finished since the last update report: successes, distances.
+        # Training episodes finished since metrics() last reported them: successes,
+        # summed final distances, count.
         self.stats = torch.zeros(3, dtype=torch.float64, device=dev)
-        # The latest episode report and probe: every update returns them, because the runner
-        # logs only the update before each log step.
-        self.report: dict[str, float] = {}
         self._probe = self._make_probe()
+        self._probed: dict[str, float] = {}  # the latest probe, until metrics() takes it
 
     # ------------------------------------------------------------------ goals
     def with_goal(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -232,18 +218,22 @@ class GoalAgent(StepAgent):
         failed = terminated & ~self.reached(stored)
         return torch.where(batch["relabelled"], failed, terminated).float()
 
-    def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
-
     def actor_objective(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``[batch]`` quantity the actor minimises (before the action penalty)."""
         raise NotImplementedError
+
+    def actor_loss(self, batch: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """The subclass's objective plus HER's penalty on the squared normalised action."""
+        loss = self.actor_objective(batch["obs"], action).mean()
+        return loss + self.config.action_l2 * action.pow(2).mean()
 
     def distance_estimate(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B]`` the critic's reading of how far each observation is from its goal."""
         raise NotImplementedError
 
     def update(self, num_updates: int = 1) -> dict[str, Any]:
+        """``num_updates`` gradient steps, each on a fresh hindsight-relabelled batch whose
+        terminal flags follow :meth:`terminal`; the mean losses (0-dim tensors)."""
         if num_updates < 1 or len(self.replay) == 0:
             return {}
         cfg = self.config
@@ -259,30 +249,25 @@ class GoalAgent(StepAgent):
             if cfg.random_goal_prob > 0:
                 self.random_goals(batch, cfg.random_goal_prob)
             batch["terminated"] = self.terminal(batch)
-            with torch.no_grad():
-                target = self.bootstrap_target(batch)
-            critic_loss = F.mse_loss(self.critic(batch["obs"], batch["action"]), target)
-            self.critic_opt.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            self.critic_opt.step()
-            action = self.actor(batch["obs"])
-            actor_loss = self.actor_objective(batch["obs"], action).mean()
-            actor_loss = actor_loss + cfg.action_l2 * action.pow(2).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward(inputs=list(self.actor.parameters()))
-            self.actor_opt.step()
-            soft_update_(self._targets, self._sources, cfg.tau)
-            critic_losses.append(critic_loss.detach())
-            actor_losses.append(actor_loss.detach())
+            critic_loss, actor_loss = self.train_step(*(batch[name] for name in _FIELDS))
+            critic_losses.append(critic_loss)
+            actor_losses.append(actor_loss)
             self.updates += 1
-        out: dict[str, Any] = {
+        if cfg.probe_every and self.updates % cfg.probe_every < num_updates:
+            self._probed = self.probe()
+        return {
             "critic_loss": torch.stack(critic_losses).mean(),
             "actor_loss": torch.stack(actor_losses).mean(),
         }
-        self.report.update(self.episode_report())
-        if cfg.probe_every and self.updates % cfg.probe_every < num_updates:
-            self.report.update(self.probe())
-        return {**out, **self.report}
+
+    def metrics(self) -> dict[str, float]:
+        """What the agent measured since the last call: ``goal/success_rate`` and
+        ``goal/final_distance`` of the training episodes that finished (once there are 20
+        of them), and the latest probe of the critic against true distances
+        (``goal/probe_*``, every ``probe_every`` updates, on tasks that know them)."""
+        found = {**self.episode_report(), **self._probed}
+        self._probed = {}
+        return {f"goal/{key}": value for key, value in found.items()}
 
     def random_goals(self, batch: dict[str, torch.Tensor], prob: float) -> None:
         """Give a share ``prob`` of ``batch``'s rows (in place) the achieved goal of a
@@ -298,7 +283,7 @@ class GoalAgent(StepAgent):
 
     def episode_report(self, min_episodes: int = 20) -> dict[str, float]:
         """Success rate and final distance of the training episodes finished since the last
-        report, once there are ``min_episodes`` of them (a host sync per update)."""
+        report, once there are ``min_episodes`` of them (one host sync)."""
         successes, distance, count = self.stats.tolist()
         if count < min_episodes:
             return {}
@@ -317,78 +302,31 @@ class GoalAgent(StepAgent):
         return {"obs": obs, "true": true.to(self.device)}
 
     @torch.no_grad()
+    def probe_distances(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The critic's distance and the true steps-to-goal ``([N], [N])`` on the fixed
+        probe set, or None where the task does not know its true distances."""
+        if self._probe is None:
+            return None
+        return self.distance_estimate(self._probe["obs"]), self._probe["true"]
+
     def probe(self) -> dict[str, float]:
         """Spearman rank correlation of the critic's distance with the true one, and both
         means, on the fixed probe set."""
-        if self._probe is None:
+        found = self.probe_distances()
+        if found is None:
             return {}
-        learned = self.distance_estimate(self._probe["obs"])
-        true = self._probe["true"]
+        learned, true = found
         return {
             "probe_spearman": spearman(learned, true),
             "probe_learned_mean": float(learned.mean()),
             "probe_true_mean": float(true.float().mean()),
         }
 
-    @torch.no_grad()
-    def probe_figure(self):
-        """A matplotlib scatter of the critic's distance against true steps-to-goal on the
-        probe set (for TensorBoard's ``add_figure``), or None without a probe."""
-        if self._probe is None:
-            return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-
-        learned = self.distance_estimate(self._probe["obs"]).cpu()
-        true = self._probe["true"].cpu()
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.scatter(true, learned, s=6, alpha=0.4)
-        ax.set_xlabel("true steps to goal (cells)")
-        ax.set_ylabel(f"learned ({type(self).__name__} critic)")
-        ax.set_title(f"probe: Spearman {spearman(learned, true):.2f}")
-        return fig
-
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": dataclasses.asdict(self.config),
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "replay": self.replay.state_dict(),
-            "generator": self.generator.get_state(),
-            "updates": self.updates,
-            "stats": self.stats.cpu(),
-        }
+        return {**super().state_dict(), "stats": self.stats.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
+        super().load_state_dict(state)
         with kit.checkpoint_fits(type(self).__name__):
-            for name in ("actor", "critic", "actor_target", "critic_target"):
-                getattr(self, name).load_state_dict(state[name])
-            self.actor_opt.load_state_dict(state["actor_opt"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
-            self.replay.load_state_dict(state["replay"])
-            self.generator.set_state(state["generator"])
-            self.updates = int(state["updates"])
             self.stats = state["stats"].to(self.device)
-
-    def policy_state_dict(self) -> dict[str, Any]:
-        """Actor and critic: the critic is part of acting for GDG's bridge points."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-        }
-
-    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
-        kit.check_format(state, FORMAT_VERSION, type(self).__name__)
-        with kit.checkpoint_fits(type(self).__name__):
-            self.actor.load_state_dict(state["actor"])
-            self.critic.load_state_dict(state["critic"])

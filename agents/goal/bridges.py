@@ -443,37 +443,3 @@ class BridgePlanner:
     def recent_bridges(self) -> torch.Tensor:
         """Up to the last 64 planning calls' bridge points ``[N, G]`` on the CPU."""
         return torch.cat(self.chosen) if self.chosen else torch.zeros(0, self.bridge.shape[1])
-
-
-def draw_bridges(
-    task, bridges: torch.Tensor, title: str = "bridge points", nodes: torch.Tensor | None = None
-):
-    """A matplotlib figure of a point maze (walls grey) with bridge points ``[N, 2]``, the
-    map's goal cells and, if given, the planner's graph nodes ``[K, 2]``; for
-    TensorBoard's ``add_figure``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    s = task.maze_size_scaling
-    fig, ax = plt.subplots(figsize=(task.cols * 0.5 + 1, task.rows * 0.5 + 0.5))
-    for i, row in enumerate(task.grid):
-        for j, cell in enumerate(row):
-            if cell == 1:
-                x, y = task.cell_center(i, j)
-                ax.add_patch(plt.Rectangle((x - s / 2, y - s / 2), s, s, color="0.6"))
-    goals = task.goal_cells.cpu()
-    ax.scatter(goals[:, 0], goals[:, 1], marker="*", s=200, c="gold", label="g cells")
-    if nodes is not None and len(nodes):
-        n = nodes.cpu()
-        ax.scatter(n[:, 0], n[:, 1], s=4, c="0.3", alpha=0.5, label="graph nodes")
-    if len(bridges):
-        b = bridges.cpu()
-        ax.scatter(b[:, 0], b[:, 1], s=14, c="tab:blue", alpha=0.6, label="bridge points")
-    ax.set_xlim(-task.cols * s / 2, task.cols * s / 2)
-    ax.set_ylim(-task.rows * s / 2, task.rows * s / 2)
-    ax.set_aspect("equal")
-    ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=7)
-    return fig

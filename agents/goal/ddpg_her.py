@@ -32,13 +32,13 @@ class DDPGHER(GoalAgent):
 
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         gamma = self.config.gamma
-        next_q = self.critic_target(batch["next_obs"], self.actor_target(batch["next_obs"]))
+        next_q = self.q_target(batch["next_obs"], self.mu_target(batch["next_obs"]))
         target = batch["reward"] + gamma * (1.0 - batch["terminated"]) * next_q
         bound = 1.0 / (1.0 - gamma) if gamma < 1 else float(self.horizon)
         return target.clamp(-bound, bound)
 
     def actor_objective(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return -self.critic(obs, action)
+        return -self.q(obs, action)
 
     @torch.no_grad()
     def distance_estimate(self, obs: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ replay's own transitions (the paper's ``b* = argmin_b D(s, b) + D(b, g)`` is the
 ``one_hop`` option).
 
 Only the paper's abstract and introduction are readable and no code was published, so
-these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
+these choices are ours:
 
 * Target ``0`` when the next state's achieved goal reaches g (the task's success test);
   else ``T`` (the episode length, the largest distance the targets represent) when the
@@ -21,9 +21,9 @@ these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
   critic's output layer is linear; D >= 0 holds for its targets, and uses of D clamp at 0.
 * Goals are relabelled in hindsight from the same trajectory (HER's ``future``
   strategy, 80% of each batch); rewards are not used, only the success test.
-* The actor minimises ``D(s, pi(s, g), g)`` plus HER's action penalty; networks,
-  target updates and exploration are DDPG's (``rlwb.agents.ddpg`` networks, Gaussian noise
-  plus HER's random actions).
+* The actor minimises ``D(s, pi(s, g), g)`` plus HER's action penalty; networks, gradient
+  step and target updates are DDPG's (``rlwb.agents.ddpg`` networks on the shared core of
+  ``rlwb.actor_critic``), exploration is Gaussian noise plus HER's random actions.
 * Bridge points (``rlwb.agents.goal.bridges``, ``rlwb.agents.goal.bridge_graph``): the paper's
   ``argmin_b D(s, b) + D(b, g)`` over visited states trusts D at every range, and on the
   deceptive maze that sends the agent into the cup under the goal. So bridges are planned
@@ -37,19 +37,20 @@ these choices are ours (the reading of ../shared/REFERENCES.md, "GDG"):
   where stored episodes went on to it. The learned distance still picks the first hop
   (``min_hop <= D(s, b) <= max_edge``, 5 to 8 steps) and drives the policy. Why: D leaks
   through walls and saturates at long range (below), so a graph of learned edges, even
-  short ones, holds wormholes through the wall above the cup, and SoRB's graph (round 3's
-  default) lost seeds that GDG alone solves. Without any path to g the agent heads for the
-  frontier: the reachable, rarely visited node (``frontier_rare``: visits in the lowest
-  quarter) nearest g, which explores the top row instead of returning to the much-visited
-  cup top nearest g.
+  short ones, holds wormholes through the wall above the cup, and SoRB's graph of learned
+  edges (``certified=False``) lost seeds that GDG alone solves. Without any path to g the
+  agent heads for the frontier: the reachable, rarely visited node (``frontier_rare``:
+  visits in the lowest quarter) nearest g, which explores the top row instead of returning
+  to the much-visited cup top nearest g.
 * When bridges act (the paper says only that they escape local optima): in training and
   in evaluation, from the start of an episode far from its goal (``start_threshold=10``
   steps) and on any stall of D(s, g) (``patience=15``). ``BridgeConfig(training=False,
   stuck_radius=0.5, patience=25, start_threshold=inf)`` makes bridges an evaluation-time
   escape for a stuck agent instead (training exactly GDG alone's); ``certified=False,
-  min_hop=3, frontier_rare=1`` is round 3's planner. A policy file carries the bridge
-  graph of the replay at the time it was saved (graph search): an agent restored from it
-  (``rlwb eval``, the runner's evaluation copy) has no replay and plans on that graph.
+  min_hop=3, frontier_rare=1`` plans on learned edges as SoRB does. A policy file carries
+  the bridge graph of the replay at the time it was saved (graph search): an agent
+  restored from it (``rlwb eval``, the runner's evaluation copy) has no replay and plans
+  on that graph.
 
 The distance's wall leak, checked (seed 0, 20k steps on the deceptive maze; numbers in
 benchmarks/RESULTS.md): the targets are as above (0 on arrival, else 1 + D' bootstrapped,
@@ -62,10 +63,10 @@ an option, default 0) made the leak worse (cup-top -> above-the-wall 11-22 steps
 of 18-72). Hence the planner, not the critic, carries the fix, and it trusts what the
 replay shows.
 
-What it achieves (benchmarks/RESULTS.md, "GDG round 5"): on the deceptive maze, from r
-to the goal behind the cup, 20 seeds, success 0.97 at 20k env steps against GDG alone's
-0.33, at least as good as GDG alone on every seed; at 10k 0.69 against 0.11 (GDG alone
-ahead on 2 seeds). Open maze and U-maze: as GDG alone.
+What it achieves (benchmarks/RESULTS.md, "a bridge graph of observed transitions"): on
+the deceptive maze, from r to the goal behind the cup, 20 seeds, success 0.97 at 20k env
+steps against GDG alone's 0.33, at least as good as GDG alone on every seed; at 10k 0.69
+against 0.11 (GDG alone ahead on 2 seeds). Open maze and U-maze: as GDG alone.
 """
 
 from __future__ import annotations
@@ -110,14 +111,14 @@ class GDG(GoalAgent):
     # ------------------------------------------------------------------ distance
     def bootstrap_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         nxt = batch["next_obs"]
-        onward = self.critic_target(nxt, self.actor_target(nxt)).clamp(min=0.0)
+        onward = self.q_target(nxt, self.mu_target(nxt)).clamp(min=0.0)
         cap = float(self.horizon)  # a terminated state that missed g never reaches it
         target = torch.where(batch["terminated"] > 0, cap, 1.0 + onward)
         target = torch.where(self.reached(nxt), torch.zeros_like(target), target)
         return target.clamp(0.0, float(self.horizon))
 
     def actor_objective(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs, action)
+        return self.q(obs, action)
 
     @torch.no_grad()
     def distance_estimate(self, obs: torch.Tensor) -> torch.Tensor:
@@ -253,7 +254,13 @@ class GDG(GoalAgent):
         if evaluation is not None:  # the next evaluation plans afresh, on the new distance
             evaluation.invalidate()
             evaluation.restart(torch.ones_like(evaluation.active))
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """The goal agent's measurements plus ``gdg/bridges_planned``: bridge points the
+        training episodes have planned so far."""
+        out = super().metrics()
         plan = self.planners.get(True)
-        if out and plan is not None:
-            out["bridges_planned"] = plan.planned
+        if plan is not None:
+            out["gdg/bridges_planned"] = float(plan.planned)
         return out

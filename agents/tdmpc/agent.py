@@ -18,6 +18,23 @@ cartpole) belongs to the engine, so every "step" here (seed steps, schedules) is
 step, as in the authors' code; published curves count simulator steps (agent steps x
 action repeat).
 
+From pixels: given an image observation space ``(C, H, W)`` (uint8 frames stacked along the
+channels, an engine made with ``observation="pixels"``), TD-MPC builds the authors' pixel
+encoder with no other flag (``src/algorithm/helper.py`` and ``cfgs/pixels.yaml`` of
+github.com/nicklashansen/tdmpc): pixels / 255, four Conv2d of ``num_channels`` = 32
+filters, kernels 7, 5, 3, 3, all stride 2, no padding, ReLU after each, flattened, one
+Linear to ``latent_dim`` = 50 (84 x 84: 32 x 3 x 3 = 288 features); convs orthogonally
+initialised with the ReLU gain. Updates shift every image of a window (first observation
+and each next observation, independently) by the random-shift augmentation of DrQ
+(``rlwb.nn.RandomShift``, border-replicating pad ``int(H / 21)`` = 4 at 84 x 84); the
+consistency and TD targets read the same shifted next observations, as the authors' code
+does, and acting sees the frames unshifted.
+Their pixel setting also has frame_stack 3, image size 84, 8 planning iterations and a
+100k env-step budget: engine options and ``experiments/tdmpc_dmc.py``. The replay keeps
+each frame once (``rlwb.replay.StackedFrames``), uint8. Where the authors' pixel code
+differs from this: their buffer lives on the CPU and stores the final observation of
+fixed-length episodes apart; ours stores per-member trajectories of any length.
+
 Where we differ from the authors' code, on purpose:
 
 * Several engine members at once: the replay keeps one trajectory per member and the
@@ -65,13 +82,21 @@ from torch import nn
 
 from rlwb import agent_kit as kit
 from rlwb.agent import NUM_UPDATES, PolicyNetwork, ScaledPolicy, StepAgent
-from rlwb.agents.tdmpc.told import TOLD, TargetTOLD, TOLDWorld, noisy_action
+from rlwb.agents.tdmpc.told import TOLD, TargetTOLD, TOLDWorld, noisy_action, state_encoder
 from rlwb.engine.base import EngineSpec
 from rlwb.errors import ConfigError
-from rlwb.nn import FusedAdamStep, fused_adam_available, soft_update_
+from rlwb.nn import (
+    ConvSpec,
+    FusedAdamStep,
+    RandomShift,
+    encoder_for,
+    fused_adam_available,
+    is_image,
+    soft_update_,
+)
 from rlwb.planners.latent import LatentModel
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
-from rlwb.replay import TrajectoryBuffer
+from rlwb.replay import StackedFrames, TrajectoryBuffer
 
 FORMAT_VERSION = 1
 
@@ -144,7 +169,12 @@ class TDMPCConfig:
     mlp_dim: int = 512
     """Hidden width of dynamics, reward, Q and policy."""
     enc_dim: int = 256
-    """Hidden width of the encoder."""
+    """Hidden width of the encoder of state observations."""
+    num_channels: int = 32
+    """Channels of each of the four conv layers of the encoder of image observations."""
+    shift_pad: int = -1
+    """Random shift of image observations in updates, at most this many pixels (-1: the
+    authors' ``int(image side / 21)``, 4 at 84 x 84; 0: no augmentation)."""
     # ---- runtime
     compile: bool = False
     """torch.compile the update's two loss functions and the planner's latent rollout (on
@@ -168,7 +198,7 @@ class TDMPCConfig:
             raise bad("planner", "must be 'mppi' or 'cem'")
         integers = (
             "iterations", "samples", "elites", "horizon", "batch_size", "buffer_size",
-            "latent_dim", "mlp_dim", "enc_dim", "target_every", "horizon_start",
+            "latent_dim", "mlp_dim", "enc_dim", "target_every", "horizon_start", "num_channels",
         )  # fmt: skip
         for name in integers:
             value = getattr(self, name)
@@ -195,6 +225,7 @@ class TDMPCConfig:
             ("per_alpha", self.per_alpha >= 0, ">= 0"),
             ("per_beta", self.per_beta >= 0, ">= 0"),
             ("torch_threads", self.torch_threads >= 0, ">= 0"),
+            ("shift_pad", self.shift_pad >= -1, ">= -1"),
         )  # fmt: skip
         for name, ok, rule in checks:
             if not ok:
@@ -244,16 +275,24 @@ class TDMPC(StepAgent):
         config.validate()
         self.config, self.spec = config, spec
         self.device = dev = torch.device(device)
-        # From-pixels TD-MPC (a conv encoder) is not implemented: flat observations only.
-        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "TDMPC")
+        self.action_scale, self.action_bias = kit.unit_action_map(spec, dev, "TDMPC", images=True)
         kit.apply_torch_threads(config.torch_threads, dev)
-        obs_dim, act_dim = spec.observation_shape[0], spec.action_dim
+        shape, act_dim = spec.observation_shape, spec.action_dim
+        self.images = is_image(shape)
+        pad = config.shift_pad if config.shift_pad >= 0 else int(shape[-1] / 21)
+        self.shift = RandomShift(pad if self.images else 0)
 
         self.generator = kit.seeded_generator(config.seed, dev)
         seed = self.generator.initial_seed()
         with torch.random.fork_rng(devices=[]):  # initialisation from the seed alone
             torch.manual_seed(seed)
-            self.model = TOLD(obs_dim, act_dim, config.latent_dim, config.enc_dim, config.mlp_dim)
+            encoder, _ = encoder_for(
+                shape,
+                ConvSpec((config.num_channels,) * 4, (7, 5, 3, 3), (2, 2, 2, 2), config.latent_dim),
+                lambda obs_dim: state_encoder(obs_dim, config.enc_dim, config.latent_dim),
+            )
+            # the encoder is given, so TOLD's own state-encoder sizes (obs_dim, enc_dim) go unused
+            self.model = TOLD(0, act_dim, config.latent_dim, 0, config.mlp_dim, encoder)
         self.model.to(dev)
         self.target = TargetTOLD(self.model).to(dev)
         self._targets, self._sources = self.target.sources(self.model)
@@ -287,17 +326,21 @@ class TDMPC(StepAgent):
     def replay(self) -> TrajectoryBuffer:
         """Per-member trajectories, allocated on first use: an evaluation copy never does."""
         if self._replay is None:
-            obs_dim, act_dim = self.spec.observation_shape[0], self.spec.action_dim
+            shape, act_dim = self.spec.observation_shape, self.spec.action_dim
+            obs = (shape, torch.uint8 if self.images else torch.float32)
             fields = {
-                "obs": ((obs_dim,), torch.float32),
+                "obs": obs,
                 "action": ((act_dim,), torch.float32),
                 "reward": ((), torch.float32),
-                "next_obs": ((obs_dim,), torch.float32),
+                "next_obs": obs,
                 "terminated": ((), torch.float32),
             }
             capacity = max(self.config.buffer_size, self.spec.num_envs)
+            frames = None
+            if self.images:  # each frame once, stacks rebuilt when sampling
+                frames = StackedFrames.for_shape(shape, self.spec.task_kwargs.get("frame_stack"))
             self._replay = TrajectoryBuffer(
-                capacity, self.spec.num_envs, fields, self.device, self.generator
+                capacity, self.spec.num_envs, fields, self.device, self.generator, frames
             )
         return self._replay
 
@@ -344,7 +387,7 @@ class TDMPC(StepAgent):
         """Plan in latent space with MPPI; with ``explore``, add the plan's std as noise.
         Inference mode: planning records nothing for autograd (warm starts kept between
         calls are only ever replaced, never changed in place)."""
-        obs = obs.to(self.device, torch.float32)
+        obs = obs.to(self.device, torch.uint8 if self.images else torch.float32)
         planner, horizon = self.planner, self.plan_horizon()
         if planner.config.horizon != horizon:  # the horizon schedule moved on
             planner.config.horizon = horizon
@@ -431,7 +474,12 @@ class TDMPC(StepAgent):
 
     def _update_once(self) -> dict[str, torch.Tensor]:
         cfg, h, gen = self.config, self.config.horizon, self.generator
-        batch = self.replay.sample_windows(cfg.batch_size, h, cfg.per_alpha, cfg.per_beta)
+        batch = self.replay.sample_windows(
+            cfg.batch_size, h, cfg.per_alpha, cfg.per_beta, first_only=("obs",)
+        )
+        if self.images:  # a new random shift for every image (the authors' augmentation)
+            batch["obs"] = self.shift(batch["obs"], gen)
+            batch["next_obs"] = self.shift(batch["next_obs"], gen)
         b, a = cfg.batch_size, self.spec.action_dim
         # all random numbers drawn here, outside the (possibly compiled) loss functions
         td_noise = torch.randn((b, h, a), generator=gen, device=self.device)
@@ -458,7 +506,8 @@ class TDMPC(StepAgent):
     def _model_loss_eager(
         self, batch: dict[str, torch.Tensor], td_noise: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """TOLD's loss on a batch of windows ``[B, H, ...]`` (``sample_windows``): (the loss
+        """TOLD's loss on a batch of windows ``[B, H, ...]`` (``sample_windows``; ``obs`` only
+        the first step's, ``[B, ...]``): (the loss
         to back-propagate, detached statistics, new window priorities ``[B]``, the detached
         latents ``[H+1, B, L]``).
 
@@ -473,7 +522,7 @@ class TDMPC(StepAgent):
             next_a = noisy_action(torch.tanh(m.pi(next_z)), cfg.min_std, td_noise)
             td_target = reward + cfg.gamma * (1 - terminated) * self.target.min_q(next_z, next_a)
             consistency_target = self.target.encode(next_obs)
-        zs = [m.encode(obs[:, 0])]
+        zs = [m.encode(obs)]
         for t in range(h):
             zs.append(m.next(zs[-1], action[:, t]))
         z = torch.stack(zs, 1)  # [B, H+1, L]
@@ -521,11 +570,7 @@ class TDMPC(StepAgent):
         return {
             **self.policy_state_dict(),
             "config": dataclasses.asdict(self.config),
-            "target": self.target.state_dict(),
-            "optim": self.optim.state_dict(),
-            "pi_optim": self.pi_optim.state_dict(),
-            "replay": self.replay.state_dict(),
-            "planner": self.planner.state_dict(),
+            **kit.states_of(self, ("target", "optim", "pi_optim", "replay", "planner")),
             "planner_horizon": self.planner.config.horizon,
             "generator": self.generator.get_state(),
             "updates": self.updates,
@@ -542,9 +587,7 @@ class TDMPC(StepAgent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_policy_state_dict(state)
         with kit.checkpoint_fits("TDMPC"):
-            self.target.load_state_dict(state["target"])
-            self.optim.load_state_dict(state["optim"])
-            self.pi_optim.load_state_dict(state["pi_optim"])
+            kit.load_states(self, state, ("target", "optim", "pi_optim"))
             self._model_step.bind()
             self._pi_step.bind()
             self.planner.config.horizon = int(state["planner_horizon"])

@@ -3,9 +3,11 @@
 Five small networks over a latent state ``z``: an encoder ``h(obs) -> z``, latent dynamics
 ``d(z, a) -> z'``, a reward head ``R(z, a) -> r``, twin action values ``Q1, Q2(z, a)`` and a
 policy ``pi(z) -> a``. Shapes and initialisation follow the authors' code: ELU MLPs with two
-hidden layers of ``mlp_dim``; the encoder has one hidden layer of ``enc_dim``; each Q's
-first layer is Linear -> LayerNorm -> Tanh; every linear layer is orthogonally initialised
-with zero bias, and the last layers of the reward and Q heads start at exactly zero.
+hidden layers of ``mlp_dim``; the state encoder has one hidden layer of ``enc_dim`` (an image
+encoder is given by the agent: ``rlwb.nn.ConvEncoder``); each Q's first layer is Linear ->
+LayerNorm -> Tanh; every linear layer is orthogonally initialised with zero bias (conv
+layers with the ReLU gain), and the last layers of the reward and Q heads start at exactly
+zero.
 Actions live in [-1, 1]^A (the agent scales to the task's bounds).
 
 Everything is batched over any leading dimensions; nothing here knows about planning or
@@ -46,8 +48,9 @@ def q_mlp(in_dim: int, hidden: int) -> nn.Sequential:
 
 
 def _orthogonal_init(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.orthogonal_(module.weight)
+    if isinstance(module, nn.Linear | nn.Conv2d):
+        gain = nn.init.calculate_gain("relu") if isinstance(module, nn.Conv2d) else 1.0
+        nn.init.orthogonal_(module.weight, gain)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
 
@@ -76,17 +79,26 @@ def noisy_action(
     return x + (clamped - x).detach()
 
 
+def state_encoder(obs_dim: int, enc_dim: int, latent_dim: int) -> nn.Sequential:
+    """Linear -> ELU -> Linear: the authors' encoder of state vectors."""
+    return nn.Sequential(nn.Linear(obs_dim, enc_dim), nn.ELU(), nn.Linear(enc_dim, latent_dim))
+
+
 class TOLD(nn.Module):
     """Encoder, latent dynamics, reward, twin Q and policy (see the module docstring)."""
 
     def __init__(
-        self, obs_dim: int, action_dim: int, latent_dim: int, enc_dim: int, mlp_dim: int
+        self,
+        obs_dim: int,
+        action_dim: int,
+        latent_dim: int,
+        enc_dim: int,
+        mlp_dim: int,
+        encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         za = latent_dim + action_dim
-        self.encoder = nn.Sequential(
-            nn.Linear(obs_dim, enc_dim), nn.ELU(), nn.Linear(enc_dim, latent_dim)
-        )
+        self.encoder = encoder or state_encoder(obs_dim, enc_dim, latent_dim)
         self.dynamics = elu_mlp(za, mlp_dim, latent_dim)
         self.reward_head = elu_mlp(za, mlp_dim, 1)
         self.pi = elu_mlp(latent_dim, mlp_dim, action_dim)

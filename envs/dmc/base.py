@@ -204,6 +204,11 @@ class DmcTask(MujocoTask):
     forward_without_actuation: ClassVar[bool] = True  # dm_control's after_reset
     # MjData.userdata slots for what dm_control changes in the model per episode (targets)
     userdata_slots: ClassVar[int] = 0
+    # where those userdata slots go in the model for an image: (kind, name, columns) of the
+    # geom/site dm_control moves, e.g. ("geom", "target", (0, 1)) for reacher
+    render_targets: ClassVar[tuple[str, str, tuple[int, ...]] | None] = None
+    # the camera of pixel observations, as TD-MPC renders each domain (quadruped: 2)
+    render_camera_id: ClassVar[int] = 0
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")
 
     @classmethod
@@ -288,6 +293,18 @@ class DmcTask(MujocoTask):
         qpos = init_qpos.to("cpu", torch.float64).expand(n, -1).clone()
         qvel = init_qvel.to("cpu", torch.float64).expand(n, -1).clone()
         return self.initialize_episode(qpos, qvel, generator)
+
+    def render_camera(self) -> int:
+        return self.render_camera_id
+
+    def place_render_targets(self, model, data) -> None:  # noqa: ANN001 - mujoco structs
+        """Put the member's per-episode target (its userdata) where dm_control's model has
+        it, in the renderer's own copy of the model, so the image shows it."""
+        if self.render_targets is None:
+            return
+        kind, name, columns = self.render_targets
+        where = getattr(model, f"{kind}_pos")[object_id(model, kind, name)]
+        where[list(columns)] = data.userdata[: len(columns)]
 
     # ------------------------------------------------------------------ dm_control interop
     def dm_userdata(self, physics) -> np.ndarray:  # noqa: ANN001 - dm_control Physics

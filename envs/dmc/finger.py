@@ -96,6 +96,7 @@ class FingerTurnEasy(FingerSpin):
     task_name: ClassVar[str] = "turn_easy"
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "sensordata", "userdata")
     userdata_slots: ClassVar[int] = 2  # the target's x, z
+    render_targets = ("site", "target", (0, 2))
     target_radius: ClassVar[float] = EASY_TARGET_SIZE
 
     def bind(self, model) -> None:  # noqa: ANN001

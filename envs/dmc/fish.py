@@ -47,6 +47,7 @@ class FishSwim(DmcTask):
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "xmat", "geom_xpos", "geom_xmat",
                                          "userdata")  # fmt: skip
     userdata_slots: ClassVar[int] = 3  # the target's x, y, z
+    render_targets = ("geom", "target", (0, 1, 2))
 
     def bind(self, model) -> None:  # noqa: ANN001
         self._joints = [int(model.jnt_qposadr[object_id(model, "joint", j)]) for j in JOINTS]

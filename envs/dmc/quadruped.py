@@ -31,6 +31,7 @@ class QuadrupedWalk(DmcTask):
     xml_name: ClassVar[str] = "quadruped.xml"
     domain: ClassVar[str] = "quadruped"
     task_name: ClassVar[str] = "walk"
+    render_camera_id: ClassVar[int] = 2  # TD-MPC renders quadruped from camera 2
     time_limit: ClassVar[float] = 20.0
     control_timestep: ClassVar[float | None] = 0.02
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "act", "xmat", "sensordata")

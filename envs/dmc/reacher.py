@@ -34,6 +34,7 @@ class ReacherEasy(DmcTask):
     time_limit: ClassVar[float] = 20.0
     fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel", "geom_xpos", "userdata")
     userdata_slots: ClassVar[int] = 2  # the target's x, y
+    render_targets = ("geom", "target", (0, 1))
     target_size: ClassVar[float] = 0.05
 
     def bind(self, model) -> None:  # noqa: ANN001

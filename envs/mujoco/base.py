@@ -200,6 +200,13 @@ class MujocoTask:
     def setup(self, model) -> None:  # noqa: ANN001, B027 - mujoco.MjModel; optional hook
         """Read model constants (body ids, masses) once, before any other call."""
 
+    def render_camera(self) -> int | str | dict:
+        """The camera of pixel observations: Gymnasium's ``rgb_array`` default, its free
+        camera with the env's ``default_camera_config`` (see :mod:`rlwb.engine.pixels`)."""
+        from rlwb.engine.pixels import gymnasium_camera_config
+
+        return gymnasium_camera_config(self.gym_id) if self.gym_id else -1
+
     def observation_dim(self, model) -> int:  # noqa: ANN001 - mujoco.MjModel
         """Length of the observation vector for this model."""
         raise NotImplementedError

@@ -78,6 +78,29 @@ class Hopper(LocomotionTask):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "uniform")
 
+    def reward_from_obs(
+        self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward ``[M]`` and termination ``[M]`` of transitions given as observations
+        (model-based planners). Termination is :meth:`is_healthy` on the next observation
+        (its velocities clipped to +-10, as observed) or a non-finite entry. The reward uses
+        the next observation's x velocity instead of the differenced x position (an
+        approximation, as for HalfCheetah) and counts the healthy bonus on every step,
+        the terminating one included."""
+        skip = self._skip()
+        z, angle, state = next_obs[:, 1 - skip], next_obs[:, 2 - skip], next_obs[:, 2 - skip :]
+        healthy = (
+            in_open_range(z, self.healthy_z_range)
+            & in_open_range(angle, self.healthy_angle_range)
+            & in_open_range(state, self.healthy_state_range).all(1)
+            & torch.isfinite(next_obs).all(1)
+        )
+        x_velocity = next_obs[:, 6 - skip]  # qvel[0], after the positions
+        reward = self.healthy_reward + self.forward_reward_weight * x_velocity
+        reward = reward - self.ctrl_cost_weight * (action**2).sum(1)
+        unhealthy = ~healthy if self.terminate_when_unhealthy else torch.zeros_like(healthy)
+        return reward, unhealthy
+
 
 def walker_reward(
     task: Hopper,

@@ -52,6 +52,14 @@ class InvertedPendulum(MujocoTask):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return noisy_reset(init_qpos, init_qvel, n, generator, self.reset_noise_scale, "uniform")
 
+    def reward_from_obs(
+        self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward ``[M]`` and termination ``[M]`` of transitions given as observations
+        (model-based planners): exact, both depend on the next observation alone."""
+        fallen = _fallen(next_obs)
+        return (~fallen).to(next_obs.dtype), fallen
+
 
 def _fallen(obs: Any) -> Any:
     """Gymnasium's termination: a non-finite observation or the pole past 0.2 rad."""

@@ -1,8 +1,9 @@
 """The vectorized rollout engine: ``make_engine(task, num_envs, backend="auto")``.
 
 Backends (see ``BACKENDS``): ``mujoco`` (native MuJoCo on CPU threads), ``warp`` (MuJoCo
-Warp, GPU), ``torch`` (analytic tasks written in torch) and ``gym`` (any Gymnasium id via
-``gymnasium.vector``). All return the same :class:`Engine` API.
+Warp, GPU), ``torch`` (analytic tasks written in torch), ``gym`` (any Gymnasium id via
+``gymnasium.vector``) and ``envpool`` (Atari games, ``Pong-v5``). All return the same
+:class:`Engine` API.
 
 ``make_engine`` is where a task id is resolved, once: it splits the keywords into engine
 options (``max_episode_steps``, ``action_repeat``: see :mod:`rlwb.engine.base`), the
@@ -22,6 +23,7 @@ import torch
 
 from rlwb import tasks
 from rlwb.engine.base import Engine, EngineSpec, Policy, RolloutResult, _positive_int
+from rlwb.engine.pixels import PIXEL_OPTIONS, parse_options
 from rlwb.errors import BackendUnavailableError, ConfigError, UnknownTaskError
 
 BACKENDS: dict[str, str] = {
@@ -29,6 +31,7 @@ BACKENDS: dict[str, str] = {
     "warp": "rlwb.engine.warp_backend:WarpEngine",
     "torch": "rlwb.engine.torch_backend:TorchEngine",
     "gym": "rlwb.engine.gym_backend:GymEngine",
+    "envpool": "rlwb.engine.envpool_backend:EnvpoolEngine",
 }
 
 __all__ = [
@@ -44,7 +47,7 @@ __all__ = [
     "state_from_qpos_qvel",
 ]
 
-ENGINE_OPTIONS = ("max_episode_steps", "action_repeat")
+ENGINE_OPTIONS = ("max_episode_steps", "action_repeat", *PIXEL_OPTIONS)
 _FIXED = {"self", "task", "num_envs", "device", "seed", "dtype", "definition"}
 
 
@@ -115,8 +118,10 @@ def make_engine(
     registered Gymnasium id. ``dtype`` is the dtype of observations, rewards and actions
     (physics always runs in the backend's own precision). ``task_kwargs`` go to the task's
     constructor (Gymnasium's env arguments, e.g. ``frame_skip=4``), except the engine
-    options ``max_episode_steps`` (time limit in engine steps) and ``action_repeat`` (task
-    steps per engine step) and the backend's options (e.g. ``num_threads``).
+    options ``max_episode_steps`` (time limit in engine steps), ``action_repeat`` (task
+    steps per engine step), the pixel options ``observation`` (``"state"``, ``"pixels"``
+    or ``"both"``), ``image_size``, ``frame_stack`` and ``camera`` (see
+    :mod:`rlwb.engine.pixels`) and the backend's options (e.g. ``num_threads``).
     """
     if not isinstance(task, str):
         raise ConfigError(f"task must be a task id string, got {type(task).__name__}")
@@ -126,8 +131,12 @@ def make_engine(
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = torch.device(device) if device is not None else None
     entry = tasks.find(task)
-    if backend == "auto":
-        backend = _pick_backend(task, entry, dev)
+    if backend == "envpool" and not (status := backend_status(backend))[0]:
+        raise BackendUnavailableError(status[1])
+    if backend in ("auto", "envpool") and entry is None and _atari(task):
+        backend = "envpool"  # Atari ids run on EnvPool only (the backend checks the id)
+    elif backend == "auto":
+        backend = _pick_backend(task, entry, dev, task_kwargs.get("observation", "state"))
     elif backend not in BACKENDS:
         raise ConfigError(
             f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}"
@@ -152,6 +161,9 @@ def make_engine(
             f"{', '.join(entry.backends + (('gym',) if entry.gym_id else ()))}"
         )
     cls = backend_class(backend)
+    pixels = parse_options(**{k: task_kwargs[k] for k in PIXEL_OPTIONS if k in task_kwargs})
+    if pixels is not None and cls.render_refusal():
+        raise ConfigError(f"observation={pixels.observation!r}: {cls.render_refusal()}")
     ok, why = cls.available(dev)
     if not ok:
         raise BackendUnavailableError(f"backend {backend!r} is unavailable here: {why}")
@@ -160,6 +172,8 @@ def make_engine(
     if options.get("max_episode_steps") is not None:
         _positive_int("max_episode_steps", options["max_episode_steps"])
     _positive_int("action_repeat", options.get("action_repeat", 1))
+    for name in PIXEL_OPTIONS:
+        options.pop(name, None)
     own = backend_options(cls)
     backend_kwargs = {k: rest.pop(k) for k in own if k in rest}
     if "definition" in inspect.signature(cls.__init__).parameters:
@@ -167,7 +181,11 @@ def make_engine(
     else:  # gym (Gymnasium's own arguments) and backends that build their task themselves
         backend_kwargs.update(rest)
     engine = cls(task, num_envs=num_envs, device=dev, seed=seed, dtype=dtype, **backend_kwargs)
-    engine._configure(**options)
+    try:
+        engine._configure(**options, pixels=pixels)
+    except BaseException:
+        engine.close()
+        raise
     engine._factory = dict(
         task=task, backend=backend, device=engine.device, dtype=dtype, **task_kwargs
     )
@@ -175,11 +193,22 @@ def make_engine(
     return engine
 
 
-def _pick_backend(task: str, entry: tasks.TaskEntry | None, device: torch.device | None) -> str:
+def _atari(task: str) -> bool:
+    """Whether ``task`` is an EnvPool Atari id (``Pong-v5``; never without EnvPool)."""
+    from rlwb.engine.envpool_backend import is_atari_id
+
+    return is_atari_id(task)
+
+
+def _pick_backend(
+    task: str, entry: tasks.TaskEntry | None, device: torch.device | None, observation: str
+) -> str:
     if entry is not None:
         reasons = []
         for name in entry.backends:
             ok, why = backend_status(name, device, auto=True)
+            if ok and observation != "state" and backend_class(name).render_refusal():
+                ok, why = False, backend_class(name).render_refusal()
             if ok:
                 return name
             reasons.append(f"{name}: {why}")

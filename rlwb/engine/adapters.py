@@ -37,6 +37,8 @@ from rlwb.errors import ConfigError
 def _observation_space(engine: Engine) -> gym.spaces.Box:
     """The engine's single observation space with the dtype the engine actually returns."""
     space = engine.single_observation_space
+    if space.dtype == np.uint8:  # images (observation="pixels"): already what is returned
+        return space
     dtype = np.float64 if engine.dtype == torch.float64 else np.float32
     low = np.broadcast_to(np.asarray(space.low, dtype=np.float64), space.shape).astype(dtype)
     high = np.broadcast_to(np.asarray(space.high, dtype=np.float64), space.shape).astype(dtype)

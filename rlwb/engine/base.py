@@ -21,7 +21,10 @@ the public API with Gymnasium 1.x semantics so every backend behaves the same:
   termination). Time limits count *engine* steps; by default a task's limit of L task
   steps becomes ``ceil(L / k)`` engine steps (the same simulated time), and
   ``spec.action_repeat`` tells a runner that wants to count task-level env steps (as the
-  DMC/TD-MPC papers do) to multiply engine steps by ``k``.
+  DMC/TD-MPC papers do) to multiply engine steps by ``k``. ``observation="pixels"`` (or
+  ``"both"``, with ``image_size``, ``frame_stack``, ``camera``) makes observations uint8
+  frame stacks ``[B, 3k, H, W]`` rendered once per engine step (:mod:`rlwb.engine.pixels`);
+  backends render (``_render_members``) and this class keeps the stacks.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlwb.engine.pixels import FrameStack, PixelOptions, image_space, with_pixels
 from rlwb.engine.rollout import (
     RolloutResult,
+    StepOut,
     assemble,
     collapse_repeats,
     repeat_step,
@@ -61,7 +66,11 @@ class EngineSpec:
     ``get_state`` row (0 where the backend cannot read states). ``observation_slices``
     names parts of the flat observation, ``name -> (start, stop)`` (goal tasks:
     ``observation``, ``achieved_goal``, ``desired_goal``), from the task's
-    ``observation_slices`` attribute; empty for a plain vector."""
+    ``observation_slices`` attribute; empty for a plain vector. ``observation_dtype`` is
+    the observations' dtype: the engine's float dtype for state vectors, ``torch.uint8``
+    for images ``[C, H, W]`` (``observation="pixels"``, see :mod:`rlwb.engine.pixels`; Atari
+    frames). ``num_actions`` is 0 for continuous actions; n > 0 means discrete actions, an
+    integer ``[B]`` or ``[B, 1]`` tensor of values in ``[0, n)`` (``action_dim`` 1)."""
 
     task_id: str
     num_envs: int
@@ -77,6 +86,8 @@ class EngineSpec:
     state_dim: int = 0
     observation_slices: dict[str, tuple[int, int]] = field(default_factory=dict)
     action_repeat: int = 1
+    observation_dtype: torch.dtype = torch.float32
+    num_actions: int = 0
 
 
 def _slices_of(task: Any) -> dict[str, tuple[int, int]]:
@@ -89,6 +100,10 @@ def _slices_of(task: Any) -> dict[str, tuple[int, int]]:
             part = (part.start or 0, part.stop)
         out[str(name)] = (int(part[0]), int(part[1]))
     return out
+
+
+def _cpu(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.cpu()
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -119,6 +134,7 @@ class Engine(ABC):
     # backends that implement ``_step_some``); False steps every member to the end.
     step_live_only: bool = True
     _steps_subsets: bool = False  # the backend implements ``_step_some``
+    _pixels: FrameStack | None = None  # frame stacks when observations are images
 
     @classmethod
     def available(cls, device: torch.device | None = None) -> tuple[bool, str]:
@@ -152,6 +168,22 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release threads, processes or device memory."""
+
+    @classmethod
+    def render_refusal(cls) -> str:
+        """Why this backend cannot render pixel observations ("" when it can)."""
+        return (
+            f"backend {cls.backend!r} cannot render; pixel observations need backend='mujoco' "
+            "(or 'gym' for Gymnasium's MuJoCo and dm_control envs)"
+        )
+
+    def _setup_rendering(self, options: PixelOptions) -> None:
+        """Prepare rendering (renderers, camera, buffers) for ``options``."""
+        raise ConfigError(self.render_refusal())
+
+    def _render_members(self, members: torch.Tensor) -> torch.Tensor:
+        """The current frame of ``members`` (int64 ``[K]``): uint8 ``[K, 3, H, W]``."""
+        raise NotImplementedError
 
     def _physics_state_size(self) -> int | None:
         """Columns of ``_get_physics_state`` without reading it (None: unknown)."""
@@ -191,10 +223,22 @@ class Engine(ABC):
             observation_slices=_slices_of(getattr(self, "task", None)),
         )
 
-    def _configure(self, max_episode_steps: int | None = None, action_repeat: int = 1) -> None:
+    def _configure(
+        self,
+        max_episode_steps: int | None = None,
+        action_repeat: int = 1,
+        pixels: PixelOptions | None = None,
+    ) -> None:
         """Apply the engine options (see the module docstring) once, after construction:
-        the one implementation of time limits and action repeat for every backend."""
+        the one implementation of time limits, action repeat and pixel observations for
+        every backend."""
         k = _positive_int("action_repeat", action_repeat)
+        if pixels is not None:
+            self._setup_rendering(pixels)
+            self._pixels = FrameStack(pixels, self.num_envs, self.device)
+            self.state_observation_space = self.single_observation_space
+            self.single_observation_space = image_space(pixels)
+            self.spec = with_pixels(self.spec, pixels)
         if max_episode_steps is not None:
             limit: int | None = _positive_int("max_episode_steps", max_episode_steps)
         elif self.max_episode_steps is not None:
@@ -212,8 +256,40 @@ class Engine(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """One engine step of every member: ``action_repeat`` task steps."""
         if self.action_repeat == 1:
-            return self._step_members(action)
-        return repeat_step(self._step_members, action, self.action_repeat)
+            out = self._step_members(action)
+        else:
+            out = repeat_step(self._step_members, action, self.action_repeat)
+        return out if self._pixels is None else self._stepped_frames(out, None)
+
+    def _stepped_frames(self, out: StepOut, members: torch.Tensor | None) -> StepOut:
+        """A step's outputs with the pixel observation: ``members`` (None: all) rendered
+        and pushed onto their stacks; with ``observation="both"`` the state observation
+        goes to ``info["state"]``."""
+        pixels = self._pixels
+        state_obs, reward, term, info = out
+        if pixels.with_state:
+            info = {**info, "state": state_obs}
+            pixels.set_state(state_obs, members)
+        frames = self._render_members(self._all_members if members is None else members)
+        return pixels.push(frames, members), reward, term, info
+
+    def _first_frames(self, state_obs: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+        """The observation of ``members`` just reset or loaded: their state observation,
+        or with pixels a fresh stack of their current frame (see :mod:`rlwb.engine.pixels`)."""
+        pixels = self._pixels
+        if pixels is None:
+            return state_obs
+        index = None if members is self._all_members else members
+        pixels.set_state(state_obs, index)
+        return pixels.fill(self._render_members(members), index)
+
+    @property
+    def state_obs(self) -> torch.Tensor | None:
+        """The members' current state observations with ``observation="both"`` (None before
+        the first reset)."""
+        if self._pixels is None or not self._pixels.with_state:
+            raise AttributeError("state_obs is kept with observation='both' only")
+        return self._pixels.state
 
     def _step_some(
         self, action: torch.Tensor, members: torch.Tensor
@@ -240,6 +316,8 @@ class Engine(ABC):
             part = step_once(action)
         else:
             part = repeat_step(step_once, action, self.action_repeat)
+        if self._pixels is not None:
+            part = self._stepped_frames(part, members)
         return self._widen(part, members, obs)
 
     def _widen(
@@ -277,7 +355,7 @@ class Engine(ABC):
         self.elapsed.zero_()
         self.episode_return.zero_()
         self.episode_length.zero_()
-        self._obs = self._reset_members(self._all_members)
+        self._obs = self._first_frames(self._reset_members(self._all_members), self._all_members)
         return self._obs
 
     def step(
@@ -296,6 +374,9 @@ class Engine(ABC):
         obs, reward, terminated, info = self._advance(action)
         info["done"] = None  # keys in the order callers have always seen
         info["final_obs"] = obs
+        both = self._pixels is not None and self._pixels.with_state
+        if both:
+            info["final_state"] = info["state"]
         host = self._host_arrays(reward, terminated)
         if host is not None:
             truncated, done, members = self._count_on_host(*host, info)
@@ -304,10 +385,12 @@ class Engine(ABC):
         info["done"] = done
         if members is not None:
             if len(members) == self.num_envs:  # every member ended (always so for one)
-                obs = self._reset_members(members)
+                obs = self._first_frames(self._reset_members(members), members)
             else:
                 obs = obs.clone()
-                obs[members] = self._reset_members(members)
+                obs[members] = self._first_frames(self._reset_members(members), members)
+            if both:
+                info["state"] = self._pixels.state
         self._obs = obs
         return obs, reward, terminated, truncated, info
 
@@ -417,7 +500,7 @@ class Engine(ABC):
                 f"state must have shape ({len(members)}, {expected}) or ({expected},), "
                 f"got {tuple(state.shape)}"
             )
-        member_obs = self._set_physics_state(state[:, :-1], members)
+        member_obs = self._first_frames(self._set_physics_state(state[:, :-1], members), members)
         self.elapsed[members] = state[:, -1].round().to(torch.int64)
         self.episode_return[members] = 0.0
         self.episode_length[members] = 0
@@ -425,8 +508,9 @@ class Engine(ABC):
             self._obs = member_obs
         else:
             if self._obs is None:
+                dtype = self.spec.observation_dtype if self._pixels is not None else self.dtype
                 self._obs = torch.zeros(
-                    (self.num_envs, *self.observation_shape), dtype=self.dtype, device=self.device
+                    (self.num_envs, *self.observation_shape), dtype=dtype, device=self.device
                 )
             self._obs = self._obs.index_put((members,), member_obs)
         return self._obs
@@ -467,6 +551,7 @@ class Engine(ABC):
             "task_id": self.task_id,
             "state": self.get_state().cpu(),
             "obs": None if self._obs is None else self._obs.cpu(),
+            **({"state_obs": _cpu(self._pixels.state)} if self._pixels is not None else {}),
             "episode_return": self.episode_return.cpu(),
             "episode_length": self.episode_length.cpu(),
             "generator": self.generator.get_state(),
@@ -480,7 +565,11 @@ class Engine(ABC):
             )
         self.set_state(saved["state"].to(self.device))
         if saved["obs"] is not None:
-            self._obs = saved["obs"].to(self.device, self.dtype)
+            self._obs = saved["obs"].to(self.device, self.spec.observation_dtype)
+            if self._pixels is not None:  # the frame stacks as saved, not refilled
+                self._pixels.stack = self._obs
+                if saved.get("state_obs") is not None:
+                    self._pixels.state = saved["state_obs"].to(self.device, self.dtype)
         self.episode_return.copy_(saved["episode_return"])
         self.episode_length.copy_(saved["episode_length"])
         self.generator.set_state(saved["generator"])
@@ -532,7 +621,8 @@ class Engine(ABC):
             elapsed0 = self.elapsed.clone()
             raw = self._rollout_fast_repeated(actions, int(horizon), obs) if open_loop else None
             if raw is None:
-                raw = self._rollout_steps(actions, int(horizon), obs, elapsed0, stop_on_truncation)
+                raw = self._rollout_steps(actions, int(horizon), obs, elapsed0, stop_on_truncation,
+                                          record_obs)  # fmt: skip
             return assemble(int(horizon), obs, *raw, elapsed0, self.max_episode_steps,
                             stop_on_truncation, record_obs, record_actions)  # fmt: skip
         finally:
@@ -551,6 +641,8 @@ class Engine(ABC):
     ) -> tuple[Any, ...] | None:
         """The fast path over ``horizon * action_repeat`` task steps, as engine steps."""
         k = self.action_repeat
+        if self._pixels is not None:  # frames are rendered step by step
+            return None
         if k == 1:
             return self._rollout_fast(actions, horizon, obs)
         raw = self._rollout_fast(actions.repeat_interleave(k, dim=1), horizon * k, obs)
@@ -569,10 +661,15 @@ class Engine(ABC):
         obs: torch.Tensor,
         elapsed0: torch.Tensor,
         stop_on_truncation: bool,
+        record_obs: bool = True,
     ) -> tuple[Any, ...]:
         """Reference rollout: one engine step per step, stopping once every member has
-        ended. Returns the raw per-step outputs :func:`assemble` takes."""
+        ended. Returns the raw per-step outputs :func:`assemble` takes. Without
+        ``record_obs`` only each member's latest observation is kept (frames of a long
+        pixel rollout would not fit in memory), returned as a stride-0 ``[N, T, ...]``
+        view, which is all :func:`assemble` then reads."""
         n = self.num_envs
+        latest = None  # without record_obs: each member's observation at its last alive step
         alive = torch.ones(n, dtype=torch.bool, device=self.device)
         outs: list[tuple[torch.Tensor, ...]] = []
         infos: dict[str, list[torch.Tensor]] = {}
@@ -589,7 +686,10 @@ class Engine(ABC):
             else:
                 with self._policy_context():
                     act, obs, reward, term, info = self._act_and_advance(actions, obs, acting, live)
-            outs.append((obs, reward.to(self.dtype), term))
+            if not record_obs:
+                latest = obs if acting is None or latest is None else latest.index_put(
+                    (acting,), obs[acting])  # fmt: skip
+            outs.append((obs if record_obs else obs[:, None][:, :0], reward.to(self.dtype), term))
             for key, value in info.items():
                 infos.setdefault(key, []).append(value)
             taken.append(act)
@@ -607,6 +707,8 @@ class Engine(ABC):
             return none, flat, flat.bool(), {}, none.new_zeros(n, 0, self.action_dim)
         stack = [torch.stack(list(x), dim=1) for x in zip(*outs, strict=True)]
         info_t = {k: torch.stack(v, dim=1) for k, v in infos.items()}
+        if not record_obs:
+            stack[0] = latest[:, None].expand(n, len(outs), *latest.shape[1:])
         return stack[0], stack[1], stack[2], info_t, torch.stack(taken, dim=1)
 
     def _act_and_advance(
@@ -653,8 +755,9 @@ class Engine(ABC):
         self._restore_counters(counters)
 
     def _counters(self) -> tuple[Any, ...]:
+        frames = None if self._pixels is None else self._pixels.snapshot()
         return (self._obs, self.elapsed.clone(), self.episode_return.clone(),
-                self.episode_length.clone())  # fmt: skip
+                self.episode_length.clone(), frames)  # fmt: skip
 
     def _count_one(
         self,
@@ -684,7 +787,9 @@ class Engine(ABC):
         return tensor(array([cut])), tensor(array([ended or cut])), members
 
     def _restore_counters(self, counters: tuple[Any, ...]) -> None:
-        self._obs, self.elapsed, self.episode_return, self.episode_length = counters
+        self._obs, self.elapsed, self.episode_return, self.episode_length, frames = counters
+        if frames is not None:
+            self._pixels.restore(frames)
 
     # ------------------------------------------------------------------ checks
     def check_action(self, action: Any, shape: tuple[int, int]) -> torch.Tensor:

@@ -40,6 +40,7 @@ import torch
 
 from rlwb import tasks
 from rlwb.engine.base import Engine
+from rlwb.engine.pixels import PixelOptions
 from rlwb.envs.mujoco.log import quiet_known_warnings
 from rlwb.errors import BackendUnavailableError, ConfigError, UnknownTaskError
 
@@ -180,6 +181,10 @@ class MemberEnv(gym.Wrapper):
             return self._obs(np.asarray(base.state, dtype=space.dtype).reshape(space.shape))
         raise StateNotSupportedError(self._unsupported())
 
+    def rlwb_render(self, mask: np.ndarray) -> np.ndarray | None:
+        """The env's ``rgb_array`` frame when ``mask[self.index]``."""
+        return self.env.render() if mask[self.index] else None
+
     def spec_id(self) -> str:
         return self.env.spec.id if self.env.spec is not None else type(self.env.unwrapped).__name__
 
@@ -318,16 +323,59 @@ class GymEngine(Engine):
         probe = self._probe(spec, task_kwargs)
         self.single_action_space = probe.action_space
         self.single_observation_space = _box_as(probe.observation_space, dtype)
+        self._state_shape = tuple(self.single_observation_space.shape)  # (images aside)
         self.dt = _env_dt(probe.unwrapped)
         self._state_kind = probe.rlwb_state_kind()
         self._state_size = len(probe.rlwb_get_state()) if self._state_kind else None
+        self._render_kind = _render_kind(probe.unwrapped, gym_id)
         probe.close()
 
-        fns = [functools.partial(_make_member, spec, task_kwargs, i) for i in range(num_envs)]
-        self._pool = _AsyncPool(fns) if vectorization == "async" else _SyncPool(fns)
+        self._member_spec, self._member_kwargs = spec, task_kwargs
+        self._pool = self._make_pool(task_kwargs)
         self._pending_seed: int | None = None
         self._members_seeded = False
         self._init_bookkeeping(seed)
+
+    def _make_pool(self, kwargs: dict[str, Any]) -> _SyncPool | _AsyncPool:
+        spec = self._member_spec
+        fns = [functools.partial(_make_member, spec, kwargs, i) for i in range(self.num_envs)]
+        return _AsyncPool(fns) if self.vectorization == "async" else _SyncPool(fns)
+
+    @classmethod
+    def render_refusal(cls) -> str:
+        return ""
+
+    def _setup_rendering(self, options: PixelOptions) -> None:
+        """Rebuild the members to render ``rgb_array`` frames of the image size: Gymnasium's
+        MuJoCo envs (their default camera, or ``camera`` by id or name) and dm_control's
+        through shimmy (``physics.render``; camera as on the ``mujoco`` backend)."""
+        size, camera = options.image_size, options.camera
+        if self._render_kind == "dm_control":
+            if camera is None:
+                entry = tasks.find(self.task_id)
+                camera = tasks.build_task(entry, {}, []).render_camera() if entry else 0
+            extra: dict[str, Any] = {
+                "render_kwargs": {"width": size, "height": size, "camera_id": camera}
+            }
+        elif self._render_kind == "mujoco":
+            extra = {"width": size, "height": size}
+            if camera is not None:
+                extra["camera_name" if isinstance(camera, str) else "camera_id"] = camera
+        else:
+            raise ConfigError(
+                f"pixel observations on backend 'gym' need a MuJoCo or dm_control env; "
+                f"{self.gym_id!r} renders at a size of its own"
+            )
+        self._pool.close()
+        self._pool = self._make_pool({**self._member_kwargs, "render_mode": "rgb_array", **extra})
+
+    def _render_members(self, members: torch.Tensor) -> torch.Tensor:
+        mask = np.zeros(self.num_envs, dtype=bool)
+        index = members.cpu().numpy()
+        mask[index] = True
+        frames = self._pool.call("rlwb_render", mask)
+        rows = np.stack([frames[i] for i in index.tolist()]).transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
 
     def _probe(self, spec: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> MemberEnv:
         """Build one member in this process to read spaces, check support and fail early."""
@@ -375,7 +423,7 @@ class GymEngine(Engine):
         return torch.as_tensor(np.asarray(array), device=self.device).to(dtype or self.dtype)
 
     def _obs_tensor(self, rows: list[np.ndarray]) -> torch.Tensor:
-        obs = np.stack([np.asarray(r).reshape(self.observation_shape) for r in rows])
+        obs = np.stack([np.asarray(r).reshape(self._state_shape) for r in rows])
         return self._to_torch(obs)
 
     def _reset_members(self, members: torch.Tensor) -> torch.Tensor:
@@ -388,7 +436,7 @@ class GymEngine(Engine):
         self, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         obs, reward, terminated, infos = self._pool.step(action.detach().cpu().numpy())
-        obs = self._to_torch(obs.reshape(self.num_envs, *self.observation_shape))
+        obs = self._to_torch(obs.reshape(self.num_envs, *self._state_shape))
         info = {k: self._to_torch(v) for k, v in infos.items()}
         return obs, self._to_torch(reward), self._to_torch(terminated, torch.bool), info
 
@@ -435,6 +483,18 @@ class GymEngine(Engine):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def _render_kind(base: gym.Env, gym_id: str) -> str | None:
+    """How a member renders pixel observations: ``"mujoco"`` (Gymnasium's MuJoCo envs),
+    ``"dm_control"`` (through shimmy) or None (no image of a chosen size)."""
+    if gym_id.startswith("dm_control/"):
+        return "dm_control"
+    try:
+        from gymnasium.envs.mujoco import MujocoEnv
+    except ImportError:  # no mujoco: no MuJoCo envs either
+        return None
+    return "mujoco" if isinstance(base, MujocoEnv) else None
 
 
 def _box_as(space: gym.spaces.Box, dtype: torch.dtype) -> gym.spaces.Box:

@@ -57,6 +57,7 @@ from rlwb.engine.mujoco_workers import (
     shared_zeros,
     split_bounds,
 )
+from rlwb.engine.pixels import MemberRenderer, PixelOptions, RendererPool, make_camera
 from rlwb.envs.mujoco.base import KNOWN_FIELDS, MujocoTask, load_model
 from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
 
@@ -223,6 +224,7 @@ class MujocoEngine(Engine):
         self._rne = self.task.needs_rne_post
         self._sync = self.task.sync_after_step  # dm_control tasks: mj_step1 after stepping
 
+        self._threads_given = num_threads
         if num_threads is None:
             num_threads = min(os.cpu_count() or 1, max(1, self.num_envs // MEMBERS_PER_THREAD))
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
@@ -318,6 +320,7 @@ class MujocoEngine(Engine):
         stepped = self._all_members if live is None else live
         if (
             self._workers is None
+            or self._pixels is not None
             or self.action_repeat != 1
             or not hasattr(policy, "act_some")
             or len(self._blocks(len(stepped))) < 2 * self.pool.num_threads
@@ -351,6 +354,44 @@ class MujocoEngine(Engine):
         if live is None:
             return (act, *out)
         return (act, *self._widen(out, stepped, obs))
+
+    # ------------------------------------------------------------------ pixels
+    @classmethod
+    def render_refusal(cls) -> str:
+        return ""
+
+    def _setup_rendering(self, options: PixelOptions) -> None:
+        """Renderers for pixel observations (see :mod:`rlwb.engine.pixels`): one per thread
+        of a pool of ``num_threads`` threads (default: one per CPU, at most one per member;
+        a frame costs milliseconds, so even two members pay for two threads)."""
+        camera = options.camera if options.camera is not None else self.task.render_camera()
+        make_camera(self.model, camera)  # a camera the model lacks is one error line here
+        size = options.image_size
+        self._frames = np.zeros((self.num_envs, size, size, 3), dtype=np.uint8)
+        threads = self._threads_given or min(os.cpu_count() or 1, self.num_envs)
+        threads = min(threads, self.num_envs)
+        self._render_pool = self.pool if threads == self.pool.num_threads else ThreadPool(threads)
+        model, task = self.model, self.task
+        self._renderers = RendererPool(
+            lambda: MemberRenderer(model, size, camera, INTERNAL_SPEC, task)
+        )
+        self._renderers.get()  # a GL context that cannot start is one error line, now
+
+    def _render_members(self, members: torch.Tensor) -> torch.Tensor:
+        index = members.tolist()
+        frames, states, renderers = self._frames, self._state, self._renderers
+
+        def render_chunk(ks: Sequence[int], slot: int) -> None:
+            renderer = renderers.get()
+            for k in ks:
+                renderer.render(states[index[k]], frames[index[k]])
+
+        threads = min(self._render_pool.num_threads, len(index))
+        if threads <= 1:
+            render_chunk(range(len(index)), 0)
+        else:  # one member per block: a frame costs far more than handing out a block
+            self._render_pool.map(render_chunk, [range(k, k + 1) for k in range(len(index))])
+        return torch.from_numpy(frames[index]).permute(0, 3, 1, 2)
 
     # ------------------------------------------------------------------ workers
     def _step_chunk(self, members: range, slot: int) -> None:
@@ -621,6 +662,12 @@ class MujocoEngine(Engine):
         )
 
     def close(self) -> None:
+        renderers = getattr(self, "_renderers", None)
+        if renderers is not None:
+            renderers.close()
+        render_pool = getattr(self, "_render_pool", None)
+        if render_pool is not None and render_pool is not getattr(self, "pool", None):
+            render_pool.close()
         workers = getattr(self, "_workers", None)
         if workers is not None:
             workers.close()

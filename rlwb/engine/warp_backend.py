@@ -121,6 +121,13 @@ class WarpEngine(Engine):
     backend = "warp"
 
     @classmethod
+    def render_refusal(cls) -> str:
+        return (
+            "pixel observations need backend='mujoco' (MuJoCo Warp 3.17's batched renderer "
+            "ray-traces its own images, not the OpenGL frames of dm_control or Gymnasium)"
+        )
+
+    @classmethod
     def available(cls, device: torch.device | None = None) -> tuple[bool, str]:
         """With CUDA, or on ``device='cpu'`` when asked for explicitly (slow, for tests)."""
         error = _warp_import_error()

@@ -8,16 +8,17 @@ Each control step, for every engine member at once:
    ``(v, t)`` (``features``). A transition is used only when the new observation's time is
    the old one's plus ``dt`` (so autoresets and skipped calls never enter the data).
 2. **Plan.** The shared CEM (``rlwb.planners.sampling``, never a second CEM) scores action
-   sequences on the nominal model plus the GP mean (``rlwb.planners.residual_model``) with a
+   sequences on the nominal model plus the GP mean (``residual.ResidualModel``) with a
    non-differentiable objective: tracking cost, input cost and a collision indicator.
 3. **Filter.** The CEM's first action passes the CLF/CBF minimal-intervention QP
-   (``rlwb.planners.safety``): a CBF per obstacle, tightened by the GP's standard deviation at
-   the current state, and the tracking CLF as a soft constraint (squared relaxation weighted
-   by ``safety.clf_weight``, 10 by default; 0 makes it a CBF-only filter). An action that
-   already satisfies every row passes unchanged. The CLF yields near obstacles: a member
-   whose planned action breaks a CBF row is filtered for safety alone (``safety.clf_yields``;
-   without it a CLF of weight 10 pulled the drone back towards the reference behind the
-   pillars and cost 51% tracking RMSE on Quadrotor-Obstacles-v0, 0.222 against 0.147 m).
+   (``rlwb.planners.safety``; rows from ``constraints``): a CBF per obstacle, tightened by
+   the GP's standard deviation at the current state, and the tracking CLF as a soft
+   constraint (squared relaxation weighted by ``safety.clf_weight``, 10 by default; 0 makes
+   it a CBF-only filter). An action that already satisfies every row passes unchanged. The
+   CLF yields near obstacles: a member whose planned action breaks a CBF row is filtered for
+   safety alone (``safety.clf_yields``; without it a CLF of weight 10 pulled the drone back
+   towards the reference behind the pillars and cost 51% tracking RMSE on
+   Quadrotor-Obstacles-v0, 0.222 against 0.147 m).
 4. **Guide the sampling.** The filter's correction (filtered minus planned action) is added
    to the first step of the next plan's sampling mean (``feedback="correct"``; the simplest
    reading of the paper's "guides the sampling" that leaves an untouched plan untouched),
@@ -31,7 +32,7 @@ Each control step, for every engine member at once:
 Variants (``variant``): ``nominal`` (CEM on the nominal model), ``gp`` (nominal + GP),
 ``gp_filter`` (the method), ``nominal_filter`` (filter with a zero disturbance estimate).
 
-Decisions the paper leaves open (its full text is not reachable; see REFERENCES.md), each a
+Decisions the paper leaves open (its full text was not reachable), each a
 config field: the input parametrisation (the task's thrust vector, see
 ``rlwb.envs.quadrotor.task``); the CLF (a sliding-surface Lyapunov function, soft, weight
 10, decay rate 0.5/s, yielding to the CBF near obstacles); the GP's target (residual
@@ -67,18 +68,13 @@ import torch
 from rlwb import agent_kit as kit
 from rlwb import tasks
 from rlwb.agent import StepAgent
+from rlwb.agents.safe_cem_mpc.constraints import quadrotor_constraints
+from rlwb.agents.safe_cem_mpc.residual import ResidualModel, gp_features
 from rlwb.engine.base import EngineSpec
 from rlwb.envs.quadrotor.task import Quadrotor
 from rlwb.errors import ConfigError
 from rlwb.planners.gp import GPConfig, SlidingWindowGP
-from rlwb.planners.residual_model import ResidualModel, gp_features
-from rlwb.planners.safety import (
-    Constraints,
-    MinimalInterventionFilter,
-    SafetyFilterConfig,
-    obstacle_cbf_rows,
-    tracking_clf_row,
-)
+from rlwb.planners.safety import Constraints, MinimalInterventionFilter, SafetyFilterConfig
 from rlwb.planners.sampling import SamplingConfig, SamplingPlanner
 
 FORMAT_VERSION = 1
@@ -242,19 +238,13 @@ class SafeCEMMPC(StepAgent):
 
     def constraints(self, ctx: _Context, obs: torch.Tensor) -> Constraints:
         """CBF rows (GP-tightened) and the tracking CLF row at observation ``obs[B, 13]``."""
-        pos, vel, t = obs[:, 0:3], obs[:, 3:6], obs[:, 12]
+        vel, t = obs[:, 3:6], obs[:, 12]
         if ctx.gp is not None:
             mean, var = ctx.gp.predict(gp_features(vel, t, self.config.features)[:, None])
             d_mean, d_std = mean[:, 0], var[:, 0, None].sqrt().expand(-1, 3)
         else:
             d_mean = d_std = torch.zeros_like(vel)
-        cbf_a, cbf_b = obstacle_cbf_rows(
-            pos, vel, d_mean, d_std, self.task.obstacle_tensor, self.task.body_radius,
-            self.config.safety,
-        )  # fmt: skip
-        p_ref, v_ref, a_ref = self.task.reference_at(t)
-        clf_a, clf_b = tracking_clf_row(pos, vel, p_ref, v_ref, a_ref, d_mean, self.config.safety)
-        return Constraints(cbf_a, cbf_b, clf_a, clf_b)
+        return quadrotor_constraints(self.task, obs, d_mean, d_std, self.config.safety)
 
     def _guide(self, ctx: _Context, planned: torch.Tensor, action: torch.Tensor) -> None:
         """Feed the filtered action back into the next plan's sampling mean, for the members

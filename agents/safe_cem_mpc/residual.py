@@ -1,4 +1,4 @@
-"""Nominal quadrotor model plus a learned residual acceleration: the safe CEM-MPC's planning model.
+"""Nominal quadrotor model plus a learned residual acceleration: safe CEM-MPC's planning model.
 
 Implements the planner's model protocol ``rollout(states[B, S], actions[B, N, H, A]) ->
 returns[B, N]`` with model state ``[t, x, y, z, vx, vy, vz]`` (the observable part of the
