@@ -321,8 +321,14 @@ class EnsembleModel:
         device = next(ensemble.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
-    @torch.no_grad()
     def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Mean return ``[B, N]`` over each candidate's particles; differentiable in
+        ``actions`` when they require gradients (the gradient planner), else computed
+        without autograd's bookkeeping (the sampling planners)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and actions.requires_grad):
+            return self._rollout(states, actions)
+
+    def _rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Mean return ``[B, N]`` over each candidate's particles.
 
         The tensors are small, so the time goes to per-op overhead: each step runs only the
@@ -357,7 +363,7 @@ class EnsembleModel:
             if absolute:
                 traj[t + 1] = torch.where(ens.absolute, sample[..., :o], obs + sample[..., :o])
             else:
-                torch.add(sample[..., :o], obs, out=traj[t + 1])
+                traj[t + 1] = sample[..., :o] + obs
             if learned is not None:
                 learned.append(mean[..., o])
         ret = torch.zeros(e, m, dtype=actions.dtype, device=actions.device)
