@@ -250,6 +250,8 @@ class PETS(StepAgent):
                 return torch.zeros(e, device=self.device)
             return ens.member_scores(held["obs"], held["action"], held_target)
 
+        with torch.no_grad():  # standardised once per round, not per batch
+            x, y = ens.standardise(data["obs"], data["action"]), ens.standard_targets(targets)
         per_epoch = math.ceil(n / batch)
         budget = cfg.train_steps or math.inf
         best, saved, waited, steps, nll = scores(), ens.member_weights(), 0, 0, math.nan
@@ -259,7 +261,7 @@ class PETS(StepAgent):
             idx = torch.randint(n, (per_epoch, e, batch), generator=self.generator,
                                 device=self.device)  # fmt: skip
             for rows in idx[: int(min(per_epoch, budget - steps))]:
-                nll = float(ens.train_step(data["obs"][rows], data["action"][rows], targets[rows]))
+                nll = ens.standardised_step(x[rows], y[rows])
                 steps += 1
             score = scores()
             better = score < best * 0.99
@@ -274,7 +276,7 @@ class PETS(StepAgent):
             ens.restore_members(saved, torch.ones(e, dtype=torch.bool, device=self.device))
         ens.planned.copy_(best.argsort()[: ens.config.planned].sort().values)
         self.trainings += 1
-        self.losses = {"model_nll": nll, "model_epochs": steps / per_epoch,
+        self.losses = {"model_nll": float(nll), "model_epochs": steps / per_epoch,
                        **self.holdout_error()}  # fmt: skip
         return self.losses
 

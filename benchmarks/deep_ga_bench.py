@@ -137,13 +137,17 @@ class EvoTorchEvaluation:
 
 def measure(
     impl: str, task: str, size: int, horizon: int, kwargs: dict, threads: int,
-    step_every_member: bool = False,
+    step_every_member: bool = False, small_pages: bool = False,
 ) -> tuple[float, float]:  # fmt: skip
     """(frames/s, mean episode length) of one evaluation by ``impl`` (rlwb or evotorch), in
     its own process: built and warmed up first, then timed once."""
     hidden = (256, 256)
     if impl == "evotorch":
         return EvoTorchEvaluation(task, size, horizon, hidden, kwargs)(threads)
+    if small_pages:
+        import rlwb.policies
+
+        rlwb.policies.HUGE_PAGE_BYTES = 1 << 62  # weights in torch's own (4 KiB page) memory
     if step_every_member:
         from rlwb.engine.base import Engine
 
@@ -180,6 +184,11 @@ def main() -> None:
         help="rollouts keep simulating members that ended (the engine before it learned to "
         "step only live members), for a before/after comparison in one run",
     )  # fmt: skip
+    parser.add_argument(
+        "--page-ablation", action="store_true",
+        help="also time rlwb with its population weights in 4 KiB pages (the default before "
+        "huge pages), alternating with the rest",
+    )  # fmt: skip
     args = parser.parse_args()
     here = str(pathlib.Path(__file__).resolve())
     print(f"population {args.population}, 2x256 tanh MLP, horizon {args.horizon}, "
@@ -195,6 +204,9 @@ def main() -> None:
         contenders = [Contender("rlwb", f"{here}:measure", {
             **common, "impl": "rlwb", "threads": args.rlwb_threads,
             "step_every_member": args.step_every_member})]  # fmt: skip
+        if args.page_ablation:
+            contenders.append(Contender("rlwb 4k pages", f"{here}:measure", {
+                **contenders[0].kwargs, "small_pages": True}))  # fmt: skip
         contenders += [
             Contender(
                 f"evotorch {t}", f"{here}:measure", {**common, "impl": "evotorch", "threads": t}
@@ -221,6 +233,10 @@ def main() -> None:
                 print(f"| {task} | {r + 1} | {fps:,.0f} | {name} | {their_fps:,.0f} | "
                       f"{fps / their_fps:.2f} | {length:.0f} / {their_length:.0f} |",
                       flush=True)  # fmt: skip
+            small = mine.get("rlwb 4k pages")
+            if small is not None and small.error is None:
+                print(f"| {task} | {r + 1} | {small.value[0]:,.0f} (4 KiB pages) | | | "
+                      f"huge / 4 KiB pages {fps / small.value[0]:.2f} | |", flush=True)  # fmt: skip
             if best == 0.0:
                 print(f"| {task} | {r + 1} | {fps:,.0f} | - | - | - | {length:.0f} |", flush=True)
             else:

@@ -13,13 +13,16 @@ v4's pendulum also pays 1 on its last step). mbrl-lib needs its own environment
 (``--mbrl-python``; benchmarks/RESULTS.md, "mbrl-lib's own PETS at its own
 configuration", says how to build it). Both train on CPU with one torch thread. The
 curve compared is the training episodes' return against env steps (mbrl-lib's PETS logs
-only those); env steps/s count everything (acting, planning, training). Results go to
+only those); env steps/s count everything (acting, planning, training), per second of wall
+time and per second of the process's CPU time (what to compare on a loaded machine, where
+wall time depends on the competition each run met). Results go to
 ``--out`` as JSON and a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -36,24 +39,45 @@ MBRL_CONF = {  # rlwb task -> (gymnasium v4 id, mbrl-lib override file, terminat
 
 
 # ---------------------------------------------------------------------- workers
-def rlwb_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
-    from rlwb.experiments import pets_mujoco
+def _work_dir(keep: str):  # noqa: ANN202
+    """``keep`` (created, left in place: curves readable while the run goes) or a temp dir."""
+    if keep:
+        pathlib.Path(keep).mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext(keep)
+    return tempfile.TemporaryDirectory()
+
+
+def rlwb_curve(run_dir: str | pathlib.Path) -> dict:
     from rlwb.plot import read_scalars
 
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+    x, y = read_scalars(pathlib.Path(run_dir), "charts/episodic_return")
+    ex, ey = read_scalars(pathlib.Path(run_dir), "eval/return_mean")
+    return {"steps": [int(v) for v in x], "returns": [float(v) for v in y],
+            "eval_steps": [int(v) for v in ex], "eval": [float(v) for v in ey]}  # fmt: skip
+
+
+def rlwb_worker(task: str, steps: int, seed: int, extra: list[str], keep: str = "") -> dict:
+    from rlwb.experiments import pets_mujoco
+
+    with _work_dir(keep) as tmp:
+        start, cpu = time.perf_counter(), time.process_time()
         result = pets_mujoco.main(["--train.task", task, "--train.total-steps", str(steps),
                                    "--train.seed", str(seed), "--train.run-dir", tmp,
                                    "--train.no-progress", "--agent.torch-threads", "1",
                                    *extra])  # fmt: skip
-        wall = time.perf_counter() - start
-        x, y = read_scalars(result.run_dir, "charts/episodic_return")
-        ex, ey = read_scalars(result.run_dir, "eval/return_mean")
-    return {"steps": [int(v) for v in x], "returns": [float(v) for v in y], "wall": wall,
-            "eval_steps": [int(v) for v in ex], "eval": [float(v) for v in ey]}  # fmt: skip
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return {**rlwb_curve(result.run_dir), "wall": wall, "cpu": cpu}
 
 
-def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
+def mbrl_curve(work_dir: str | pathlib.Path, random_steps: int) -> dict:
+    """mbrl-lib's training episodes (its ``results.csv``: env steps after its random ones)."""
+    rows = (pathlib.Path(work_dir) / "results.csv").read_text().splitlines()[1:]
+    pairs = [tuple(map(float, r.split(",")[:2])) for r in rows if r.strip()]
+    return {"steps": [int(s) + random_steps for s, _ in pairs], "returns": [r for _, r in pairs],
+            "eval_steps": [], "eval": []}  # fmt: skip
+
+
+def mbrl_worker(task: str, steps: int, seed: int, extra: list[str], keep: str = "") -> dict:
     import numpy as np
 
     if not hasattr(np, "bool8"):  # gymnasium 0.26.3's env checker under numpy 2
@@ -107,26 +131,50 @@ def mbrl_worker(task: str, steps: int, seed: int, extra: list[str]) -> dict:
     env = gymnasium.make(env_id)
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+    with _work_dir(keep) as tmp:
+        (pathlib.Path(tmp) / "random_steps").write_text(str(random_steps))
+        start, cpu = time.perf_counter(), time.process_time()
         pets.train(env, getattr(termination_fns, term), None, cfg, silent=False, work_dir=tmp)
-        wall = time.perf_counter() - start
-        rows = (pathlib.Path(tmp) / "results.csv").read_text().splitlines()[1:]
-    pairs = [tuple(map(float, r.split(",")[:2])) for r in rows if r.strip()]
-    return {"steps": [int(s) + random_steps for s, _ in pairs], "returns": [r for _, r in pairs],
-            "wall": wall, "eval_steps": [], "eval": []}  # fmt: skip
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return {**mbrl_curve(tmp, random_steps), "wall": wall, "cpu": cpu}
 
 
 # ---------------------------------------------------------------------- driver
-def _run(python: str, who: str, task: str, steps: int, seed: int, extra: list[str]) -> dict:
+def _start(python: str, who: str, task: str, steps: int, seed: int, extra: list[str],
+           keep: str) -> tuple[subprocess.Popen, str]:  # fmt: skip
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     cmd = [python, __file__, "--worker", who, "--task", task, "--steps", str(steps),
            "--seeds", str(seed), "--out", out, "--extra", json.dumps(extra)]  # fmt: skip
+    if keep:
+        cmd += ["--run-dir", str(pathlib.Path(keep) / f"{who}-seed{seed}")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL), out
+
+
+def _finish(proc: subprocess.Popen, out: str) -> dict:
+    if proc.wait() != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
     data = json.loads(pathlib.Path(out).read_text())
     os.unlink(out)
     return data
+
+
+def collect(run_dir: str) -> dict:
+    """Curves of the runs under a ``--run-dir`` so far (finished or not, e.g. stopped at a
+    deadline): ``{who: {seed: {steps, returns, ...}}}``."""
+    results: dict = {}
+    for sub in sorted(pathlib.Path(run_dir).glob("*-seed*")):
+        who, seed = sub.name.rsplit("-seed", 1)
+        if who == "rlwb":
+            runs = sorted(p.parent for p in sub.rglob("events.out.tfevents.*"))
+            data = rlwb_curve(runs[0]) if runs else None
+        else:
+            marker = sub / "random_steps"
+            done = marker.is_file() and (sub / "results.csv").is_file()
+            data = mbrl_curve(sub, int(marker.read_text())) if done else None
+        if data is not None:
+            results.setdefault(who, {})[int(seed)] = data
+    return results
 
 
 def _at(data: dict, budget: int) -> str:
@@ -138,13 +186,15 @@ def _at(data: dict, budget: int) -> str:
 
 def table(results: dict, steps: int) -> str:
     marks = sorted({steps * k // 5 for k in range(1, 6)})
-    lines = ["| contender | seed | " + " | ".join(f"{m:,}" for m in marks) + " | env steps/s |",
-             "|---|---:|" + "---:|" * (len(marks) + 1)]  # fmt: skip
+    lines = ["| contender | seed | " + " | ".join(f"{m:,}" for m in marks)
+             + " | env steps/s | env steps per CPU-second |",
+             "|---|---:|" + "---:|" * (len(marks) + 2)]  # fmt: skip
     for who, runs in results.items():
         for seed, data in runs.items():
-            sps = steps / data["wall"]
-            cells = " | ".join(_at(data, m) for m in marks)
-            lines.append(f"| {who} | {seed} | {cells} | {sps:.1f} |")
+            rates = [f"{steps / data[k]:.1f}" if k in data else "- (not finished)"
+                     for k in ("wall", "cpu")]  # fmt: skip
+            cells = " | ".join([_at(data, m) for m in marks] + rates)
+            lines.append(f"| {who} | {seed} | {cells} |")
     return "\n".join(lines)
 
 
@@ -164,14 +214,37 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--smoke", action="store_true", help="tiny budgets: both sides run")
     p.add_argument("--rlwb-args", default="", help="extra rlwb options, one string")
     p.add_argument("--mbrl-args", default="", help="mbrl-lib key=value overrides, one string")
+    p.add_argument(
+        "--run-dir",
+        default="",
+        help="keep each run's files under DIR/WHO-seedS "
+        "(curves readable while running; see --collect)",
+    )
+    p.add_argument(
+        "--parallel",
+        action="store_true",
+        help="start every (seed, contender) process at once (learning curves on "
+        "a deadline; wall-clock speeds then depend on each other: compare env steps per "
+        "CPU-second)",
+    )
+    p.add_argument(
+        "--collect",
+        default="",
+        metavar="DIR",
+        help="print the table of the runs under a --run-dir so far, run nothing",
+    )
     p.add_argument("--worker", choices=["rlwb", "mbrl"], help=argparse.SUPPRESS)
     p.add_argument("--extra", default="[]", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         fn = rlwb_worker if args.worker == "rlwb" else mbrl_worker
-        data = fn(args.task, args.steps, args.seeds[0], json.loads(args.extra))
+        data = fn(args.task, args.steps, args.seeds[0], json.loads(args.extra), args.run_dir)
         pathlib.Path(args.out).write_text(json.dumps(data))
         return data
+    if args.collect:
+        results = collect(args.collect)
+        print(table(results, args.steps))
+        return results
     extra = {"rlwb": args.rlwb_args.split(), "mbrl": args.mbrl_args.split()}
     if args.smoke:
         args.steps, args.seeds = 60, args.seeds[:1]
@@ -190,13 +263,21 @@ def main(argv: list[str] | None = None) -> dict:
         )
     pythons = {"rlwb": sys.executable, "mbrl": args.mbrl_python}
     results: dict = {who: {} for who in args.contenders}
-    for seed in args.seeds:
-        for who in args.contenders:  # alternating, one process each
-            load = os.getloadavg()[0]
-            results[who][seed] = _run(pythons[who], who, args.task, args.steps, seed, extra[who])
-            results[who][seed]["load_before"] = load
-            print(f"{who} seed {seed}: {args.steps / results[who][seed]['wall']:.1f} env steps/s"
-                  f" (load {load:.1f})", flush=True)  # fmt: skip
+    jobs = [(seed, who) for seed in args.seeds for who in args.contenders]  # alternating
+    running = {}
+    for seed, who in jobs:
+        load = os.getloadavg()[0]
+        running[seed, who] = load, _start(pythons[who], who, args.task, args.steps, seed,
+                                          extra[who], args.run_dir)  # fmt: skip
+        if args.parallel and (seed, who) != jobs[-1]:
+            continue
+        for (s_, w_), (load_, started) in running.items():
+            results[w_][s_] = {**_finish(*started), "load_before": load_}
+            done = results[w_][s_]
+            print(f"{w_} seed {s_}: {args.steps / done['wall']:.1f} env steps/s, "
+                  f"{args.steps / done['cpu']:.1f} per CPU-second (load {load_:.1f}, now "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+        running = {}
     report = table(results, args.steps)
     print(report)
     if args.out:

@@ -146,6 +146,8 @@ class ProbabilisticEnsemble(nn.Module):
         self.register_buffer("angles", torch.tensor(config.angle_dims, dtype=torch.long),
                              persistent=False)  # fmt: skip
         self.register_buffer("absolute", absolute, persistent=False)
+        contiguous = bool(keep) and keep == list(range(keep[0], keep[-1] + 1))
+        self._kept_slice = slice(keep[0], keep[-1] + 1) if contiguous else None
         self.to(dev)
         self._optimizer: torch.optim.Adam | None = None
 
@@ -153,8 +155,11 @@ class ProbabilisticEnsemble(nn.Module):
     def optimizer(self) -> torch.optim.Adam:
         """Built on first use: planning alone never imports torch.optim's compile machinery."""
         if self._optimizer is None:
-            self._optimizer = torch.optim.Adam(
-                self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+            self._optimizer = torch.optim.Adam(  # foreach: fewer ops per step, same values
+                self.parameters(),
+                lr=self.config.lr,
+                weight_decay=self.config.weight_decay,
+                foreach=True,
             )
         return self._optimizer
 
@@ -170,24 +175,47 @@ class ProbabilisticEnsemble(nn.Module):
         self, obs: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the standardised targets (what the networks predict)."""
-        x = (self.inputs(obs, action) - self.in_mean) / self.in_std
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if members is not None:
-                w, b = w[members], b[members]
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = F.silu(x)
-        mean, logvar = x.split(self.out_dim, dim=-1)
+        layers = list(zip(self.weights, self.biases, strict=True))
+        if members is not None:
+            layers = [(w[members], b[members]) for w, b in layers]
+        return self.network(self.standardise(obs, action), layers)
+
+    def standardise(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The networks' inputs, standardised with the training data's statistics."""
+        return (self.inputs(obs, action) - self.in_mean) / self.in_std
+
+    def network(
+        self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stacked MLPs on standardised inputs ``x`` with the given ``(weight, bias)``
+        per layer: standardised mean and soft-bounded log-variance."""
+        inplace = not torch.is_grad_enabled()  # training needs the pre-activations
+        for w, b in layers[:-1]:
+            x = F.silu(torch.baddbmm(b, x, w), inplace=inplace)
+        w, b = layers[-1]
+        mean, logvar = torch.baddbmm(b, x, w).split(self.out_dim, dim=-1)
         logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
+
+    @torch.no_grad()
+    def planning_layers(self, members: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(weight, bias)`` per layer of ``members``, gathered once for a whole rollout
+        (no copy when they are all members in order)."""
+        layers = list(zip(self.weights, self.biases, strict=True))
+        if len(members) == self.config.members and bool(
+            (members == torch.arange(len(members), device=members.device)).all()
+        ):
+            return layers
+        return [(w[members], b[members]) for w, b in layers]
 
     def inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Network inputs before normalisation: observation (angles as sine and cosine)
         and action."""
         if len(self.keep) == self.obs_dim:
             return torch.cat([obs, action], -1)
+        if self._kept_slice is not None and not self.config.angle_dims:
+            return torch.cat([obs[..., self._kept_slice], action], -1)  # a view, no gather
         angle = obs[..., self.angles]
         return torch.cat([obs[..., self.keep], angle.sin(), angle.cos(), action], -1)
 
@@ -216,8 +244,16 @@ class ProbabilisticEnsemble(nn.Module):
     ) -> torch.Tensor:
         """One Adam step on a per-member batch ``[E, M, ...]``; returns the Gaussian NLL
         of the standardised targets."""
-        mean, logvar = self.normalised(obs, action)
-        target = (target - self.out_mean) / self.out_std
+        return self.standardised_step(self.standardise(obs, action), self.standard_targets(target))
+
+    def standard_targets(self, target: torch.Tensor) -> torch.Tensor:
+        return (target - self.out_mean) / self.out_std
+
+    def standardised_step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``train_step`` on inputs and targets already standardised (a training round
+        standardises its data once instead of every batch: the same values)."""
+        layers = list(zip(self.weights, self.biases, strict=True))
+        mean, logvar = self.network(x, layers)
         nll = (((mean - target) ** 2) * torch.exp(-logvar) + logvar).mean()
         loss = nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
         self.optimizer.zero_grad(set_to_none=True)
@@ -286,36 +322,71 @@ class EnsembleModel:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Mean return ``[B, N]`` over each candidate's particles; differentiable in
+        ``actions`` when they require gradients (the gradient planner), else computed
+        without autograd's bookkeeping (the sampling planners)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and actions.requires_grad):
+            return self._rollout(states, actions)
+
+    def _rollout(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Mean return ``[B, N]`` over each candidate's particles.
+
+        The tensors are small, so the time goes to per-op overhead: each step runs only the
+        networks and the sampling (what ``ensemble(obs, act, members)`` and a Gaussian draw
+        compute, op for op); rewards and terminations, functions of ``(obs, action,
+        next_obs)`` alone, are computed for the whole horizon at once afterwards, and the
+        returns summed step by step in the same order as before."""
         b, n, h, a = check_plan_shapes(states, actions)
-        members = self.ensemble.planned
+        ens = self.ensemble
+        members = ens.planned
         e = len(members)
         per = self.particles // e  # particles per member and candidate
         m = b * n * per
-        obs = states.to(actions.dtype)[None, :, None, None].expand(e, b, n, per, -1)
-        obs = obs.reshape(e, m, -1)
-        acts = actions[None, :, :, None].expand(e, b, n, per, h, a).reshape(e, m, h, a)
-        ret = torch.zeros(e, m, dtype=actions.dtype, device=actions.device)
-        alive = torch.ones(e, m, dtype=torch.bool, device=actions.device)
-        o = self.ensemble.obs_dim
+        o = ens.obs_dim
+        traj = torch.empty(h + 1, e, m, o, dtype=actions.dtype, device=actions.device)
+        start = states.to(actions.dtype)[None, :, None, None].expand(e, b, n, per, o)
+        traj[0] = start.reshape(e, m, o)
+        acts = actions[:, :, None].expand(b, n, per, h, a).permute(3, 0, 1, 2, 4)
+        acts = acts.reshape(h, 1, m, a).expand(h, e, m, a)
+        layers = ens.planning_layers(members)
+        scaled = ens.config.normalize_targets  # else out_mean 0, out_std 1: identities
+        log_var_shift = 2 * ens.out_std.log()
+        absolute = bool(ens.absolute.any())
+        learned = [] if self.reward_fn is None else None
         for t in range(h):
-            act = acts[:, :, t]
-            mean, logvar = self.ensemble(obs, act, members)
+            obs = traj[t]
+            mean, logvar = ens.network(ens.standardise(obs, acts[t]), layers)
+            if scaled:
+                mean, logvar = ens.out_mean + mean * ens.out_std, logvar + log_var_shift
             noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
-            sample = mean + torch.exp(0.5 * logvar) * noise.to(mean.dtype)
-            next_obs = self.ensemble.next_obs(obs, sample)
-            if self.reward_fn is None:
-                reward, term = mean[..., o], torch.zeros_like(alive)
+            sample = noise.to(mean.dtype).mul_(logvar.mul(0.5).exp_()).add_(mean)
+            if absolute:
+                traj[t + 1] = torch.where(ens.absolute, sample[..., :o], obs + sample[..., :o])
             else:
-                reward, term = self.reward_fn(
-                    obs.reshape(e * m, o), act.reshape(e * m, a), next_obs.reshape(e * m, o)
-                )
-                reward, term = reward.reshape(e, m), term.reshape(e, m)
-            ret = ret + torch.where(alive, reward, torch.zeros_like(reward))
-            alive = alive & ~term
-            obs = next_obs
+                traj[t + 1] = sample[..., :o] + obs
+            if learned is not None:
+                learned.append(mean[..., o])
+        ret = torch.zeros(e, m, dtype=actions.dtype, device=actions.device)
+        if learned is not None:  # the learned head's mean; nothing terminates
+            for reward in learned:
+                ret += reward
+            alive = None
+        else:
+            flat = h * e * m
+            reward, term = self.reward_fn(
+                traj[:-1].reshape(flat, o), acts.reshape(flat, a), traj[1:].reshape(flat, o)
+            )
+            reward, term = reward.reshape(h, e, m), term.reshape(h, e, m)
+            ended = term.cumsum(0, dtype=torch.int32) > 0  # terminated at or before step t
+            # a particle collects the reward of the step it terminates on, none after
+            later = torch.where(ended[:-1], 0.0, reward[1:])
+            ret += reward[0]
+            for t in range(h - 1):
+                ret += later[t]
+            alive = ~ended[-1]
         if self.terminal_value is not None:
-            value = self.terminal_value(obs.reshape(e * m, o)).reshape(e, m)
-            ret = ret + torch.where(alive, value, torch.zeros_like(value))
+            value = self.terminal_value(traj[-1].reshape(e * m, o)).reshape(e, m)
+            ret += value if alive is None else torch.where(alive, value, 0.0)
         return ret.reshape(e, b, n, per).mean((0, 3))
 
     def state_dict(self) -> dict[str, Any]:

@@ -94,6 +94,30 @@ def test_act_some_equals_the_full_forward_on_shrinking_member_sets() -> None:
         torch.testing.assert_close(net.act_some(obs[members], members, p * m), net(obs)[members])
 
 
+def test_huge_page_weights_give_the_same_actions_and_never_alias(monkeypatch) -> None:
+    # Large CPU populations are copied into a huge-page-backed buffer kept across calls:
+    # the same actions bit for bit, a copy (changing the source later changes nothing), and
+    # a refill of the same shape, or from the buffer itself, shows the new values.
+    import rlwb.policies
+
+    gen = torch.Generator().manual_seed(2)
+    bounds = torch.full((2,), -1.0), torch.full((2,), 1.0)
+    plain, huge = PopulationMLP(4, 2, (8,), 6, *bounds), PopulationMLP(4, 2, (8,), 6, *bounds)
+    monkeypatch.setattr(rlwb.policies, "HUGE_PAGE_BYTES", 0)
+    obs, members = torch.randn(6, 4, generator=gen), torch.tensor([1, 4])
+    for step in range(3):
+        params = torch.randn(6, plain.num_params, generator=gen)
+        plain.params = params.clone()  # the plain net keeps torch's own memory
+        plain._subset = None
+        huge.set_params(params)
+        if step == 2:  # refill from its own buffer
+            huge.set_params(huge.params)
+        params.add_(1.0)
+        assert huge.params.data_ptr() != params.data_ptr()
+        assert torch.equal(huge(obs), plain(obs))
+        assert torch.equal(huge.act_some(obs[members], members, 6), plain(obs)[members])
+
+
 def test_population_rollout_of_live_members_matches_stepping_every_member() -> None:
     # Humanoid members fall at different steps; once one has, the engine asks the population
     # for the live members' actions only (act_some), and steps only them once under 3/4 run.

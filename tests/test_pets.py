@@ -117,6 +117,74 @@ def test_observation_processing_round_trips_and_is_checked():
                               learn_reward=False)  # fmt: skip
 
 
+def _stepwise_returns(model, states, actions):
+    """What ``EnsembleModel.rollout`` computes, the plain way: one ensemble call, one draw
+    and one reward call per step."""
+    b, n, h, a = actions.shape
+    ens, members = model.ensemble, model.ensemble.planned
+    e = len(members)
+    per = model.particles // e
+    m = b * n * per
+    obs = states[None, :, None, None].expand(e, b, n, per, -1).reshape(e, m, -1)
+    acts = actions[None, :, :, None].expand(e, b, n, per, h, a).reshape(e, m, h, a)
+    ret, alive, o = torch.zeros(e, m), torch.ones(e, m, dtype=torch.bool), ens.obs_dim
+    for t in range(h):
+        mean, logvar = ens(obs, acts[:, :, t], members)
+        noise = torch.randn(mean.shape, generator=model.generator)
+        next_obs = ens.next_obs(obs, mean + torch.exp(0.5 * logvar) * noise)
+        if model.reward_fn is None:
+            reward, term = mean[..., o], torch.zeros_like(alive)
+        else:
+            reward, term = model.reward_fn(obs.reshape(e * m, o), acts[:, :, t].reshape(e * m, a),
+                                           next_obs.reshape(e * m, o))  # fmt: skip
+            reward, term = reward.reshape(e, m), term.reshape(e, m)
+        ret = ret + torch.where(alive, reward, torch.zeros_like(reward))
+        alive = alive & ~term
+        obs = next_obs
+    if model.terminal_value is not None:
+        value = model.terminal_value(obs.reshape(e * m, o)).reshape(e, m)
+        ret = ret + torch.where(alive, value, torch.zeros_like(value))
+    return ret.reshape(e, b, n, per).mean((0, 3))
+
+
+@pytest.mark.parametrize("variant", ["terminating", "learned_reward", "processed"])
+def test_rollout_equals_the_stepwise_computation_bit_for_bit(variant):
+    """The rollout computes rewards and terminations for the whole horizon after the
+    network steps: returns equal a step-by-step rollout's exactly (elites planned, particles
+    terminating mid-horizon, a terminal value; a learned reward; angle, hidden and absolute
+    entries with standardised targets)."""
+    from rlwb.planners.ensemble import EnsembleConfig, EnsembleModel, ProbabilisticEnsemble
+
+    terminated = []
+
+    def falls(obs, action, next_obs):  # noqa: ANN001, ANN202
+        term = next_obs[:, 1].abs() > 0.3
+        terminated.append(term)
+        return (~term).float() - 0.1 * action.square().sum(1), term
+
+    kw = {"processed": dict(angle_dims=(1,), hidden_dims=(0,), absolute_dims=(2,),
+                            normalize_targets=True)}.get(variant, {})  # fmt: skip
+    cfg = EnsembleConfig(members=3, elites=2, hidden=16, layers=2, particles=4, **kw)
+    ens = ProbabilisticEnsemble(4, 2, cfg, learn_reward=variant == "learned_reward", seed=1)
+    g = torch.Generator().manual_seed(0)
+    obs, act = torch.randn(200, 4, generator=g), torch.randn(200, 2, generator=g)
+    ens.fit_normalizer(obs, act, torch.randn(200, ens.out_dim, generator=g) * 0.3)
+    ens.planned.copy_(torch.tensor([0, 2]))
+    reward_fn = None if variant == "learned_reward" else falls
+    value = (lambda x: -x.square().mean(1)) if variant == "terminating" else None
+    states, actions = torch.randn(2, 4, generator=g) * 0.2, torch.rand(2, 5, 6, 2, generator=g)
+    fast = EnsembleModel(ens, reward_fn, seed=3, terminal_value=value)
+    plain = EnsembleModel(ens, reward_fn, seed=3, terminal_value=value)
+    got, want = (
+        fast.rollout(states, actions * 2 - 1),
+        _stepwise_returns(plain, states, actions * 2 - 1),
+    )
+    assert torch.equal(got, want)
+    if variant == "terminating":
+        fell = float(torch.cat(terminated).float().mean())
+        assert 0 < fell < 1  # some particles fell, not all
+
+
 # ---------------------------------------------------------------------- learning
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
@@ -134,7 +202,7 @@ def test_pets_balances_the_pendulum_for_whole_episodes(seed, tmp_path):
     assert returns.max() >= 1000, f"best training episode {returns.max():.0f}"
 
 
-def test_side_by_side_benchmark_smoke_runs_the_rlwb_side():
+def test_side_by_side_benchmark_smoke_runs_the_rlwb_side(tmp_path):
     """``benchmarks/pets_vs_mbrl.py --smoke`` (rlwb only: mbrl-lib lives in its own
     environment) runs a tiny budget in a worker process and reports its curve and speed."""
     import importlib.util
@@ -144,6 +212,10 @@ def test_side_by_side_benchmark_smoke_runs_the_rlwb_side():
     spec = importlib.util.spec_from_file_location("pets_vs_mbrl", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    results = bench.main(["--smoke", "--contenders", "rlwb"])
+    results = bench.main(["--smoke", "--contenders", "rlwb", "--run-dir", str(tmp_path)])
     run = results["rlwb"][0]
     assert run["steps"] and run["wall"] > 0 and len(run["steps"]) == len(run["returns"])
+    assert run["cpu"] > 0
+    # the run's files stay under --run-dir; --collect reads the same curve back from them
+    collected = bench.main(["--collect", str(tmp_path), "--steps", "60"])["rlwb"][0]
+    assert (collected["steps"], collected["returns"]) == (run["steps"], run["returns"])
