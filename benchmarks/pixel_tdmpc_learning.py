@@ -1,15 +1,20 @@
-"""Pixel TD-MPC learning check: the evaluation return of a short run from pixels against
-the same agent untrained, on DMC cartpole (balance by default), with the curve.
+"""Pixel learning check: the evaluation return of a short run from pixels against the same
+agent untrained, on DMC cartpole (balance by default), with the curve.
 
     python benchmarks/pixel_tdmpc_learning.py               # cartpole-balance, 9,600 env steps
     python benchmarks/pixel_tdmpc_learning.py --task cartpole-swingup --image-size 64
+    python benchmarks/pixel_tdmpc_learning.py --task cartpole-swingup --agent ddpg \
+        --env-steps 6000 --learning-starts 250 --batch 32   # the slow test's setting
     python benchmarks/pixel_tdmpc_learning.py --smoke       # seconds: that it runs
 
-TD-MPC is ``TDMPCConfig.small()`` with a conv encoder of ``--channels`` filters, batch
-``--batch``, horizon ``--horizon``: the authors' algorithm and encoder shapes at a size a
-2-core CPU can update. Images are ``--image-size`` square, 3 stacked frames, action
-repeat 8 (the authors' cartpole setting). The untrained agent is evaluated on the run's
-evaluation seed and episodes. Prints a markdown table (env steps, evaluation return).
+TD-MPC (the default) is ``TDMPCConfig.small()`` with a conv encoder of ``--channels``
+filters, batch ``--batch``, horizon ``--horizon``: the authors' algorithm and encoder
+shapes at a size a 2-core CPU can update. ``--agent ddpg`` is ``DDPGConfig.pixels()`` with
+three conv layers of ``--channels`` filters and batch ``--batch``. Images are
+``--image-size`` square, 3 stacked frames, action repeat ``--action-repeat`` (8: the
+authors' cartpole setting), ``--updates-per-step`` updates per agent step. The untrained
+agent is evaluated on the run's evaluation seed and episodes. Prints a markdown table (env
+steps, evaluation return). ``learning_check(Setting(...))`` is the same check for tests.
 """
 
 from __future__ import annotations
