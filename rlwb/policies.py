@@ -55,7 +55,87 @@ def _page_backed(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.empty(tuple(shape), dtype=np_dtype))
 
 
-class PopulationMLP(nn.Module):
+class _StackedPopulation(nn.Module):
+    """What every population policy shares: P networks' parameters stacked in one ``[P, D]``
+    buffer ``params`` (``num_params`` = D), replaced whole by :meth:`set_params`; member i of
+    a ``P * m`` batch is driven by network i // m; live-member subsets of ``params`` cached
+    for ``act_some``. Subclasses register ``params`` and call :meth:`_init_caches`."""
+
+    num_params: int
+    params: torch.Tensor
+
+    def _init_caches(self) -> None:
+        self._subset: tuple | None = None  # (params id and version, rows, params[rows])
+        self._buffer: torch.Tensor | None = None  # what the cached params[rows] are copied to
+        self._huge: torch.Tensor | None = None  # huge-page-backed params (set_params)
+
+    @property
+    def population(self) -> int:
+        return int(self.params.shape[0])
+
+    def set_params(self, params: torch.Tensor) -> None:
+        """Replace the population's parameters with ``params[P', D]`` (P' may differ)."""
+        if params.ndim != 2 or params.shape[1] != self.num_params:
+            raise ValueError(f"params must be [P, {self.num_params}], got {tuple(params.shape)}")
+        params = params.to(self.params.device, self.params.dtype)
+        if params.device.type == "cpu" and params.nbytes >= HUGE_PAGE_BYTES:
+            params = self._huge_copy(params)
+        self.params = params
+        self._subset = None
+
+    def _huge_copy(self, params: torch.Tensor) -> torch.Tensor:
+        """``params`` copied into a huge-page-backed buffer of its shape, kept across calls
+        (see ``HUGE_PAGE_BYTES``); same values."""
+        buffer = self._huge
+        fits = buffer is not None and (buffer.shape, buffer.dtype) == (params.shape, params.dtype)
+        if not fits or buffer.untyped_storage().data_ptr() == params.untyped_storage().data_ptr():
+            buffer = self._huge = _page_backed(params.shape, params.dtype)
+        return buffer.copy_(params)
+
+    def _members_per_network(self, batch: int) -> int:
+        p = self.population
+        if batch % p:
+            raise ValueError(f"batch of {batch} is not a multiple of population {p}")
+        return batch // p
+
+    def _rows_covering(self, needed: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(rows, params[rows])`` with ``rows`` a sorted superset of ``needed`` no more
+        than twice its size (``rows`` None: every network); cached between calls."""
+        source = (self.params.data_ptr(), self.params._version)
+        if self._subset is not None and self._subset[0] == source:
+            rows, params = self._subset[1:]
+            found = torch.searchsorted(rows, needed).clamp(max=len(rows) - 1)
+            if bool((rows[found] == needed).all()) and 2 * len(needed) >= len(rows):
+                return rows, params
+        lo, hi = int(needed[0]), int(needed[-1]) + 1
+        if hi - lo < self.population and 2 * len(needed) >= hi - lo:
+            # a dense span (e.g. half of the population, which the mujoco backend's
+            # overlapped rollout step asks for): a view, no copy
+            return torch.arange(lo, hi, device=needed.device), self.params[lo:hi]
+        if 2 * len(needed) >= self.population:
+            return None, self.params
+        gathered = self._gather_buffer(len(needed))
+        torch.index_select(self.params, 0, needed, out=gathered)
+        self._subset = (source, needed, gathered)
+        return needed, gathered
+
+    def _gather_buffer(self, count: int) -> torch.Tensor:
+        """``[count, D]`` rows of one buffer kept across rollouts: a fresh allocation of
+        this size each time costs more in page faults than the copy itself."""
+        buffer = self._buffer
+        like = (self.params.dtype, self.params.device)
+        if buffer is None or len(buffer) < count or (buffer.dtype, buffer.device) != like:
+            shape = (max(count, self.population // 2), self.num_params)
+            big = self.params.device.type == "cpu" and self.params[0].nbytes * shape[0] >= (
+                HUGE_PAGE_BYTES
+            )
+            buffer = self._buffer = (
+                _page_backed(shape, self.params.dtype) if big else self.params.new_empty(shape)
+            )
+        return buffer[:count]
+
+
+class PopulationMLP(_StackedPopulation):
     """P MLPs ``obs -> hidden... -> action`` with stacked weights, in one flat tensor.
 
     ``params`` is ``[P, D]``; layer ``l`` reads its weight ``[P, in, out]`` and bias
@@ -101,13 +181,7 @@ class PopulationMLP(nn.Module):
         )
         self.obs_mean: torch.Tensor | None = None  # observation normalisation (None: off)
         self.obs_std: torch.Tensor | None = None
-        self._subset: tuple | None = None  # (params id and version, rows, params[rows])
-        self._buffer: torch.Tensor | None = None  # what the cached params[rows] are copied to
-        self._huge: torch.Tensor | None = None  # huge-page-backed params (set_params)
-
-    @property
-    def population(self) -> int:
-        return int(self.params.shape[0])
+        self._init_caches()
 
     def init_scale(self) -> torch.Tensor:
         """``[D]`` per-parameter standard deviation of the initialisation: weights
@@ -116,25 +190,6 @@ class PopulationMLP(nn.Module):
         for w_off, b_off, fan_in, _ in self.layout:
             scale[w_off:b_off] = 1.0 / math.sqrt(fan_in)
         return scale
-
-    def set_params(self, params: torch.Tensor) -> None:
-        """Replace the population's parameters with ``params[P', D]`` (P' may differ)."""
-        if params.ndim != 2 or params.shape[1] != self.num_params:
-            raise ValueError(f"params must be [P, {self.num_params}], got {tuple(params.shape)}")
-        params = params.to(self.params.device, self.params.dtype)
-        if params.device.type == "cpu" and params.nbytes >= HUGE_PAGE_BYTES:
-            params = self._huge_copy(params)
-        self.params = params
-        self._subset = None
-
-    def _huge_copy(self, params: torch.Tensor) -> torch.Tensor:
-        """``params`` copied into a huge-page-backed buffer of its shape, kept across calls
-        (see ``HUGE_PAGE_BYTES``); same values."""
-        buffer = self._huge
-        fits = buffer is not None and (buffer.shape, buffer.dtype) == (params.shape, params.dtype)
-        if not fits or buffer.untyped_storage().data_ptr() == params.untyped_storage().data_ptr():
-            buffer = self._huge = _page_backed(params.shape, params.dtype)
-        return buffer.copy_(params)
 
     def set_obs_norm(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> None:
         """Normalise observations as ``clip((obs - mean) / std, -5, 5)`` before the first
@@ -163,12 +218,6 @@ class PopulationMLP(nn.Module):
             x = torch.tanh(x) if k == last else self.activation(x)
         return x * self.scale + self.shift
 
-    def _members_per_network(self, batch: int) -> int:
-        p = self.population
-        if batch % p:
-            raise ValueError(f"batch of {batch} is not a multiple of population {p}")
-        return batch // p
-
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs[P * m, ...] -> action[P * m, A]``; member i is driven by network i // m."""
         p, m = self.population, self._members_per_network(obs.shape[0])
@@ -196,42 +245,6 @@ class PopulationMLP(nn.Module):
         x[pos, slot] = self._inputs(obs)
         return self._mlp(params, x)[pos, slot]
 
-    def _rows_covering(self, needed: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(rows, params[rows])`` with ``rows`` a sorted superset of ``needed`` no more
-        than twice its size (``rows`` None: every network); cached between calls."""
-        source = (self.params.data_ptr(), self.params._version)
-        if self._subset is not None and self._subset[0] == source:
-            rows, params = self._subset[1:]
-            found = torch.searchsorted(rows, needed).clamp(max=len(rows) - 1)
-            if bool((rows[found] == needed).all()) and 2 * len(needed) >= len(rows):
-                return rows, params
-        lo, hi = int(needed[0]), int(needed[-1]) + 1
-        if hi - lo < self.population and 2 * len(needed) >= hi - lo:
-            # a dense span (e.g. half of the population, which the mujoco backend's
-            # overlapped rollout step asks for): a view, no copy
-            return torch.arange(lo, hi, device=needed.device), self.params[lo:hi]
-        if 2 * len(needed) >= self.population:
-            return None, self.params
-        gathered = self._gather_buffer(len(needed))
-        torch.index_select(self.params, 0, needed, out=gathered)
-        self._subset = (source, needed, gathered)
-        return needed, gathered
-
-    def _gather_buffer(self, count: int) -> torch.Tensor:
-        """``[count, D]`` rows of one buffer kept across rollouts: a fresh allocation of
-        this size each time costs more in page faults than the copy itself."""
-        buffer = self._buffer
-        like = (self.params.dtype, self.params.device)
-        if buffer is None or len(buffer) < count or (buffer.dtype, buffer.device) != like:
-            shape = (max(count, self.population // 2), self.num_params)
-            big = self.params.device.type == "cpu" and self.params[0].nbytes * shape[0] >= (
-                HUGE_PAGE_BYTES
-            )
-            buffer = self._buffer = (
-                _page_backed(shape, self.params.dtype) if big else self.params.new_empty(shape)
-            )
-        return buffer[:count]
-
 
 # ---------------------------------------------------------------------------- conv populations
 #: Atari networks: (conv layers as (channels, kernel, stride), hidden width, padding).
@@ -255,7 +268,7 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-class PopulationConv(nn.Module):
+class PopulationConv(_StackedPopulation):
     """P convolutional Q-style networks ``frames -> action logits`` with stacked weights in
     one flat ``[P, D]`` tensor (the Deep GA's Atari policy): member i of a ``P * m`` batch
     is driven by network i // m and acts by the argmax of its outputs, as in the paper.
@@ -315,12 +328,8 @@ class PopulationConv(nn.Module):
         self.register_buffer(
             "params", torch.zeros(population, self.num_params, dtype=dtype, device=device)
         )
-        self._subset: tuple | None = None  # ((params id, version), rows, params[rows])
+        self._init_caches()
         self.network_seconds = 0.0  # time spent in forward passes (the GA logs it)
-
-    @property
-    def population(self) -> int:
-        return int(self.params.shape[0])
 
     def init_scale(self) -> torch.Tensor:
         """``[D]`` per-parameter standard deviation of the initialisation."""
@@ -330,13 +339,6 @@ class PopulationConv(nn.Module):
             std = OUTPUT_INIT_STD if k == last else 1.0
             scale[offset : offset + weights] = std / math.sqrt(fan_in)
         return scale
-
-    def set_params(self, params: torch.Tensor) -> None:
-        """Replace the population's parameters with ``params[P', D]`` (P' may differ)."""
-        if params.ndim != 2 or params.shape[1] != self.num_params:
-            raise ValueError(f"params must be [P, {self.num_params}], got {tuple(params.shape)}")
-        self.params = params.to(self.params.device, self.params.dtype)
-        self._subset = None
 
     def set_obs_norm(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> None:
         """Frames are scaled to [0, 1]; running observation statistics do not apply."""
@@ -366,11 +368,6 @@ class PopulationConv(nn.Module):
                 x = torch.relu(x)
         return x
 
-    def _members_per_network(self, batch: int) -> int:
-        if batch % self.population:
-            raise ValueError(f"batch of {batch} is not a multiple of population {self.population}")
-        return batch // self.population
-
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs[P * m, C, H, W] -> [P * m, A]`` outputs; member i read by network i // m."""
         p, m = self.population, self._members_per_network(obs.shape[0])
@@ -392,23 +389,10 @@ class PopulationConv(nn.Module):
         start = time.perf_counter()
         m = self._members_per_network(batch)
         nets, slot = members // m, members % m
-        rows, params = self._live_rows(torch.unique_consecutive(nets))
+        rows, params = self._rows_covering(torch.unique_consecutive(nets))
         pos = nets if rows is None else torch.searchsorted(rows, nets)
         frames = obs.new_zeros((params.shape[0], m, *self.observation_shape))
         frames[pos, slot] = obs
         actions = self._logits(params, frames)[pos, slot].argmax(1)
         self.network_seconds += time.perf_counter() - start
         return actions
-
-    def _live_rows(self, needed: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(rows, params[rows])``: a cached sorted superset of ``needed`` at most twice
-        its size (``rows`` None: every network, while half or more are needed)."""
-        if 2 * len(needed) >= self.population:
-            return None, self.params
-        source = (self.params.data_ptr(), self.params._version)
-        if self._subset is not None and self._subset[0] == source:
-            rows, params = self._subset[1:]
-            if 2 * len(needed) >= len(rows) and bool(torch.isin(needed, rows).all()):
-                return rows, params
-        self._subset = (source, needed, self.params.index_select(0, needed))
-        return self._subset[1:]
