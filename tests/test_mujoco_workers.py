@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -103,22 +104,35 @@ def test_workers_option_is_checked() -> None:
 
 
 def test_population_rollout_overlapping_policy_and_physics_matches_the_threads() -> None:
-    """A population policy (``act_some``) lets the forked engine simulate half of the batch
-    while it computes the other half's actions; the numbers stay those of the threads."""
+    """A population policy (``act_some``) lets the forked engine simulate one piece of the
+    batch while it computes the next piece's actions; the numbers stay those of the
+    threads."""
     from rlwb.policies import PopulationMLP
 
     forked, threaded = _pair("Hopper-v5", 64)
     try:
         net = PopulationMLP(11, 3, (32,), 64, -torch.ones(3), torch.ones(3))
         net.params.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
-        extended = []
-        extend = forked._workers.extend
-        forked._workers.extend = lambda *a: (extended.append(1), extend(*a))[1]
+        pieces: list[int] = []  # per overlapped step: how many pieces it handed over
+        extend, start = forked._workers.extend, forked._workers.start
+
+        def count_piece(hand_over: Callable, first: bool) -> Callable:
+            def wrapped(*args: object) -> None:
+                if first:
+                    pieces.append(0)
+                pieces[-1] += 1
+                hand_over(*args)
+
+            return wrapped
+
+        forked._workers.start = count_piece(start, True)
+        forked._workers.extend = count_piece(extend, False)
         for engine in (forked, threaded):
             engine.reset()
         out_f = forked.rollout(net, 80, record_obs=True, record_actions=True)
         out_t = threaded.rollout(net, 80, record_obs=True, record_actions=True)
-        assert extended  # the overlapped step ran
+        assert max(pieces) == 4  # the overlapped step ran, in 4 pieces at 64 members
+        assert min(pieces) == 2  # and in 2 once few members live
         assert 0 < int(out_f.alive[:, -1].sum()) < 64  # and over shrinking live sets
         assert torch.equal(out_f.rewards, out_t.rewards)
         assert torch.equal(out_f.observations, out_t.observations)

@@ -66,6 +66,7 @@ INTERNAL_SPEC = STATE_SPEC
 _STATE_PARTS = ("qpos", "qvel", "ctrl")
 MEMBERS_PER_THREAD = 8  # below this many members per thread, threading costs more than it saves
 BLOCKS_PER_THREAD = 4  # blocks handed out dynamically per thread (load balance vs. overhead)
+PIPELINE_PIECES = 4  # pieces of an overlapped policy-and-physics step (see _act_and_advance)
 
 
 class _Call:
@@ -313,10 +314,13 @@ class MujocoEngine(Engine):
         live: torch.Tensor | None,
     ) -> tuple[torch.Tensor, ...]:
         """With forked workers and a population policy (``act_some``: rows independent),
-        overlap the policy with the physics: the workers simulate the first half of the
-        stepped members while the caller computes the second half's actions, then all join
-        the second half. Same numbers as acting on every member first (each member's action
-        and physics are the same computations)."""
+        overlap the policy with the physics: the stepped members are cut into up to
+        :data:`PIPELINE_PIECES` pieces; the caller computes piece k's actions and hands its
+        physics to the workers, which simulate it while the caller computes piece k + 1's,
+        and all join the last piece. The workers wait only for the first piece's actions
+        (1/pieces of the forward; halves left them idle for half of it). Same numbers as
+        acting on every member first (each member's action and physics are the same
+        computations)."""
         stepped = self._all_members if live is None else live
         if (
             self._workers is None
@@ -329,23 +333,24 @@ class MujocoEngine(Engine):
         index = stepped.tolist()
         view = self._members_view(stepped)
         pre = self._pre_fields(view)
-        halves = (stepped[: len(index) // 2], stepped[len(index) // 2 :])
+        spread = MEMBERS_PER_THREAD * self.pool.num_threads  # a piece still uses every core
+        pieces = torch.tensor_split(stepped, max(2, min(PIPELINE_PIECES, len(index) // spread)))
         wanted = self._all_members if acting is None else acting
         act = obs.new_zeros((self.num_envs, self.action_dim), dtype=self.dtype)
         workers, started = self._workers, False
         try:
-            for half in halves:
-                rows = half[torch.isin(half, wanted)] if acting is not None else half
+            for piece in pieces:
+                rows = piece[torch.isin(piece, wanted)] if acting is not None else piece
                 if len(rows):
                     some = policy.act_some(obs[rows], rows, self.num_envs)
                     act[rows] = self.check_action(some, (len(rows), self.action_dim))
-                members = half.tolist()
-                self._ctrl[members] = act[half].numpy()
-                count = len(self._blocks(len(members)))
+                members = piece.tolist()
+                self._ctrl[members] = act[piece].numpy()
+                blocks = len(self._blocks(len(members)))
                 if started:
-                    workers.extend(members, count)
+                    workers.extend(members, blocks)
                 else:
-                    workers.start(members, count)
+                    workers.start(members, blocks)
                     started = True
         finally:
             if started:
