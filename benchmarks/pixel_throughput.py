@@ -8,8 +8,10 @@ Each cell runs in its own interpreter (:func:`rlwb.apart.run_apart`), the conten
 alternating round by round in rotated order, so a change in the machine's load falls on all
 of them; every cell is printed with the load average at its start, and the ratio to the
 fastest peer is taken within each round. Beside each rate, the contender's CPU
-milliseconds per env step (process CPU time, every thread): what a frame costs whatever the
-load, where the rate also depends on how many cores the machine has free. ``rlwb-1t`` is
+milliseconds per env step (process CPU time, every thread, and rlwb's worker processes'):
+what a frame costs whatever the load, where the rate also depends on how many cores the
+machine has free. The peers render with Mesa's default rasterizer threads (one per core),
+rlwb with none per process and a forked render worker per core beside the caller. ``rlwb-1t`` is
 the engine rendering on one thread: the gap between it and ``rlwb`` is what the second core
 gave. The peers render with
 dm_control's ``physics.render`` (its own OpenGL context, ``MUJOCO_GL``: EGL here), the
@@ -37,18 +39,38 @@ PEERS = ("dm_control", "shimmy")
 SIZE, STACK = 84, 3
 
 
-def _timed(step, members: int, seconds: float, min_calls: int = 2) -> dict:  # noqa: ANN001
-    """Env steps/s of ``step()`` (one call advances ``members`` envs) and the process's
-    CPU milliseconds per env step (all its threads, the renderer's included), after one
-    warm-up call (contexts, caches), over at least ``seconds`` and ``min_calls`` calls."""
+def _cpu_seconds(pids: tuple[int, ...]) -> float:
+    """CPU seconds of this process (all its threads) and of its live worker processes."""
+    total = time.process_time()
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:  # utime and stime, in clock ticks
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _timed(step, members: int, seconds: float, min_calls: int = 2, pids=()) -> dict:  # noqa: ANN001
+    """Env steps/s of ``step()`` (one call advances ``members`` envs) and the CPU
+    milliseconds per env step of the process (all its threads, the renderer's included) and
+    its worker processes ``pids``, after one warm-up call (contexts, caches), over at least
+    ``seconds`` and ``min_calls`` calls."""
     step()
-    calls, start, cpu = 0, time.perf_counter(), time.process_time()
+    calls, start, cpu = 0, time.perf_counter(), _cpu_seconds(pids)
     while calls < min_calls or time.perf_counter() - start < seconds:
         step()
         calls += 1
     steps = calls * members
     return {"rate": steps / (time.perf_counter() - start),
-            "cpu_ms": 1000 * (time.process_time() - cpu) / steps}  # fmt: skip
+            "cpu_ms": 1000 * (_cpu_seconds(pids) - cpu) / steps}  # fmt: skip
+
+
+def _mesa_default_threads() -> None:
+    """Peers render with Mesa's default rasterizer threads (one per core), not the
+    ``LP_NUM_THREADS=0`` that importing rlwb sets for its own forked render workers."""
+    from rlwb.engine import pixels
+
+    if pixels.LP_THREADS_SET_BY_RLWB:
+        os.environ.pop("LP_NUM_THREADS", None)
 
 
 def _camera(task: str) -> int:
@@ -68,7 +90,9 @@ def rlwb_pixels(task: str, members: int, seconds: float, threads: int | None = N
     engine.reset()
     actions = torch.rand(16, members, engine.action_dim) * 2 - 1
     counter = iter(range(10**12))
-    rate = _timed(lambda: engine.step(actions[next(counter) % 16]), members, seconds)
+    workers = (getattr(engine, "_workers", None), getattr(engine, "_render_workers", None))
+    pids = tuple(pid for w in workers if w is not None for pid in w.pids)
+    rate = _timed(lambda: engine.step(actions[next(counter) % 16]), members, seconds, pids=pids)
     engine.close()
     return rate
 
@@ -86,6 +110,7 @@ class _Stack:
 
 
 def dm_control_loop(task: str, members: int, seconds: float) -> dict:
+    _mesa_default_threads()  # before dm_control's import, which opens its EGL display
     from absl import logging
     from dm_control import suite
 
@@ -114,6 +139,7 @@ def dm_control_loop(task: str, members: int, seconds: float) -> dict:
 
 
 def shimmy_sync(task: str, members: int, seconds: float) -> dict:
+    _mesa_default_threads()  # before dm_control's import, which opens its EGL display
     import gymnasium as gym
     import shimmy
     from absl import logging

@@ -291,3 +291,39 @@ def test_a_pixel_run_shows_frames_and_resumes_on_images(tmp_path) -> None:  # no
     checkpoint = tmp_path / "r" / "checkpoints" / "step_000000000002.pt"
     train(_Brightness, _NoConfig(), cfg, resume=str(checkpoint))
     assert _Brightness.seen and set(_Brightness.seen) == {torch.uint8}
+
+
+def _pixel_frames(engine, steps: int) -> list[torch.Tensor]:  # noqa: ANN001
+    """The observations of a seeded random-action run of ``engine``."""
+    generator = torch.Generator().manual_seed(0)
+    frames = [engine.reset().clone()]
+    for _ in range(steps):
+        action = torch.rand(engine.num_envs, engine.action_dim, generator=generator) * 2 - 1
+        frames.append(engine.step(action)[0].clone())
+    return frames
+
+
+def test_members_render_in_forked_workers_with_the_threads_frames(monkeypatch) -> None:  # noqa: ANN001
+    """Mesa's software rasterizer runs one context of a process at a time, so members
+    render in forked workers (one core each); their frames are the in-process ones, also
+    in a process that already holds contexts (earlier tests made some)."""
+    from rlwb.engine import mujoco_workers, pixels
+
+    if not mujoco_workers.process_workers_available()[0]:
+        pytest.skip("no fork here")
+    options = dict(backend="mujoco", observation="pixels", frame_stack=2, seed=0, num_threads=2)
+    forked = make_engine("cheetah-run", 4, **options)
+    try:
+        assert forked._render_workers is not None and forked._render_workers.pids
+        frames = _pixel_frames(forked, 6)
+    finally:
+        forked.close()
+    monkeypatch.setattr(pixels, "_contexts", {"made": True, "forkable": False})
+    assert not pixels.render_workers_allowed()[0]  # e.g. a GPU driver's context: threads
+    threaded = make_engine("cheetah-run", 4, **options)
+    try:
+        assert threaded._render_workers is None
+        for a, b in zip(frames, _pixel_frames(threaded, 6), strict=True):
+            assert torch.equal(a, b)
+    finally:
+        threaded.close()

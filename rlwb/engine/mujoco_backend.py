@@ -57,7 +57,13 @@ from rlwb.engine.mujoco_workers import (
     shared_zeros,
     split_bounds,
 )
-from rlwb.engine.pixels import MemberRenderer, PixelOptions, RendererPool, make_camera
+from rlwb.engine.pixels import (
+    MemberRenderer,
+    PixelOptions,
+    RendererPool,
+    make_camera,
+    render_workers_allowed,
+)
 from rlwb.envs.mujoco.base import KNOWN_FIELDS, MujocoTask, load_model
 from rlwb.errors import ActionError, BackendUnavailableError, ConfigError
 
@@ -366,37 +372,50 @@ class MujocoEngine(Engine):
         return ""
 
     def _setup_rendering(self, options: PixelOptions) -> None:
-        """Renderers for pixel observations (see :mod:`rlwb.engine.pixels`): one per thread
-        of a pool of ``num_threads`` threads (default: one per CPU, at most one per member;
-        a frame costs milliseconds, so even two members pay for two threads)."""
+        """Renderers for pixel observations (see :mod:`rlwb.engine.pixels`) on ``num_threads``
+        cores (default: one per CPU, at most one per member; a frame costs milliseconds, so
+        even two members pay for two cores): forked render workers beside the caller where
+        :func:`render_workers_allowed`, else threads of this process (which Mesa's software
+        rasterizer runs one at a time)."""
         camera = options.camera if options.camera is not None else self.task.render_camera()
         make_camera(self.model, camera)  # a camera the model lacks is one error line here
         size = options.image_size
-        self._frames = np.zeros((self.num_envs, size, size, 3), dtype=np.uint8)
         threads = self._threads_given or min(os.cpu_count() or 1, self.num_envs)
         threads = min(threads, self.num_envs)
-        self._render_pool = self.pool if threads == self.pool.num_threads else ThreadPool(threads)
         model, task = self.model, self.task
         self._renderers = RendererPool(
             lambda: MemberRenderer(model, size, camera, INTERNAL_SPEC, task)
         )
+        forked = threads > 1 and process_workers_available()[0] and render_workers_allowed()[0]
+        zeros = shared_zeros if forked else np.zeros
+        self._frames = zeros((self.num_envs, size, size, 3), np.uint8)
+        self._render_states = zeros(self._state.shape)  # the rows to render, seen by workers
+        same = forked or threads == self.pool.num_threads
+        self._render_pool = self.pool if same else ThreadPool(threads)
+        self._render_workers = (
+            ForkedWorkers(self._render_chunk, self.num_envs, threads - 1, "render")
+            if forked
+            else None
+        )  # forked before this process's own context: see render_workers_allowed
         self._renderers.get()  # a GL context that cannot start is one error line, now
+
+    def _render_chunk(self, members: Sequence[int], slot: int) -> None:
+        """Render ``members``' staged state rows into their frames (any process)."""
+        renderer, states, frames = self._renderers.get(), self._render_states, self._frames
+        for i in members:
+            renderer.render(states[i], frames[i])
 
     def _render_members(self, members: torch.Tensor) -> torch.Tensor:
         index = members.tolist()
-        frames, states, renderers = self._frames, self._state, self._renderers
-
-        def render_chunk(ks: Sequence[int], slot: int) -> None:
-            renderer = renderers.get()
-            for k in ks:
-                renderer.render(states[index[k]], frames[index[k]])
-
+        self._render_states[index] = self._state[index]
         threads = min(self._render_pool.num_threads, len(index))
-        if threads <= 1:
-            render_chunk(range(len(index)), 0)
+        if self._render_workers is not None and len(index) > 1:
+            self._render_workers.run(index, len(index))  # one member per block
+        elif threads <= 1:
+            self._render_chunk(index, 0)
         else:  # one member per block: a frame costs far more than handing out a block
-            self._render_pool.map(render_chunk, [range(k, k + 1) for k in range(len(index))])
-        return torch.from_numpy(frames[index]).permute(0, 3, 1, 2)
+            self._render_pool.map(self._render_chunk, [index[k : k + 1] for k in range(len(index))])
+        return torch.from_numpy(self._frames[index]).permute(0, 3, 1, 2)
 
     # ------------------------------------------------------------------ workers
     def _step_chunk(self, members: range, slot: int) -> None:
@@ -667,6 +686,9 @@ class MujocoEngine(Engine):
         )
 
     def close(self) -> None:
+        render_workers = getattr(self, "_render_workers", None)
+        if render_workers is not None:
+            render_workers.close()
         renderers = getattr(self, "_renderers", None)
         if renderers is not None:
             renderers.close()

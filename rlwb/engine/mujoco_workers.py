@@ -83,12 +83,16 @@ class ForkedWorkers:
     slot)`` over blocks of members (slot 0 is the caller, 1.. the workers)."""
 
     def __init__(
-        self, step_chunk: Callable[[Sequence[int], int], None], num_members: int, num_workers: int
+        self,
+        step_chunk: Callable[[Sequence[int], int], None],
+        num_members: int,
+        num_workers: int,
+        job: str = "simulation",
     ) -> None:
         # a weak reference: the engine owns its workers, not the other way round, so an
         # engine nobody holds is freed (and closes its workers) at once
         self._step_chunk = weakref.WeakMethod(step_chunk)  # type: ignore[arg-type]
-        self._owner = os.getpid()
+        self._owner, self._job = os.getpid(), job  # job: what errors call the workers
         self._caller_error: BaseException | None = None
         self._ctl = shared_zeros((_CONTROL,), np.int64)
         self._index = shared_zeros((max(1, num_members),), np.int64)
@@ -223,7 +227,7 @@ class ForkedWorkers:
             message = bytes(self._error[: int(ctl[_ERROR])]).decode(errors="replace")
             ctl[_ERROR] = 0
             self._error[:] = 0
-            raise RuntimeError(f"a simulation worker failed: {message}")
+            raise RuntimeError(f"a {self._job} worker failed: {message}")
 
     def _check_alive(self) -> None:
         for pid in self.pids:

@@ -21,15 +21,20 @@ are part of the rollout snapshot), and so do engine checkpoints (``state_dict`` 
 observation). With ``action_repeat=k`` a frame is rendered once per engine step, after the
 k task steps (the frame stack holds engine-step frames, as TD-MPC's wrappers stack them).
 
-Rendering (the ``mujoco`` backend) is one :class:`MemberRenderer` per thread of the
-engine's pool: its own OpenGL context (``MUJOCO_GL``: EGL by default, OSMesa as the
-fallback), its own copy of the model and an ``MjData`` the member's state is loaded into
-(``mj_setState``, then ``mj_fwdPosition``: positions, frames and cameras of that state),
-then ``mjv_updateScene`` + ``mjr_render`` + ``mjr_readPixels`` as dm_control's
-``physics.render`` and Gymnasium's ``rgb_array`` render do. ``mjr_render`` releases the
-GIL, so the threads render in parallel. Threads and not the forked simulation workers: a
-process forked after its parent has made an OpenGL context hangs in its first render
-(Mesa's state is copied without its threads), and the runner's parent always renders.
+Rendering (the ``mujoco`` backend) is one :class:`MemberRenderer` per core: its own OpenGL
+context (``MUJOCO_GL``: EGL by default, OSMesa as the fallback), its own copy of the model
+and an ``MjData`` the member's state is loaded into (``mj_setState``, then
+``mj_fwdPosition``: positions, frames and cameras of that state), then
+``mjv_updateScene`` + ``mjr_render`` + ``mjr_readPixels`` as dm_control's
+``physics.render`` and Gymnasium's ``rgb_array`` render do. The renderers live in forked
+render workers beside the caller (the engine's state rows to render are staged in shared
+memory, the frames come back through it), not in threads: Mesa's CPU rasterizer
+(llvmpipe) serves all contexts of a process through one rasterizer behind one lock, so two
+render threads ran at 1.1x one thread's rate (measured), while two processes ran at 2x.
+A process forked after its parent made a context with llvmpipe's helper threads hangs in
+its first render (Mesa's state is copied without its threads), so importing rlwb sets
+``LP_NUM_THREADS=0`` unless the user set it, and :func:`render_workers_allowed` says when a
+fork is safe; otherwise members render on threads of this process, as before.
 
 The ``gym`` backend renders through each member's own ``env.render()``
 (``render_mode="rgb_array"``): Gymnasium's MuJoCo envs at the image size, dm_control's
@@ -49,6 +54,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -62,6 +68,38 @@ from rlwb.errors import ConfigError
 # offscreen rendering without a display (as the rlwb command): dm_control and Gymnasium
 # read this when they first render; a user's own choice wins
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def _display_open() -> bool:
+    """Whether this process has opened an EGL display (MuJoCo's or dm_control's, which opens
+    its own on import) or loaded dm_control's OSMesa renderer: a Mesa screen exists."""
+    mujoco_egl = sys.modules.get("mujoco.egl")
+    return getattr(mujoco_egl, "EGL_DISPLAY", None) is not None or any(
+        name in sys.modules
+        for name in (
+            "dm_control._render.pyopengl.egl_renderer",
+            "dm_control._render.pyopengl.osmesa_renderer",
+        )
+    )
+
+
+# A display opened before rlwb was imported may hold Mesa helper threads, so no render
+# worker is forked from this process then (see render_workers_allowed)
+_GL_LOADED_BEFORE = _display_open()
+# Mesa's software rasterizer (llvmpipe, the CPU EGL/OSMesa driver) shares one rasterizer
+# per process among all contexts, behind one lock: render threads of one process take
+# turns, and its own helper threads (one per core by default) are lost by a fork, which
+# then hangs in its first render. rlwb parallelises across members with forked render
+# workers instead, each rendering on one core: measured on cheetah-run at 84 px, 18.5 CPU ms
+# per frame with no helper threads against 23.9 with two. A user's own setting wins (then
+# members render on threads of one process).
+if "LP_NUM_THREADS" not in os.environ:
+    os.environ["LP_NUM_THREADS"] = "0"
+    os.environ["RLWB_DEFAULT_LP_NUM_THREADS"] = "1"  # child processes inherit both
+LP_THREADS_SET_BY_RLWB = os.environ.get("RLWB_DEFAULT_LP_NUM_THREADS") == "1"
+"""Whether ``LP_NUM_THREADS`` is rlwb's default, not the user's (benchmarks give peers
+Mesa's own)."""
+_contexts = {"made": False, "forkable": True}  # what this process's contexts allow
 
 OBSERVATION_MODES = ("state", "pixels", "both")
 PIXEL_OPTIONS = ("observation", "image_size", "frame_stack", "camera")
@@ -181,6 +219,37 @@ def _gl_context(width: int, height: int) -> Any:
     raise ConfigError(f"no offscreen OpenGL context for pixel observations ({'; '.join(errors)})")
 
 
+def _note_context() -> None:
+    """Record, for :func:`render_workers_allowed`, that this process now holds a context,
+    and whether a fork keeps it usable: Mesa's software rasterizer without helper threads."""
+    try:
+        from OpenGL import GL
+
+        renderer = (GL.glGetString(GL.GL_RENDERER) or b"").decode(errors="replace")
+    except Exception:  # noqa: BLE001 - unknown driver: never fork after it
+        renderer = ""
+    software = "llvmpipe" in renderer or "softpipe" in renderer
+    _contexts["made"] = True
+    if not (software and os.environ.get("LP_NUM_THREADS") == "0"):
+        _contexts["forkable"] = False
+
+
+def render_workers_allowed() -> tuple[bool, str]:
+    """Whether members may render in processes forked from this one now, and why not.
+
+    A fork is safe before this process has any GL context, and after it only while every
+    context it made is llvmpipe's without helper threads (``LP_NUM_THREADS=0``, rlwb's
+    default): a forked worker's first render hangs when the parent's rasterizer threads
+    are missing (measured) and other drivers make no promise either."""
+    if _GL_LOADED_BEFORE:
+        return False, "a GL display was opened before rlwb was imported"
+    if _contexts["made"] and not _contexts["forkable"]:
+        return False, "this process holds a GL context a forked worker cannot share"
+    if os.environ.get("LP_NUM_THREADS") != "0" and _display_open():
+        return False, "LP_NUM_THREADS is set and a GL context may exist"
+    return True, ""
+
+
 def gymnasium_camera_config(gym_id: str) -> dict[str, Any]:
     """The ``default_camera_config`` Gymnasium's env of ``gym_id`` renders with ({} when
     it has none)."""
@@ -262,6 +331,7 @@ class MemberRenderer:
         self.camera, self.spec, self.task = make_camera(self.model, camera), state_spec, task
         self.context = _gl_context(size, size)
         self.context.make_current()
+        _note_context()
         self.scene = mujoco.MjvScene(self.model, maxgeom=10000)
         self.option = mujoco.MjvOption()
         self.perturb = mujoco.MjvPerturb()
