@@ -5,6 +5,9 @@ agent untrained, on DMC cartpole (balance by default), with the curve.
     python benchmarks/pixel_tdmpc_learning.py --task cartpole-swingup --image-size 64
     python benchmarks/pixel_tdmpc_learning.py --task cartpole-swingup --agent ddpg \
         --env-steps 6000 --learning-starts 250 --batch 32   # the slow test's setting
+    python benchmarks/pixel_tdmpc_learning.py --task InvertedPendulum-v5 --action-repeat 1 \
+        --channels 8 --batch 64 --env-steps 2000 --learning-starts 500 --eval-every 1000
+        # the TD-MPC slow test's setting (48 px)
     python benchmarks/pixel_tdmpc_learning.py --smoke       # seconds: that it runs
 
 TD-MPC (the default) is ``TDMPCConfig.small()`` with a conv encoder of ``--channels``
