@@ -544,7 +544,11 @@ class TrajectoryBuffer:
             raise RuntimeError(f"no stored episode has {horizon} steps yet")
         cdf = torch.cumsum(p, 0)
         u = torch.rand(batch_size, generator=self.generator, device=self.device) * total
-        flat = torch.searchsorted(cdf, u, right=True).clamp_(max=p.numel() - 1)
+        # a draw past the cumulative sum's end (``total`` is summed in another order, and
+        # float32 rounding differs) goes to the last window that can be drawn, never to a
+        # trailing invalid one: its probability 0 would make the weights inf / inf = NaN
+        last_valid = int(torch.nonzero(p).max())
+        flat = torch.searchsorted(cdf, u, right=True).clamp_(max=last_valid)
         member, slot = flat // n, flat % n
         last = self.steps - 1
         g0 = slot + self.length * torch.div(last - slot, self.length, rounding_mode="floor")

@@ -65,6 +65,23 @@ def test_priorities_bias_window_sampling_and_weights_correct_it():
     assert hit0.float().mean() < 0.05
 
 
+def test_a_draw_at_the_end_of_the_priorities_never_picks_an_invalid_window(monkeypatch):
+    """A draw ``u = rand * total`` that lands at or past the cumulative sum's end (float32
+    rounding: ``total`` and the cumsum add in different orders) must pick the last window
+    that can be drawn, not a trailing one too short for the horizon: its probability 0 gave
+    weights inf / inf = NaN, and NaN gradients (a pixel TD-MPC run died of it after 2,468
+    updates)."""
+    buf = TrajectoryBuffer(1 * 40, 1, FIELDS, generator=torch.Generator().manual_seed(3))
+    _fill(buf, 30, [1000])  # one unfinished episode: windows of 3 start at steps 0..27 only
+    real_rand = torch.rand
+    monkeypatch.setattr(torch, "rand", lambda n, **kw: torch.ones(n))  # the end of the cdf
+    batch = buf.sample_windows(4, horizon=3, alpha=0.6, beta=0.4)
+    monkeypatch.setattr(torch, "rand", real_rand)
+    assert torch.isfinite(batch["weight"]).all()
+    assert (batch["step"] == 27).all()  # the last valid window start
+    assert (batch["obs"][:, :, 1] == torch.tensor([27.0, 28.0, 29.0])).all()
+
+
 def test_hindsight_relabelling_uses_compute_reward_and_the_same_episode():
     """Goal slices of obs [x, achieved, desired]: achieved = global step, desired = -1."""
     m, lengths = 2, [6, 4]
