@@ -303,27 +303,48 @@ def _pixel_frames(engine, steps: int) -> list[torch.Tensor]:  # noqa: ANN001
     return frames
 
 
-def test_members_render_in_forked_workers_with_the_threads_frames(monkeypatch) -> None:  # noqa: ANN001
-    """Mesa's software rasterizer runs one context of a process at a time, so members
-    render in forked workers (one core each); their frames are the in-process ones, also
-    in a process that already holds contexts (earlier tests made some)."""
-    from rlwb.engine import mujoco_workers, pixels
+def check_forked_rendering() -> None:
+    """(Run in a fresh interpreter by the test below.) A process that already holds a
+    context forks render workers; their frames equal those rendered on threads."""
+    from rlwb.engine import pixels
 
-    if not mujoco_workers.process_workers_available()[0]:
-        pytest.skip("no fork here")
+    single = make_engine("cheetah-run", 1, backend="mujoco", observation="pixels")
+    single.reset()  # this process now holds a GL context of its own
     options = dict(backend="mujoco", observation="pixels", frame_stack=2, seed=0, num_threads=2)
     forked = make_engine("cheetah-run", 4, **options)
     try:
-        assert forked._render_workers is not None and forked._render_workers.pids
+        why = (pixels.render_workers_allowed(), pixels._contexts)
+        assert forked._render_workers is not None and forked._render_workers.pids, why
         frames = _pixel_frames(forked, 6)
     finally:
         forked.close()
-    monkeypatch.setattr(pixels, "_contexts", {"made": True, "forkable": False})
-    assert not pixels.render_workers_allowed()[0]  # e.g. a GPU driver's context: threads
+    pixels._contexts = {"made": True, "forkable": False}  # e.g. a GPU driver's context
+    assert not pixels.render_workers_allowed()[0]
     threaded = make_engine("cheetah-run", 4, **options)
     try:
-        assert threaded._render_workers is None
+        assert threaded._render_workers is None  # so: threads
         for a, b in zip(frames, _pixel_frames(threaded, 6), strict=True):
             assert torch.equal(a, b)
     finally:
         threaded.close()
+        single.close()
+
+
+def test_members_render_in_forked_workers_with_the_threads_frames() -> None:
+    """Mesa's software rasterizer runs one context of a process at a time, so members
+    render in forked workers (one core each). Checked in a fresh interpreter: whether this
+    process may fork them depends on every context earlier tests made in it (one whose
+    driver cannot be identified turns forking off, and the engine renders on threads)."""
+    import subprocess
+    import sys
+
+    from rlwb.engine import mujoco_workers
+    from tests.helpers import ROOT
+
+    if not mujoco_workers.process_workers_available()[0]:
+        pytest.skip("no fork here")
+    code = "from tests.test_pixels import check_forked_rendering; check_forked_rendering()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
