@@ -305,29 +305,34 @@ def _pixel_frames(engine, steps: int) -> list[torch.Tensor]:  # noqa: ANN001
 
 def check_forked_rendering() -> None:
     """(Run in a fresh interpreter by the test below.) A process that already holds a
-    context forks render workers; their frames equal those rendered on threads."""
+    context forks render workers; their frames equal those rendered on threads, with 4
+    members (state rows staged in shared memory) and 16 (simulation workers: shared rows)."""
     from rlwb.engine import pixels
 
     single = make_engine("cheetah-run", 1, backend="mujoco", observation="pixels")
     single.reset()  # this process now holds a GL context of its own
     options = dict(backend="mujoco", observation="pixels", frame_stack=2, seed=0, num_threads=2)
-    forked = make_engine("cheetah-run", 4, **options)
-    try:
-        why = (pixels.render_workers_allowed(), pixels._contexts)
-        assert forked._render_workers is not None and forked._render_workers.pids, why
-        frames = _pixel_frames(forked, 6)
-    finally:
-        forked.close()
+    frames = {}
+    for members in (4, 16):
+        forked = make_engine("cheetah-run", members, **options)
+        try:
+            why = (pixels.render_workers_allowed(), pixels._contexts)
+            assert forked._render_workers is not None and forked._render_workers.pids, why
+            assert (forked._render_states is forked._state) == (forked._workers is not None)
+            frames[members] = _pixel_frames(forked, 6)
+        finally:
+            forked.close()
     pixels._contexts = {"made": True, "forkable": False}  # e.g. a GPU driver's context
     assert not pixels.render_workers_allowed()[0]
-    threaded = make_engine("cheetah-run", 4, **options)
-    try:
-        assert threaded._render_workers is None  # so: threads
-        for a, b in zip(frames, _pixel_frames(threaded, 6), strict=True):
-            assert torch.equal(a, b)
-    finally:
-        threaded.close()
-        single.close()
+    for members in (4, 16):
+        threaded = make_engine("cheetah-run", members, **options)
+        try:
+            assert threaded._render_workers is None  # so: threads
+            for a, b in zip(frames[members], _pixel_frames(threaded, 6), strict=True):
+                assert torch.equal(a, b)
+        finally:
+            threaded.close()
+    single.close()
 
 
 def test_members_render_in_forked_workers_with_the_threads_frames() -> None:

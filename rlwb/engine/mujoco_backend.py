@@ -324,9 +324,9 @@ class MujocoEngine(Engine):
         :data:`PIPELINE_PIECES` pieces; the caller computes piece k's actions and hands its
         physics to the workers, which simulate it while the caller computes piece k + 1's,
         and all join the last piece. The workers wait only for the first piece's actions
-        (1/pieces of the forward; halves left them idle for half of it). Same numbers as
-        acting on every member first (each member's action and physics are the same
-        computations)."""
+        (1/pieces of the forward; with two pieces they would idle for half of it). Same
+        numbers as acting on every member first (each member's action and physics are the
+        same computations)."""
         stepped = self._all_members if live is None else live
         if (
             self._workers is None
@@ -387,9 +387,13 @@ class MujocoEngine(Engine):
             lambda: MemberRenderer(model, size, camera, INTERNAL_SPEC, task)
         )
         forked = threads > 1 and process_workers_available()[0] and render_workers_allowed()[0]
-        zeros = shared_zeros if forked else np.zeros
-        self._frames = zeros((self.num_envs, size, size, 3), np.uint8)
-        self._render_states = zeros(self._state.shape)  # the rows to render, seen by workers
+        self._frames = (shared_zeros if forked else np.zeros)(
+            (self.num_envs, size, size, 3), np.uint8
+        )
+        # the state rows renderers read: the engine's own, unless render workers are forked
+        # while those rows are private (no simulation workers): then a shared staging copy
+        private = forked and self._workers is None
+        self._render_states = shared_zeros(self._state.shape) if private else self._state
         same = forked or threads == self.pool.num_threads
         self._render_pool = self.pool if same else ThreadPool(threads)
         self._render_workers = (
@@ -407,7 +411,8 @@ class MujocoEngine(Engine):
 
     def _render_members(self, members: torch.Tensor) -> torch.Tensor:
         index = members.tolist()
-        self._render_states[index] = self._state[index]
+        if self._render_states is not self._state:
+            self._render_states[index] = self._state[index]
         threads = min(self._render_pool.num_threads, len(index))
         if self._render_workers is not None and len(index) > 1:
             self._render_workers.run(index, len(index))  # one member per block

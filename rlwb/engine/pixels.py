@@ -34,7 +34,7 @@ render threads ran at 1.1x one thread's rate (measured), while two processes ran
 A process forked after its parent made a context with llvmpipe's helper threads hangs in
 its first render (Mesa's state is copied without its threads), so importing rlwb sets
 ``LP_NUM_THREADS=0`` unless the user set it, and :func:`render_workers_allowed` says when a
-fork is safe; otherwise members render on threads of this process, as before.
+fork is safe; otherwise members render on threads of this process.
 
 The ``gym`` backend renders through each member's own ``env.render()``
 (``render_mode="rgb_array"``): Gymnasium's MuJoCo envs at the image size, dm_control's
